@@ -1,0 +1,166 @@
+//! Requests other nodes send us, replies to ours, and what we learn of the
+//! sender from each.
+
+use std::net::SocketAddr;
+
+use super::{rpc_kind, Ctx, Engine, PeerKind};
+use crate::contact::Contact;
+use crate::routing::InsertOutcome;
+use crate::time::Time;
+use crate::wire::{self, Call, MessageId, Value};
+
+/// Our extension procedures (see proto-spec/EXTENSIONS.md). Stock peers do
+/// not answer them, which is how we tell the two apart.
+pub(crate) const HELLO: &str = "kadmesh_hello";
+/// `store` with the record's remaining lifetime in seconds as a fourth arg.
+pub(crate) const STORE_TTL: &str = "kadmesh_store_ttl";
+
+impl Engine {
+    pub(super) fn on_request(&mut self, now: Time, from: SocketAddr, id: MessageId, call: Call) {
+        self.stats.count_received(rpc_kind(&call));
+        if let Some(sender) = call.sender() {
+            if sender != self.id {
+                self.learn(now, Contact::new(sender, from));
+            }
+        }
+        let reply = match call {
+            Call::Ping { .. } => Some(Value::Bin(self.id.0.to_vec())),
+            Call::Store { sender, key, value } => {
+                let ttl = self.config.record_ttl;
+                Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
+            }
+            Call::FindNode { key, .. } => Some(self.neighbours_value(&key, from)),
+            Call::FindValue { key, .. } => Some(match self.store.get(&key, now) {
+                Some(r) => wire::found_value(&r.value),
+                None => self.neighbours_value(&key, from),
+            }),
+            Call::Stun => Some(wire::stun_value(from)),
+            Call::Other { name, args } => self.on_extension(now, from, &name, args),
+        };
+        if let Some(body) = reply {
+            self.send_response(from, id, body);
+        }
+    }
+
+    fn neighbours_value(&self, key: &crate::id::Key, requester: SocketAddr) -> Value {
+        let near = self.routing.closest_filtered(key, self.config.k, |c| crate::rpc::same_endpoint(c.addr, requester));
+        wire::contacts_value(&near)
+    }
+
+    fn accept_store(
+        &mut self,
+        now: Time,
+        key: crate::id::Key,
+        value: Value,
+        from: Option<crate::id::NodeId>,
+        ttl: std::time::Duration,
+    ) -> bool {
+        match self.store.put(key, value, from, now, ttl) {
+            Ok(()) => {
+                self.stats.stores_accepted += 1;
+                true
+            }
+            Err(e) => {
+                self.stats.stores_refused += 1;
+                tracing::debug!(key = %key, error = %e, "store refused");
+                false
+            }
+        }
+    }
+
+    /// Unknown procedures get no reply, exactly like rpcudp, so callers that
+    /// probe for extensions see the same silence from us as from Python.
+    fn on_extension(&mut self, now: Time, from: SocketAddr, name: &str, args: Vec<Value>) -> Option<Value> {
+        match name {
+            HELLO => {
+                if let Some(sender) = args.first().and_then(|v| v.as_bytes()).and_then(crate::id::NodeId::from_slice) {
+                    self.peers.insert(sender, PeerKind::Extended);
+                }
+                Some(hello_body())
+            }
+            STORE_TTL => {
+                let [sender, key, value, ttl] = <[Value; 4]>::try_from(args).ok()?;
+                let sender = sender.as_bytes().and_then(crate::id::NodeId::from_slice)?;
+                let key = key.as_bytes().and_then(crate::id::NodeId::from_slice)?;
+                let secs = u64::try_from(ttl.as_int()?).ok()?;
+                self.learn(now, Contact::new(sender, from));
+                let ttl = std::time::Duration::from_secs(secs).min(self.config.record_ttl);
+                Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
+            }
+            _ => {
+                tracing::debug!(%from, name, "ignoring unknown procedure");
+                None
+            }
+        }
+    }
+
+    pub(super) fn on_response(&mut self, now: Time, from: SocketAddr, id: MessageId, body: Value) {
+        let pending = match self.in_flight.take_reply(&id, from) {
+            Ok(p) => p,
+            Err(e) => {
+                self.stats.unmatched_replies += 1;
+                tracing::debug!(%from, error = %e, "dropping reply");
+                return;
+            }
+        };
+        let rtt = now.saturating_since(pending.sent_at);
+        match pending.context {
+            Ctx::Op { op, peer } => self.on_op_reply(now, op, peer, pending.to, pending.kind, body, rtt),
+            Ctx::Eviction { peer } => {
+                self.routing.ping_answered(&peer, now);
+            }
+            Ctx::Hello { peer } => {
+                self.peers.insert(peer, PeerKind::Extended);
+                self.learn(now, Contact::new(peer, from));
+            }
+            Ctx::Fire { peer } => self.learn(now, Contact::new(peer, from)),
+        }
+    }
+
+    pub(super) fn on_request_failed(&mut self, now: Time, ctx: Ctx) {
+        match ctx {
+            Ctx::Op { op, peer } => {
+                if let Some(peer) = peer {
+                    self.routing.record_failure(&peer, self.config.max_failures);
+                }
+                self.on_op_failure(now, op, peer);
+            }
+            Ctx::Eviction { peer } => self.routing.ping_failed(&peer, now),
+            Ctx::Hello { peer } => {
+                self.peers.insert(peer, PeerKind::Base);
+            }
+            Ctx::Fire { peer } => {
+                self.routing.record_failure(&peer, self.config.max_failures);
+            }
+        }
+    }
+
+    /// We heard from `contact`: keep the routing table current, check a full
+    /// bucket's oldest contact, and hand a genuinely new contact the records
+    /// it is now responsible for. Contacts parked in a replacement cache are
+    /// not "new" (the Python package re-sends them everything each time).
+    pub(crate) fn learn(&mut self, now: Time, contact: Contact) {
+        match self.routing.insert(contact, now) {
+            InsertOutcome::Inserted => {
+                self.hand_over_records(now, contact);
+                if self.peer_kind(&contact.id) == PeerKind::Unknown {
+                    let call = Call::Other { name: HELLO.into(), args: vec![Value::Bin(self.id.0.to_vec())] };
+                    self.send_request(now, contact.addr, call, Ctx::Hello { peer: contact.id });
+                }
+            }
+            InsertOutcome::Full { ping } => {
+                let call = Call::Ping { sender: self.id };
+                self.send_request(now, ping.addr, call, Ctx::Eviction { peer: ping.id });
+            }
+            InsertOutcome::Updated | InsertOutcome::Pending | InsertOutcome::IsSelf => {}
+        }
+    }
+}
+
+/// Our answer to `kadmesh_hello`.
+pub(crate) fn hello_body() -> Value {
+    Value::Map(vec![
+        (Value::Str("impl".into()), Value::Str("kadmesh".into())),
+        (Value::Str("version".into()), Value::Str(env!("CARGO_PKG_VERSION").into())),
+    ])
+}

@@ -1,0 +1,238 @@
+//! Keeping records alive and the routing table fresh: the publisher's
+//! republish, replicas' re-replication, handover to newcomers (paper 2.5) and
+//! bucket refresh (paper 2.3).
+//!
+//! All of it is queued and at most `max_maintenance_ops` run at once, so a
+//! node restarting with thousands of saved records trickles them out instead
+//! of flooding its neighbours; publish times carry jitter so nodes started
+//! together do not republish in lockstep.
+
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::Duration;
+
+use rand::Rng;
+
+use super::ops::Purpose;
+use super::{Config, Ctx, Engine};
+use crate::contact::Contact;
+use crate::id::{Key, NodeId};
+use crate::lookup::LookupKind;
+use crate::time::Time;
+use crate::wire::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Task {
+    Republish(Key),
+    Replicate(Key),
+    Refresh(NodeId),
+}
+
+/// The maintenance schedule and its work queue.
+#[derive(Debug)]
+pub(super) struct Maintenance {
+    published: HashMap<Key, (Value, Time)>,
+    publish_due: BTreeSet<(Time, Key)>,
+    next_sweep: Time,
+    sweep_every: Duration,
+    queue: VecDeque<Task>,
+    queued: HashSet<Task>,
+    active: usize,
+    max_active: usize,
+}
+
+impl Maintenance {
+    pub(super) fn new(config: &Config, now: Time) -> Self {
+        let sweep_every = (config.replicate_interval.min(config.refresh_interval) / 6).max(Duration::from_millis(100));
+        Maintenance {
+            published: HashMap::new(),
+            publish_due: BTreeSet::new(),
+            next_sweep: now + sweep_every,
+            sweep_every,
+            queue: VecDeque::new(),
+            queued: HashSet::new(),
+            active: 0,
+            max_active: config.max_maintenance_ops.max(1),
+        }
+    }
+
+    /// Remembers a record we publish; its first republish is due after
+    /// `after`.
+    pub(super) fn publish(&mut self, key: Key, value: Value, now: Time, after: Duration) {
+        self.unpublish(&key);
+        let due = now + after;
+        self.published.insert(key, (value, due));
+        self.publish_due.insert((due, key));
+    }
+
+    pub(super) fn unpublish(&mut self, key: &Key) -> bool {
+        match self.published.remove(key) {
+            Some((_, due)) => {
+                self.publish_due.remove(&(due, *key));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub(super) fn op_finished(&mut self) {
+        self.active = self.active.saturating_sub(1);
+    }
+
+    pub(super) fn next_due(&self) -> Time {
+        if !self.queue.is_empty() && self.active < self.max_active {
+            return Time::ZERO;
+        }
+        let publish = self.publish_due.first().map(|(t, _)| *t);
+        publish.map_or(self.next_sweep, |p| p.min(self.next_sweep))
+    }
+
+    fn enqueue(&mut self, task: Task) {
+        if self.queued.insert(task) {
+            self.queue.push_back(task);
+        }
+    }
+}
+
+/// `interval` shortened by up to a tenth, at random.
+fn jittered<R: Rng>(interval: Duration, rng: &mut R) -> Duration {
+    let tenth = (interval.as_millis() / 10) as u64;
+    interval.saturating_sub(Duration::from_millis(rng.gen_range(0..=tenth)))
+}
+
+impl Engine {
+    /// The records this node publishes (and republishes).
+    pub fn published(&self) -> impl Iterator<Item = (&Key, &Value)> {
+        self.maintenance.published.iter().map(|(k, (v, _))| (k, v))
+    }
+
+    /// Stops republishing `key`; copies already stored elsewhere live out
+    /// their lifetime. Returns whether it was published.
+    pub fn unpublish(&mut self, key: &Key) -> bool {
+        self.maintenance.unpublish(key)
+    }
+
+    /// Adopts records published before a restart: each is republished within
+    /// `spread`, at a random moment, through the rate-limited queue.
+    pub fn restore_published(&mut self, now: Time, records: Vec<(Key, Value)>, spread: Duration) {
+        for (key, value) in records {
+            let after = Duration::from_millis(self.rng.gen_range(0..=spread.as_millis() as u64));
+            self.maintenance.publish(key, value, now, after);
+        }
+    }
+
+    /// Adopts a record held before a restart, with its remaining lifetime.
+    pub fn restore_record(
+        &mut self,
+        now: Time,
+        key: Key,
+        value: Value,
+        publisher: Option<NodeId>,
+        remaining: Duration,
+    ) {
+        if let Err(e) = self.store.put(key, value, publisher, now, remaining) {
+            tracing::debug!(%key, error = %e, "saved record not restored");
+        }
+    }
+
+    pub(super) fn run_maintenance(&mut self, now: Time) {
+        while let Some(&(due, key)) = self.maintenance.publish_due.first() {
+            if due > now {
+                break;
+            }
+            self.maintenance.publish_due.pop_first();
+            let next = now + jittered(self.config.republish_interval, &mut self.rng);
+            if let Some(entry) = self.maintenance.published.get_mut(&key) {
+                entry.1 = next;
+                self.maintenance.publish_due.insert((next, key));
+                self.maintenance.enqueue(Task::Republish(key));
+            }
+        }
+        if now >= self.maintenance.next_sweep {
+            self.maintenance.next_sweep = now + self.maintenance.sweep_every;
+            self.sweep(now);
+        }
+        self.start_queued(now);
+    }
+
+    fn sweep(&mut self, now: Time) {
+        let stale = now - self.config.replicate_interval;
+        let keys: Vec<Key> = self
+            .store
+            .iter()
+            .filter(|r| r.stored_at <= stale && r.expires_at > now && !self.maintenance.published.contains_key(&r.key))
+            .map(|r| r.key)
+            .collect();
+        for key in keys {
+            self.maintenance.enqueue(Task::Replicate(key));
+        }
+        for index in self.routing.lonely_buckets(now, self.config.refresh_interval) {
+            let target = self.routing.random_id_in_bucket(index, &mut self.rng);
+            self.maintenance.enqueue(Task::Refresh(target));
+        }
+    }
+
+    fn start_queued(&mut self, now: Time) {
+        while self.maintenance.active < self.maintenance.max_active {
+            let Some(task) = self.maintenance.queue.pop_front() else { return };
+            self.maintenance.queued.remove(&task);
+            // Counted before starting: a task can finish inside start_task.
+            self.maintenance.active += 1;
+            if !self.start_task(now, task) {
+                self.maintenance.active -= 1;
+            }
+        }
+    }
+
+    fn start_task(&mut self, now: Time, task: Task) -> bool {
+        let (target, kind, purpose) = match task {
+            Task::Republish(key) => match self.maintenance.published.get(&key) {
+                Some((value, _)) => {
+                    (key, LookupKind::FindNode, Purpose::Put { value: value.clone(), report: false, ttl: None })
+                }
+                None => return false,
+            },
+            Task::Replicate(key) => match self.store.get(&key, now) {
+                Some(r) => {
+                    let ttl = Some(r.expires_at.saturating_since(now));
+                    (key, LookupKind::FindNode, Purpose::Put { value: r.value.clone(), report: false, ttl })
+                }
+                None => return false,
+            },
+            Task::Refresh(target) => (target, LookupKind::FindNode, Purpose::Refresh),
+        };
+        let op = self.alloc_op();
+        self.start_lookup(now, op, target, kind, purpose);
+        true
+    }
+
+    /// Paper 2.5: a new contact gets the records it is now among the k
+    /// closest for, but only from the node closest to each key, so a
+    /// newcomer is not sent the same record by all k holders. The key's
+    /// position is the stored key itself (the Python package hashes it a
+    /// second time here, so its newcomers get few of their records).
+    pub(super) fn hand_over_records(&mut self, now: Time, newcomer: Contact) {
+        let k = self.config.k;
+        let mut sent = 0;
+        let keys: Vec<Key> = self.store.keys().collect();
+        for key in keys {
+            if sent >= self.config.max_handover_per_contact {
+                break;
+            }
+            let others: Vec<Contact> =
+                self.routing.closest(&key, k + 1).into_iter().filter(|c| c.id != newcomer.id).take(k).collect();
+            let newcomer_close =
+                others.len() < k || others.last().is_some_and(|far| newcomer.id.distance(&key) < far.id.distance(&key));
+            let we_are_closest = others.first().is_none_or(|near| self.id.distance(&key) < near.id.distance(&key));
+            if !(newcomer_close && we_are_closest) {
+                continue;
+            }
+            let Some(r) = self.store.get(&key, now) else { continue };
+            let ttl = Some(r.expires_at.saturating_since(now));
+            let call = self.store_call(newcomer.id, key, r.value.clone(), ttl);
+            if self.send_request(now, newcomer.addr, call, Ctx::Fire { peer: newcomer.id }) {
+                sent += 1;
+                self.stats.handovers += 1;
+            }
+        }
+    }
+}

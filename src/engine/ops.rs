@@ -1,0 +1,356 @@
+//! Commands (get, put, find_node, bootstrap, ping, stun, call) and the
+//! maintenance operations built from the same pieces.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::{
+    BootstrapOutcome, Ctx, Engine, GetOutcome, LookupStats, Outcome, PeerKind, PingReply, PutOutcome, QueryId,
+};
+use crate::contact::Contact;
+use crate::id::{Key, NodeId};
+use crate::lookup::{Lookup, LookupKind, LookupResult, Next};
+use crate::rpc::RpcKind;
+use crate::time::Time;
+use crate::wire::{self, Call, FindValueReply, Value};
+
+/// Why an operation runs; internal ones report no event.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum Purpose {
+    Get,
+    FindNode,
+    /// A put by a command (`report`) or by the republisher; `ttl` is what
+    /// extension peers are told, `None` meaning the default lifetime.
+    Put {
+        value: Value,
+        report: bool,
+        ttl: Option<Duration>,
+    },
+    Bootstrap {
+        seeds_tried: usize,
+        seeds_reached: usize,
+    },
+    Refresh,
+}
+
+pub(super) enum Op {
+    Lookup { lookup: Lookup, purpose: Purpose, started: Time },
+    Storing { key: Key, pending: usize, stored: usize, attempted: usize, local: bool, stats: LookupStats, report: bool },
+    Pinging { seeds_tried: usize, pending: usize, reached: Vec<Contact> },
+    Single { kind: RpcKind },
+}
+
+impl Op {
+    pub(super) fn next_stall(&self) -> Option<Time> {
+        match self {
+            Op::Lookup { lookup, .. } => lookup.next_stall(),
+            _ => None,
+        }
+    }
+}
+
+impl Engine {
+    /// Looks up `key`: this node's store first, then the network.
+    pub fn get(&mut self, now: Time, key: Key) -> QueryId {
+        let op = self.alloc_op();
+        if let Some(r) = self.store.get(&key, now) {
+            let outcome = GetOutcome { key, value: Some(r.value.clone()), local: true, stats: LookupStats::default() };
+            self.emit(op, Outcome::Get(outcome));
+            return op;
+        }
+        self.start_lookup(now, op, key, LookupKind::FindValue, Purpose::Get);
+        op
+    }
+
+    /// Stores `value` under `key` at the k closest nodes and republishes it
+    /// on schedule for as long as this node runs (until [`Engine::unpublish`]).
+    pub fn put(&mut self, now: Time, key: Key, value: Value) -> QueryId {
+        self.maintenance.publish(key, value.clone(), now, self.config.republish_interval);
+        let op = self.alloc_op();
+        self.start_lookup(now, op, key, LookupKind::FindNode, Purpose::Put { value, report: true, ttl: None });
+        op
+    }
+
+    /// The k closest nodes to `target`.
+    pub fn find_node(&mut self, now: Time, target: NodeId) -> QueryId {
+        let op = self.alloc_op();
+        self.start_lookup(now, op, target, LookupKind::FindNode, Purpose::FindNode);
+        op
+    }
+
+    /// Pings every seed, then looks up our own id through those that answered.
+    pub fn bootstrap(&mut self, now: Time, seeds: &[SocketAddr]) -> QueryId {
+        let op = self.alloc_op();
+        let mut pending = 0;
+        for &addr in seeds {
+            if self.send_request(now, addr, Call::Ping { sender: self.id }, Ctx::Op { op, peer: None }) {
+                pending += 1;
+            }
+        }
+        self.ops.insert(op, Op::Pinging { seeds_tried: seeds.len(), pending, reached: Vec::new() });
+        if pending == 0 {
+            self.finish_pinging(now, op);
+        }
+        op
+    }
+
+    /// Pings one address.
+    pub fn ping(&mut self, now: Time, addr: SocketAddr) -> QueryId {
+        self.single(now, addr, Call::Ping { sender: self.id })
+    }
+
+    /// Asks `addr` what address our datagrams come from.
+    pub fn stun(&mut self, now: Time, addr: SocketAddr) -> QueryId {
+        self.single(now, addr, Call::Stun)
+    }
+
+    /// Calls any procedure on `addr` and reports the raw reply.
+    pub fn call(&mut self, now: Time, addr: SocketAddr, call: Call) -> QueryId {
+        self.single(now, addr, call)
+    }
+
+    fn single(&mut self, now: Time, addr: SocketAddr, call: Call) -> QueryId {
+        let op = self.alloc_op();
+        self.ops.insert(op, Op::Single { kind: super::rpc_kind(&call) });
+        if !self.send_request(now, addr, call, Ctx::Op { op, peer: None }) {
+            self.on_op_failure(now, op, None);
+        }
+        op
+    }
+
+    pub(super) fn start_lookup(&mut self, now: Time, op: QueryId, target: NodeId, kind: LookupKind, purpose: Purpose) {
+        self.routing.touch(&target, now);
+        let seeds = self.routing.closest(&target, self.config.k);
+        let lookup = Lookup::new(target, self.id, kind, self.config.k, self.config.alpha, self.config.lookup_stall)
+            .with_seeds(seeds);
+        self.ops.insert(op, Op::Lookup { lookup, purpose, started: now });
+        self.drive(now, op);
+    }
+
+    /// Sends whatever a lookup wants sent and finishes it when it is done.
+    pub(super) fn drive(&mut self, now: Time, op: QueryId) {
+        loop {
+            let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op) else { return };
+            let kind = lookup.kind();
+            let target = lookup.target();
+            match lookup.next(now) {
+                Next::Query(c) => {
+                    let call = match kind {
+                        LookupKind::FindNode => Call::FindNode { sender: self.id, key: target },
+                        LookupKind::FindValue => Call::FindValue { sender: self.id, key: target },
+                    };
+                    if !self.send_request(now, c.addr, call, Ctx::Op { op, peer: Some(c.id) }) {
+                        if let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op) {
+                            lookup.on_failure(&c.id);
+                        }
+                    }
+                }
+                Next::Wait => return,
+                Next::Done => return self.finish_lookup(now, op),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_op_reply(
+        &mut self,
+        now: Time,
+        op: QueryId,
+        peer: Option<NodeId>,
+        to: SocketAddr,
+        kind: RpcKind,
+        body: Value,
+        rtt: Duration,
+    ) {
+        if let Some(p) = peer {
+            self.learn(now, Contact::new(p, to));
+        }
+        match self.ops.get_mut(&op) {
+            Some(Op::Lookup { lookup, .. }) => {
+                let Some(p) = peer else { return };
+                match parse_lookup_reply(kind, &body) {
+                    Some(FindValueReply::Value(v)) => lookup.on_value(&p, v),
+                    Some(FindValueReply::Nodes(n)) => lookup.on_nodes(&p, n),
+                    None => lookup.on_failure(&p),
+                }
+                self.drive(now, op);
+            }
+            Some(Op::Storing { pending, stored, .. }) => {
+                *pending = pending.saturating_sub(1);
+                if wire::parse_store_reply(&body).unwrap_or(false) {
+                    *stored += 1;
+                }
+                self.finish_storing_if_done(op);
+            }
+            Some(Op::Pinging { pending, reached, .. }) => {
+                *pending = pending.saturating_sub(1);
+                if let Ok(id) = wire::parse_ping_reply(&body) {
+                    reached.push(Contact::new(id, to));
+                }
+                self.finish_pinging_if_done(now, op);
+            }
+            Some(Op::Single { .. }) => {
+                self.ops.remove(&op);
+                let outcome = match kind {
+                    RpcKind::Ping => Outcome::Ping(wire::parse_ping_reply(&body).ok().map(|id| PingReply { id, rtt })),
+                    RpcKind::Stun => Outcome::Stun(wire::parse_stun_reply(&body).ok()),
+                    _ => Outcome::Call(Some(body)),
+                };
+                if let Outcome::Ping(Some(r)) = &outcome {
+                    self.learn(now, Contact::new(r.id, to));
+                }
+                self.emit(op, outcome);
+            }
+            None => {}
+        }
+    }
+
+    pub(super) fn on_op_failure(&mut self, now: Time, op: QueryId, peer: Option<NodeId>) {
+        match self.ops.get_mut(&op) {
+            Some(Op::Lookup { lookup, .. }) => {
+                if let Some(p) = peer {
+                    lookup.on_failure(&p);
+                }
+                self.drive(now, op);
+            }
+            Some(Op::Storing { pending, .. }) => {
+                *pending = pending.saturating_sub(1);
+                self.finish_storing_if_done(op);
+            }
+            Some(Op::Pinging { pending, .. }) => {
+                *pending = pending.saturating_sub(1);
+                self.finish_pinging_if_done(now, op);
+            }
+            Some(&mut Op::Single { kind }) => {
+                self.ops.remove(&op);
+                let outcome = match kind {
+                    RpcKind::Ping => Outcome::Ping(None),
+                    RpcKind::Stun => Outcome::Stun(None),
+                    _ => Outcome::Call(None),
+                };
+                self.emit(op, outcome);
+            }
+            None => {}
+        }
+    }
+
+    fn finish_lookup(&mut self, now: Time, op: QueryId) {
+        let Some(Op::Lookup { lookup, purpose, started }) = self.ops.remove(&op) else { return };
+        let r = lookup.finish();
+        let stats =
+            LookupStats { queried: r.queried, failed: r.failed, hops: r.hops, duration: now.saturating_since(started) };
+        match purpose {
+            Purpose::Get => self.finish_get(now, op, lookup.target(), r, stats),
+            Purpose::FindNode => {
+                self.emit(op, Outcome::FindNode { target: lookup.target(), closest: r.closest, stats })
+            }
+            Purpose::Put { value, report, ttl } => {
+                self.start_storing(now, op, lookup.target(), value, r.closest, stats, report, ttl)
+            }
+            Purpose::Bootstrap { seeds_tried, seeds_reached } => {
+                let outcome = BootstrapOutcome { seeds_reached, seeds_tried, table_size: self.routing.len() };
+                self.emit(op, Outcome::Bootstrap(outcome));
+            }
+            Purpose::Refresh => self.maintenance.op_finished(),
+        }
+    }
+
+    fn finish_get(&mut self, now: Time, op: QueryId, key: Key, r: LookupResult, stats: LookupStats) {
+        // Paper 2.3: cache the value at the closest node that lacked it.
+        if let (Some(v), Some(c)) = (&r.value, r.store_at) {
+            let call = Call::Store { sender: self.id, key, value: v.clone() };
+            self.send_request(now, c.addr, call, Ctx::Fire { peer: c.id });
+        }
+        self.emit(op, Outcome::Get(GetOutcome { key, value: r.value, local: false, stats }));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_storing(
+        &mut self,
+        now: Time,
+        op: QueryId,
+        key: Key,
+        value: Value,
+        closest: Vec<Contact>,
+        stats: LookupStats,
+        report: bool,
+        ttl: Option<Duration>,
+    ) {
+        // Keep a copy when we are among the k closest, as the Python package does.
+        let local = closest.len() < self.config.k
+            || closest.last().is_some_and(|far| self.id.distance(&key) < far.id.distance(&key));
+        if local {
+            self.store_locally(now, key, value.clone(), ttl);
+        }
+        let mut pending = 0;
+        for c in &closest {
+            let call = self.store_call(c.id, key, value.clone(), ttl);
+            if self.send_request(now, c.addr, call, Ctx::Op { op, peer: Some(c.id) }) {
+                pending += 1;
+            }
+        }
+        let attempted = closest.len();
+        if !report {
+            self.stats.republished += 1;
+        }
+        self.ops.insert(op, Op::Storing { key, pending, stored: 0, attempted, local, stats, report });
+        self.finish_storing_if_done(op);
+    }
+
+    fn store_locally(&mut self, now: Time, key: Key, value: Value, ttl: Option<Duration>) {
+        let ttl = ttl.unwrap_or(self.config.record_ttl).min(self.config.record_ttl);
+        if let Err(e) = self.store.put(key, value, Some(self.id), now, ttl) {
+            tracing::debug!(%key, error = %e, "local copy not kept");
+        }
+    }
+
+    /// A plain `store` for stock peers; ours also learn the remaining lifetime.
+    pub(super) fn store_call(&self, peer: NodeId, key: Key, value: Value, ttl: Option<Duration>) -> Call {
+        match (ttl, self.peer_kind(&peer)) {
+            (Some(ttl), PeerKind::Extended) => Call::Other {
+                name: super::inbound::STORE_TTL.into(),
+                args: vec![
+                    Value::Bin(self.id.0.to_vec()),
+                    Value::Bin(key.0.to_vec()),
+                    value,
+                    Value::Int(ttl.as_secs() as i64),
+                ],
+            },
+            _ => Call::Store { sender: self.id, key, value },
+        }
+    }
+
+    fn finish_storing_if_done(&mut self, op: QueryId) {
+        let Some(Op::Storing { pending: 0, .. }) = self.ops.get(&op) else { return };
+        let Some(Op::Storing { key, stored, attempted, local, stats, report, .. }) = self.ops.remove(&op) else {
+            return;
+        };
+        if report {
+            self.emit(op, Outcome::Put(PutOutcome { key, stored, attempted, stored_locally: local, stats }));
+        } else {
+            self.maintenance.op_finished();
+        }
+    }
+
+    fn finish_pinging_if_done(&mut self, now: Time, op: QueryId) {
+        if let Some(Op::Pinging { pending: 0, .. }) = self.ops.get(&op) {
+            self.finish_pinging(now, op);
+        }
+    }
+
+    fn finish_pinging(&mut self, now: Time, op: QueryId) {
+        let Some(Op::Pinging { seeds_tried, reached, .. }) = self.ops.remove(&op) else { return };
+        for c in &reached {
+            self.learn(now, *c);
+        }
+        let purpose = Purpose::Bootstrap { seeds_tried, seeds_reached: reached.len() };
+        self.start_lookup(now, op, self.id, LookupKind::FindNode, purpose);
+    }
+}
+
+fn parse_lookup_reply(kind: RpcKind, body: &Value) -> Option<FindValueReply> {
+    match kind {
+        RpcKind::FindValue => wire::parse_find_value_reply(body).ok(),
+        _ => wire::parse_find_node_reply(body).ok().map(FindValueReply::Nodes),
+    }
+}

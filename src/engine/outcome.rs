@@ -1,0 +1,108 @@
+//! What finished commands report.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::contact::Contact;
+use crate::id::{Key, NodeId};
+use crate::wire::Value;
+
+/// Names one command; events carry it back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueryId(pub u64);
+
+/// A finished command.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Event {
+    /// The command it answers.
+    pub id: QueryId,
+    /// What came of it.
+    pub outcome: Outcome,
+}
+
+/// How a lookup went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LookupStats {
+    /// Queries sent.
+    pub queried: usize,
+    /// Queries that timed out or failed.
+    pub failed: usize,
+    /// Referral rounds to the answer.
+    pub hops: u32,
+    /// Time from start to finish.
+    pub duration: Duration,
+}
+
+/// The result of [`Engine::get`](super::Engine::get).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GetOutcome {
+    /// The key looked up.
+    pub key: Key,
+    /// The value, or `None` when no node had it.
+    pub value: Option<Value>,
+    /// Whether it came from this node's own store.
+    pub local: bool,
+    /// How the lookup went.
+    pub stats: LookupStats,
+}
+
+/// The result of [`Engine::put`](super::Engine::put).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PutOutcome {
+    /// The key stored.
+    pub key: Key,
+    /// Remote nodes that acknowledged the store.
+    pub stored: usize,
+    /// Remote nodes asked to store.
+    pub attempted: usize,
+    /// Whether this node keeps a copy too (it is among the k closest).
+    pub stored_locally: bool,
+    /// How the node lookup went.
+    pub stats: LookupStats,
+}
+
+/// The result of [`Engine::bootstrap`](super::Engine::bootstrap).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootstrapOutcome {
+    /// Seeds that answered our ping.
+    pub seeds_reached: usize,
+    /// Seeds tried.
+    pub seeds_tried: usize,
+    /// Contacts in the routing table afterwards.
+    pub table_size: usize,
+}
+
+/// A ping's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PingReply {
+    /// The id the peer reported.
+    pub id: NodeId,
+    /// Round-trip time.
+    pub rtt: Duration,
+}
+
+/// What a command produced.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// From `get`.
+    Get(GetOutcome),
+    /// From `put`.
+    Put(PutOutcome),
+    /// From `find_node`: the closest contacts that answered.
+    FindNode {
+        /// The target.
+        target: NodeId,
+        /// Up to k contacts, closest first.
+        closest: Vec<Contact>,
+        /// How the lookup went.
+        stats: LookupStats,
+    },
+    /// From `bootstrap`.
+    Bootstrap(BootstrapOutcome),
+    /// From `ping`: `None` when it timed out.
+    Ping(Option<PingReply>),
+    /// From `stun`: our address as the peer sees it.
+    Stun(Option<SocketAddr>),
+    /// From `call`: the reply body, `None` on timeout.
+    Call(Option<Value>),
+}

@@ -1,0 +1,52 @@
+//! Counters the engine keeps for metrics and simulations.
+
+use crate::rpc::RpcKind;
+
+/// Monotonic counters since the engine started.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Datagrams handed to `handle_datagram`.
+    pub datagrams_received: u64,
+    /// Datagrams that did not decode.
+    pub malformed: u64,
+    /// Replies that matched no outstanding request (late, duplicate, forged).
+    pub unmatched_replies: u64,
+    /// Requests that timed out.
+    pub timeouts: u64,
+    /// Requests sent, by kind: ping, store, find_node, find_value, stun, extension.
+    pub sent: [u64; 6],
+    /// Requests received, same order.
+    pub received: [u64; 6],
+    /// Values accepted by `store`.
+    pub stores_accepted: u64,
+    /// Values refused by `store` (too large, store full).
+    pub stores_refused: u64,
+    /// Records handed to newly seen contacts.
+    pub handovers: u64,
+    /// Records re-stored by the republisher.
+    pub republished: u64,
+}
+
+/// The labels of [`Stats::sent`] and [`Stats::received`], in order.
+pub const RPC_LABELS: [&str; 6] = ["ping", "store", "find_node", "find_value", "stun", "extension"];
+
+fn index(kind: RpcKind) -> usize {
+    match kind {
+        RpcKind::Ping => 0,
+        RpcKind::Store => 1,
+        RpcKind::FindNode => 2,
+        RpcKind::FindValue => 3,
+        RpcKind::Stun => 4,
+        RpcKind::Extension => 5,
+    }
+}
+
+impl Stats {
+    pub(crate) fn count_sent(&mut self, kind: RpcKind) {
+        self.sent[index(kind)] += 1;
+    }
+
+    pub(crate) fn count_received(&mut self, kind: RpcKind) {
+        self.received[index(kind)] += 1;
+    }
+}

@@ -1,0 +1,41 @@
+//! kadmesh: a Kademlia DHT over UDP, wire-compatible with the Python
+//! `kademlia` 2.2 package, for finding workers of a distributed
+//! document-processing platform without a central router.
+//!
+//! # Design
+//! The protocol is a **sans-IO core**: the [`engine::Engine`] takes bytes and
+//! the current time in and gives datagrams to send, timers and finished
+//! commands out. It never touches a socket, a clock or the OS RNG, so the
+//! same code runs on real UDP under the tokio [`node`] driver and on a virtual
+//! network of thousands of nodes in the simulator (`simulations/`), in
+//! virtual time and reproducibly from a seed.
+//!
+//! # Layout
+//! - [`time`]: time as plain data.
+//! - [`id`]: node ids, keys (SHA-1, as Python's `digest()`), XOR distance.
+//! - [`contact`]: an id with the address it answers on.
+//! - [`wire`]: rpcudp framing and the msgpack codec; never panics on input.
+//! - [`routing`]: k-buckets with splitting, ping-before-evict and
+//!   replacement caches.
+//! - [`rpc`]: outstanding requests, matched by message id and sender.
+//! - [`lookup`]: the iterative lookup state machine (alpha-parallel).
+//! - [`store`]: records with expiry and memory bounds.
+//! - [`engine`]: one node, tying the above together, plus republishing,
+//!   replication to newcomers and bucket refresh.
+//! - [`node`]: the tokio driver on a real UDP socket and its async handle.
+//! - [`seeds`]: resolving `host:port` seeds and bootstrap URLs.
+//!
+//! Nothing below [`node`] imports tokio.
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+pub mod contact;
+pub mod engine;
+pub mod id;
+pub mod lookup;
+pub mod routing;
+pub mod rpc;
+pub mod store;
+pub mod time;
+pub mod wire;

@@ -1,0 +1,271 @@
+//! The iterative lookup (Kademlia paper, section 2.3) as a state machine.
+//!
+//! A [`Lookup`] knows nothing of sockets or clocks. The engine asks
+//! [`Lookup::next`] for the next contact to query until it answers
+//! [`Next::Wait`] or [`Next::Done`], and feeds every reply or failure back with
+//! [`Lookup::on_nodes`], [`Lookup::on_value`] or [`Lookup::on_failure`].
+//!
+//! Invariants: at most `alpha` queries count as in flight at once; a query that
+//! has waited longer than `stall_after` stops counting (and stops blocking
+//! termination), so one dead contact delays a lookup by `stall_after`, not by a
+//! full RPC timeout; the lookup is done when the `k` closest contacts that have
+//! not failed or stalled have all answered, or when a value is found.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::contact::Contact;
+use crate::id::{Distance, NodeId};
+use crate::time::Time;
+use crate::wire::Value;
+
+/// Kademlia's alpha: queries a lookup keeps in flight at once.
+pub const ALPHA: usize = 3;
+
+/// What a lookup looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LookupKind {
+    /// The k closest nodes to the target (`find_node`).
+    FindNode,
+    /// The value stored under the target key (`find_value`).
+    FindValue,
+}
+
+/// What the engine should do next for this lookup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Send a query to this contact.
+    Query(Contact),
+    /// Nothing to send until a reply, failure or stall.
+    Wait,
+    /// The lookup has finished; call [`Lookup::finish`].
+    Done,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    NotContacted,
+    Waiting {
+        since: Time,
+    },
+    /// Waited longer than `stall_after`: no longer counted, still accepted.
+    Stalled,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Clone, Debug)]
+struct Candidate {
+    contact: Contact,
+    state: State,
+    hop: u32,
+}
+
+/// The result of a finished lookup.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LookupResult {
+    /// Up to k contacts that answered, closest to the target first.
+    pub closest: Vec<Contact>,
+    /// The value, for a `FindValue` lookup that found one.
+    pub value: Option<Value>,
+    /// Who returned the value.
+    pub value_from: Option<NodeId>,
+    /// The closest contact that answered without the value: where the paper
+    /// says to cache a found value.
+    pub store_at: Option<Contact>,
+    /// Queries sent.
+    pub queried: usize,
+    /// Queries that failed (timed out or answered garbage).
+    pub failed: usize,
+    /// Rounds of referral from the first contacts to the answer.
+    pub hops: u32,
+}
+
+/// One iterative lookup.
+#[derive(Debug)]
+pub struct Lookup {
+    target: NodeId,
+    local: NodeId,
+    kind: LookupKind,
+    k: usize,
+    alpha: usize,
+    stall_after: Duration,
+    candidates: BTreeMap<Distance, Candidate>,
+    value: Option<(Value, NodeId, u32)>,
+    queried: usize,
+    failed: usize,
+}
+
+impl Lookup {
+    /// A lookup for `target` starting from `seeds` (our own id is never queried).
+    pub fn new(target: NodeId, local: NodeId, kind: LookupKind, k: usize, alpha: usize, stall_after: Duration) -> Self {
+        Lookup {
+            target,
+            local,
+            kind,
+            k: k.max(1),
+            alpha: alpha.max(1),
+            stall_after,
+            candidates: BTreeMap::new(),
+            value: None,
+            queried: 0,
+            failed: 0,
+        }
+    }
+
+    /// Adds starting contacts (hop 1).
+    pub fn with_seeds(mut self, seeds: impl IntoIterator<Item = Contact>) -> Self {
+        for c in seeds {
+            self.add(c, 1);
+        }
+        self
+    }
+
+    /// The target id or key.
+    pub fn target(&self) -> NodeId {
+        self.target
+    }
+
+    /// What this lookup looks for.
+    pub fn kind(&self) -> LookupKind {
+        self.kind
+    }
+
+    fn add(&mut self, contact: Contact, hop: u32) {
+        if contact.id == self.local {
+            return;
+        }
+        let d = contact.id.distance(&self.target);
+        self.candidates.entry(d).or_insert(Candidate { contact, state: State::NotContacted, hop });
+    }
+
+    fn mark_stalled(&mut self, now: Time) {
+        let stall_after = self.stall_after;
+        for c in self.candidates.values_mut() {
+            if matches!(c.state, State::Waiting { since } if now >= since + stall_after) {
+                c.state = State::Stalled;
+            }
+        }
+    }
+
+    /// The next step at `now`. Call repeatedly until it is not `Query`.
+    pub fn next(&mut self, now: Time) -> Next {
+        if self.value.is_some() {
+            return Next::Done;
+        }
+        self.mark_stalled(now);
+        let in_flight = self.candidates.values().filter(|c| matches!(c.state, State::Waiting { .. })).count();
+        let mut live_seen = 0;
+        let mut pending = false;
+        let mut pick = None;
+        for (d, c) in &self.candidates {
+            if live_seen >= self.k {
+                break;
+            }
+            match c.state {
+                State::Failed | State::Stalled => continue,
+                State::Waiting { .. } => pending = true,
+                State::NotContacted if pick.is_none() && in_flight < self.alpha => pick = Some(*d),
+                State::NotContacted => pending = true,
+                State::Succeeded => {}
+            }
+            live_seen += 1;
+        }
+        match pick {
+            Some(d) => self.mark_waiting(&d, now),
+            None if pending || in_flight >= self.alpha => Next::Wait,
+            None => Next::Done,
+        }
+    }
+
+    fn mark_waiting(&mut self, d: &Distance, now: Time) -> Next {
+        match self.candidates.get_mut(d) {
+            Some(c) => {
+                c.state = State::Waiting { since: now };
+                self.queried += 1;
+                Next::Query(c.contact)
+            }
+            None => Next::Wait,
+        }
+    }
+
+    /// When the earliest in-flight query will stall, so the engine can wake up.
+    pub fn next_stall(&self) -> Option<Time> {
+        self.candidates
+            .values()
+            .filter_map(|c| match c.state {
+                State::Waiting { since } => Some(since + self.stall_after),
+                _ => None,
+            })
+            .min()
+    }
+
+    fn candidate_mut(&mut self, from: &NodeId) -> Option<&mut Candidate> {
+        self.candidates.get_mut(&from.distance(&self.target))
+    }
+
+    /// `from` answered with contacts closer to the target.
+    pub fn on_nodes(&mut self, from: &NodeId, contacts: Vec<Contact>) {
+        let Some(c) = self.candidate_mut(from) else { return };
+        c.state = State::Succeeded;
+        let hop = c.hop + 1;
+        for contact in contacts {
+            self.add(contact, hop);
+        }
+    }
+
+    /// `from` answered with the value.
+    pub fn on_value(&mut self, from: &NodeId, value: Value) {
+        let hop = match self.candidate_mut(from) {
+            Some(c) => {
+                c.state = State::Succeeded;
+                c.hop
+            }
+            None => return,
+        };
+        if self.kind == LookupKind::FindValue && self.value.is_none() {
+            self.value = Some((value, *from, hop));
+        }
+    }
+
+    /// The query to `from` timed out or its reply was unusable.
+    pub fn on_failure(&mut self, from: &NodeId) {
+        if let Some(c) = self.candidate_mut(from) {
+            if c.state != State::Failed {
+                c.state = State::Failed;
+                self.failed += 1;
+            }
+        }
+    }
+
+    /// Whether `id` is a candidate we are waiting on (replies from others are ignored).
+    pub fn is_waiting_on(&self, id: &NodeId) -> bool {
+        self.candidates
+            .get(&id.distance(&self.target))
+            .is_some_and(|c| matches!(c.state, State::Waiting { .. } | State::Stalled))
+    }
+
+    /// The outcome so far (normally called after `Next::Done`).
+    pub fn finish(&self) -> LookupResult {
+        let answered = self.candidates.values().filter(|c| c.state == State::Succeeded);
+        let closest: Vec<&Candidate> = answered.take(self.k).collect();
+        let value_from = self.value.as_ref().map(|(_, f, _)| *f);
+        let store_at = closest.iter().find(|c| Some(c.contact.id) != value_from).map(|c| c.contact);
+        let hops = match &self.value {
+            Some((_, _, hop)) => *hop,
+            None => closest.iter().map(|c| c.hop).max().unwrap_or(0),
+        };
+        LookupResult {
+            closest: closest.iter().map(|c| c.contact).collect(),
+            value: self.value.as_ref().map(|(v, _, _)| v.clone()),
+            value_from,
+            store_at: if self.value.is_some() { store_at } else { None },
+            queried: self.queried,
+            failed: self.failed,
+            hops,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,169 @@
+use super::*;
+use proptest::prelude::*;
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use std::net::SocketAddr;
+
+fn contact(id: NodeId, port: u16) -> Contact {
+    Contact::new(id, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+fn ids(n: usize, seed: u64) -> Vec<Contact> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|i| contact(NodeId::random(&mut rng), i as u16 + 1)).collect()
+}
+
+/// Every node knows the `k` nodes closest to any target among all nodes: an
+/// idealised network, so a correct lookup must end with the true k closest.
+fn closest_of(all: &[Contact], target: &NodeId, k: usize) -> Vec<Contact> {
+    let mut v = all.to_vec();
+    v.sort_by_key(|c| c.id.distance(target));
+    v.truncate(k);
+    v
+}
+
+fn new_lookup(target: NodeId, kind: LookupKind, seeds: Vec<Contact>) -> Lookup {
+    Lookup::new(target, NodeId([0xff; 20]), kind, 20, ALPHA, Duration::from_secs(1)).with_seeds(seeds)
+}
+
+fn drain(l: &mut Lookup, now: Time) -> Vec<Contact> {
+    let mut out = Vec::new();
+    while let Next::Query(c) = l.next(now) {
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn finds_true_closest_in_ideal_network() {
+    let all = ids(300, 1);
+    let target = NodeId::random(&mut StdRng::seed_from_u64(9));
+    let mut l = new_lookup(target, LookupKind::FindNode, all[..3].to_vec());
+    let now = Time::ZERO;
+    loop {
+        let batch = drain(&mut l, now);
+        if batch.is_empty() {
+            assert_eq!(l.next(now), Next::Done);
+            break;
+        }
+        for c in batch {
+            l.on_nodes(&c.id, closest_of(&all, &target, 20));
+        }
+    }
+    let r = l.finish();
+    assert_eq!(r.closest, closest_of(&all, &target, 20));
+    assert!(r.hops >= 2);
+}
+
+#[test]
+fn respects_alpha_until_replies_arrive() {
+    let all = ids(10, 2);
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, all.clone());
+    let first = drain(&mut l, Time::ZERO);
+    assert_eq!(first.len(), ALPHA);
+    assert_eq!(l.next(Time::ZERO), Next::Wait);
+    l.on_nodes(&first[0].id, vec![]);
+    assert_eq!(drain(&mut l, Time::ZERO).len(), 1);
+}
+
+#[test]
+fn stalled_query_frees_a_slot_and_stops_blocking_termination() {
+    let all = ids(2, 3);
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, all.clone());
+    let sent = drain(&mut l, Time::ZERO);
+    assert_eq!(sent.len(), 2);
+    l.on_nodes(&sent[0].id, vec![]);
+    assert_eq!(l.next(Time::from_millis(500)), Next::Wait);
+    assert_eq!(l.next_stall(), Some(Time::from_millis(1000)));
+    assert_eq!(l.next(Time::from_millis(1000)), Next::Done);
+    // A late answer is still used if it comes before finish.
+    l.on_nodes(&sent[1].id, vec![]);
+    assert_eq!(l.finish().closest.len(), 2);
+}
+
+#[test]
+fn failures_are_excluded_and_counted() {
+    let all = ids(4, 4);
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, all.clone());
+    let sent = drain(&mut l, Time::ZERO);
+    for c in &sent {
+        l.on_failure(&c.id);
+        l.on_failure(&c.id);
+    }
+    let last = drain(&mut l, Time::ZERO);
+    assert_eq!(last.len(), 1);
+    l.on_nodes(&last[0].id, vec![]);
+    assert_eq!(l.next(Time::ZERO), Next::Done);
+    let r = l.finish();
+    assert_eq!((r.failed, r.queried, r.closest.len()), (3, 4, 1));
+}
+
+#[test]
+fn value_ends_lookup_and_names_cache_target() {
+    let all = ids(6, 5);
+    let target = NodeId([0; 20]);
+    let mut l = new_lookup(target, LookupKind::FindValue, all.clone());
+    let sent = drain(&mut l, Time::ZERO);
+    // Out-of-order answers: the last query answers first.
+    l.on_nodes(&sent[2].id, vec![]);
+    l.on_value(&sent[1].id, Value::Str("v".into()));
+    assert_eq!(l.next(Time::ZERO), Next::Done);
+    let r = l.finish();
+    assert_eq!(r.value, Some(Value::Str("v".into())));
+    assert_eq!(r.value_from, Some(sent[1].id));
+    assert_eq!(r.store_at, Some(sent[2]));
+}
+
+#[test]
+fn replies_from_unknown_ids_are_ignored_and_self_is_never_queried() {
+    let local = NodeId([0xff; 20]);
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, vec![contact(local, 1)]);
+    assert_eq!(l.next(Time::ZERO), Next::Done);
+    l.on_nodes(&NodeId([7; 20]), ids(5, 6));
+    assert_eq!(l.next(Time::ZERO), Next::Done);
+    assert!(l.finish().closest.is_empty());
+}
+
+proptest! {
+    /// Whatever mix of answers, failures and silences, a lookup never has more
+    /// than alpha live queries and always terminates.
+    #[test]
+    fn lookup_terminates_and_respects_alpha(seed in any::<u64>(), n in 1usize..80) {
+        let all = ids(n, seed);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let target = NodeId::random(&mut rng);
+        let mut l = new_lookup(target, LookupKind::FindNode, all[..n.min(3)].to_vec());
+        let mut now = Time::ZERO;
+        let mut waiting: Vec<Contact> = Vec::new();
+        for _ in 0..10_000 {
+            match l.next(now) {
+                Next::Query(c) => { waiting.push(c); continue; }
+                Next::Done => break,
+                Next::Wait => {}
+            }
+            let live = l.candidates.values()
+                .filter(|c| matches!(c.state, State::Waiting { .. }))
+                .count();
+            prop_assert!(live <= ALPHA);
+            if waiting.is_empty() || rng.gen_bool(0.1) {
+                now = now + Duration::from_millis(1100);
+                continue;
+            }
+            let c = waiting.swap_remove(rng.gen_range(0..waiting.len()));
+            match rng.gen_range(0..3) {
+                0 => l.on_failure(&c.id),
+                1 => {}
+                _ => { let k = rng.gen_range(0..8); l.on_nodes(&c.id, closest_of(&all, &c.id, k)); }
+            }
+        }
+        prop_assert_eq!(l.next(now), Next::Done);
+        prop_assert!(l.finish().closest.len() <= 20);
+    }
+
+    #[test]
+    fn in_flight_never_exceeds_alpha(seed in any::<u64>()) {
+        let all = ids(60, seed);
+        let mut l = new_lookup(NodeId([1; 20]), LookupKind::FindNode, all.clone());
+        let sent = drain(&mut l, Time::ZERO);
+        prop_assert_eq!(sent.len(), ALPHA);
+    }
+}

@@ -1,0 +1,224 @@
+//! One k-bucket: live contacts in least-recently-seen order, a bounded
+//! replacement cache, and the eviction ping it may be waiting on.
+//!
+//! The bucket knows nothing about its id range; [`super::RoutingTable`] decides
+//! which bucket a contact belongs to and passes `k` in, so the bucket stays a
+//! plain ordered container with the eviction bookkeeping.
+
+use std::time::Duration;
+
+use super::InsertOutcome;
+use crate::contact::Contact;
+use crate::id::NodeId;
+use crate::time::Time;
+
+/// How long a bucket waits for the outcome of an eviction ping before it asks
+/// for another one. Only matters if the caller loses a ping and never reports
+/// it; without it such a bucket would never evict again.
+pub const PENDING_PING_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A contact plus what the table tracks about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Entry {
+    pub(crate) contact: Contact,
+    pub(crate) last_seen: Time,
+    /// Consecutive RPC timeouts since we last heard from it.
+    pub(crate) failures: u32,
+}
+
+impl Entry {
+    fn new(contact: Contact, now: Time) -> Self {
+        Entry { contact, last_seen: now, failures: 0 }
+    }
+}
+
+/// An eviction ping the caller was asked to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PendingPing {
+    id: NodeId,
+    since: Time,
+}
+
+/// One k-bucket.
+///
+/// Live contacts are ordered least-recently-seen first. Newcomers that found
+/// the bucket full wait in a bounded replacement cache (oldest first) until a
+/// live contact is evicted or removed.
+#[derive(Debug, Clone)]
+pub struct KBucket {
+    entries: Vec<Entry>,
+    replacements: Vec<Entry>,
+    last_touched: Time,
+    pending: Option<PendingPing>,
+}
+
+impl KBucket {
+    pub(crate) fn new(now: Time) -> Self {
+        KBucket { entries: Vec::new(), replacements: Vec::new(), last_touched: now, pending: None }
+    }
+
+    /// Live contacts, least recently seen first.
+    pub fn contacts(&self) -> impl Iterator<Item = Contact> + '_ {
+        self.entries.iter().map(|e| e.contact)
+    }
+
+    /// Replacement candidates, oldest first (the last one is promoted first).
+    pub fn replacements(&self) -> impl Iterator<Item = Contact> + '_ {
+        self.replacements.iter().map(|e| e.contact)
+    }
+
+    /// Number of live contacts.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True if the bucket has no live contacts.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// When a lookup last went through this bucket's range or a new contact
+    /// was inserted into it.
+    pub fn last_touched(&self) -> Time {
+        self.last_touched
+    }
+
+    /// The contact an eviction ping is outstanding for, if any.
+    pub fn pending_ping(&self) -> Option<NodeId> {
+        self.pending.map(|p| p.id)
+    }
+
+    pub(crate) fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    pub(crate) fn get(&self, id: &NodeId) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.contact.id == *id)
+    }
+
+    fn position(&self, id: &NodeId) -> Option<usize> {
+        self.entries.iter().position(|e| e.contact.id == *id)
+    }
+
+    pub(crate) fn touch(&mut self, now: Time) {
+        // max: a caller handing in an older time must not make the bucket look lonelier.
+        self.last_touched = self.last_touched.max(now);
+    }
+
+    /// Moves a live contact to most-recently-seen, taking the new address and
+    /// clearing its failures. False if the contact is not live here.
+    pub(crate) fn update(&mut self, contact: Contact, now: Time) -> bool {
+        let Some(pos) = self.position(&contact.id) else {
+            return false;
+        };
+        let mut entry = self.entries.remove(pos);
+        entry.contact.addr = contact.addr;
+        entry.last_seen = entry.last_seen.max(now);
+        entry.failures = 0;
+        self.entries.push(entry);
+        true
+    }
+
+    /// Adds a new live contact as most recently seen. The caller checked there is room.
+    pub(crate) fn push(&mut self, contact: Contact, now: Time) {
+        // A contact is never both live and a replacement: promotion would duplicate it.
+        self.replacements.retain(|e| e.contact.id != contact.id);
+        self.entries.push(Entry::new(contact, now));
+    }
+
+    /// The bucket is full and cannot split: park the newcomer and ask for the
+    /// oldest contact to be pinged, unless a ping is already out.
+    pub(crate) fn offer(&mut self, contact: Contact, now: Time, cap: usize) -> InsertOutcome {
+        self.add_replacement(Entry::new(contact, now), cap);
+        let outstanding = self.pending.is_some_and(|p| now.saturating_since(p.since) < PENDING_PING_TIMEOUT);
+        if outstanding {
+            return InsertOutcome::Pending;
+        }
+        match self.entries.first() {
+            Some(oldest) => {
+                self.pending = Some(PendingPing { id: oldest.contact.id, since: now });
+                InsertOutcome::Full { ping: oldest.contact }
+            }
+            // Unreachable with k >= 1 (a full bucket is non-empty); keep the candidate and move on.
+            None => InsertOutcome::Pending,
+        }
+    }
+
+    fn add_replacement(&mut self, entry: Entry, cap: usize) {
+        self.replacements.retain(|e| e.contact.id != entry.contact.id);
+        self.replacements.push(entry);
+        if self.replacements.len() > cap {
+            let excess = self.replacements.len() - cap;
+            self.replacements.drain(..excess);
+        }
+    }
+
+    /// Removes a live contact and refills its slot from the replacement
+    /// cache; a replacement-only contact is dropped silently (returns None).
+    pub(crate) fn remove(&mut self, id: &NodeId, k: usize) -> Option<Contact> {
+        if self.pending.is_some_and(|p| p.id == *id) {
+            self.pending = None;
+        }
+        match self.position(id) {
+            Some(pos) => {
+                let removed = self.entries.remove(pos).contact;
+                self.fill_from_replacements(k);
+                Some(removed)
+            }
+            None => {
+                self.replacements.retain(|e| e.contact.id != *id);
+                None
+            }
+        }
+    }
+
+    /// The pinged contact answered: it stays and becomes most recent.
+    pub(crate) fn ping_answered(&mut self, id: &NodeId, now: Time) {
+        if self.pending.is_some_and(|p| p.id == *id) {
+            self.pending = None;
+        }
+        if let Some(pos) = self.position(id) {
+            let contact = self.entries[pos].contact;
+            self.update(contact, now);
+        }
+    }
+
+    /// Counts one more consecutive failure; None if the contact is not live here.
+    pub(crate) fn record_failure(&mut self, id: &NodeId) -> Option<u32> {
+        let entry = self.entries.iter_mut().find(|e| e.contact.id == *id)?;
+        entry.failures = entry.failures.saturating_add(1);
+        Some(entry.failures)
+    }
+
+    /// Promotes the most recent replacements while there is room.
+    pub(crate) fn fill_from_replacements(&mut self, k: usize) {
+        while self.entries.len() < k {
+            match self.replacements.pop() {
+                Some(entry) => self.entries.push(entry),
+                None => break,
+            }
+        }
+    }
+
+    /// Moves every contact (live or replacement) for which `moves` holds into
+    /// a new bucket, keeping relative order; the pending ping follows its contact.
+    pub(crate) fn split_off(&mut self, moves: impl Fn(&NodeId) -> bool) -> KBucket {
+        let (deep, kept): (Vec<Entry>, Vec<Entry>) =
+            std::mem::take(&mut self.entries).into_iter().partition(|e| moves(&e.contact.id));
+        self.entries = kept;
+        let (deep_repl, kept_repl): (Vec<Entry>, Vec<Entry>) =
+            std::mem::take(&mut self.replacements).into_iter().partition(|e| moves(&e.contact.id));
+        self.replacements = kept_repl;
+        let pending = self.pending.filter(|p| moves(&p.id));
+        if pending.is_some() {
+            self.pending = None;
+        }
+        KBucket {
+            entries: deep,
+            replacements: deep_repl,
+            // Both halves were covered by whatever last touched the parent.
+            last_touched: self.last_touched,
+            pending,
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The record store: what this node holds for the network, with expiry and
+//! bounded memory.
+//!
+//! Every record carries when it was stored, when it expires and who published
+//! it (when known). Expired records are invisible to [`RecordStore::get`] at
+//! once and are dropped by [`RecordStore::expire`], which the engine calls
+//! when [`RecordStore::next_expiry`] passes.
+//!
+//! When full (record count or bytes), the record that would expire soonest is
+//! evicted to make room, but only if it expires before the newcomer would;
+//! otherwise the newcomer is refused with [`StoreError::Full`]. That keeps
+//! fresh, long-lived records over stale ones, and a flood of short-lived
+//! records cannot push out long-lived ones.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use crate::id::{Key, NodeId};
+use crate::time::Time;
+use crate::wire::{encode_value, Value};
+
+/// Limits of a [`RecordStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoreLimits {
+    /// Most records held at once.
+    pub max_records: usize,
+    /// Most encoded value bytes held at once.
+    pub max_bytes: usize,
+    /// Largest single encoded value accepted.
+    pub max_value_bytes: usize,
+}
+
+impl Default for StoreLimits {
+    fn default() -> Self {
+        StoreLimits { max_records: 100_000, max_bytes: 256 * 1024 * 1024, max_value_bytes: 8 * 1024 }
+    }
+}
+
+/// A stored value and its metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Record {
+    /// The key (a SHA-1 digest).
+    pub key: Key,
+    /// The value as it travels on the wire.
+    pub value: Value,
+    /// The node that first published it, when known.
+    pub publisher: Option<NodeId>,
+    /// When this node last received it.
+    pub stored_at: Time,
+    /// When it stops being served.
+    pub expires_at: Time,
+    /// Encoded size of the value.
+    pub size: usize,
+}
+
+/// Why a record was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The value is bigger than `max_value_bytes`; split it or store a reference.
+    #[error("value of {size} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Encoded size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The store is full of records that outlive this one; raise the limits.
+    #[error("record store is full")]
+    Full,
+}
+
+/// The records this node holds.
+#[derive(Debug, Default)]
+pub struct RecordStore {
+    limits: StoreLimits,
+    records: HashMap<Key, Record>,
+    by_expiry: BTreeSet<(Time, Key)>,
+    bytes: usize,
+}
+
+impl RecordStore {
+    /// An empty store with these limits.
+    pub fn new(limits: StoreLimits) -> Self {
+        RecordStore { limits, ..Default::default() }
+    }
+
+    /// Stores or replaces `key` at `now`, expiring after `ttl`.
+    pub fn put(
+        &mut self,
+        key: Key,
+        value: Value,
+        publisher: Option<NodeId>,
+        now: Time,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut buf = Vec::new();
+        encode_value(&value, &mut buf);
+        let size = buf.len();
+        if size > self.limits.max_value_bytes {
+            return Err(StoreError::TooLarge { size, max: self.limits.max_value_bytes });
+        }
+        let expires_at = now + ttl;
+        let old = self.remove(&key);
+        if let Err(e) = self.make_room(size, expires_at) {
+            if let Some(old) = old {
+                self.insert(old);
+            }
+            return Err(e);
+        }
+        let publisher = publisher.or(old.and_then(|o| o.publisher));
+        self.insert(Record { key, value, publisher, stored_at: now, expires_at, size });
+        Ok(())
+    }
+
+    fn make_room(&mut self, size: usize, expires_at: Time) -> Result<(), StoreError> {
+        while self.records.len() + 1 > self.limits.max_records || self.bytes + size > self.limits.max_bytes {
+            match self.by_expiry.first() {
+                Some(&(t, k)) if t < expires_at => {
+                    self.remove(&k);
+                }
+                _ => return Err(StoreError::Full),
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, r: Record) {
+        self.bytes += r.size;
+        self.by_expiry.insert((r.expires_at, r.key));
+        self.records.insert(r.key, r);
+    }
+
+    /// The live record under `key` at `now`.
+    pub fn get(&self, key: &Key, now: Time) -> Option<&Record> {
+        self.records.get(key).filter(|r| r.expires_at > now)
+    }
+
+    /// Removes `key`.
+    pub fn remove(&mut self, key: &Key) -> Option<Record> {
+        let r = self.records.remove(key)?;
+        self.bytes -= r.size;
+        self.by_expiry.remove(&(r.expires_at, r.key));
+        Some(r)
+    }
+
+    /// Drops every record expired at `now`; returns how many.
+    pub fn expire(&mut self, now: Time) -> usize {
+        let mut n = 0;
+        while let Some(&(t, k)) = self.by_expiry.first() {
+            if t > now {
+                break;
+            }
+            self.remove(&k);
+            n += 1;
+        }
+        n
+    }
+
+    /// When the next record expires.
+    pub fn next_expiry(&self) -> Option<Time> {
+        self.by_expiry.first().map(|(t, _)| *t)
+    }
+
+    /// All records, live or not yet culled.
+    pub fn iter(&self) -> impl Iterator<Item = &Record> {
+        self.records.values()
+    }
+
+    /// Keys of all records.
+    pub fn keys(&self) -> impl Iterator<Item = Key> + '_ {
+        self.records.keys().copied()
+    }
+
+    /// Number of records held.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Encoded bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn key(n: u8) -> Key {
+        NodeId([n; 20])
+    }
+
+    #[test]
+    fn record_expires_on_schedule() {
+        let mut s = RecordStore::new(StoreLimits::default());
+        s.put(key(1), Value::Int(5), None, Time::ZERO, HOUR).unwrap();
+        assert!(s.get(&key(1), Time::from_secs(3599)).is_some());
+        assert!(s.get(&key(1), Time::from_secs(3600)).is_none());
+        assert_eq!(s.next_expiry(), Some(Time::from_secs(3600)));
+        assert_eq!(s.expire(Time::from_secs(3600)), 1);
+        assert!(s.is_empty());
+        assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn replacing_refreshes_expiry_and_keeps_publisher() {
+        let mut s = RecordStore::new(StoreLimits::default());
+        s.put(key(1), Value::Int(1), Some(key(9)), Time::ZERO, HOUR).unwrap();
+        s.put(key(1), Value::Int(2), None, Time::from_secs(1800), HOUR).unwrap();
+        let r = s.get(&key(1), Time::from_secs(4000)).unwrap();
+        assert_eq!((r.value.clone(), r.publisher), (Value::Int(2), Some(key(9))));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.expire(Time::from_secs(3600)), 0);
+    }
+
+    #[test]
+    fn full_store_evicts_soonest_expiring_only_if_newcomer_outlives_it() {
+        let limits = StoreLimits { max_records: 2, ..Default::default() };
+        let mut s = RecordStore::new(limits);
+        s.put(key(1), Value::Int(1), None, Time::ZERO, HOUR).unwrap();
+        s.put(key(2), Value::Int(2), None, Time::ZERO, 2 * HOUR).unwrap();
+        assert_eq!(s.put(key(3), Value::Int(3), None, Time::ZERO, HOUR / 2), Err(StoreError::Full));
+        s.put(key(3), Value::Int(3), None, Time::ZERO, 3 * HOUR).unwrap();
+        assert!(s.get(&key(1), Time::ZERO).is_none());
+        assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn byte_limit_and_value_limit_are_enforced() {
+        let limits = StoreLimits { max_records: 10, max_bytes: 20, max_value_bytes: 12 };
+        let mut s = RecordStore::new(limits);
+        let big = Value::Bin(vec![0; 20]);
+        assert!(matches!(s.put(key(1), big, None, Time::ZERO, HOUR), Err(StoreError::TooLarge { .. })));
+        s.put(key(1), Value::Bin(vec![0; 10]), None, Time::ZERO, HOUR).unwrap();
+        assert_eq!(s.bytes(), 12);
+        s.put(key(2), Value::Bin(vec![0; 10]), None, Time::ZERO, 2 * HOUR).unwrap();
+        assert_eq!((s.len(), s.bytes()), (1, 12));
+    }
+
+    #[test]
+    fn failed_replacement_keeps_the_old_record() {
+        let limits = StoreLimits { max_records: 10, max_bytes: 12, max_value_bytes: 100 };
+        let mut s = RecordStore::new(limits);
+        s.put(key(1), Value::Bin(vec![0; 10]), None, Time::ZERO, HOUR).unwrap();
+        assert_eq!(s.put(key(1), Value::Bin(vec![0; 11]), None, Time::ZERO, HOUR), Err(StoreError::Full));
+        assert_eq!(s.get(&key(1), Time::ZERO).map(|r| r.size), Some(12));
+    }
+}
