@@ -39,3 +39,5 @@ pub mod rpc;
 pub mod store;
 pub mod time;
 pub mod wire;
+pub mod node;
+pub mod seeds;

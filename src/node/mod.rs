@@ -1,0 +1,235 @@
+//! The tokio driver: runs one [`Engine`] on a real UDP socket.
+//!
+//! [`Node::spawn`] takes a socket the caller already bound (tests bind
+//! `127.0.0.1:0`) and starts one task that owns the socket and the engine;
+//! everything else talks to it through the cloneable [`NodeHandle`]. Replies
+//! always leave from the socket the request arrived on, so peers behind NAT
+//! or Docker bridges see the address they sent to.
+
+mod bootstrap;
+mod clock;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+
+pub use bootstrap::{bootstrap_with_retry, Backoff};
+pub use clock::Clock;
+
+use crate::contact::Contact;
+use crate::engine::{BootstrapOutcome, Config, Engine, GetOutcome, Outcome, PingReply, PutOutcome, QueryId};
+use crate::id::{Key, NodeId};
+use crate::time::Time;
+use crate::wire::{Call, Value, MAX_DATAGRAM};
+
+/// Why a node operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Binding or reading the UDP socket failed; check the port is free.
+    #[error("UDP socket error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The node task has stopped (shut down or crashed); start a new node.
+    #[error("the node has shut down")]
+    Stopped,
+    /// The engine answered a command with an outcome of another kind (a bug).
+    #[error("unexpected outcome for {0}")]
+    Unexpected(&'static str),
+}
+
+type Job = Box<dyn FnOnce(&mut Engine, Time) -> Option<QueryId> + Send>;
+
+enum Command {
+    /// Run a closure on the engine; if it starts an operation, the outcome
+    /// goes to `reply`.
+    Run(Job, Option<oneshot::Sender<Outcome>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Starts nodes.
+pub struct Node;
+
+impl Node {
+    /// Binds `addr` and starts a node with a random id.
+    pub async fn bind(addr: SocketAddr, config: Config) -> Result<NodeHandle, NodeError> {
+        let socket = UdpSocket::bind(addr).await?;
+        let id = NodeId::random(&mut rand::thread_rng());
+        Node::spawn(socket, id, config)
+    }
+
+    /// Starts a node on an already bound socket.
+    pub fn spawn(socket: UdpSocket, id: NodeId, config: Config) -> Result<NodeHandle, NodeError> {
+        let local_addr = socket.local_addr()?;
+        let clock = Clock::new();
+        let engine = Engine::new(id, config, clock.now());
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(run(Arc::new(socket), engine, clock, rx));
+        Ok(NodeHandle { tx, id, local_addr })
+    }
+}
+
+/// A handle to a running node; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    tx: mpsc::Sender<Command>,
+    id: NodeId,
+    local_addr: SocketAddr,
+}
+
+impl NodeHandle {
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The address the node's socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Runs `f` on the engine and returns its result.
+    pub async fn with_engine<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Engine, Time) -> R + Send + 'static,
+    ) -> Result<R, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |e, now| {
+            let _ = tx.send(f(e, now));
+            None
+        });
+        self.tx.send(Command::Run(job, None)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Starts an operation with `f` and waits for its outcome.
+    pub async fn operation(
+        &self,
+        f: impl FnOnce(&mut Engine, Time) -> QueryId + Send + 'static,
+    ) -> Result<Outcome, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |e, now| Some(f(e, now)));
+        self.tx.send(Command::Run(job, Some(tx))).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// Looks `key` up.
+    pub async fn get(&self, key: Key) -> Result<GetOutcome, NodeError> {
+        match self.operation(move |e, now| e.get(now, key)).await? {
+            Outcome::Get(g) => Ok(g),
+            _ => Err(NodeError::Unexpected("get")),
+        }
+    }
+
+    /// Stores `value` under `key` at the k closest nodes, republishing it
+    /// while this node runs.
+    pub async fn put(&self, key: Key, value: Value) -> Result<PutOutcome, NodeError> {
+        match self.operation(move |e, now| e.put(now, key, value)).await? {
+            Outcome::Put(p) => Ok(p),
+            _ => Err(NodeError::Unexpected("put")),
+        }
+    }
+
+    /// The k closest nodes to `target` in the network.
+    pub async fn find_node(&self, target: NodeId) -> Result<Vec<Contact>, NodeError> {
+        match self.operation(move |e, now| e.find_node(now, target)).await? {
+            Outcome::FindNode { closest, .. } => Ok(closest),
+            _ => Err(NodeError::Unexpected("find_node")),
+        }
+    }
+
+    /// Pings `seeds`, then looks up our own id.
+    pub async fn bootstrap(&self, seeds: Vec<SocketAddr>) -> Result<BootstrapOutcome, NodeError> {
+        match self.operation(move |e, now| e.bootstrap(now, &seeds)).await? {
+            Outcome::Bootstrap(b) => Ok(b),
+            _ => Err(NodeError::Unexpected("bootstrap")),
+        }
+    }
+
+    /// Pings `addr`; `None` when it did not answer in time.
+    pub async fn ping(&self, addr: SocketAddr) -> Result<Option<PingReply>, NodeError> {
+        match self.operation(move |e, now| e.ping(now, addr)).await? {
+            Outcome::Ping(p) => Ok(p),
+            _ => Err(NodeError::Unexpected("ping")),
+        }
+    }
+
+    /// Our address as `addr` sees it.
+    pub async fn stun(&self, addr: SocketAddr) -> Result<Option<SocketAddr>, NodeError> {
+        match self.operation(move |e, now| e.stun(now, addr)).await? {
+            Outcome::Stun(s) => Ok(s),
+            _ => Err(NodeError::Unexpected("stun")),
+        }
+    }
+
+    /// Calls any procedure on `addr`; `None` when it did not answer.
+    pub async fn call(&self, addr: SocketAddr, call: Call) -> Result<Option<Value>, NodeError> {
+        match self.operation(move |e, now| e.call(now, addr, call)).await? {
+            Outcome::Call(v) => Ok(v),
+            _ => Err(NodeError::Unexpected("call")),
+        }
+    }
+
+    /// The contacts in the routing table.
+    pub async fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
+        self.with_engine(|e, _| e.routing().contacts().collect()).await
+    }
+
+    /// Stops the node and waits until its task has ended.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+async fn run(socket: Arc<UdpSocket>, mut engine: Engine, clock: Clock, mut rx: mpsc::Receiver<Command>) {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut waiting: HashMap<QueryId, oneshot::Sender<Outcome>> = HashMap::new();
+    loop {
+        let wake = engine.poll_timeout().map(|t| clock.instant(t));
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) => engine.handle_datagram(clock.now(), from, &buf[..n]),
+                Err(e) => tracing::debug!(error = %e, "recv failed"),
+            },
+            cmd = rx.recv() => match cmd {
+                Some(Command::Run(job, reply)) => {
+                    if let (Some(q), Some(reply)) = (job(&mut engine, clock.now()), reply) {
+                        waiting.insert(q, reply);
+                    }
+                }
+                Some(Command::Shutdown(done)) => {
+                    flush(&socket, &mut engine).await;
+                    let _ = done.send(());
+                    return;
+                }
+                None => return,
+            },
+            _ = sleep_until(wake) => engine.handle_timeout(clock.now()),
+        }
+        flush(&socket, &mut engine).await;
+        while let Some(ev) = engine.poll_event() {
+            if let Some(tx) = waiting.remove(&ev.id) {
+                let _ = tx.send(ev.outcome);
+            }
+        }
+    }
+}
+
+async fn sleep_until(wake: Option<tokio::time::Instant>) {
+    match wake {
+        Some(t) => tokio::time::sleep_until(t).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn flush(socket: &UdpSocket, engine: &mut Engine) {
+    while let Some(t) = engine.poll_transmit() {
+        if let Err(e) = socket.send_to(&t.payload, t.to).await {
+            tracing::debug!(to = %t.to, error = %e, "send failed");
+        }
+    }
+}
