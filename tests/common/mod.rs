@@ -1,0 +1,9 @@
+//! Helpers shared by the integration tests; each test file pulls them in
+//! with `mod common;`.
+//!
+//! - [`python`]: spawn real Python `kademlia` peers ([`python::PyNode`]) to
+//!   talk to from Rust.
+// Every test file compiles this module but uses only part of it.
+#![allow(dead_code)]
+
+pub mod python;

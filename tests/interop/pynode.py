@@ -1,0 +1,150 @@
+"""Host one or more stock `kademlia.network.Server`s and drive them from stdin.
+
+The Rust interop tests (tests/common/python.rs) spawn this script to get real
+Python peers. One process can host several servers (`--count N`), each on its
+own UDP port, in one asyncio loop: starting one interpreter per node costs far
+more than the nodes themselves.
+
+Protocol (one line in, exactly one JSON line out, in order):
+  startup   -> {"ports": [p0, ...], "ids": ["hex", ...]}
+  [@I] set KEY VALUE     VALUE is tagged JSON (see decode_value); -> result: bool
+  [@I] get KEY           -> result: tagged value or null
+  [@I] bootstrap HOST PORT  -> result: [[id_hex, host, port], ...] found
+  [@I] neighbors         -> result: every routing-table contact [id_hex, host, port]
+  [@I] ping HOST PORT    -> result: peer id hex, or null on timeout
+  [@I] stun HOST PORT    -> result: [host, port] as the peer saw us, or null
+  getall KEY             -> result: list of `get KEY` on every hosted server
+  quit                   -> result: null, then exit (EOF on stdin also exits)
+`@I` picks hosted server I (default 0). Replies are {"ok": true, "result": R}
+or {"ok": false, "error": "..."}; every command runs under --timeout seconds.
+Tagged values: {"str": s}, {"int": n}, {"float": "16 hex digits of the
+big-endian IEEE bits"}, {"bool": b}, {"bytes": "hex"}: exact both ways.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import struct
+import sys
+
+from kademlia.network import Server
+
+
+def decode_value(text):
+    tagged = json.loads(text)
+    (kind, raw), = tagged.items()
+    if kind == "str":
+        return str(raw)
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return struct.unpack(">d", bytes.fromhex(raw))[0]
+    if kind == "bool":
+        return bool(raw)
+    if kind == "bytes":
+        return bytes.fromhex(raw)
+    raise ValueError(f"unknown value tag {kind!r}")
+
+
+def encode_value(value):
+    if value is None:
+        return None
+    if isinstance(value, bool):  # before int: bool is an int subclass
+        return {"bool": value}
+    if isinstance(value, int):
+        return {"int": value}
+    if isinstance(value, float):
+        return {"float": struct.pack(">d", value).hex()}
+    if isinstance(value, str):
+        return {"str": value}
+    if isinstance(value, (bytes, bytearray)):
+        return {"bytes": bytes(value).hex()}
+    return {"other": repr(value)}
+
+
+def contacts(server):
+    return [[n.id.hex(), n.ip, n.port] for b in server.protocol.router.buckets for n in b.get_nodes()]
+
+
+def parse(line):
+    """`[@I] CMD REST` -> (I, CMD, args); set keeps its JSON value whole."""
+    words = line.strip().split(None, 1)
+    index = 0
+    if words and words[0].startswith("@"):
+        index = int(words[0][1:])
+        words = words[1].split(None, 1) if len(words) > 1 else []
+    if not words:
+        raise ValueError("empty command")
+    cmd, rest = words[0], (words[1] if len(words) > 1 else "")
+    args = rest.split(None, 1) if cmd == "set" else rest.split()
+    return index, cmd, args
+
+
+async def run_command(servers, line):
+    index, cmd, args = parse(line)
+    server = servers[index]
+    if cmd == "set":
+        return await server.set(args[0], decode_value(args[1]))
+    if cmd == "get":
+        return encode_value(await server.get(args[0]))
+    if cmd == "getall":
+        found = await asyncio.gather(*(s.get(args[0]) for s in servers))
+        return [encode_value(v) for v in found]
+    if cmd == "bootstrap":
+        found = await server.bootstrap([(args[0], int(args[1]))])
+        return [[n.id.hex(), n.ip, n.port] for n in found]
+    if cmd == "neighbors":
+        return contacts(server)
+    if cmd == "ping":
+        ok, peer_id = await server.protocol.ping((args[0], int(args[1])), server.node.id)
+        return peer_id.hex() if ok and isinstance(peer_id, bytes) else None
+    if cmd == "stun":
+        ok, seen = await server.protocol.stun((args[0], int(args[1])))
+        return list(seen) if ok else None
+    raise ValueError(f"unknown command {cmd!r}")
+
+
+async def serve(servers, timeout):
+    loop = asyncio.get_running_loop()
+    while True:
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line or line.strip() == "quit":
+            reply = {"ok": True, "result": None}
+            if line:
+                print(json.dumps(reply), flush=True)
+            return
+        try:
+            result = await asyncio.wait_for(run_command(servers, line), timeout)
+            reply = {"ok": True, "result": result}
+        except asyncio.TimeoutError:
+            reply = {"ok": False, "error": f"timed out after {timeout}s"}
+        except Exception as e:  # any failure becomes an answer, never a hang
+            reply = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(reply), flush=True)
+
+
+async def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--count", type=int, default=1, help="servers to host")
+    p.add_argument("--bootstrap", action="append", default=[], help="HOST:PORT seed (repeatable)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per command")
+    a = p.parse_args()
+    logging.basicConfig(level=os.environ.get("KADMESH_PY_LOG", "CRITICAL").upper())
+    servers = [Server() for _ in range(a.count)]
+    await asyncio.gather(*(s.listen(0, "127.0.0.1") for s in servers))
+    seeds = [(h, int(port)) for h, port in (s.rsplit(":", 1) for s in a.bootstrap)]
+    if seeds:
+        await asyncio.wait_for(asyncio.gather(*(s.bootstrap(seeds) for s in servers)), a.timeout)
+    ports = [s.transport.get_extra_info("sockname")[1] for s in servers]
+    print(json.dumps({"ports": ports, "ids": [s.node.id.hex() for s in servers]}), flush=True)
+    try:
+        await serve(servers, a.timeout)
+    finally:
+        for s in servers:
+            s.stop()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
