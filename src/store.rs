@@ -19,6 +19,11 @@ use crate::id::{Key, NodeId};
 use crate::time::Time;
 use crate::wire::{encode_value, Value};
 
+/// Largest encoded value a plain `store` request can carry: rpcudp refuses
+/// request bodies over 8192 bytes and `["store", [sender, key, value]]`
+/// spends 52 of them around the value.
+pub const MAX_VALUE_BYTES: usize = 8192 - 52;
+
 /// Limits of a [`RecordStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreLimits {
@@ -32,7 +37,7 @@ pub struct StoreLimits {
 
 impl Default for StoreLimits {
     fn default() -> Self {
-        StoreLimits { max_records: 100_000, max_bytes: 256 * 1024 * 1024, max_value_bytes: 8 * 1024 }
+        StoreLimits { max_records: 100_000, max_bytes: 256 * 1024 * 1024, max_value_bytes: MAX_VALUE_BYTES }
     }
 }
 

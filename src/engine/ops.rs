@@ -65,8 +65,23 @@ impl Engine {
     /// Stores `value` under `key` at the k closest nodes and republishes it
     /// on schedule for as long as this node runs (until [`Engine::unpublish`]).
     pub fn put(&mut self, now: Time, key: Key, value: Value) -> QueryId {
-        self.maintenance.publish(key, value.clone(), now, self.config.republish_interval);
         let op = self.alloc_op();
+        let size = value.to_msgpack().len();
+        let max = self.config.store_limits.max_value_bytes;
+        if size > max {
+            let rejected = Some(crate::store::StoreError::TooLarge { size, max });
+            let outcome = PutOutcome {
+                key,
+                stored: 0,
+                attempted: 0,
+                stored_locally: false,
+                rejected,
+                stats: LookupStats::default(),
+            };
+            self.emit(op, Outcome::Put(outcome));
+            return op;
+        }
+        self.maintenance.publish(key, value.clone(), now, self.config.republish_interval);
         self.start_lookup(now, op, key, LookupKind::FindNode, Purpose::Put { value, report: true, ttl: None });
         op
     }
@@ -120,7 +135,9 @@ impl Engine {
 
     pub(super) fn start_lookup(&mut self, now: Time, op: QueryId, target: NodeId, kind: LookupKind, purpose: Purpose) {
         self.routing.touch(&target, now);
-        let seeds = self.routing.closest(&target, self.config.k);
+        // Twice k starting contacts: when the k closest we know are dead,
+        // the next ones take their place instead of the lookup ending empty.
+        let seeds = self.routing.closest(&target, 2 * self.config.k);
         let lookup = Lookup::new(target, self.id, kind, self.config.k, self.config.alpha, self.config.lookup_stall)
             .with_seeds(seeds);
         self.ops.insert(op, Op::Lookup { lookup, purpose, started: now });
@@ -277,11 +294,9 @@ impl Engine {
         ttl: Option<Duration>,
     ) {
         // Keep a copy when we are among the k closest, as the Python package does.
-        let local = closest.len() < self.config.k
+        let near = closest.len() < self.config.k
             || closest.last().is_some_and(|far| self.id.distance(&key) < far.id.distance(&key));
-        if local {
-            self.store_locally(now, key, value.clone(), ttl);
-        }
+        let local = near && self.store_locally(now, key, value.clone(), ttl);
         let mut pending = 0;
         for c in &closest {
             let call = self.store_call(c.id, key, value.clone(), ttl);
@@ -297,17 +312,24 @@ impl Engine {
         self.finish_storing_if_done(op);
     }
 
-    fn store_locally(&mut self, now: Time, key: Key, value: Value, ttl: Option<Duration>) {
+    fn store_locally(&mut self, now: Time, key: Key, value: Value, ttl: Option<Duration>) -> bool {
         let ttl = ttl.unwrap_or(self.config.record_ttl).min(self.config.record_ttl);
-        if let Err(e) = self.store.put(key, value, Some(self.id), now, ttl) {
-            tracing::debug!(%key, error = %e, "local copy not kept");
+        match self.store.put(key, value, Some(self.id), now, ttl) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::debug!(%key, error = %e, "local copy not kept");
+                false
+            }
         }
     }
 
     /// A plain `store` for stock peers; ours also learn the remaining lifetime.
     pub(super) fn store_call(&self, peer: NodeId, key: Key, value: Value, ttl: Option<Duration>) -> Call {
+        // The lifetime costs 17 more bytes than a plain store; values within
+        // 17 bytes of the limit travel as plain stores.
+        let fits = || value.to_msgpack().len() + 17 <= crate::store::MAX_VALUE_BYTES;
         match (ttl, self.peer_kind(&peer)) {
-            (Some(ttl), PeerKind::Extended) => Call::Other {
+            (Some(ttl), PeerKind::Extended) if fits() => Call::Other {
                 name: super::inbound::STORE_TTL.into(),
                 args: vec![
                     Value::Bin(self.id.0.to_vec()),
@@ -326,7 +348,8 @@ impl Engine {
             return;
         };
         if report {
-            self.emit(op, Outcome::Put(PutOutcome { key, stored, attempted, stored_locally: local, stats }));
+            let outcome = PutOutcome { key, stored, attempted, stored_locally: local, rejected: None, stats };
+            self.emit(op, Outcome::Put(outcome));
         } else {
             self.maintenance.op_finished();
         }

@@ -55,8 +55,12 @@ pub struct PutOutcome {
     pub stored: usize,
     /// Remote nodes asked to store.
     pub attempted: usize,
-    /// Whether this node keeps a copy too (it is among the k closest).
+    /// Whether this node keeps a copy too (it is among the k closest and
+    /// its store accepted the value).
     pub stored_locally: bool,
+    /// Why nothing was stored, when the value itself was refused (too large
+    /// for a `store` request); `None` otherwise.
+    pub rejected: Option<crate::store::StoreError>,
     /// How the node lookup went.
     pub stats: LookupStats,
 }

@@ -272,3 +272,17 @@ fn same_inputs_give_same_outputs() {
     };
     assert_eq!(trace(), trace());
 }
+
+#[test]
+fn values_too_big_for_a_store_request_are_refused_up_front() {
+    let mut net = Net::new(3, small);
+    net.bootstrap_all();
+    let big = Value::Str("x".repeat(crate::store::MAX_VALUE_BYTES));
+    let p = net.put(1, NodeId::for_key("big"), big);
+    assert!(matches!(p.rejected, Some(crate::store::StoreError::TooLarge { .. })), "{p:?}");
+    assert_eq!((p.stored, p.attempted, p.stored_locally), (0, 0, false));
+    assert_eq!(net.nodes[1].published().count(), 0);
+    let fits = Value::Str("x".repeat(crate::store::MAX_VALUE_BYTES - 3));
+    let p = net.put(1, NodeId::for_key("fits"), fits);
+    assert_eq!((p.rejected, p.stored), (None, 2));
+}

@@ -34,6 +34,10 @@ pub enum NodeError {
     /// The node task has stopped (shut down or crashed); start a new node.
     #[error("the node has shut down")]
     Stopped,
+    /// The value was refused before anything was sent (too large for a
+    /// `store` request); store a smaller value or a reference to it.
+    #[error("value refused: {0}")]
+    Rejected(crate::store::StoreError),
     /// The engine answered a command with an outcome of another kind (a bug).
     #[error("unexpected outcome for {0}")]
     Unexpected(&'static str),
@@ -59,8 +63,11 @@ impl Node {
         Node::spawn(socket, id, config)
     }
 
-    /// Starts a node on an already bound socket.
-    pub fn spawn(socket: UdpSocket, id: NodeId, config: Config) -> Result<NodeHandle, NodeError> {
+    /// Starts a node on an already bound socket. The engine's RNG seed is
+    /// mixed with OS randomness: message ids must not be predictable on a
+    /// real network (simulations drive [`Engine`] directly with fixed seeds).
+    pub fn spawn(socket: UdpSocket, id: NodeId, mut config: Config) -> Result<NodeHandle, NodeError> {
+        config.rng_seed ^= rand::random::<u64>();
         let local_addr = socket.local_addr()?;
         let clock = Clock::new();
         let engine = Engine::new(id, config, clock.now());
@@ -126,6 +133,7 @@ impl NodeHandle {
     /// while this node runs.
     pub async fn put(&self, key: Key, value: Value) -> Result<PutOutcome, NodeError> {
         match self.operation(move |e, now| e.put(now, key, value)).await? {
+            Outcome::Put(PutOutcome { rejected: Some(e), .. }) => Err(NodeError::Rejected(e)),
             Outcome::Put(p) => Ok(p),
             _ => Err(NodeError::Unexpected("put")),
         }

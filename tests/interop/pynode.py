@@ -5,6 +5,10 @@ Python peers. One process can host several servers (`--count N`), each on its
 own UDP port, in one asyncio loop: starting one interpreter per node costs far
 more than the nodes themselves.
 
+Usage: pynode.py [--count N] [--ksize K] [--bootstrap HOST:PORT]... [--timeout S]
+Servers listen on 127.0.0.1 port 0 and bootstrap from the seeds before the
+startup line. Python logging is silent unless KADMESH_PY_LOG=debug|info|...
+
 Protocol (one line in, exactly one JSON line out, in order):
   startup   -> {"ports": [p0, ...], "ids": ["hex", ...]}
   [@I] set KEY VALUE     VALUE is tagged JSON (see decode_value); -> result: bool
@@ -14,6 +18,8 @@ Protocol (one line in, exactly one JSON line out, in order):
   [@I] ping HOST PORT    -> result: peer id hex, or null on timeout
   [@I] stun HOST PORT    -> result: [host, port] as the peer saw us, or null
   getall KEY             -> result: list of `get KEY` on every hosted server
+  getmany KEY...         -> result: {KEY: [`get KEY` on every hosted server]}, all at once
+  holders KEY            -> result: list, per hosted server, of whether it stores KEY
   quit                   -> result: null, then exit (EOF on stdin also exits)
 `@I` picks hosted server I (default 0). Replies are {"ok": true, "result": R}
 or {"ok": false, "error": "..."}; every command runs under --timeout seconds.
@@ -30,6 +36,7 @@ import struct
 import sys
 
 from kademlia.network import Server
+from kademlia.utils import digest
 
 
 def decode_value(text):
@@ -92,6 +99,12 @@ async def run_command(servers, line):
     if cmd == "getall":
         found = await asyncio.gather(*(s.get(args[0]) for s in servers))
         return [encode_value(v) for v in found]
+    if cmd == "getmany":
+        found = await asyncio.gather(*(s.get(k) for k in args for s in servers))
+        per_key = [found[i:i + len(servers)] for i in range(0, len(found), len(servers))]
+        return {k: [encode_value(v) for v in vs] for k, vs in zip(args, per_key)}
+    if cmd == "holders":
+        return [s.storage.get(digest(args[0])) is not None for s in servers]
     if cmd == "bootstrap":
         found = await server.bootstrap([(args[0], int(args[1]))])
         return [[n.id.hex(), n.ip, n.port] for n in found]
@@ -129,10 +142,11 @@ async def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=1, help="servers to host")
     p.add_argument("--bootstrap", action="append", default=[], help="HOST:PORT seed (repeatable)")
+    p.add_argument("--ksize", type=int, default=20, help="k: bucket size and replication")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per command")
     a = p.parse_args()
     logging.basicConfig(level=os.environ.get("KADMESH_PY_LOG", "CRITICAL").upper())
-    servers = [Server() for _ in range(a.count)]
+    servers = [Server(ksize=a.ksize) for _ in range(a.count)]
     await asyncio.gather(*(s.listen(0, "127.0.0.1") for s in servers))
     seeds = [(h, int(port)) for h, port in (s.rsplit(":", 1) for s in a.bootstrap)]
     if seeds:
