@@ -24,20 +24,33 @@
 //!   replication to newcomers and bucket refresh.
 //! - [`node`]: the tokio driver on a real UDP socket and its async handle.
 //! - [`seeds`]: resolving `host:port` seeds and bootstrap URLs.
+//! - [`persist`]: saving and restoring node state in a data directory.
+//! - [`discovery`]: worker records, concurrent-safe service provider sets
+//!   (extension RPCs, see `proto-spec/EXTENSIONS.md`), discover with
+//!   filters, local cache and coordinator fallback.
+//! - [`http`]: the axum surface the platform's workers and frontend speak.
+//! - [`client`], [`crawl`]: what `dhtctl` is built from.
 //!
-//! Nothing below [`node`] imports tokio.
+//! Binaries: `dhtd` (the daemon, and `dhtd demo`), `dhtctl` (the CLI).
+//! Nothing below [`node`] imports tokio; the engine's extension handlers for
+//! provider sets live in `engine::providers`, still without I/O.
 #![deny(clippy::unwrap_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod contact;
+pub mod crawl;
+pub mod discovery;
 pub mod engine;
+pub mod http;
 pub mod id;
 pub mod lookup;
+pub mod node;
+pub mod persist;
 pub mod routing;
 pub mod rpc;
+pub mod seeds;
 pub mod store;
 pub mod time;
 pub mod wire;
-pub mod node;
-pub mod seeds;

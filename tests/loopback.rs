@@ -76,7 +76,12 @@ async fn bootstrap_by_hostname_and_bounded_retry_when_nobody_answers() {
 
     let dead = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let dead_seed = Seed::parse(&dead.local_addr().unwrap().to_string()).unwrap();
-    let alone = Node::bind(SocketAddr::from(([127, 0, 0, 1], 0)), Config { rpc_timeout: Duration::from_millis(200), ..Config::default() }).await.unwrap();
+    let alone = Node::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        Config { rpc_timeout: Duration::from_millis(200), ..Config::default() },
+    )
+    .await
+    .unwrap();
     let backoff = Backoff { initial: Duration::from_millis(10), max: Duration::from_millis(20), attempts: Some(2) };
     let out = bootstrap_with_retry(&alone, &[dead_seed], backoff).await.unwrap();
     assert_eq!((out.seeds_reached, out.seeds_tried, out.table_size), (0, 1, 0));

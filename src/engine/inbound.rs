@@ -11,9 +11,9 @@ use crate::wire::{self, Call, MessageId, Value};
 
 /// Our extension procedures (see proto-spec/EXTENSIONS.md). Stock peers do
 /// not answer them, which is how we tell the two apart.
-pub(crate) const HELLO: &str = "kadmesh_hello";
+pub const HELLO: &str = "kadmesh_hello";
 /// `store` with the record's remaining lifetime in seconds as a fourth arg.
-pub(crate) const STORE_TTL: &str = "kadmesh_store_ttl";
+pub const STORE_TTL: &str = "kadmesh_store_ttl";
 
 impl Engine {
     pub(super) fn on_request(&mut self, now: Time, from: SocketAddr, id: MessageId, call: Call) {
@@ -87,6 +87,7 @@ impl Engine {
                 let ttl = std::time::Duration::from_secs(secs).min(self.config.record_ttl);
                 Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
             }
+            n if n.starts_with(super::providers::PREFIX) => self.on_provider_rpc(now, from, n, args),
             _ => {
                 tracing::debug!(%from, name, "ignoring unknown procedure");
                 None
@@ -143,19 +144,40 @@ impl Engine {
         match self.routing.insert(contact, now) {
             InsertOutcome::Inserted => {
                 self.hand_over_records(now, contact);
-                if self.peer_kind(&contact.id) == PeerKind::Unknown {
-                    let call = Call::Other { name: HELLO.into(), args: vec![Value::Bin(self.id.0.to_vec())] };
-                    self.send_request(now, contact.addr, call, Ctx::Hello { peer: contact.id });
-                }
+                self.probe_if_due(now, contact);
             }
+            InsertOutcome::Updated => self.probe_if_due(now, contact),
             InsertOutcome::Full { ping } => {
                 let call = Call::Ping { sender: self.id };
                 self.send_request(now, ping.addr, call, Ctx::Eviction { peer: ping.id });
             }
-            InsertOutcome::Updated | InsertOutcome::Pending | InsertOutcome::IsSelf => {}
+            InsertOutcome::Pending | InsertOutcome::IsSelf => {}
         }
     }
 }
+
+impl Engine {
+    /// Asks a contact whether it speaks our extensions: once when first
+    /// seen, and again after [`REPROBE_AFTER`] if it stayed silent, so one
+    /// lost datagram does not brand one of ours a stock peer for good.
+    fn probe_if_due(&mut self, now: Time, contact: Contact) {
+        let due = match (self.peer_kind(&contact.id), self.probed.get(&contact.id)) {
+            (PeerKind::Extended, _) => false,
+            (_, None) => true,
+            (PeerKind::Base, Some(&at)) => now >= at + REPROBE_AFTER,
+            (PeerKind::Unknown, Some(_)) => false,
+        };
+        if due {
+            self.probed.insert(contact.id, now);
+            let call = Call::Other { name: HELLO.into(), args: vec![Value::Bin(self.id.0.to_vec())] };
+            self.send_request(now, contact.addr, call, Ctx::Hello { peer: contact.id });
+        }
+    }
+}
+
+/// How long a contact that did not answer `kadmesh_hello` is taken for a
+/// stock peer before it is asked again.
+pub const REPROBE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Our answer to `kadmesh_hello`.
 pub(crate) fn hello_body() -> Value {

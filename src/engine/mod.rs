@@ -20,6 +20,7 @@ mod inbound;
 mod maintenance;
 mod ops;
 mod outcome;
+pub mod providers;
 mod stats;
 
 use std::collections::{HashMap, VecDeque};
@@ -29,6 +30,7 @@ use bytes::Bytes;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 pub use config::Config;
+pub use inbound::{HELLO, REPROBE_AFTER, STORE_TTL};
 pub use outcome::{BootstrapOutcome, Event, GetOutcome, LookupStats, Outcome, PingReply, PutOutcome, QueryId};
 pub use stats::{Stats, RPC_LABELS};
 
@@ -86,10 +88,13 @@ pub struct Engine {
     ops: HashMap<QueryId, Op>,
     next_op: u64,
     peers: HashMap<NodeId, PeerKind>,
+    /// When each contact was last sent `kadmesh_hello`.
+    probed: HashMap<NodeId, Time>,
     maintenance: Maintenance,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     stats: Stats,
+    providers: providers::ProviderStore,
 }
 
 impl Engine {
@@ -107,10 +112,12 @@ impl Engine {
             ops: HashMap::new(),
             next_op: 0,
             peers: HashMap::new(),
+            probed: HashMap::new(),
             maintenance,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
+            providers: providers::ProviderStore::default(),
         }
     }
 
@@ -165,6 +172,7 @@ impl Engine {
         [self.in_flight.next_deadline(), self.store.next_expiry(), Some(self.maintenance.next_due())]
             .into_iter()
             .flatten()
+            .chain(self.providers.next_sweep())
             .chain(lookups)
             .min()
     }
@@ -177,6 +185,7 @@ impl Engine {
             self.on_request_failed(now, pending.context);
         }
         self.store.expire(now);
+        self.providers.expire(now);
         let stalled: Vec<QueryId> =
             self.ops.iter().filter(|(_, op)| op.next_stall().is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
         for q in stalled {

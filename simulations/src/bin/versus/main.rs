@@ -1,0 +1,129 @@
+//! `versus`: the same scenario on kadmesh nodes and on stock Python
+//! `kademlia` nodes, in one run, with one table of both.
+//!
+//! N nodes on 127.0.0.1 join one after another through node 0, K keys are
+//! set from random nodes, then G gets of random keys from random nodes run
+//! with C in flight. Both sides host all their nodes in one process (Rust:
+//! this one, a tokio runtime; Python: `simulations/versus/pybench.py`, one
+//! asyncio loop) and run one plan drawn from `--seed`; they run one after the
+//! other, never at once, so neither steals the other's CPU.
+//!
+//! `cargo run --release -p simulations --bin versus -- --nodes 100 --sets 200 --gets 1000 --concurrency 20`
+
+// Shared with `loadtest`, which uses all of it.
+#[allow(dead_code)]
+#[path = "../loadtest/measure.rs"]
+mod measure;
+mod plan;
+mod python_side;
+mod rust_side;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use plan::Plan;
+
+/// Benchmark kadmesh against the Python `kademlia` package on loopback.
+#[derive(Parser, Debug)]
+#[command(about, long_about = None)]
+struct Args {
+    /// Nodes per side.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Keys set (each once, from a random node).
+    #[arg(long, default_value_t = 200)]
+    sets: usize,
+    /// Gets of random keys from random nodes.
+    #[arg(long, default_value_t = 1000)]
+    gets: usize,
+    /// Operations in flight at once.
+    #[arg(long, default_value_t = 20)]
+    concurrency: usize,
+    /// Seed of the plan (default: drawn and printed).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Most seconds one operation may take.
+    #[arg(long, default_value_t = 30.0)]
+    op_timeout: f64,
+    /// Tokio worker threads on the Rust side.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Python with the `kademlia` package (default: $KADMESH_PYTHON, else .venv/bin/python).
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// Hard bound on each side's run, in seconds.
+    #[arg(long, default_value_t = 900.0)]
+    max_side_secs: f64,
+}
+
+impl Args {
+    fn check(&self) -> Result<(), String> {
+        let bad = |ok: bool, what: &str| if ok { Ok(()) } else { Err(what.to_string()) };
+        bad((2..=5000).contains(&self.nodes), "--nodes must be 2..=5000")?;
+        bad((1..=1_000_000).contains(&self.sets), "--sets must be 1..=1000000")?;
+        bad((1..=10_000_000).contains(&self.gets), "--gets must be 1..=10000000")?;
+        bad((1..=10_000).contains(&self.concurrency), "--concurrency must be 1..=10000")?;
+        bad(self.op_timeout > 0.0 && self.op_timeout <= 300.0, "--op-timeout must be in (0, 300]")?;
+        bad((1..=64).contains(&self.threads), "--threads must be 1..=64")?;
+        bad(self.max_side_secs > 0.0 && self.max_side_secs <= 86_400.0, "--max-side-secs must be in (0, 86400]")
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Err(msg) = args.check() {
+        eprintln!("versus: {msg}");
+        return ExitCode::from(2);
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("versus: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let plan = Arc::new(Plan::draw(args.nodes, args.sets, args.gets, args.concurrency, args.op_timeout, seed));
+    let python = args.python.clone().unwrap_or_else(python_side::default_python);
+    let bound = Duration::from_secs_f64(args.max_side_secs);
+    eprintln!("versus: seed {seed}; Rust side first");
+    let rust = run_rust(args, plan.clone(), seed, bound)?;
+    eprintln!("versus: Python side with {}", python.display());
+    let py = python_side::run(&python, &plan, bound)?;
+    println!(
+        "## kadmesh vs Python kademlia: {} nodes, {} sets, {} gets, {} in flight (--seed {seed})",
+        args.nodes, args.sets, args.gets, args.concurrency
+    );
+    println!();
+    println!(
+        "machine: {}; Rust side on {} tokio worker threads, Python side one asyncio loop",
+        measure::machine(),
+        args.threads
+    );
+    println!();
+    table::print(&plan, &rust, &py);
+    Ok(())
+}
+
+fn run_rust(args: &Args, plan: Arc<Plan>, seed: u64, bound: Duration) -> Result<plan::SideResult, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.threads)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
+    let result = rt.block_on(async { tokio::time::timeout(bound, rust_side::run(plan, seed)).await });
+    rt.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(format!("Rust side: {e}")),
+        Err(_) => Err(format!("the Rust side did not finish within {:.0} s", bound.as_secs_f64())),
+    }
+}

@@ -1,0 +1,116 @@
+//! The Rust side of `versus`: runs a [`Plan`] on kadmesh nodes hosted in
+//! this process, measured exactly as `pybench.py` measures the Python side
+//! (wall time around each call, VmRSS and utime + stime from `/proc/self`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kadmesh::engine::Config;
+use kadmesh::id::NodeId;
+use kadmesh::node::{Node, NodeError, NodeHandle};
+use kadmesh::wire::Value;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::measure::ProcSample;
+use crate::plan::{Plan, SideResult};
+
+/// Runs `plan`; fails only when a node cannot be started.
+pub async fn run(plan: Arc<Plan>, seed: u64) -> Result<SideResult, NodeError> {
+    let base = ProcSample::now();
+    let timeout = Duration::from_secs_f64(plan.op_timeout_s);
+    let mut nodes = Vec::with_capacity(plan.nodes);
+    for i in 0..plan.nodes {
+        let config = Config { rng_seed: seed.wrapping_add(i as u64), ..Config::default() };
+        nodes.push(Node::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config).await?);
+    }
+    let nodes = Arc::new(nodes);
+    let (bootstrap_s, join_s) = join(&nodes, timeout).await;
+    eprintln!("versus: rust: {} nodes joined in {bootstrap_s:.2} s", nodes.len());
+
+    let sets = bounded(plan.concurrency, plan.sets.clone(), |[n, k]| {
+        let (node, key, value) = (nodes[n].clone(), plan.keys[k].clone(), plan.values[k].clone());
+        async move {
+            let (took, r) = timed(timeout, node.put(NodeId::for_key(&key), Value::Str(value))).await;
+            (took, r.is_some_and(|p| p.stored > 0 || p.stored_locally))
+        }
+    })
+    .await;
+    eprintln!("versus: rust: {} sets done", sets.len());
+
+    let cpu0 = ProcSample::now();
+    let wall0 = Instant::now();
+    let gets = bounded(plan.concurrency, plan.gets.clone(), |[n, k]| {
+        let (node, key, value) = (nodes[n].clone(), plan.keys[k].clone(), plan.values[k].clone());
+        async move {
+            let (took, r) = timed(timeout, node.get(NodeId::for_key(&key))).await;
+            (took, r.is_some_and(|g| g.value == Some(Value::Str(value))))
+        }
+    })
+    .await;
+    let get_wall_s = wall0.elapsed().as_secs_f64();
+    let end = ProcSample::now();
+    eprintln!("versus: rust: {} gets done in {get_wall_s:.2} s", gets.len());
+    for n in nodes.iter() {
+        n.shutdown().await;
+    }
+    Ok(SideResult {
+        bootstrap_s,
+        join_s,
+        set_ok: sets.iter().filter(|(_, ok)| *ok).count(),
+        set_s: sets.into_iter().map(|(t, _)| t).collect(),
+        get_ok: gets.iter().filter(|(_, ok)| *ok).count(),
+        get_s: gets.into_iter().map(|(t, _)| t).collect(),
+        get_wall_s,
+        get_cpu_s: end.cpu_since(&cpu0).unwrap_or_default().as_secs_f64(),
+        rss_base_kib: base.rss_kib.unwrap_or_default(),
+        rss_end_kib: end.rss_kib.unwrap_or_default(),
+        label: format!("kadmesh {} (Rust)", env!("CARGO_PKG_VERSION")),
+    })
+}
+
+/// Node i >= 1 joins through node 0, one after another.
+async fn join(nodes: &[NodeHandle], timeout: Duration) -> (f64, Vec<f64>) {
+    let seed = nodes[0].local_addr();
+    let began = Instant::now();
+    let mut joins = Vec::with_capacity(nodes.len());
+    for n in &nodes[1..] {
+        joins.push(timed(timeout, n.bootstrap(vec![seed])).await.0);
+    }
+    (began.elapsed().as_secs_f64(), joins)
+}
+
+/// Seconds taken and the result, `None` on timeout or a stopped node.
+async fn timed<T>(timeout: Duration, op: impl Future<Output = Result<T, NodeError>>) -> (f64, Option<T>) {
+    let began = Instant::now();
+    let r = tokio::time::timeout(timeout, op).await.ok().and_then(Result::ok);
+    (began.elapsed().as_secs_f64(), r)
+}
+
+/// Runs `job(item)` for every item with at most `limit` in flight; results
+/// in completion order.
+async fn bounded<I, F, Fut, T>(limit: usize, items: Vec<I>, job: F) -> Vec<T>
+where
+    F: Fn(I) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut running = JoinSet::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        if running.len() >= limit.max(1) {
+            if let Some(Ok(t)) = running.join_next().await {
+                out.push(t);
+            }
+        }
+        running.spawn(job(item));
+    }
+    while let Some(done) = running.join_next().await {
+        if let Ok(t) = done {
+            out.push(t);
+        }
+    }
+    out
+}

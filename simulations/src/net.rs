@@ -1,0 +1,305 @@
+//! The virtual network: addresses, delivery queue, loss and partitions.
+//!
+//! Datagrams wait in a binary heap ordered by delivery time, then by
+//! destination, source and a hash of their content without the random
+//! message id, and only then by sequence number. Loss and jitter are decided
+//! from a hash of the same things. Together that makes a datagram's fate and
+//! its place in the delivery order independent of the order in which an
+//! engine emitted it (an engine that walks a `HashMap` may emit the same
+//! datagrams in a different order from run to run).
+//!
+//! Addresses are handed out once per node identity: `10.a.b.c:8468`, where
+//! `a.b.c` is the identity's address index plus one. A machine that restarts
+//! without its state gets a new address, as a new tunnel or NAT mapping would.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use bytes::Bytes;
+use kadmesh::time::Time;
+
+use crate::hash::{fnv1a, mix, unit};
+use crate::latency::{LatencyModel, Placement};
+
+/// The UDP port every virtual node listens on.
+pub const PORT: u16 = 8468;
+/// IPv4 plus UDP header bytes, added to every datagram's cost.
+pub const HEADER_BYTES: u64 = 28;
+/// rpcudp header: type byte and 20-byte message id.
+const RPC_HEADER: usize = 21;
+
+/// The address with index `i`.
+pub fn addr_of(i: u32) -> SocketAddr {
+    let [_, a, b, c] = (i + 1).to_be_bytes();
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, a, b, c)), PORT)
+}
+
+/// The index of a virtual address, if it is one.
+pub fn index_of(addr: SocketAddr) -> Option<u32> {
+    match addr {
+        SocketAddr::V4(v4) if v4.port() == PORT && v4.ip().octets()[0] == 10 => {
+            let [_, a, b, c] = v4.ip().octets();
+            u32::from_be_bytes([0, a, b, c]).checked_sub(1)
+        }
+        _ => None,
+    }
+}
+
+/// Traffic classes, by the remote procedure a request calls (a reply counts
+/// with its request).
+pub const KIND_LABELS: [&str; 8] = ["ping", "store", "find_node", "find_value", "stun", "hello", "store_ttl", "other"];
+/// Index of `find_value` in [`KIND_LABELS`]: the traffic of lookups.
+pub const FIND_VALUE: u8 = 3;
+
+/// The traffic class of a request datagram, from its procedure name.
+pub fn classify_request(payload: &[u8]) -> u8 {
+    let name = match payload.get(RPC_HEADER..RPC_HEADER + 2) {
+        Some(&[0x92, len]) if len & 0xe0 == 0xa0 => {
+            let start = RPC_HEADER + 2;
+            payload.get(start..start + usize::from(len & 0x1f)).unwrap_or_default()
+        }
+        _ => return 7,
+    };
+    match name {
+        b"ping" => 0,
+        b"store" => 1,
+        b"find_node" => 2,
+        b"find_value" => 3,
+        b"stun" => 4,
+        b"kadmesh_hello" => 5,
+        b"kadmesh_store_ttl" => 6,
+        _ => 7,
+    }
+}
+
+/// A datagram in flight.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// When it arrives.
+    pub at: Time,
+    /// Destination address index.
+    pub to_addr: u32,
+    /// Source address index.
+    pub from_addr: u32,
+    /// Traffic class ([`KIND_LABELS`]).
+    pub kind: u8,
+    /// Request (true) or reply.
+    pub request: bool,
+    /// The datagram.
+    pub payload: Bytes,
+}
+
+#[derive(Debug)]
+struct Queued {
+    key: (Time, u32, u32, u64, u64),
+    d: Delivery,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        self.key.cmp(&o.key)
+    }
+}
+
+/// Counters of what the network carried and dropped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Datagrams sent, by class.
+    pub msgs: [u64; 8],
+    /// Wire bytes sent (with IP and UDP headers), by class.
+    pub bytes: [u64; 8],
+    /// Dropped by random loss.
+    pub lost: u64,
+    /// Dropped by a partition.
+    pub cut: u64,
+    /// Arrived at an address nobody listens on (crashed or moved).
+    pub undeliverable: u64,
+}
+
+/// The network between all virtual machines.
+pub struct Network {
+    heap: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    seed: u64,
+    /// The latency and loss model.
+    pub model: LatencyModel,
+    places: Vec<Placement>,
+    groups: Vec<u8>,
+    owners: Vec<u32>,
+    partitioned: bool,
+    /// What was carried.
+    pub traffic: Traffic,
+}
+
+impl Network {
+    /// An empty network.
+    pub fn new(seed: u64, model: LatencyModel) -> Self {
+        Network {
+            heap: BinaryHeap::new(),
+            seq: 0,
+            seed,
+            model,
+            places: Vec::new(),
+            groups: Vec::new(),
+            owners: Vec::new(),
+            partitioned: false,
+            traffic: Traffic::default(),
+        }
+    }
+
+    /// Places machine `slot` (slots are added in order).
+    pub fn add_machine(&mut self, slot: u32) {
+        while self.places.len() <= slot as usize {
+            let p = self.model.place(self.places.len() as u32);
+            self.places.push(p);
+            self.groups.push(0);
+        }
+    }
+
+    /// Where machine `slot` sits.
+    pub fn placement(&self, slot: u32) -> Placement {
+        self.places[slot as usize]
+    }
+
+    /// A fresh address for an identity on machine `slot`.
+    pub fn new_address(&mut self, slot: u32) -> u32 {
+        self.owners.push(slot);
+        (self.owners.len() - 1) as u32
+    }
+
+    /// The machine an address belongs to.
+    pub fn owner(&self, addr: u32) -> Option<u32> {
+        self.owners.get(addr as usize).copied()
+    }
+
+    /// Puts machine `slot` in partition group `g` (groups only matter while partitioned).
+    pub fn set_group(&mut self, slot: u32, g: u8) {
+        self.groups[slot as usize] = g;
+    }
+
+    /// Starts or heals the partition between groups.
+    pub fn set_partitioned(&mut self, on: bool) {
+        self.partitioned = on;
+    }
+
+    /// Round-trip time between two machines in ms.
+    pub fn rtt_ms(&self, a: u32, b: u32) -> f64 {
+        self.model.rtt_ms(&self.places[a as usize], &self.places[b as usize])
+    }
+
+    /// Sends a datagram at `now`; returns its wire size in bytes.
+    pub fn send(&mut self, now: Time, from_addr: u32, to: SocketAddr, payload: Bytes, reply_kind: Option<u8>) -> u64 {
+        let request = reply_kind.is_none();
+        let kind = reply_kind.unwrap_or_else(|| classify_request(&payload));
+        let size = payload.len() as u64 + HEADER_BYTES;
+        self.traffic.msgs[usize::from(kind)] += 1;
+        self.traffic.bytes[usize::from(kind)] += size;
+        let (Some(to_addr), Some(from)) = (index_of(to), self.owner(from_addr)) else {
+            self.traffic.undeliverable += 1;
+            return size;
+        };
+        let Some(to_slot) = self.owner(to_addr) else {
+            self.traffic.undeliverable += 1;
+            return size;
+        };
+        if self.partitioned && self.groups[from as usize] != self.groups[to_slot as usize] {
+            self.traffic.cut += 1;
+            return size;
+        }
+        let body = payload.get(RPC_HEADER..).unwrap_or_default();
+        let tag = mix(fnv1a(body), mix(u64::from(from_addr) << 32 | u64::from(to_addr), now.as_millis()));
+        let h = mix(self.seed, tag);
+        let (a, b) = (&self.places[from as usize], &self.places[to_slot as usize]);
+        if unit(h) < self.model.loss_prob(a, b) {
+            self.traffic.lost += 1;
+            return size;
+        }
+        // One-way delay: half the pair's RTT plus up to 10% queueing jitter.
+        let one_way = self.model.rtt_ms(a, b) / 2.0 * (1.0 + 0.1 * unit(mix(h, 1)));
+        let at = Time::from_millis(now.as_millis() + (one_way.round() as u64).max(1));
+        self.seq += 1;
+        let d = Delivery { at, to_addr, from_addr, kind, request, payload };
+        self.heap.push(Reverse(Queued { key: (at, to_addr, from_addr, tag, self.seq), d }));
+        size
+    }
+
+    /// When the next datagram arrives.
+    pub fn next_time(&self) -> Option<Time> {
+        self.heap.peek().map(|Reverse(q)| q.key.0)
+    }
+
+    /// Takes the next datagram to arrive.
+    pub fn pop(&mut self) -> Option<Delivery> {
+        self.heap.pop().map(|Reverse(q)| q.d)
+    }
+
+    /// Datagrams in flight.
+    pub fn in_flight(&self) -> usize {
+        self.heap.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kadmesh::engine::Transmit;
+    use kadmesh::id::NodeId;
+    use kadmesh::wire::{Call, Datagram, MessageId};
+
+    fn request(call: Call) -> Bytes {
+        Datagram::Request { id: MessageId([7; 20]), call }.encode().unwrap().into()
+    }
+
+    #[test]
+    fn addresses_round_trip() {
+        for i in [0u32, 1, 255, 256, 70_000, 16_000_000] {
+            assert_eq!(index_of(addr_of(i)), Some(i));
+        }
+        assert_eq!(index_of("10.0.0.1:9999".parse().unwrap()), None);
+        assert_eq!(index_of("127.0.0.1:8468".parse().unwrap()), None);
+    }
+
+    #[test]
+    fn requests_are_classified_by_procedure() {
+        let id = NodeId([1; 20]);
+        assert_eq!(classify_request(&request(Call::Ping { sender: id })), 0);
+        assert_eq!(classify_request(&request(Call::FindValue { sender: id, key: id })), FIND_VALUE);
+        let hello = Call::Other { name: "kadmesh_hello".into(), args: vec![] };
+        assert_eq!(classify_request(&request(hello)), 5);
+        assert_eq!(classify_request(b"junk"), 7);
+    }
+
+    #[test]
+    fn delivery_respects_latency_and_partitions() {
+        let mut model = LatencyModel::new(1);
+        (model.loss, model.lossy_extra) = (0.0, 0.0);
+        let mut net = Network::new(1, model);
+        for s in 0..3 {
+            net.add_machine(s);
+            net.new_address(s);
+        }
+        let t = Transmit { to: addr_of(1), payload: request(Call::Ping { sender: NodeId([2; 20]) }) };
+        net.send(Time::from_secs(1), 0, t.to, t.payload.clone(), None);
+        let d = net.pop().unwrap();
+        let one_way = d.at.as_millis() - 1000;
+        let rtt = net.rtt_ms(0, 1);
+        assert!(one_way as f64 >= rtt / 2.0 - 1.0 && one_way as f64 <= rtt * 0.55 + 1.0, "{one_way} vs {rtt}");
+        net.set_group(1, 1);
+        net.set_partitioned(true);
+        net.send(Time::from_secs(2), 0, t.to, t.payload.clone(), None);
+        net.send(Time::from_secs(2), 0, addr_of(2), t.payload, None);
+        assert_eq!((net.traffic.cut, net.in_flight()), (1, 1));
+    }
+}

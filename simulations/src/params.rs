@@ -1,0 +1,93 @@
+//! Everything a simulation run is parameterised by.
+
+use std::time::Duration;
+
+use kadmesh::engine::Config;
+
+use crate::churn::ChurnModel;
+use crate::latency::LatencyModel;
+
+/// Where a node without saved contacts gets its bootstrap seeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SeedSource {
+    /// Ask the worker's own coordinator over HTTP (`GET /api/dht/bootstrap`);
+    /// the edge router only when that coordinator is down.
+    Coordinator,
+    /// Always ask the edge router.
+    Edge,
+}
+
+/// Parameters of one run.
+#[derive(Clone, Debug)]
+pub struct SimParams {
+    /// Seed of everything random.
+    pub seed: u64,
+    /// Long-lived coordinator nodes (bootstrap seeds).
+    pub coordinators: u32,
+    /// Worker machines at the start.
+    pub workers: u32,
+    /// Workers start at random moments within this span after the coordinators.
+    pub join_spread: Duration,
+    /// Measurement starts this long after time zero (network formed).
+    pub warmup: Duration,
+    /// Length of the measurement window.
+    pub duration: Duration,
+    /// Measured lookups per minute, from random joined nodes for random
+    /// registered workers.
+    pub lookups_per_min: f64,
+    /// How often a worker re-puts its announcement (with a fresh `last_seen`).
+    pub heartbeat: Duration,
+    /// An announcement is dead when `now > last_seen + stale_after` (the
+    /// platform's "healthy if heard from within 5 minutes").
+    pub stale_after: Duration,
+    /// Session and restart model; `None` for no churn.
+    pub churn: Option<ChurnModel>,
+    /// Seed source for nodes without saved contacts.
+    pub seed_source: SeedSource,
+    /// Engine settings (the seed field is overwritten per node).
+    pub engine: Config,
+    /// Latency and loss.
+    pub latency: LatencyModel,
+    /// Measure time to find newly registered workers.
+    pub probe_new: bool,
+    /// Measure time for crashed workers to disappear.
+    pub probe_dead: bool,
+    /// Print progress lines to stderr under this label; `None` for silence.
+    pub progress: Option<String>,
+    /// Stop after this much wall-clock time and report the window simulated
+    /// so far (the report's window row says how long it was). Breaks
+    /// determinism, so off unless asked for.
+    pub max_wall: Option<Duration>,
+}
+
+impl SimParams {
+    /// Defaults for `workers` workers: 8 coordinators, 4-minute heartbeat,
+    /// 1000 lookups a minute, default engine settings, no churn.
+    pub fn new(seed: u64, workers: u32) -> Self {
+        let join_spread = Duration::from_secs(300);
+        SimParams {
+            seed,
+            coordinators: 8,
+            workers,
+            join_spread,
+            warmup: join_spread + Duration::from_secs(600),
+            duration: Duration::from_secs(3600),
+            lookups_per_min: 1000.0,
+            heartbeat: Duration::from_secs(240),
+            stale_after: Duration::from_secs(300),
+            churn: None,
+            seed_source: SeedSource::Coordinator,
+            engine: Config::default(),
+            latency: LatencyModel::new(seed),
+            probe_new: true,
+            probe_dead: true,
+            progress: None,
+            max_wall: None,
+        }
+    }
+
+    /// End of the run (warmup plus window).
+    pub fn end(&self) -> Duration {
+        self.warmup + self.duration
+    }
+}

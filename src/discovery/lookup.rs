@@ -1,0 +1,251 @@
+//! Reading: who provides a service, and their records.
+//!
+//! [`Discovery::collect_providers`] runs a node lookup for the service key
+//! and, at the same time, a plain `get` of the legacy `service:{type}` JSON
+//! list. It then reads the provider set, page by page, from up to
+//! `read_replicas` of the closest nodes that speak the extension (falling
+//! back to nodes not yet asked, never to known stock peers) plus this node's
+//! own store, and merges the answers: a store lost at one replica loses
+//! nothing. When those replicas disagree, it reads as many more once.
+//!
+//! [`Discovery::fetch_records`] then gets `worker:{id}` records with bounded
+//! parallelism, preferring this node's own registry for workers registered
+//! here, keeps those a caller-supplied test accepts, and can stop early
+//! once it has enough.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use tokio::task::JoinSet;
+
+use super::metrics::bump;
+use super::record::WorkerRecord;
+use super::wire::{list_call, merge, parse_page, SeenEntry};
+use super::{worker_key, Discovery};
+use crate::engine::providers::{valid_id, MAX_ENTRIES_PER_CALL};
+use crate::engine::PeerKind;
+use crate::id::Key;
+use crate::node::NodeError;
+
+/// Most ids taken from one legacy JSON list.
+const MAX_LEGACY_IDS: usize = 10_000;
+/// Most pages read from one replica (a full set of 10,000 short ids takes
+/// a few hundred).
+const MAX_PAGES: usize = 2_000;
+
+/// What the DHT says provides a key.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Providers {
+    /// Merged provider entries, tombstones included.
+    pub entries: HashMap<String, SeenEntry>,
+    /// Worker ids from the legacy JSON list.
+    pub legacy: Vec<String>,
+    /// Replicas whose sets were read completely (this node counts).
+    pub replicas: usize,
+}
+
+impl Providers {
+    /// Candidate worker ids: live entries by announced load (lightest
+    /// first), then legacy ids not already named.
+    pub fn candidates(&self) -> Vec<String> {
+        let mut live: Vec<&SeenEntry> = self.entries.values().filter(|e| e.is_live()).collect();
+        live.sort_by(|a, b| a.load.unwrap_or(f64::MAX).total_cmp(&b.load.unwrap_or(f64::MAX)).then(a.id.cmp(&b.id)));
+        let mut ids: Vec<String> = live.into_iter().map(|e| e.id.clone()).collect();
+        for id in &self.legacy {
+            if self.entries.get(id).is_none_or(|e| !e.is_live()) && !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        ids
+    }
+}
+
+/// This node's own entries under `key`, as a replica would report them.
+fn local_entries(e: &crate::engine::Engine, key: &Key, now: crate::time::Time) -> Vec<SeenEntry> {
+    e.providers()
+        .range(key, None, now)
+        .map(|p| SeenEntry {
+            id: p.id.clone(),
+            version: p.version,
+            ttl: p.expires_at.saturating_since(now),
+            load: p.load,
+            gone: p.gone,
+        })
+        .collect()
+}
+
+/// Worker ids in a legacy `service:{type}` value (a JSON list as a string).
+fn legacy_ids(v: &crate::wire::Value) -> Vec<String> {
+    let text = match v {
+        crate::wire::Value::Str(s) => s.as_str(),
+        crate::wire::Value::Bin(b) => std::str::from_utf8(b).unwrap_or(""),
+        _ => "",
+    };
+    let Ok(serde_json::Value::Array(list)) = serde_json::from_str(text) else { return Vec::new() };
+    let mut seen = std::collections::HashSet::new();
+    list.iter()
+        .filter_map(|v| v.as_str())
+        .filter(|s| valid_id(s) && seen.insert(*s))
+        .take(MAX_LEGACY_IDS)
+        .map(str::to_owned)
+        .collect()
+}
+
+impl Discovery {
+    /// Everything the DHT says provides `key`.
+    pub(crate) async fn collect_providers(&self, key: Key) -> Result<Providers, NodeError> {
+        let node = self.node();
+        let (closest, legacy) = tokio::join!(node.find_node(key), node.get(key));
+        let closest = closest?;
+        let legacy = legacy?.value.map(|v| legacy_ids(&v)).unwrap_or_default();
+        let ids: Vec<_> = closest.iter().map(|c| c.id).collect();
+        let (kinds, local) = node
+            .with_engine(move |e, now| {
+                (ids.iter().map(|id| e.peer_kind(id)).collect::<Vec<_>>(), local_entries(e, &key, now))
+            })
+            .await?;
+        let pick = |k: PeerKind| closest.iter().zip(&kinds).filter(move |(_, kind)| **kind == k).map(|(c, _)| c.addr);
+        let mut targets: Vec<SocketAddr> = pick(PeerKind::Extended).collect();
+        if targets.is_empty() {
+            targets = pick(PeerKind::Unknown).collect();
+        }
+        let want = self.inner.config.read_replicas;
+        let mut out = Providers { legacy, replicas: usize::from(!local.is_empty()), ..Providers::default() };
+        for e in local {
+            merge(&mut out.entries, e);
+        }
+        let mut rest = targets.into_iter();
+        // A second round only when the first one's replicas disagree (a
+        // write or a page was lost somewhere).
+        for _ in 0..2 {
+            let round: Vec<SocketAddr> = rest.by_ref().take(want).collect();
+            if round.is_empty() || !self.read_round(key, round, &mut out).await {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads `targets` in parallel and merges them into `out`; true when
+    /// they disagreed (a read failed or a replica lacked merged entries).
+    async fn read_round(&self, key: Key, targets: Vec<SocketAddr>, out: &mut Providers) -> bool {
+        let mut reads = JoinSet::new();
+        for addr in targets {
+            let me = self.clone();
+            reads.spawn(async move { me.read_replica(addr, key).await });
+        }
+        let mut sizes = Vec::new();
+        let mut disagree = false;
+        while let Some(r) = reads.join_next().await {
+            let Ok((entries, complete)) = r else { continue };
+            out.replicas += usize::from(complete);
+            disagree |= !complete;
+            sizes.push(entries.len());
+            for e in entries {
+                merge(&mut out.entries, e);
+            }
+        }
+        disagree || sizes.iter().any(|n| *n != out.entries.len())
+    }
+
+    /// Reads one replica's whole set; the flag says whether every page came.
+    async fn read_replica(&self, addr: SocketAddr, key: Key) -> (Vec<SeenEntry>, bool) {
+        let mut entries = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_PAGES {
+            let call = list_call(self.node().id(), key, after.as_deref(), MAX_ENTRIES_PER_CALL);
+            bump(&self.inner.metrics.provider_reads);
+            let page = match self.node().call(addr, call).await {
+                Ok(Some(v)) => parse_page(&v),
+                _ => None,
+            };
+            let Some(page) = page else {
+                bump(&self.inner.metrics.extension_failures);
+                return (entries, false);
+            };
+            entries.extend(page.entries);
+            match page.next {
+                Some(next) if after.as_ref() != Some(&next) => after = Some(next),
+                Some(_) => return (entries, false),
+                None => return (entries, true),
+            }
+        }
+        (entries, false)
+    }
+
+    /// Fetches the records of `ids`, `fetch_parallelism` at a time, and
+    /// keeps those `accept` approves. With `want`, it stops once the first
+    /// `want` accepted records *in `ids` order* are known, so a caller that
+    /// ranks `ids` gets the best-ranked ones, not the fastest to answer.
+    pub(crate) async fn fetch_records(
+        &self,
+        ids: Vec<String>,
+        want: Option<usize>,
+        accept: impl Fn(&WorkerRecord) -> bool,
+    ) -> Vec<WorkerRecord> {
+        let total = ids.len();
+        let mut results: Vec<Option<Option<WorkerRecord>>> = vec![None; total];
+        let mut queue = ids.into_iter().enumerate();
+        let mut running = JoinSet::new();
+        let (mut settled, mut accepted) = (0, 0);
+        loop {
+            while running.len() < self.inner.config.fetch_parallelism {
+                let Some((i, id)) = queue.next() else { break };
+                let me = self.clone();
+                running.spawn(async move { (i, me.fetch_record(&id).await) });
+            }
+            let Some(done) = running.join_next().await else { break };
+            let Ok((i, record)) = done else { continue };
+            results[i] = Some(record.filter(|r| accept(r)));
+            while settled < total {
+                let Some(r) = &results[settled] else { break };
+                accepted += usize::from(r.is_some());
+                settled += 1;
+            }
+            if want.is_some_and(|w| accepted >= w) {
+                running.abort_all();
+                return results.into_iter().take(settled).flatten().flatten().collect();
+            }
+        }
+        results.into_iter().flatten().flatten().collect()
+    }
+
+    async fn fetch_record(&self, id: &str) -> Option<WorkerRecord> {
+        if let Some(r) = self.inner.registry.get(id) {
+            return Some(r);
+        }
+        bump(&self.inner.metrics.record_fetches);
+        let got = self.node().get(worker_key(id)).await.ok()?;
+        got.value.as_ref().and_then(WorkerRecord::from_value).filter(|r| r.worker_id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Value;
+    use std::time::Duration;
+
+    #[test]
+    fn legacy_lists_parse_leniently() {
+        assert_eq!(legacy_ids(&Value::from(r#"["w1", "w2", 3, "bad id", "w2"]"#)), ["w1", "w2"]);
+        assert!(legacy_ids(&Value::from("{}")).is_empty());
+        assert!(legacy_ids(&Value::Int(1)).is_empty());
+    }
+
+    #[test]
+    fn candidates_rank_by_hint_and_add_legacy_ids() {
+        let e = |id: &str, load, gone| SeenEntry {
+            id: id.into(),
+            version: 1,
+            ttl: Duration::from_secs(60),
+            load: Some(load),
+            gone,
+        };
+        let mut p = Providers { legacy: vec!["old".into(), "b".into(), "gone".into()], ..Providers::default() };
+        for x in [e("a", 0.9, false), e("b", 0.1, false), e("gone", 0.0, true)] {
+            p.entries.insert(x.id.clone(), x);
+        }
+        assert_eq!(p.candidates(), ["b", "a", "old", "gone"]);
+    }
+}

@@ -1,0 +1,252 @@
+//! Register, heartbeat, unregister, and the refresher that keeps registered
+//! workers fresh in the DHT.
+//!
+//! Write rate per worker: one record put (a node lookup plus k stores) and a
+//! share of one batched provider write per service every `refresh_interval`
+//! (default 120 s, against heartbeats every 30 s), plus at most one extra
+//! put per `min_republish` (default 60 s) when its status or load changes
+//! significantly. Register and a significant heartbeat publish at once and
+//! wait for it up to `publish_wait`; the write goes on in the background if
+//! it takes longer.
+//!
+//! Unregister writes a tombstone record (`status: offline`, `expires_at` =
+//! now) over the live one, stops republishing it, and tombstones the
+//! worker's provider entries with a newer version, so readers drop it at
+//! once.
+
+use super::input::{Heartbeat, InvalidInput, Registration};
+use super::metrics::bump;
+use super::record::{WorkerRecord, MAX_RECORD_BYTES, STATUS_HEALTHY, STATUS_OFFLINE};
+use super::registry::{next_version, Urgency};
+use super::wire::Announce;
+use super::{service_key, worker_key, Discovery, DiscoveryError, SERVICE_INDEX_KEY};
+use crate::id::Key;
+use crate::node::NodeError;
+use crate::wire::Value;
+
+/// How a registration went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegisterOutcome {
+    /// The record as published.
+    pub record: WorkerRecord,
+    /// What the DHT write reached; `None` if it was still running after
+    /// `publish_wait`.
+    pub report: Option<PublishReport>,
+}
+
+/// How a heartbeat went.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeartbeatOutcome {
+    /// The record after the heartbeat.
+    pub record: WorkerRecord,
+    /// Whether it was written to the DHT now (otherwise the scheduled
+    /// refresh carries it).
+    pub published: bool,
+}
+
+/// Where a publish landed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PublishReport {
+    /// Nodes that acknowledged the record (plus this one, if it keeps a copy).
+    pub record_replicas: usize,
+    /// The fewest replicas that acknowledged any one service's announcement.
+    pub provider_replicas: usize,
+}
+
+impl Discovery {
+    /// Registers a worker through this node and publishes it.
+    pub async fn register(&self, reg: Registration) -> Result<RegisterOutcome, DiscoveryError> {
+        let now = self.now();
+        let record = self.new_record(reg, now);
+        let size = record.to_json().len();
+        if size > MAX_RECORD_BYTES {
+            let msg = format!("the worker record would be {size} bytes; the limit is {MAX_RECORD_BYTES}");
+            return Err(InvalidInput(msg).into());
+        }
+        let id = record.worker_id.clone();
+        if let Some(old) = self.inner.registry.insert(record.clone()) {
+            // Services dropped by a re-registration must stop naming it.
+            let gone: Vec<String> = old.services.into_iter().filter(|s| !record.services.contains(s)).collect();
+            let version = next_version(old.version, now);
+            for s in gone {
+                self.inner.cache.invalidate(&s);
+                let me = self.clone();
+                let item = self.tombstone(&id, version);
+                tokio::spawn(async move { me.announce(service_key(&s), item, true).await });
+            }
+        }
+        bump(&self.inner.metrics.registrations);
+        let report = self.publish_bounded(&id).await;
+        let record = self.inner.registry.get(&id).unwrap_or(record);
+        Ok(RegisterOutcome { record, report })
+    }
+
+    /// The record of a fresh registration: healthy, idle, heard from now.
+    fn new_record(&self, reg: Registration, now: f64) -> WorkerRecord {
+        WorkerRecord {
+            worker_id: reg.worker_id,
+            tunnel_url: reg.tunnel_url,
+            services: reg.services,
+            capabilities: reg.capabilities,
+            vpn_ip: reg.vpn_ip,
+            last_seen: Some(now),
+            expires_at: Some(now + self.inner.config.worker_ttl.as_secs_f64()),
+            status: STATUS_HEALTHY.to_owned(),
+            load: 0.0,
+            available_memory: None,
+            gpu_utilization: None,
+            active_requests: None,
+            loaded_models: Vec::new(),
+            containers: reg.containers,
+            version: None,
+            node_id: Some(self.node().id().to_hex()),
+        }
+    }
+
+    /// Applies a heartbeat; publishes at once when it changed something
+    /// readers rank or filter by.
+    pub async fn heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatOutcome, DiscoveryError> {
+        let now = self.now();
+        let (record, urgency) = self
+            .inner
+            .registry
+            .heartbeat(&hb, now, &self.inner.config)
+            .ok_or_else(|| DiscoveryError::UnknownWorker(hb.worker_id.clone()))?;
+        bump(&self.inner.metrics.heartbeats);
+        let published = urgency == Urgency::Now;
+        if published {
+            self.publish_bounded(&hb.worker_id).await;
+        }
+        Ok(HeartbeatOutcome { record, published })
+    }
+
+    /// Unregisters a worker: it disappears from lookups at once.
+    pub async fn unregister(&self, worker_id: &str) -> Result<WorkerRecord, DiscoveryError> {
+        let record =
+            self.inner.registry.remove(worker_id).ok_or_else(|| DiscoveryError::UnknownWorker(worker_id.to_owned()))?;
+        let me = self.clone();
+        let r = record.clone();
+        let task = tokio::spawn(async move { me.withdraw(r).await });
+        if tokio::time::timeout(self.inner.config.publish_wait, task).await.is_err() {
+            tracing::debug!(worker_id, "unregister still writing in the background");
+        }
+        Ok(record)
+    }
+
+    fn tombstone(&self, id: &str, version: u64) -> Announce {
+        let cfg = &self.inner.config;
+        Announce { id: id.to_owned(), version, ttl: cfg.worker_ttl + cfg.refresh_interval, load: None }
+    }
+
+    /// Publishes `id` and waits up to `publish_wait` for it.
+    async fn publish_bounded(&self, id: &str) -> Option<PublishReport> {
+        let (me, id) = (self.clone(), id.to_owned());
+        let task = tokio::spawn(async move { me.publish(&id).await });
+        match tokio::time::timeout(self.inner.config.publish_wait, task).await {
+            Ok(Ok(Ok(report))) => Some(report),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "worker record not published");
+                None
+            }
+            _ => None,
+        }
+    }
+
+    /// Writes a registered worker's record and announces its services.
+    async fn publish(&self, id: &str) -> Result<PublishReport, NodeError> {
+        let now = self.now();
+        let Some(record) = self.inner.registry.prepare(id, now) else { return Ok(PublishReport::default()) };
+        let version = record.version.unwrap_or_default();
+        let ttl = std::time::Duration::from_secs_f64((record.expires_at.unwrap_or(now) - now).max(1.0));
+        let announce = |key: Key, item: Announce| {
+            let me = self.clone();
+            tokio::spawn(async move { me.announce(key, item, false).await })
+        };
+        let mut tasks = Vec::new();
+        for s in &record.services {
+            self.inner.cache.invalidate(s);
+            let item = Announce { id: id.to_owned(), version, ttl, load: Some(record.load) };
+            tasks.push(announce(service_key(s), item));
+            let index = Announce { id: s.clone(), version, ttl, load: None };
+            announce(Key::for_key(SERVICE_INDEX_KEY), index);
+        }
+        let put = {
+            // Announcements above are batched; only the record writes queue.
+            let _permit = self.inner.publishing.acquire().await;
+            bump(&self.inner.metrics.record_puts);
+            self.node().put(worker_key(id), Value::Str(record.to_json())).await?
+        };
+        let mut provider_replicas = if tasks.is_empty() { 0 } else { usize::MAX };
+        for t in tasks {
+            provider_replicas = provider_replicas.min(t.await.unwrap_or(0));
+        }
+        let record_replicas = put.stored + usize::from(put.stored_locally);
+        Ok(PublishReport { record_replicas, provider_replicas })
+    }
+
+    /// Overwrites the record with a tombstone and tombstones its providers.
+    async fn withdraw(&self, mut record: WorkerRecord) -> Result<(), NodeError> {
+        let now = self.now();
+        let version = next_version(record.version, now);
+        record.status = STATUS_OFFLINE.to_owned();
+        record.expires_at = Some(now);
+        record.version = Some(version);
+        let mut tasks = Vec::new();
+        for s in &record.services {
+            self.inner.cache.invalidate(s);
+            let (me, item, key) = (self.clone(), self.tombstone(&record.worker_id, version), service_key(s));
+            tasks.push(tokio::spawn(async move { me.announce(key, item, true).await }));
+        }
+        let key = worker_key(&record.worker_id);
+        self.node().put(key, Value::Str(record.to_json())).await?;
+        // The tombstone only has to outlive the copies it replaced.
+        self.node().with_engine(move |e, _| e.unpublish(&key)).await?;
+        for t in tasks {
+            let _ = t.await;
+        }
+        Ok(())
+    }
+
+    /// Keeps registered workers fresh in the DHT until [`Discovery::shutdown`]
+    /// or the node stops: republishes each worker when its refresh is due or
+    /// a deferred significant change may go out, and drops workers silent
+    /// past `stale_after`.
+    pub async fn run_refresher(self) {
+        let tick = (self.inner.config.refresh_interval / 8)
+            .clamp(std::time::Duration::from_millis(20), std::time::Duration::from_secs(5));
+        let mut stop = self.inner.stop.subscribe();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() || self.refresh_once().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn refresh_once(&self) -> Result<(), NodeError> {
+        let now = self.now();
+        let cfg = &self.inner.config;
+        for r in self.inner.registry.drop_stale(now, cfg) {
+            tracing::info!(worker_id = %r.worker_id, "worker silent past stale-after; dropped");
+            let key = worker_key(&r.worker_id);
+            self.node().with_engine(move |e, _| e.unpublish(&key)).await?;
+        }
+        let due = self.inner.registry.due(now, cfg);
+        let tasks: Vec<_> = due
+            .into_iter()
+            .map(|id| {
+                let me = self.clone();
+                tokio::spawn(async move { me.publish(&id).await })
+            })
+            .collect();
+        for t in tasks {
+            if let Ok(Err(e)) = t.await {
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+}

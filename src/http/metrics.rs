@@ -1,0 +1,182 @@
+//! `GET /metrics`: Prometheus text format (version 0.0.4), hand-written: a
+//! few dozen lines do not justify a metrics crate.
+//!
+//! Families: `kadmesh_lookups_total{result}`, `kadmesh_lookup_duration_seconds`
+//! (histogram), `kadmesh_rpcs_sent_total{kind}`, `kadmesh_rpcs_received_total{kind}`,
+//! `kadmesh_rpc_timeouts_total`, `kadmesh_routing_table_size`,
+//! `kadmesh_peers{peer}`, `kadmesh_records_held`, `kadmesh_record_bytes`,
+//! `kadmesh_provider_sets`, `kadmesh_provider_entries`,
+//! `kadmesh_bootstrap_url_fetches_total{result}`, `kadmesh_workers_registered`
+//! and the engine's and discovery layer's other counters.
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+
+use super::error::ApiError;
+use crate::discovery::metrics::{read, LookupResult, Metrics, LATENCY_BUCKETS};
+use crate::discovery::Discovery;
+use crate::engine::{PeerKind, Stats, RPC_LABELS};
+
+/// The content type Prometheus expects.
+pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// What the engine reports, read in one pass on its task.
+#[derive(Clone, Debug, Default)]
+pub struct EngineSnapshot {
+    /// Its counters.
+    pub stats: Stats,
+    /// Contacts in the routing table.
+    pub routing: usize,
+    /// Contacts by what they speak: kadmesh, python, unknown.
+    pub peers: [usize; 3],
+    /// Records held.
+    pub records: usize,
+    /// Encoded bytes of records held.
+    pub record_bytes: usize,
+    /// Provider sets held.
+    pub provider_sets: usize,
+    /// Provider entries held.
+    pub provider_entries: usize,
+    /// Operations in progress.
+    pub ops: usize,
+}
+
+/// Reads the snapshot from the engine.
+pub async fn snapshot(d: &Discovery) -> Result<EngineSnapshot, ApiError> {
+    let s = d
+        .node()
+        .with_engine(|e, _| {
+            let mut peers = [0; 3];
+            for c in e.routing().contacts() {
+                peers[match e.peer_kind(&c.id) {
+                    PeerKind::Extended => 0,
+                    PeerKind::Base => 1,
+                    PeerKind::Unknown => 2,
+                }] += 1;
+            }
+            EngineSnapshot {
+                stats: e.stats().clone(),
+                routing: e.routing().len(),
+                peers,
+                records: e.store().len(),
+                record_bytes: e.store().bytes(),
+                provider_sets: e.providers().set_count(),
+                provider_entries: e.providers().entry_count(),
+                ops: e.ops_in_progress(),
+            }
+        })
+        .await?;
+    Ok(s)
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    family(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
+fn rpc_families(out: &mut String, s: &Stats) {
+    for (name, counts, help) in [
+        ("kadmesh_rpcs_sent_total", &s.sent, "Requests sent, by procedure kind."),
+        ("kadmesh_rpcs_received_total", &s.received, "Requests received, by procedure kind."),
+    ] {
+        family(out, name, "counter", help);
+        for (label, n) in RPC_LABELS.iter().zip(counts.iter()) {
+            let _ = writeln!(out, "{name}{{kind=\"{label}\"}} {n}");
+        }
+    }
+}
+
+fn lookup_families(out: &mut String, m: &Metrics) {
+    family(out, "kadmesh_lookups_total", "counter", "Discover requests, by how they were answered.");
+    for r in LookupResult::ALL {
+        let _ = writeln!(out, "kadmesh_lookups_total{{result=\"{}\"}} {}", r.label(), m.lookups(r));
+    }
+    let name = "kadmesh_lookup_duration_seconds";
+    family(out, name, "histogram", "Duration of discover lookups that went to the DHT.");
+    let (buckets, sum) = m.lookup_latency.snapshot();
+    for (bound, n) in LATENCY_BUCKETS.iter().zip(&buckets) {
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
+    }
+    let total = buckets.last().copied().unwrap_or(0);
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {sum}\n{name}_count {total}");
+}
+
+/// The whole exposition.
+pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
+    let mut out = String::with_capacity(4096);
+    lookup_families(&mut out, m);
+    rpc_families(&mut out, &e.stats);
+    let s = &e.stats;
+    single(&mut out, "kadmesh_rpc_timeouts_total", "counter", "Requests that got no reply in time.", s.timeouts);
+    single(&mut out, "kadmesh_datagrams_received_total", "counter", "Datagrams received.", s.datagrams_received);
+    single(&mut out, "kadmesh_malformed_datagrams_total", "counter", "Datagrams that did not decode.", s.malformed);
+    single(&mut out, "kadmesh_unmatched_replies_total", "counter", "Replies matching no request.", s.unmatched_replies);
+    single(&mut out, "kadmesh_stores_accepted_total", "counter", "Values accepted by store.", s.stores_accepted);
+    single(&mut out, "kadmesh_stores_refused_total", "counter", "Values refused by store.", s.stores_refused);
+    single(&mut out, "kadmesh_routing_table_size", "gauge", "Contacts in the routing table.", e.routing);
+    family(&mut out, "kadmesh_peers", "gauge", "Routing-table contacts by what they speak.");
+    for (label, n) in ["kadmesh", "python", "unknown"].iter().zip(e.peers) {
+        let _ = writeln!(out, "kadmesh_peers{{peer=\"{label}\"}} {n}");
+    }
+    single(&mut out, "kadmesh_records_held", "gauge", "Records this node holds.", e.records);
+    single(&mut out, "kadmesh_record_bytes", "gauge", "Encoded bytes of records held.", e.record_bytes);
+    single(&mut out, "kadmesh_provider_sets", "gauge", "Provider sets this node holds.", e.provider_sets);
+    single(&mut out, "kadmesh_provider_entries", "gauge", "Provider entries held.", e.provider_entries);
+    single(&mut out, "kadmesh_operations_in_progress", "gauge", "Engine operations running.", e.ops);
+    single(&mut out, "kadmesh_workers_registered", "gauge", "Workers registered through this node.", workers);
+    family(&mut out, "kadmesh_bootstrap_url_fetches_total", "counter", "Bootstrap-URL fetches, by result.");
+    let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"ok\"}} {}", read(&m.bootstrap_url_ok));
+    let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"error\"}} {}", read(&m.bootstrap_url_failed));
+    for (name, c, help) in [
+        ("kadmesh_record_puts_total", &m.record_puts, "Worker records written to the DHT."),
+        ("kadmesh_record_fetches_total", &m.record_fetches, "Worker records read from the DHT."),
+        ("kadmesh_provider_writes_total", &m.provider_writes, "Provider write requests sent."),
+        ("kadmesh_provider_reads_total", &m.provider_reads, "Provider pages requested."),
+        ("kadmesh_extension_failures_total", &m.extension_failures, "Extension requests unanswered."),
+        ("kadmesh_registrations_total", &m.registrations, "Worker registrations accepted."),
+        ("kadmesh_heartbeats_total", &m.heartbeats, "Worker heartbeats accepted."),
+        ("kadmesh_coordinator_errors_total", &m.coordinator_errors, "Failed coordinator fallbacks."),
+    ] {
+        single(&mut out, name, "counter", help, read(c));
+    }
+    out
+}
+
+/// `GET /metrics`
+pub async fn metrics(State(d): State<Discovery>) -> Result<impl IntoResponse, ApiError> {
+    let snap = snapshot(&d).await?;
+    let body = render(&snap, d.metrics(), d.local_worker_count());
+    Ok(([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_is_well_formed() {
+        let m = Metrics::default();
+        m.lookup(LookupResult::Dht);
+        m.lookup_latency.observe(std::time::Duration::from_millis(3));
+        let text = render(&EngineSnapshot::default(), &m, 2);
+        assert!(text.contains("kadmesh_lookups_total{result=\"dht\"} 1\n"));
+        assert!(text.contains("kadmesh_lookup_duration_seconds_bucket{le=\"0.005\"} 1\n"));
+        assert!(text.contains("kadmesh_lookup_duration_seconds_count 1\n"));
+        assert!(text.contains("kadmesh_rpcs_sent_total{kind=\"find_value\"} 0\n"));
+        assert!(text.contains("kadmesh_workers_registered 2\n"));
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let (name, value) = line.rsplit_once(' ').unwrap();
+            assert!(value.parse::<f64>().is_ok(), "{line}");
+            assert!(name.starts_with("kadmesh_"), "{line}");
+        }
+        let typed = text.lines().filter(|l| l.starts_with("# TYPE")).count();
+        assert_eq!(typed, text.lines().filter(|l| l.starts_with("# HELP")).count());
+    }
+}

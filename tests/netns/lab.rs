@@ -1,0 +1,201 @@
+//! The namespace lab: hosts with their own addresses on a virtual switch,
+//! `dhtd` daemons on them, and partitions of the switch.
+//!
+//! Layout, all named with the prefix `kmn<pid>` so runs never collide:
+//! a switch namespace `<prefix>sw` holding two bridges (`<prefix>b0`, the
+//! LAN, and `<prefix>b1`, where partitioned hosts are moved), and one
+//! namespace per host with a veth pair whose far end is a port of a bridge.
+//! Host i has 10.201.0.(i+1)/24 and a hosts file naming every host, at
+//! `/etc/netns/<ns>/hosts`, which `ip netns exec` mounts over `/etc/hosts`.
+//! Nothing is added to the caller's own namespace, and every address used
+//! exists only inside the lab. [`Drop`] kills the daemons, deletes the
+//! namespaces (which deletes their links) and the hosts files; namespaces
+//! left by a run that was killed outright are removed by the next run.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+use super::client::{invoke, Reply};
+
+/// The hosts' names, which are also their hostnames in the lab.
+pub const HOSTS: [&str; 4] = ["alpha", "bravo", "charlie", "delta"];
+
+/// The UDP port every daemon listens on.
+pub const PORT: u16 = 8468;
+
+const NAME_PREFIX: &str = "kmn";
+
+/// Why the lab could not be built.
+#[derive(Debug)]
+pub enum Setup {
+    /// This environment cannot create namespaces; the test is skipped.
+    Skip(String),
+    /// Namespaces work but a later step failed: a real failure.
+    Fail(String),
+}
+
+/// A running lab; torn down on drop.
+pub struct Lab {
+    prefix: String,
+    namespaces: Vec<String>,
+    hosts_dirs: Vec<PathBuf>,
+    daemons: Mutex<Vec<(String, Child)>>,
+    logs: tempfile::TempDir,
+}
+
+/// Runs `ip` with `args`; the error is its stderr.
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip").args(args).output().map_err(|e| format!("cannot run `ip` ({e}); install iproute2"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("`ip {}`: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
+/// Deletes namespaces named by earlier runs whose process no longer exists.
+fn remove_stale() {
+    let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let Some(rest) = name.strip_prefix(NAME_PREFIX) else { continue };
+        let pid: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if !pid.is_empty() && !PathBuf::from(format!("/proc/{pid}")).exists() {
+            let _ = ip(&["netns", "del", name]);
+            let _ = fs::remove_dir_all(format!("/etc/netns/{name}"));
+        }
+    }
+}
+
+impl Lab {
+    /// Builds the switch and the hosts.
+    pub fn build() -> Result<Lab, Setup> {
+        remove_stale();
+        let prefix = format!("{NAME_PREFIX}{}", std::process::id());
+        let logs = tempfile::tempdir().map_err(|e| Setup::Fail(format!("no temp dir: {e}")))?;
+        let mut lab = Lab { prefix, namespaces: Vec::new(), hosts_dirs: Vec::new(), daemons: Mutex::default(), logs };
+        let sw = format!("{}sw", lab.prefix);
+        ip(&["netns", "add", &sw]).map_err(Setup::Skip)?;
+        lab.namespaces.push(sw);
+        lab.wire().map_err(Setup::Fail)?;
+        Ok(lab)
+    }
+
+    fn ns(&self, host: usize) -> String {
+        format!("{}{}", self.prefix, &HOSTS[host][..1])
+    }
+
+    fn port(&self, host: usize) -> String {
+        format!("{}p", self.ns(host))
+    }
+
+    fn bridge(&self, n: usize) -> String {
+        format!("{}b{n}", self.prefix)
+    }
+
+    fn wire(&mut self) -> Result<(), String> {
+        let sw = self.namespaces[0].clone();
+        for b in [self.bridge(0), self.bridge(1)] {
+            ip(&["-n", &sw, "link", "add", &b, "type", "bridge"])?;
+            ip(&["-n", &sw, "link", "set", &b, "up"])?;
+        }
+        let hosts_file: String = std::iter::once("127.0.0.1 localhost\n".to_string())
+            .chain(HOSTS.iter().enumerate().map(|(i, h)| format!("10.201.0.{} {h}\n", i + 1)))
+            .collect();
+        for (i, _) in HOSTS.iter().enumerate() {
+            let (ns, port, dev) = (self.ns(i), self.port(i), format!("{}e", self.ns(i)));
+            ip(&["netns", "add", &ns])?;
+            self.namespaces.push(ns.clone());
+            ip(&["link", "add", &dev, "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &sw])?;
+            ip(&["-n", &sw, "link", "set", &port, "master", &self.bridge(0), "up"])?;
+            ip(&["-n", &ns, "addr", "add", &format!("10.201.0.{}/24", i + 1), "dev", &dev])?;
+            ip(&["-n", &ns, "link", "set", &dev, "up"])?;
+            ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            let dir = PathBuf::from(format!("/etc/netns/{ns}"));
+            fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            self.hosts_dirs.push(dir.clone());
+            fs::write(dir.join("hosts"), &hosts_file).map_err(|e| format!("writing {}/hosts: {e}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Starts `dhtd` on `host`, seeded by the hostnames in `seeds`.
+    pub fn start_dhtd(&self, host: usize, seeds: &[&str]) {
+        let log = self.logs.path().join(format!("{}.log", HOSTS[host]));
+        let file = fs::File::create(&log).expect("a log file in the temp dir");
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(host), env!("CARGO_BIN_EXE_dhtd")]);
+        cmd.args(["--bind", "0.0.0.0", "--port", &PORT.to_string(), "--rpc-timeout", "1"]);
+        for s in seeds {
+            cmd.args(["--seed", &format!("{s}:{PORT}")]);
+        }
+        let child = cmd
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("ip netns exec dhtd starts");
+        self.daemons.lock().unwrap_or_else(|p| p.into_inner()).push((HOSTS[host].to_string(), child));
+    }
+
+    /// Puts `key` = `value` (a string) from a client on `host`, seeded by
+    /// that host's daemon.
+    pub fn put(&self, host: usize, key: &str, value: &str) -> Reply {
+        invoke(&self.ns(host), &format!("{}:{PORT}", HOSTS[host]), "put", key, value)
+    }
+
+    /// Gets `key` from a client on `host`.
+    pub fn get(&self, host: usize, key: &str) -> Reply {
+        invoke(&self.ns(host), &format!("{}:{PORT}", HOSTS[host]), "get", key, "")
+    }
+
+    /// Moves `hosts` to the second bridge: they reach each other but not
+    /// the rest.
+    pub fn partition(&self, hosts: &[usize]) {
+        self.move_to(hosts, 1);
+    }
+
+    /// Moves `hosts` back to the LAN.
+    pub fn heal(&self, hosts: &[usize]) {
+        self.move_to(hosts, 0);
+    }
+
+    fn move_to(&self, hosts: &[usize], bridge: usize) {
+        for &h in hosts {
+            ip(&["-n", &self.namespaces[0], "link", "set", &self.port(h), "master", &self.bridge(bridge)])
+                .expect("moving a switch port");
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let mut daemons = std::mem::take(&mut *self.daemons.lock().unwrap_or_else(|p| p.into_inner()));
+        for (_, child) in daemons.iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            for (name, _) in &daemons {
+                let log = fs::read_to_string(self.logs.path().join(format!("{name}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(30).collect();
+                eprintln!("--- dhtd on {name}, last lines ---");
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+        for ns in self.namespaces.iter().rev() {
+            if let Err(e) = ip(&["netns", "del", ns]) {
+                eprintln!("netns teardown: {e}");
+            }
+        }
+        for dir in &self.hosts_dirs {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
