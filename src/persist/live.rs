@@ -86,7 +86,10 @@ pub fn spawn_autosave(node: NodeHandle, dir: StateDir, every: Duration) -> JoinH
 
 async fn write(dir: &StateDir, state: SavedState) -> Result<(), PersistError> {
     let dir = dir.clone();
-    tokio::task::spawn_blocking(move || dir.save(&state))
-        .await
-        .map_err(|e| PersistError::Encode(format!("the save task failed: {e}")))?
+    let path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || dir.save(&state)).await.map_err(|e| PersistError::Io {
+        path,
+        action: "the save task failed",
+        source: std::io::Error::other(e.to_string()),
+    })?
 }

@@ -130,13 +130,6 @@ impl Cluster {
         Ok(false)
     }
 
-    pub async fn debug_stats(&self) -> String {
-        let all: Vec<NodeHandle> = lock(&self.slots).iter().flatten().cloned().collect();
-        let mut sent = [0u64; 6]; let mut to = 0; let mut handovers = 0; let mut table = 0;
-        for h in all { if let Ok((s, t)) = h.with_engine(|e, _| (e.stats().clone(), e.routing().contacts().count())).await { for i in 0..6 { sent[i] += s.sent[i]; } to += s.timeouts; handovers += s.handovers; table += t; } }
-        format!("sent {sent:?} timeouts {to} handovers {handovers} table {table}")
-    }
-
     /// Stops every live node.
     pub async fn shutdown(&self) {
         let all: Vec<NodeHandle> = lock(&self.slots).iter_mut().filter_map(Option::take).collect();

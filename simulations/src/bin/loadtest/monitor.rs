@@ -34,7 +34,6 @@ pub async fn watch(cluster: Arc<Cluster>, samples: Arc<Mutex<Vec<Sample>>>, s: S
         while next_progress < boundary {
             tokio::time::sleep_until(next_progress).await;
             progress(&cluster, &samples, &s, &mut seen);
-            eprintln!("DEBUG {}", cluster.debug_stats().await);
             next_progress += PROGRESS_EVERY;
         }
         tokio::time::sleep_until(boundary).await;

@@ -18,6 +18,8 @@ mod plan;
 mod python_side;
 mod rust_side;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -97,7 +99,7 @@ fn run(args: &Args) -> Result<(), String> {
     eprintln!("versus: seed {seed}; Rust side first");
     let rust = run_rust(args, plan.clone(), seed, bound)?;
     eprintln!("versus: Python side with {}", python.display());
-    let py = python_side::run(&python, &plan, bound)?;
+    let py = python_side::run(&python, &plan, bound, true)?;
     println!(
         "## kadmesh vs Python kademlia: {} nodes, {} sets, {} gets, {} in flight (--seed {seed})",
         args.nodes, args.sets, args.gets, args.concurrency

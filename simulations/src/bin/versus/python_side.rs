@@ -26,8 +26,9 @@ pub fn default_python() -> PathBuf {
 /// How often the child is polled while waiting for it.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Runs the plan on Python nodes; the error is one printable line.
-pub fn run(python: &Path, plan: &Plan, bound: Duration) -> Result<SideResult, String> {
+/// Runs the plan on Python nodes, with the script's progress lines on our
+/// stderr when `progress`; the error is one printable line.
+pub fn run(python: &Path, plan: &Plan, bound: Duration, progress: bool) -> Result<SideResult, String> {
     if !python.exists() {
         return Err(format!(
             "no Python at {}: run scripts/test once (it creates .venv with kademlia) or pass --python / set KADMESH_PYTHON",
@@ -39,7 +40,7 @@ pub fn run(python: &Path, plan: &Plan, bound: Duration) -> Result<SideResult, St
         .arg(script())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(if progress { Stdio::inherit() } else { Stdio::null() })
         .spawn()
         .map_err(|e| format!("cannot start {}: {e}", python.display()))?;
     let mut stdin = child.stdin.take().ok_or("no stdin pipe to the Python process")?;
@@ -67,7 +68,7 @@ pub fn run(python: &Path, plan: &Plan, bound: Duration) -> Result<SideResult, St
     };
     let out = reader.join().map_err(|_| "the stdout reader panicked")?.map_err(|e| format!("reading Python: {e}"))?;
     if !status.success() {
-        return Err(format!("{} {} failed ({status}); its stderr is above", python.display(), script().display()));
+        return Err(format!("{} {} failed ({status})", python.display(), script().display()));
     }
     let last = out.lines().last().unwrap_or_default();
     serde_json::from_str(last).map_err(|e| format!("the Python side printed no valid result ({e}): {last:.200}"))
