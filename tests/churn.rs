@@ -3,11 +3,19 @@
 //! 1. 30% of the nodes are killed abruptly (their tasks stop, nothing is
 //!    sent): every record must still be found from every survivor
 //!    (70 x 200 gets).
-//! 2. Then an original node is killed and a fresh one started, again and
-//!    again (70 nodes throughout), until no original is left, with
-//!    republishing, replication and bucket refresh on intervals of seconds.
-//!    Every record must still be found from every node (70 x 200 gets); the
-//!    fraction found is printed.
+//! 2. Then, every 450 ms, a random original node is killed and a fresh one
+//!    started (70 nodes throughout) until no original is left, with
+//!    republishing, replication and bucket refresh every 10 s. That replaces
+//!    about 30% of the network per replication interval and the whole of it
+//!    in ~32 s. After one more interval, every record must be found from
+//!    every node (70 x 200 gets); the fraction found is printed.
+//!
+//! Why the wait before the last check: right after a burst of joins the k
+//! nodes closest to a key can all be newcomers that have not received it
+//! yet (handover comes only from holders that have heard of them), and a
+//! lookup stops at the k closest. The records are not lost (the report
+//! counts live holders of any missed record), and one replication round
+//! puts them where lookups end.
 //!
 //! Run with `-- --nocapture` to see timings and network-wide counters; set
 //! `CHURN_SEED` to replay a run (the seed in use is printed).
@@ -32,8 +40,11 @@ const RECORDS: usize = 200;
 const KILLED: usize = 30;
 /// Gets (or puts) in flight at once across the whole test.
 const PARALLEL: usize = 48;
+/// Wait after the last replacement before the final check: one replication
+/// interval (see the module doc).
+const SETTLE: Duration = Duration::from_secs(10);
 /// Pause between two replacements.
-const REPLACE_EVERY: Duration = Duration::from_millis(700);
+const REPLACE_EVERY: Duration = Duration::from_millis(450);
 
 /// Lookups move past a silent contact after `lookup_stall`, so dead nodes
 /// cost little; the RPC timeout stays long enough that 100 nodes sharing two
@@ -43,9 +54,9 @@ fn config(seed: u64) -> Config {
         rpc_timeout: Duration::from_secs(2),
         extension_timeout: Duration::from_secs(1),
         lookup_stall: Duration::from_millis(250),
-        republish_interval: Duration::from_secs(15),
-        replicate_interval: Duration::from_secs(15),
-        refresh_interval: Duration::from_secs(15),
+        republish_interval: Duration::from_secs(10),
+        replicate_interval: Duration::from_secs(10),
+        refresh_interval: Duration::from_secs(10),
         rng_seed: seed,
         ..Config::default()
     }
@@ -122,9 +133,10 @@ async fn report(phase: &str, nodes: &[NodeHandle], misses: &[(usize, usize)], to
     lost.sort();
     lost.dedup();
     eprintln!(
-        "churn {phase}: {} of {total} gets found (fraction {fraction:.4}); records missed by some node: {}; {:.1} s",
+        "churn {phase}: {} of {total} gets found (fraction {fraction:.4}); {} of {RECORDS} records found by every \
+         node; {:.1} s",
         total - misses.len(),
-        lost.len(),
+        RECORDS - lost.len(),
         took.as_secs_f64()
     );
     let mut missing_nodes: Vec<usize> = misses.iter().map(|m| m.0).collect();
@@ -223,6 +235,7 @@ async fn records_survive_abrupt_kills_and_complete_replacement() {
         t.elapsed().as_secs_f64()
     );
     traffic("right after the replacement", &nodes).await;
+    tokio::time::sleep(SETTLE).await;
     let t = Instant::now();
     let misses = get_all(&nodes).await;
     let fraction = report("after replacing every original", &nodes, &misses, t.elapsed()).await;

@@ -15,7 +15,8 @@ use kadmesh::discovery::testnet::Testnet;
 use kadmesh::discovery::{demo, Discovery, DiscoveryConfig};
 use kadmesh::engine::Config;
 use kadmesh::id::NodeId;
-use kadmesh::node::{bootstrap_with_retry, Backoff, Node};
+use kadmesh::node::{bootstrap_with_retry, Backoff, Node, NodeHandle};
+use kadmesh::persist;
 use kadmesh::seeds::{fetch_bootstrap_url, Seed};
 use tokio::net::TcpListener;
 
@@ -65,9 +66,16 @@ struct RunArgs {
     /// URL serving {"seeds": [{"host", "dht_port"}]} (the platform's /api/dht/bootstrap).
     #[arg(long, env = "DHT_BOOTSTRAP_URL")]
     bootstrap_url: Option<String>,
-    /// Node id as 40 hex digits (default: random).
+    /// Node id as 40 hex digits (default: the saved one with --data-dir, else random).
     #[arg(long)]
     node_id: Option<String>,
+    /// Directory for this node's state (id, contacts, records): restored at start,
+    /// saved every --save-every seconds and on shutdown.
+    #[arg(long, env = "DHT_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Seconds between state saves (with --data-dir).
+    #[arg(long, default_value_t = 300)]
+    save_every: u64,
     /// RPC timeout in seconds.
     #[arg(long, default_value_t = 5.0)]
     rpc_timeout: f64,
@@ -180,11 +188,61 @@ fn discovery_config(args: &RunArgs) -> DiscoveryConfig {
     }
 }
 
-async fn run(args: RunArgs) -> Result<(), String> {
-    let id = match &args.node_id {
-        Some(hex) => NodeId::from_hex(hex).map_err(|e| format!("--node-id: {e}"))?,
-        None => NodeId::random(&mut rand::thread_rng()),
+/// Opens --data-dir, loads what it holds (a damaged file is moved aside) and
+/// picks the node id: --node-id, else the saved one, else a random one.
+fn load_state(args: &RunArgs) -> Result<(Option<persist::StateDir>, Option<persist::SavedState>, NodeId), String> {
+    let dir = args.data_dir.as_ref().map(persist::StateDir::open).transpose().map_err(|e| e.to_string())?;
+    let saved = match &dir {
+        Some(d) => d.load_or_quarantine().map_err(|e| e.to_string())?,
+        None => None,
     };
+    let id = match (&args.node_id, &saved) {
+        (Some(hex), saved) => {
+            let id = NodeId::from_hex(hex).map_err(|e| format!("--node-id: {e}"))?;
+            if let Some(s) = saved.as_ref().filter(|s| s.id != id) {
+                return Err(format!(
+                    "--node-id {id} differs from the id {} saved in --data-dir; drop --node-id or move the state file away",
+                    s.id
+                ));
+            }
+            id
+        }
+        (None, Some(s)) => s.id,
+        (None, None) => NodeId::random(&mut rand::thread_rng()),
+    };
+    Ok((dir, saved, id))
+}
+
+/// Rejoins through saved contacts when there are any; the seeds (and the
+/// bootstrap URL, a request to the edge router) only when those reach nobody.
+async fn join(
+    node: &NodeHandle,
+    saved: Option<persist::SavedState>,
+    args: &RunArgs,
+    discovery: &Discovery,
+) -> Result<(), String> {
+    if let Some(state) = saved {
+        if persist::restore(node, state).await.map_err(|e| e.to_string())?.seeds_reached > 0 {
+            tracing::info!("rejoined through saved contacts; seeds not needed");
+            return Ok(());
+        }
+    }
+    let seeds = seeds_from(args, discovery).await?;
+    if seeds.is_empty() {
+        tracing::warn!("no seeds given: this node starts a new network (pass --seed host:port to join one)");
+    } else {
+        let n = node.clone();
+        tokio::spawn(async move {
+            if let Err(e) = bootstrap_with_retry(&n, &seeds, Backoff::default()).await {
+                tracing::error!(error = %e, "bootstrap stopped");
+            }
+        });
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let (state_dir, saved, id) = load_state(&args)?;
     if !(args.rpc_timeout > 0.0 && args.rpc_timeout < 3600.0) {
         return Err("--rpc-timeout must be between 0 and 3600 seconds".into());
     }
@@ -203,18 +261,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
     };
     let node = Node::spawn(socket, id, config).map_err(|e| e.to_string())?;
     let discovery = Discovery::new(node.clone(), discovery_config(&args)).map_err(|e| e.to_string())?;
-    let seeds = seeds_from(&args, &discovery).await?;
     tracing::info!(id = %node.id(), addr = %node.local_addr(), "node listening");
-    if seeds.is_empty() {
-        tracing::warn!("no seeds given: this node starts a new network (pass --seed host:port to join one)");
-    } else {
-        let n = node.clone();
-        tokio::spawn(async move {
-            if let Err(e) = bootstrap_with_retry(&n, &seeds, Backoff::default()).await {
-                tracing::error!(error = %e, "bootstrap stopped");
-            }
-        });
-    }
+    join(&node, saved, &args, &discovery).await?;
+    let autosave = state_dir
+        .clone()
+        .map(|d| persist::spawn_autosave(node.clone(), d, Duration::from_secs(args.save_every.max(1))));
     let refresher = tokio::spawn(discovery.clone().run_refresher());
     let server = http.map(|listener| {
         let addr = listener.local_addr().map_or_else(|_| args.http_bind.to_string(), |a| a.to_string());
@@ -228,7 +279,13 @@ async fn run(args: RunArgs) -> Result<(), String> {
     }
     discovery.shutdown();
     let _ = refresher.await;
-    node.shutdown().await;
+    if let Some(a) = autosave {
+        a.abort();
+    }
+    match &state_dir {
+        Some(d) => persist::shutdown_saving(&node, d).await.map_err(|e| format!("state not saved: {e}"))?,
+        None => node.shutdown().await,
+    }
     Ok(())
 }
 

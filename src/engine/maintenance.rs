@@ -192,6 +192,8 @@ impl Engine {
                 None => return false,
             },
             Task::Replicate(key) => match self.store.get(&key, now) {
+                // Another replica re-stored it while this task waited in the queue.
+                Some(r) if r.stored_at > now - self.config.replicate_interval => return false,
                 Some(r) => {
                     let ttl = Some(r.expires_at.saturating_since(now));
                     (key, LookupKind::FindNode, Purpose::Put { value: r.value.clone(), report: false, ttl })

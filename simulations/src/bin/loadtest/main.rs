@@ -147,6 +147,7 @@ async fn run(args: Args) -> Result<(), String> {
     let settings = args.settings(seed);
     eprintln!("loadtest: {settings}");
     let baseline = ProcSample::now();
+    let drops_before = measure::udp_rcvbuf_errors();
     let (cluster, join) = Cluster::start(args.nodes, seed).await.map_err(|e| format!("starting nodes: {e}"))?;
     let cluster = Arc::new(cluster);
     eprintln!("loadtest: {} nodes joined in {:.2} s; registering workers", args.nodes, join.total.as_secs_f64());
@@ -173,6 +174,7 @@ async fn run(args: Args) -> Result<(), String> {
         snapshots: &snapshots,
         samples: &samples,
         wall: began.elapsed(),
+        udp_drops: measure::udp_rcvbuf_errors().zip(drops_before).map(|(a, b)| a.saturating_sub(b)),
     });
     Ok(())
 }

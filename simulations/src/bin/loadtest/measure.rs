@@ -95,6 +95,17 @@ pub fn or_na<T>(v: Option<T>, f: impl FnOnce(T) -> String) -> String {
     v.map(f).unwrap_or_else(|| "n/a".into())
 }
 
+/// Datagrams the kernel dropped because a UDP socket's receive buffer was
+/// full (`RcvbufErrors` in `/proc/net/snmp`). The counter is for the whole
+/// network namespace, so other programs' drops count too.
+pub fn udp_rcvbuf_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let at = names.split_whitespace().position(|n| n == "RcvbufErrors")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
 /// "CPU model x N cores, M GiB RAM; load average" from `/proc`: the load
 /// says how much else ran on the machine, which every figure depends on.
 pub fn machine() -> String {
@@ -141,6 +152,7 @@ mod tests {
         assert_eq!(parse_vm_rss("Name: x\n"), None);
         let before = ProcSample::now();
         assert!(before.rss_kib.is_some_and(|r| r > 0));
+        assert!(udp_rcvbuf_errors().is_some(), "/proc/net/snmp has a Udp RcvbufErrors column on Linux");
         let mut x = 0u64;
         for i in 0..20_000_000u64 {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(i));

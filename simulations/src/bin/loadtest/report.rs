@@ -42,6 +42,8 @@ pub struct Run<'a> {
     pub samples: &'a [Sample],
     /// Wall time of the whole run.
     pub wall: Duration,
+    /// UDP receive-buffer drops on the machine during the run.
+    pub udp_drops: Option<u64>,
 }
 
 fn mib(kib: u64) -> String {
@@ -88,6 +90,10 @@ pub fn print(r: &Run<'_>) {
         r.chaos.restart_failed
     );
     println!("- wall time: {:.1} s", r.wall.as_secs_f64());
+    println!(
+        "- UDP datagrams the kernel dropped for full receive buffers during the run (whole machine): {}",
+        or_na(r.udp_drops, |d| d.to_string())
+    );
     println!();
     table(r);
 }

@@ -97,9 +97,14 @@ fn run(args: &Args) -> Result<(), String> {
     let python = args.python.clone().unwrap_or_else(python_side::default_python);
     let bound = Duration::from_secs_f64(args.max_side_secs);
     eprintln!("versus: seed {seed}; Rust side first");
+    let drops0 = measure::udp_rcvbuf_errors();
     let rust = run_rust(args, plan.clone(), seed, bound)?;
+    let drops1 = measure::udp_rcvbuf_errors();
     eprintln!("versus: Python side with {}", python.display());
     let py = python_side::run(&python, &plan, bound, true)?;
+    let drops2 = measure::udp_rcvbuf_errors();
+    let delta =
+        |a: Option<u64>, b: Option<u64>| measure::or_na(a.zip(b).map(|(a, b)| b.saturating_sub(a)), |d| d.to_string());
     println!(
         "## kadmesh vs Python kademlia: {} nodes, {} sets, {} gets, {} in flight (--seed {seed})",
         args.nodes, args.sets, args.gets, args.concurrency
@@ -112,6 +117,12 @@ fn run(args: &Args) -> Result<(), String> {
     );
     println!();
     table::print(&plan, &rust, &py);
+    println!();
+    println!(
+        "UDP datagrams dropped for full receive buffers (whole machine): {} during the Rust side, {} during the Python side",
+        delta(drops0, drops1),
+        delta(drops1, drops2)
+    );
     Ok(())
 }
 

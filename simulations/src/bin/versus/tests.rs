@@ -36,6 +36,7 @@ fn python_side_runs_the_same_plan_where_kademlia_is_installed() {
 
 #[test]
 fn a_missing_python_is_one_clear_error() {
-    let err = python_side::run("/nonexistent/python".as_ref(), &small_plan(), Duration::from_secs(5), false).unwrap_err();
+    let err =
+        python_side::run("/nonexistent/python".as_ref(), &small_plan(), Duration::from_secs(5), false).unwrap_err();
     assert!(err.contains("no Python at /nonexistent/python"), "{err}");
 }
