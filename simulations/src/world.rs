@@ -272,10 +272,6 @@ impl World {
             if events.is_empty() {
                 break;
             }
-            // The engine may finish several commands in one call in `HashMap`
-            // order; handle them in query-id order so that order cannot leak
-            // into the simulator's own choices.
-            events.sort_by_key(|e| e.id);
             for ev in events.drain(..) {
                 self.on_event(slot, ev);
             }

@@ -3,8 +3,10 @@
 The Rust binary `versus` (simulations/src/bin/versus) writes a plan as one
 JSON object on stdin and reads one JSON result from stdout; progress goes to
 stderr. All N `kademlia.network.Server`s live in this one process and one
-asyncio loop, each on its own UDP socket on 127.0.0.1, exactly as the Rust
-side hosts its nodes, and every figure is taken the same way as there:
+asyncio loop, each on its own UDP socket on the loopback address
+plan["host"] (127.x.y.1, the run's own, so strays from other programs'
+nodes on 127.0.0.1 never reach them), exactly as the Rust side hosts its
+nodes, and every figure is taken the same way as there:
 
   bootstrap  node i (i >= 1) joins through node 0, one after another;
   sets       plan["sets"][j] = [node, key index]: node sets keys[k] = values[k];
@@ -66,7 +68,7 @@ async def timed(coro, timeout):
 
 
 async def join(servers, timeout):
-    seed = ("127.0.0.1", servers[0].transport.get_extra_info("sockname")[1])
+    seed = servers[0].transport.get_extra_info("sockname")[:2]
     began = time.perf_counter()
     joins = []
     for s in servers[1:]:
@@ -82,7 +84,7 @@ async def run(plan):
     rss_base = rss_kib()
     servers = [Server() for _ in range(plan["nodes"])]
     for s in servers:
-        await s.listen(0, "127.0.0.1")
+        await s.listen(0, plan["host"])
     bootstrap_s, join_s = await join(servers, timeout)
     print(f"pybench: {len(servers)} nodes joined in {bootstrap_s:.2f} s", file=sys.stderr)
 

@@ -156,12 +156,14 @@ impl Engine {
 
     fn sweep(&mut self, now: Time) {
         let stale = now - self.config.replicate_interval;
-        let keys: Vec<Key> = self
+        let mut keys: Vec<Key> = self
             .store
             .iter()
             .filter(|r| r.stored_at <= stale && r.expires_at > now && !self.maintenance.published.contains_key(&r.key))
             .map(|r| r.key)
             .collect();
+        // Sorted: HashMap order differs between processes and seeded runs must replay.
+        keys.sort_unstable();
         for key in keys {
             self.maintenance.enqueue(Task::Replicate(key));
         }
@@ -215,7 +217,8 @@ impl Engine {
     pub(super) fn hand_over_records(&mut self, now: Time, newcomer: Contact) {
         let k = self.config.k;
         let mut sent = 0;
-        let keys: Vec<Key> = self.store.keys().collect();
+        let mut keys: Vec<Key> = self.store.keys().collect();
+        keys.sort_unstable();
         for key in keys {
             if sent >= self.config.max_handover_per_contact {
                 break;

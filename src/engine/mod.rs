@@ -186,8 +186,10 @@ impl Engine {
         }
         self.store.expire(now);
         self.providers.expire(now);
-        let stalled: Vec<QueryId> =
+        let mut stalled: Vec<QueryId> =
             self.ops.iter().filter(|(_, op)| op.next_stall().is_some_and(|t| t <= now)).map(|(id, _)| *id).collect();
+        // HashMap order differs between processes; sorted, runs replay exactly.
+        stalled.sort_unstable();
         for q in stalled {
             self.drive(now, q);
         }

@@ -183,6 +183,13 @@ impl Engine {
             self.learn(now, Contact::new(p, to));
         }
         match self.ops.get_mut(&op) {
+            Some(Op::Lookup { purpose, .. }) if peer.is_none() && kind == RpcKind::Ping => {
+                // A seed answering after the bootstrap lookup started.
+                if let (Ok(id), Purpose::Bootstrap { seeds_reached, .. }) = (wire::parse_ping_reply(&body), purpose) {
+                    *seeds_reached += 1;
+                    self.learn(now, Contact::new(id, to));
+                }
+            }
             Some(Op::Lookup { lookup, .. }) => {
                 let Some(p) = peer else { return };
                 match parse_lookup_reply(kind, &body) {
@@ -203,6 +210,10 @@ impl Engine {
                 *pending = pending.saturating_sub(1);
                 if let Ok(id) = wire::parse_ping_reply(&body) {
                     reached.push(Contact::new(id, to));
+                    // The first seed that answers is enough to start the
+                    // lookup: waiting for dead seeds' timeouts would cost
+                    // bootstrap seconds. Later answers are counted below.
+                    return self.finish_pinging(now, op);
                 }
                 self.finish_pinging_if_done(now, op);
             }

@@ -309,3 +309,18 @@ fn a_silent_hello_is_asked_again_later_not_never() {
     assert_eq!(ping_from_peer(&mut e, Time::from_secs(60)), 0, "not asked again so soon");
     assert_eq!(ping_from_peer(&mut e, Time::from_secs(3) + REPROBE_AFTER), 1, "asked again later");
 }
+
+#[test]
+fn bootstrap_does_not_wait_for_dead_seeds() {
+    let mut net = Net::new(4, small);
+    let _ = net.run(1, |e, now| e.bootstrap(now, &[addr(3)]), Duration::from_secs(10));
+    net.down.insert(0);
+    let started = net.now;
+    match net.run(2, |e, now| e.bootstrap(now, &[addr(0), addr(1)]), Duration::from_secs(30)) {
+        Outcome::Bootstrap(b) => assert_eq!((b.seeds_tried, b.seeds_reached), (2, 1)),
+        o => panic!("unexpected {o:?}"),
+    }
+    let took = net.now.saturating_since(started);
+    assert!(took < net.nodes[2].config().rpc_timeout, "bootstrap waited {took:?} for a dead seed");
+    assert!(net.nodes[2].routing().len() >= 2);
+}

@@ -1,4 +1,4 @@
-//! A set of real nodes on 127.0.0.1 in this process, some of which may be
+//! A set of real nodes on one loopback address in this process, some of which may be
 //! dead: the load generator picks random live ones, the chaos schedule kills
 //! and restarts them.
 //!
@@ -7,7 +7,7 @@
 //! so lookups never start from a node that is still joining. The lock is
 //! never held across an await.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ pub struct Cluster {
     slots: Mutex<Vec<Option<NodeHandle>>>,
     rng: Mutex<SmallRng>,
     seed: u64,
+    ip: Ipv4Addr,
 }
 
 /// How the initial join went.
@@ -35,10 +36,6 @@ pub struct JoinReport {
     pub lonely: usize,
 }
 
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panicking holder cannot leave the slots half-updated (every update
     // is one assignment), so a poisoned lock is still usable.
@@ -46,14 +43,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Cluster {
-    /// Binds `n` nodes, then bootstraps each one (in order) from a random
+    /// Binds `n` nodes on `ip` (port 0), then bootstraps each one (in order) from a random
     /// node that has already joined, as a fleet growing from one seed would.
-    pub async fn start(n: usize, seed: u64) -> Result<(Cluster, JoinReport), NodeError> {
+    pub async fn start(n: usize, seed: u64, ip: Ipv4Addr) -> Result<(Cluster, JoinReport), NodeError> {
         let began = Instant::now();
-        let cluster = Cluster { slots: Mutex::new(Vec::new()), rng: Mutex::new(SmallRng::seed_from_u64(seed)), seed };
+        let rng = Mutex::new(SmallRng::seed_from_u64(seed));
+        let cluster = Cluster { slots: Mutex::new(Vec::new()), rng, seed, ip };
         let mut nodes = Vec::with_capacity(n);
         for i in 0..n {
-            nodes.push(Node::bind(loopback(), cluster.config(i as u64)).await?);
+            nodes.push(Node::bind(cluster.addr(), cluster.config(i as u64)).await?);
         }
         let mut joins = Vec::with_capacity(n);
         let mut lonely = 0;
@@ -66,6 +64,10 @@ impl Cluster {
         }
         *lock(&cluster.slots) = nodes.into_iter().map(Some).collect();
         Ok((cluster, JoinReport { total: began.elapsed(), joins, lonely }))
+    }
+
+    fn addr(&self) -> SocketAddr {
+        SocketAddr::from((self.ip, 0))
     }
 
     fn config(&self, salt: u64) -> Config {
@@ -115,7 +117,7 @@ impl Cluster {
     /// random live node; the slot is filled only if some seed answered.
     pub async fn restart(&self, slot: usize, generation: u64) -> Result<bool, NodeError> {
         let via = self.random_live().map(|h| h.local_addr());
-        let node = Node::bind(loopback(), self.config(generation << 32 | slot as u64)).await?;
+        let node = Node::bind(self.addr(), self.config(generation << 32 | slot as u64)).await?;
         let reached = match via {
             Some(addr) => node.bootstrap(vec![addr]).await?.seeds_reached > 0,
             None => false,

@@ -2,7 +2,7 @@
 //! with abrupt kills and restarts in the middle.
 //!
 //! All nodes run in this one process (tokio, a few worker threads), each on
-//! its own UDP socket on 127.0.0.1. The run has three equal phases, before,
+//! its own UDP socket on a loopback address of the run's own (see `isolate`). The run has three equal phases, before,
 //! during and after chaos; lookups of registered workers start at a fixed
 //! rate from random live nodes throughout, and the chaos phase kills a
 //! fraction of the nodes and restarts them (see `chaos`). It prints one
@@ -13,6 +13,7 @@
 
 mod chaos;
 mod cluster;
+mod isolate;
 mod measure;
 mod monitor;
 mod report;
@@ -148,9 +149,14 @@ async fn run(args: Args) -> Result<(), String> {
     eprintln!("loadtest: {settings}");
     let baseline = ProcSample::now();
     let drops_before = measure::udp_rcvbuf_errors();
-    let (cluster, join) = Cluster::start(args.nodes, seed).await.map_err(|e| format!("starting nodes: {e}"))?;
+    let ip = isolate::run_address(seed);
+    let (cluster, join) = Cluster::start(args.nodes, seed, ip).await.map_err(|e| format!("starting nodes: {e}"))?;
     let cluster = Arc::new(cluster);
-    eprintln!("loadtest: {} nodes joined in {:.2} s; registering workers", args.nodes, join.total.as_secs_f64());
+    eprintln!(
+        "loadtest: {} nodes on {ip} joined in {:.2} s; registering workers",
+        args.nodes,
+        join.total.as_secs_f64()
+    );
     let (target, registration) = if args.discovery {
         let (services, registration) = Services::register(&cluster, args.workers).await?;
         (Target::Services(Arc::new(services)), registration)

@@ -1,7 +1,7 @@
 //! `versus`: the same scenario on kadmesh nodes and on stock Python
 //! `kademlia` nodes, in one run, with one table of both.
 //!
-//! N nodes on 127.0.0.1 join one after another through node 0, K keys are
+//! N nodes on one loopback address (127.x.y.1, see `isolate`) join one after another through node 0, K keys are
 //! set from random nodes, then G gets of random keys from random nodes run
 //! with C in flight. Both sides host all their nodes in one process (Rust:
 //! this one, a tokio runtime; Python: `simulations/versus/pybench.py`, one
@@ -10,6 +10,8 @@
 //!
 //! `cargo run --release -p simulations --bin versus -- --nodes 100 --sets 200 --gets 1000 --concurrency 20`
 
+#[path = "../loadtest/isolate.rs"]
+mod isolate;
 // Shared with `loadtest`, which uses all of it.
 #[allow(dead_code)]
 #[path = "../loadtest/measure.rs"]

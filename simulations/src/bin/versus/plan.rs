@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct Plan {
     /// Nodes to start; node 0 is the seed every other node joins through.
     pub nodes: usize,
+    /// The loopback address every node binds (port 0).
+    pub host: String,
     /// Operations in flight at once during sets and during gets.
     pub concurrency: usize,
     /// Most seconds one operation may take.
@@ -48,7 +50,8 @@ impl Plan {
             .collect();
         let set_plan = (0..sets).map(|k| [rng.gen_range(0..nodes), k]).collect();
         let get_plan = (0..gets).map(|_| [rng.gen_range(0..nodes), rng.gen_range(0..sets)]).collect();
-        Plan { nodes, concurrency, op_timeout_s, keys, values, sets: set_plan, gets: get_plan }
+        let host = crate::isolate::run_address(seed).to_string();
+        Plan { nodes, host, concurrency, op_timeout_s, keys, values, sets: set_plan, gets: get_plan }
     }
 }
 

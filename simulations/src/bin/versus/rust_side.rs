@@ -3,7 +3,7 @@
 //! (wall time around each call, VmRSS and utime + stime from `/proc/self`).
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,13 +18,15 @@ use crate::measure::ProcSample;
 use crate::plan::{Plan, SideResult};
 
 /// Runs `plan`; fails only when a node cannot be started.
-pub async fn run(plan: Arc<Plan>, seed: u64) -> Result<SideResult, NodeError> {
+pub async fn run(plan: Arc<Plan>, seed: u64) -> Result<SideResult, String> {
     let base = ProcSample::now();
+    let host: IpAddr = plan.host.parse().map_err(|_| format!("plan host {:?} is not an IP address", plan.host))?;
     let timeout = Duration::from_secs_f64(plan.op_timeout_s);
     let mut nodes = Vec::with_capacity(plan.nodes);
     for i in 0..plan.nodes {
         let config = Config { rng_seed: seed.wrapping_add(i as u64), ..Config::default() };
-        nodes.push(Node::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config).await?);
+        let node = Node::bind(SocketAddr::new(host, 0), config).await;
+        nodes.push(node.map_err(|e| format!("starting node {i} on {host}: {e}"))?);
     }
     let nodes = Arc::new(nodes);
     let (bootstrap_s, join_s) = join(&nodes, timeout).await;
