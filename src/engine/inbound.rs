@@ -118,13 +118,13 @@ impl Engine {
         }
     }
 
-    pub(super) fn on_request_failed(&mut self, now: Time, ctx: Ctx) {
+    pub(super) fn on_request_failed(&mut self, now: Time, ctx: Ctx, kind: crate::rpc::RpcKind) {
         match ctx {
             Ctx::Op { op, peer } => {
                 if let Some(peer) = peer {
                     self.routing.record_failure(&peer, self.config.max_failures);
                 }
-                self.on_op_failure(now, op, peer);
+                self.on_op_failure(now, op, peer, kind);
             }
             Ctx::Eviction { peer } => self.routing.ping_failed(&peer, now),
             Ctx::Hello { peer } => {

@@ -182,7 +182,7 @@ impl Engine {
     pub fn handle_timeout(&mut self, now: Time) {
         for (_, pending) in self.in_flight.expire(now) {
             self.stats.timeouts += 1;
-            self.on_request_failed(now, pending.context);
+            self.on_request_failed(now, pending.context, pending.kind);
         }
         self.store.expire(now);
         self.providers.expire(now);

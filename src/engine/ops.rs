@@ -126,9 +126,10 @@ impl Engine {
 
     fn single(&mut self, now: Time, addr: SocketAddr, call: Call) -> QueryId {
         let op = self.alloc_op();
-        self.ops.insert(op, Op::Single { kind: super::rpc_kind(&call) });
+        let kind = super::rpc_kind(&call);
+        self.ops.insert(op, Op::Single { kind });
         if !self.send_request(now, addr, call, Ctx::Op { op, peer: None }) {
-            self.on_op_failure(now, op, None);
+            self.on_op_failure(now, op, None, kind);
         }
         op
     }
@@ -199,7 +200,8 @@ impl Engine {
                 }
                 self.drive(now, op);
             }
-            Some(Op::Storing { pending, stored, .. }) => {
+            // Replies to the lookup that preceded the stores are not acks.
+            Some(Op::Storing { pending, stored, .. }) if is_store(kind) => {
                 *pending = pending.saturating_sub(1);
                 if wire::parse_store_reply(&body).unwrap_or(false) {
                     *stored += 1;
@@ -229,11 +231,11 @@ impl Engine {
                 }
                 self.emit(op, outcome);
             }
-            None => {}
+            Some(Op::Storing { .. }) | None => {}
         }
     }
 
-    pub(super) fn on_op_failure(&mut self, now: Time, op: QueryId, peer: Option<NodeId>) {
+    pub(super) fn on_op_failure(&mut self, now: Time, op: QueryId, peer: Option<NodeId>, kind: RpcKind) {
         match self.ops.get_mut(&op) {
             Some(Op::Lookup { lookup, .. }) => {
                 if let Some(p) = peer {
@@ -241,7 +243,7 @@ impl Engine {
                 }
                 self.drive(now, op);
             }
-            Some(Op::Storing { pending, .. }) => {
+            Some(Op::Storing { pending, .. }) if is_store(kind) => {
                 *pending = pending.saturating_sub(1);
                 self.finish_storing_if_done(op);
             }
@@ -258,7 +260,7 @@ impl Engine {
                 };
                 self.emit(op, outcome);
             }
-            None => {}
+            Some(Op::Storing { .. }) | None => {}
         }
     }
 
@@ -380,6 +382,12 @@ impl Engine {
         let purpose = Purpose::Bootstrap { seeds_tried, seeds_reached: reached.len() };
         self.start_lookup(now, op, self.id, LookupKind::FindNode, purpose);
     }
+}
+
+/// Whether a request of this kind is one of a put's stores (`store`, or the
+/// `kadmesh_store_ttl` extension).
+fn is_store(kind: RpcKind) -> bool {
+    matches!(kind, RpcKind::Store | RpcKind::Extension)
 }
 
 fn parse_lookup_reply(kind: RpcKind, body: &Value) -> Option<FindValueReply> {

@@ -45,7 +45,9 @@ pub async fn bootstrap_with_retry(
             tracing::warn!(error = %e, "seed not usable");
         }
         let outcome = node.bootstrap(addrs.clone()).await?;
-        if outcome.seeds_reached > 0 || outcome.table_size > 0 {
+        // A seed must answer: contacts that found us while we waited may be
+        // an island of late starters that never meets the seeds' network.
+        if outcome.seeds_reached > 0 {
             tracing::info!(
                 seeds_reached = outcome.seeds_reached,
                 table_size = outcome.table_size,

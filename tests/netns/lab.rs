@@ -197,5 +197,7 @@ impl Drop for Lab {
         for dir in &self.hosts_dirs {
             let _ = fs::remove_dir_all(dir);
         }
+        // Only succeeds when empty: /etc/netns may hold other namespaces' files.
+        let _ = fs::remove_dir("/etc/netns");
     }
 }
