@@ -110,10 +110,31 @@ pub enum IdError {
 }
 
 /// XOR distance between two ids; compares as a 160-bit big-endian integer.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default)]
 pub struct Distance(pub [u8; ID_LEN]);
 
+impl Ord for Distance {
+    // Two integer compares instead of a byte-wise memcmp call: distance
+    // comparisons are the innermost loop of every routing-table query.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.halves().cmp(&other.halves())
+    }
+}
+
+impl PartialOrd for Distance {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 impl Distance {
+    fn halves(&self) -> (u128, u32) {
+        let (hi, lo) = self.0.split_at(16);
+        let hi: [u8; 16] = hi.try_into().unwrap_or_default();
+        let lo: [u8; 4] = lo.try_into().unwrap_or_default();
+        (u128::from_be_bytes(hi), u32::from_be_bytes(lo))
+    }
+
     /// Number of leading zero bits: the length of the shared id prefix.
     pub fn leading_zeros(&self) -> usize {
         let mut n = 0;
@@ -138,6 +159,21 @@ mod tests {
         // hashlib.sha1(b"worker:w1").hexdigest()
         assert_eq!(NodeId::for_key("worker:w1").to_hex(), hex::encode(Sha1::digest(b"worker:w1")));
         assert_eq!(NodeId::for_key("").to_hex(), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+    }
+
+    #[test]
+    fn distance_orders_like_its_bytes() {
+        let mut rng = StdRng::seed_from_u64(2);
+        for _ in 0..2000 {
+            let (a, b, t) = (NodeId::random(&mut rng), NodeId::random(&mut rng), NodeId::random(&mut rng));
+            let (mut da, mut db) = (t.distance(&a), t.distance(&b));
+            // Share a random-length prefix so that every byte position decides some comparisons.
+            let shared = rng.gen_range(0..ID_LEN);
+            db.0[..shared].copy_from_slice(&da.0[..shared]);
+            assert_eq!(da.cmp(&db), da.0.cmp(&db.0));
+            da = db;
+            assert_eq!(da.cmp(&db), std::cmp::Ordering::Equal);
+        }
     }
 
     #[test]

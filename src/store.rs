@@ -140,6 +140,14 @@ impl RecordStore {
         self.records.get(key).filter(|r| r.expires_at > now)
     }
 
+    /// Sets the time `key` was last received to `stored_at`, for a record
+    /// restored from disk.
+    pub fn backdate(&mut self, key: &Key, stored_at: Time) {
+        if let Some(r) = self.records.get_mut(key) {
+            r.stored_at = stored_at;
+        }
+    }
+
     /// Removes `key`.
     pub fn remove(&mut self, key: &Key) -> Option<Record> {
         let r = self.records.remove(key)?;

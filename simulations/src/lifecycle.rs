@@ -90,8 +90,8 @@ impl World {
         config.rng_seed = mix(seed, u64::from(slot) << 32 | u64::from(node.inc));
         let mut engine = Engine::new(node.id, config, now);
         let saved = node.saved.take().unwrap_or_default();
-        for (key, value, publisher, remaining) in saved.records {
-            engine.restore_record(now, key, value, publisher, remaining);
+        for record in saved.records {
+            engine.restore_record(now, record);
         }
         node.engine = Some(engine);
         let (role, inc) = (node.role, node.inc);

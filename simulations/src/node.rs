@@ -1,13 +1,11 @@
 //! One virtual machine: its role, its current node identity and engine, what
 //! it saved for a restart, and what it cost in traffic.
 
-use std::time::Duration;
-
 use kadmesh::contact::Contact;
 use kadmesh::engine::Engine;
 use kadmesh::id::{Key, NodeId};
+use kadmesh::store::Record;
 use kadmesh::time::Time;
-use kadmesh::wire::Value;
 use rand::Rng;
 
 /// What a machine does for the platform.
@@ -24,8 +22,8 @@ pub enum Role {
 pub struct Saved {
     /// Recently seen contacts, most recent first: its bootstrap seeds.
     pub contacts: Vec<Contact>,
-    /// Records it held: key, value, publisher, remaining lifetime.
-    pub records: Vec<(Key, Value, Option<NodeId>, Duration)>,
+    /// Records it held, with their absolute expiry and receipt times.
+    pub records: Vec<Record>,
 }
 
 /// Contacts kept for a restart.
@@ -40,13 +38,8 @@ impl Saved {
             table.contacts().map(|c| (table.last_seen(&c.id).unwrap_or(Time::ZERO), c)).collect();
         contacts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
         let contacts = contacts.into_iter().take(SAVED_CONTACTS).map(|(_, c)| c).collect();
-        let mut records: Vec<_> = engine
-            .store()
-            .iter()
-            .filter(|r| r.expires_at > now)
-            .map(|r| (r.key, r.value.clone(), r.publisher, r.expires_at.saturating_since(now)))
-            .collect();
-        records.sort_by_key(|r| r.0);
+        let mut records: Vec<_> = engine.store().iter().filter(|r| r.expires_at > now).cloned().collect();
+        records.sort_by_key(|r| r.key);
         Saved { contacts, records }
     }
 }

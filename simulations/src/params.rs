@@ -61,7 +61,7 @@ pub struct SimParams {
 }
 
 impl SimParams {
-    /// Defaults for `workers` workers: 8 coordinators, 4-minute heartbeat,
+    /// Defaults for `workers` workers: 8 coordinators, 2-minute heartbeat,
     /// 1000 lookups a minute, default engine settings, no churn.
     pub fn new(seed: u64, workers: u32) -> Self {
         let join_spread = Duration::from_secs(300);
@@ -73,7 +73,7 @@ impl SimParams {
             warmup: join_spread + Duration::from_secs(600),
             duration: Duration::from_secs(3600),
             lookups_per_min: 1000.0,
-            heartbeat: Duration::from_secs(240),
+            heartbeat: Duration::from_secs(120),
             stale_after: Duration::from_secs(300),
             churn: None,
             seed_source: SeedSource::Coordinator,

@@ -3,9 +3,10 @@
 //! new worker becomes findable and a dead one disappears.
 //!
 //! Heartbeat model: a worker `put`s `worker:{name}` with a fresh `last_seen`
-//! right after it joins and then every `heartbeat` (4 min by default, inside
-//! the platform's 5-minute liveness window; the real workers heartbeat every
-//! 30 s over HTTP, which would multiply the simulated traffic by eight).
+//! right after it joins and then every `heartbeat` (2 min by default: what
+//! the discovery layer writes to the DHT, however often the worker
+//! heartbeats over HTTP, so one lost write still leaves the record inside
+//! the platform's 5-minute liveness window).
 //!
 //! Probes:
 //! - *new worker*: when a brand-new identity's first put completes, a random
@@ -210,6 +211,7 @@ impl World {
         if let Some(v) = &g.value {
             s.lookups_found += 1;
             s.lookups_fresh += u64::from(is_fresh(v, self.now, self.params.stale_after));
+
             s.lookups_local += u64::from(g.local);
             s.latency_ms.push(g.stats.duration.as_millis() as f64);
             if !g.local {

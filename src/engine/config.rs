@@ -26,6 +26,11 @@ pub struct Config {
     pub max_failures: u32,
     /// Lifetime of a value received by plain `store`.
     pub record_ttl: Duration,
+    /// Lifetime of the copy a finished `get` leaves at the closest node that
+    /// lacked the value (paper 2.3 caching). Short, because nobody refreshes
+    /// a cached copy: it would otherwise answer later lookups with an old
+    /// value. Only peers that speak our `store` with a lifetime get one.
+    pub cache_ttl: Duration,
     /// Memory bounds of the record store.
     pub store_limits: StoreLimits,
     /// How often a publisher re-stores its own records.
@@ -56,6 +61,7 @@ impl Default for Config {
             lookup_stall: Duration::from_millis(1000),
             max_failures: 2,
             record_ttl: 24 * HOUR,
+            cache_ttl: Duration::from_secs(60),
             store_limits: StoreLimits::default(),
             republish_interval: HOUR,
             replicate_interval: HOUR,

@@ -74,6 +74,10 @@ impl Maintenance {
         }
     }
 
+    pub(super) fn is_published(&self, key: &Key) -> bool {
+        self.published.contains_key(key)
+    }
+
     pub(super) fn op_finished(&mut self) {
         self.active = self.active.saturating_sub(1);
     }
@@ -120,17 +124,18 @@ impl Engine {
         }
     }
 
-    /// Adopts a record held before a restart, with its remaining lifetime.
-    pub fn restore_record(
-        &mut self,
-        now: Time,
-        key: Key,
-        value: Value,
-        publisher: Option<NodeId>,
-        remaining: Duration,
-    ) {
-        if let Err(e) = self.store.put(key, value, publisher, now, remaining) {
-            tracing::debug!(%key, error = %e, "saved record not restored");
+    /// Adopts a record held before a restart: what is left of its lifetime
+    /// (capped at `record_ttl`) and its original `stored_at`, so an old copy
+    /// is not taken for a freshly refreshed one.
+    pub fn restore_record(&mut self, now: Time, record: crate::store::Record) {
+        let remaining = record.expires_at.saturating_since(now).min(self.config.record_ttl);
+        if remaining.is_zero() {
+            return;
+        }
+        let key = record.key;
+        match self.store.put(key, record.value, record.publisher, now, remaining) {
+            Ok(()) => self.store.backdate(&key, record.stored_at.min(now)),
+            Err(e) => tracing::debug!(%key, error = %e, "saved record not restored"),
         }
     }
 
@@ -161,6 +166,10 @@ impl Engine {
             .iter()
             .filter(|r| r.stored_at <= stale && r.expires_at > now && !self.maintenance.published.contains_key(&r.key))
             .map(|r| r.key)
+            // Only the k closest re-replicate: a cached copy or one held by a
+            // node that has since dropped out of the k closest is old, and
+            // pushing it would overwrite the publisher's newer value.
+            .filter(|key| self.routing.would_be_among_closest(&self.id, key, self.config.k))
             .collect();
         // Sorted: HashMap order differs between processes and seeded runs must replay.
         keys.sort_unstable();
@@ -223,12 +232,11 @@ impl Engine {
             if sent >= self.config.max_handover_per_contact {
                 break;
             }
-            let others: Vec<Contact> =
-                self.routing.closest(&key, k + 1).into_iter().filter(|c| c.id != newcomer.id).take(k).collect();
-            let newcomer_close =
-                others.len() < k || others.last().is_some_and(|far| newcomer.id.distance(&key) < far.id.distance(&key));
-            let we_are_closest = others.first().is_none_or(|near| self.id.distance(&key) < near.id.distance(&key));
-            if !(newcomer_close && we_are_closest) {
+            // Cheap test first: we hand over only keys we are the closest to.
+            if self.routing.has_closer_than_local(&key, &newcomer.id) {
+                continue;
+            }
+            if !self.routing.would_be_among_closest(&newcomer.id, &key, k) {
                 continue;
             }
             let Some(r) = self.store.get(&key, now) else { continue };

@@ -53,7 +53,7 @@ impl Engine {
     /// Looks up `key`: this node's store first, then the network.
     pub fn get(&mut self, now: Time, key: Key) -> QueryId {
         let op = self.alloc_op();
-        if let Some(r) = self.store.get(&key, now) {
+        if let Some(r) = self.servable(&key, now) {
             let outcome = GetOutcome { key, value: Some(r.value.clone()), local: true, stats: LookupStats::default() };
             self.emit(op, Outcome::Get(outcome));
             return op;
@@ -286,10 +286,16 @@ impl Engine {
     }
 
     fn finish_get(&mut self, now: Time, op: QueryId, key: Key, r: LookupResult, stats: LookupStats) {
-        // Paper 2.3: cache the value at the closest node that lacked it.
-        if let (Some(v), Some(c)) = (&r.value, r.store_at) {
-            let call = Call::Store { sender: self.id, key, value: v.clone() };
-            self.send_request(now, c.addr, call, Ctx::Fire { peer: c.id });
+        // Paper 2.3: cache the value at the closest node that lacked it, for a
+        // short while. Not at stock peers: a plain store would live there for a
+        // day and be re-replicated over newer values every hour.
+        let extended = |c: &Contact| self.peer_kind(&c.id) == PeerKind::Extended;
+        if let (Some(v), Some(c)) = (&r.value, r.store_at.filter(extended)) {
+            // A value too big to carry its lifetime would go as a plain store.
+            let call = self.store_call(c.id, key, v.clone(), Some(self.config.cache_ttl));
+            if matches!(call, Call::Other { .. }) {
+                self.send_request(now, c.addr, call, Ctx::Fire { peer: c.id });
+            }
         }
         self.emit(op, Outcome::Get(GetOutcome { key, value: r.value, local: false, stats }));
     }

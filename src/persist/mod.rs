@@ -183,12 +183,8 @@ impl SavedState {
     /// `republish_spread` through the engine's rate-limited queue. Returns
     /// the saved contacts' addresses: bootstrap from them to rejoin.
     pub fn restore_into(self, engine: &mut Engine, now: Time, republish_spread: Duration) -> Vec<SocketAddr> {
-        let cap = engine.config().record_ttl;
         for r in self.records {
-            let remaining = r.expires_at.saturating_since(now).min(cap);
-            if !remaining.is_zero() {
-                engine.restore_record(now, r.key, r.value, r.publisher, remaining);
-            }
+            engine.restore_record(now, r);
         }
         engine.restore_published(now, self.published, republish_spread);
         let me = engine.id();

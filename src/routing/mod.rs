@@ -284,6 +284,17 @@ impl RoutingTable {
         true
     }
 
+    /// Does any live contact other than `except` lie strictly closer to `target` than the local
+    /// node? Cheap: only the target's bucket and deeper ones can hold such a contact (a contact
+    /// in a shallower bucket `i` differs from us at bit `i`, where the target agrees with us),
+    /// and for most targets the target's own bucket answers with its first entry.
+    pub fn has_closer_than_local(&self, target: &NodeId, except: &NodeId) -> bool {
+        let mine = target.distance(&self.local);
+        let from = self.bucket_index(target);
+        let deeper = self.buckets.get(from..).unwrap_or_default();
+        deeper.iter().flat_map(KBucket::contacts).any(|c| c.id != *except && target.distance(&c.id) < mine)
+    }
+
     /// Number of live contacts (replacements not counted).
     pub fn len(&self) -> usize {
         self.buckets.iter().map(KBucket::len).sum()

@@ -412,3 +412,28 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn has_closer_than_local_matches_a_full_scan(
+        local in any::<[u8; 20]>(),
+        k in 1usize..6,
+        ops in prop::collection::vec(op(), 0..200),
+        targets in prop::collection::vec(any::<[u8; 20]>(), 1..6),
+    ) {
+        let local = NodeId(local);
+        let table = replay(local, k, &ops)?;
+        let all: Vec<Contact> = table.contacts().collect();
+        let mut targets: Vec<NodeId> = targets.into_iter().map(NodeId).collect();
+        targets.push(local);
+        // Targets next to known contacts, so that the deep buckets decide.
+        targets.extend(all.iter().take(3).map(|c| { let mut t = c.id; t.0[19] ^= 1; t }));
+        for target in targets {
+            for except in all.first().map(|c| c.id).into_iter().chain([NodeId([0; 20])]) {
+                let mine = target.distance(&local);
+                let expected = all.iter().any(|c| c.id != except && target.distance(&c.id) < mine);
+                prop_assert_eq!(table.has_closer_than_local(&target, &except), expected);
+            }
+        }
+    }
+}
