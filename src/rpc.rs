@@ -8,7 +8,9 @@
 //! data: the engine asks [`InFlight::next_deadline`] and calls
 //! [`InFlight::expire`] when it passes.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -88,7 +90,7 @@ pub struct InFlight<C> {
 
 impl<C> Default for InFlight<C> {
     fn default() -> Self {
-        InFlight { pending: HashMap::new(), deadlines: BTreeSet::new() }
+        InFlight { pending: HashMap::default(), deadlines: BTreeSet::new() }
     }
 }
 

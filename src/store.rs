@@ -12,7 +12,9 @@
 //! fresh, long-lived records over stale ones, and a flood of short-lived
 //! records cannot push out long-lived ones.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use foldhash::HashMap;
 use std::time::Duration;
 
 use crate::id::{Key, NodeId};
@@ -255,6 +257,19 @@ mod tests {
         assert_eq!(s.bytes(), 12);
         s.put(key(2), Value::Bin(vec![0; 10]), None, Time::ZERO, 2 * HOUR).unwrap();
         assert_eq!((s.len(), s.bytes()), (1, 12));
+    }
+
+    #[test]
+    fn backdate_moves_only_stored_at_and_ignores_unknown_keys() {
+        let mut s = RecordStore::new(StoreLimits::default());
+        s.put(key(1), Value::Int(1), None, Time::from_secs(500), HOUR).unwrap();
+        s.backdate(&key(1), Time::from_secs(100));
+        let r = s.get(&key(1), Time::from_secs(500)).unwrap();
+        // The age changes, the lifetime does not: expiry stays where put set it.
+        assert_eq!((r.stored_at, r.expires_at), (Time::from_secs(100), Time::from_secs(4100)));
+        assert_eq!(s.next_expiry(), Some(Time::from_secs(4100)));
+        s.backdate(&key(2), Time::from_secs(100));
+        assert_eq!((s.len(), s.get(&key(2), Time::ZERO)), (1, None));
     }
 
     #[test]

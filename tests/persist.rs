@@ -236,6 +236,13 @@ async fn restarted_node_keeps_id_contacts_and_records_and_rejoins_without_seeds(
     saved.sort();
     assert_eq!(contacts, saved);
     assert!(holds(&restarted, mine).await && holds(&restarted, held).await);
+    // `held` keeps the age it had when saved, not the restart time: an old
+    // copy must not pass for a freshly refreshed one (see Engine::servable).
+    let saved_held = state.records.iter().find(|r| r.key == held).expect("held was saved").stored_at;
+    let (restored_held, restart_now) =
+        restarted.with_engine(move |e, now| (e.store().get(&held, now).map(|r| r.stored_at), now)).await.unwrap();
+    assert_eq!(restored_held, Some(saved_held));
+    assert!(saved_held + Duration::from_secs(2) < restart_now, "saved {saved_held:?}, restarted {restart_now:?}");
 
     // Reachable: another node, and a newcomer seeded elsewhere, find what only it held.
     assert_eq!(others[3].get(held).await.unwrap().value, Some(Value::Int(42)));
@@ -285,6 +292,24 @@ async fn autosave_writes_periodically_and_shutdown_saves_the_latest_state() {
     assert_eq!(last.published, vec![(key, Value::Int(1))]);
     assert!(last.records.iter().any(|r| r.key == key && r.publisher == Some(nodes[1].id())));
     tokio::time::timeout(Duration::from_secs(2), saver).await.expect("autosave stops with its node").unwrap();
+}
+
+#[test]
+fn restored_records_keep_the_stored_at_they_were_saved_with() {
+    // Through the file, as a restart reads it: the engine restarts at 130 s,
+    // 30 s after both sample records were stored (record 1 expires at 160 s,
+    // record 2 at 220 s).
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = StateDir::open(tmp.path()).unwrap();
+    dir.save(&sample_state()).unwrap();
+    let state = dir.load().unwrap().unwrap();
+    let now = Time::from_secs(130);
+    let mut engine = Engine::new(state.id, quick(1, Duration::from_secs(3600), Duration::from_secs(600)), now);
+    state.restore_into(&mut engine, now, Duration::from_secs(60));
+    for (n, expires) in [(1u8, 160), (2, 220)] {
+        let r = engine.store().get(&NodeId([n; 20]), now).expect("restored");
+        assert_eq!((r.stored_at, r.expires_at), (Time::from_secs(100), Time::from_secs(expires)), "record {n}");
+    }
 }
 
 /// One engine after a restart, and 20 peers that answer every query one

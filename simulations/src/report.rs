@@ -151,7 +151,7 @@ fn lifecycle_rows(w: &mut World, rows: &mut Rows) {
     let restarts = format!("{} / {} / {}", s.crashes, s.restarts_saved, s.restarts_fresh);
     push(rows, "crashes / restarts with state / as new node", restarts);
     push(rows, "datagrams / lost / cut by partition / to dead address", traffic_row(w));
-    push(rows, "traffic by kind (% of bytes)", kinds_row(w));
+    push(rows, "traffic by kind: % of bytes (datagrams)", kinds_row(w));
     if w.stats.timer_spins > 0 {
         push(rows, "engine timers due again right after firing", w.stats.timer_spins.to_string());
     }
@@ -180,9 +180,10 @@ fn traffic_row(w: &World) -> String {
 fn kinds_row(w: &World) -> String {
     let (a, b) = (&w.stats.traffic_at_start, &w.stats.traffic_at_end);
     let total: u64 = (0..8).map(|i| b.bytes[i] - a.bytes[i]).sum::<u64>().max(1);
-    let parts = (0..8)
-        .filter(|&i| b.bytes[i] > a.bytes[i])
-        .map(|i| format!("{} {:.0}", KIND_LABELS[i], 100.0 * (b.bytes[i] - a.bytes[i]) as f64 / total as f64));
+    let parts = (0..8).filter(|&i| b.bytes[i] > a.bytes[i]).map(|i| {
+        let pct = 100.0 * (b.bytes[i] - a.bytes[i]) as f64 / total as f64;
+        format!("{} {pct:.0} ({})", KIND_LABELS[i], b.msgs[i] - a.msgs[i])
+    });
     parts.collect::<Vec<_>>().join(", ")
 }
 

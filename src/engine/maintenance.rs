@@ -7,7 +7,9 @@
 //! of flooding its neighbours; publish times carry jitter so nodes started
 //! together do not republish in lockstep.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
+
+use foldhash::{HashMap, HashSet};
 use std::time::Duration;
 
 use rand::Rng;
@@ -44,12 +46,12 @@ impl Maintenance {
     pub(super) fn new(config: &Config, now: Time) -> Self {
         let sweep_every = (config.replicate_interval.min(config.refresh_interval) / 6).max(Duration::from_millis(100));
         Maintenance {
-            published: HashMap::new(),
+            published: HashMap::default(),
             publish_due: BTreeSet::new(),
             next_sweep: now + sweep_every,
             sweep_every,
             queue: VecDeque::new(),
-            queued: HashSet::new(),
+            queued: HashSet::default(),
             active: 0,
             max_active: config.max_maintenance_ops.max(1),
         }

@@ -23,7 +23,9 @@ mod outcome;
 pub mod providers;
 mod stats;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
@@ -109,10 +111,10 @@ impl Engine {
             config,
             rng,
             in_flight: InFlight::default(),
-            ops: HashMap::new(),
+            ops: HashMap::default(),
             next_op: 0,
-            peers: HashMap::new(),
-            probed: HashMap::new(),
+            peers: HashMap::default(),
+            probed: HashMap::default(),
             maintenance,
             transmits: VecDeque::new(),
             events: VecDeque::new(),

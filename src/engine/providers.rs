@@ -19,7 +19,9 @@
 //! Expired entries are invisible at once and swept every [`SWEEP_EVERY`].
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use foldhash::HashMap;
 use std::net::SocketAddr;
 use std::ops::Bound;
 use std::time::Duration;

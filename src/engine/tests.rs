@@ -324,3 +324,236 @@ fn bootstrap_does_not_wait_for_dead_seeds() {
     assert!(took < net.nodes[2].config().rpc_timeout, "bootstrap waited {took:?} for a dead seed");
     assert!(net.nodes[2].routing().len() >= 2);
 }
+
+// ---- Freshness rules (commit 00f80b4) ----
+
+/// A network of ten nodes that all know each other, and `key` held by one
+/// of them only (a raw store, so nobody republishes it). Returns the net,
+/// the holder and a reader that is neither the holder nor the storer.
+/// The holder is the third closest to the key: a lookup's first alpha = 3
+/// queries then reach two closer nodes that lack the value and answer
+/// before the holder, so there is a node to cache at (were the holder the
+/// closest, its answer would end the lookup before any other came back).
+fn held_by_one(key: Key, value: Value) -> (Net, usize, usize) {
+    let mut net = Net::new(10, |_| Config::default());
+    net.bootstrap_all();
+    let target = net.nodes[0].closest(&key, 3)[2];
+    let call = Call::Store { sender: net.nodes[0].id(), key, value };
+    let _ = net.run(0, |e, now| e.call(now, target.addr, call), Duration::from_secs(10));
+    let holder = net.by_addr[&target.addr];
+    let reader = (1..10).rev().find(|&i| i != holder).unwrap_or_default();
+    (net, holder, reader)
+}
+
+fn holders(net: &Net, key: &Key) -> Vec<usize> {
+    (0..net.nodes.len()).filter(|&i| net.nodes[i].store().get(key, net.now).is_some()).collect()
+}
+
+#[test]
+fn get_caches_the_value_at_an_extended_peer_for_cache_ttl_only() {
+    let key = NodeId::for_key("cached");
+    let (mut net, holder, reader) = held_by_one(key, Value::Int(1));
+    assert_eq!(holders(&net, &key), vec![holder]);
+    assert_eq!(net.get(reader, key), Some(Value::Int(1)));
+    let cached: Vec<usize> = holders(&net, &key).into_iter().filter(|&i| i != holder).collect();
+    assert_eq!(cached.len(), 1, "exactly one cached copy: {cached:?}");
+    let at = cached[0];
+    assert_eq!(net.nodes[reader].peer_kind(&net.nodes[at].id()), PeerKind::Extended);
+    // Sent with its lifetime (kadmesh_store_ttl): a plain store would live record_ttl.
+    let r = net.nodes[at].store().get(&key, net.now).unwrap();
+    assert_eq!(Config::default().cache_ttl, Duration::from_secs(60));
+    assert_eq!(r.expires_at, r.stored_at + net.nodes[reader].config().cache_ttl);
+    // Nobody refreshes a cached copy: it is gone after cache_ttl, the holder's is not.
+    net.advance(Duration::from_secs(61));
+    assert_eq!(holders(&net, &key), vec![holder]);
+}
+
+#[test]
+fn get_leaves_no_cached_copy_at_a_stock_peer() {
+    let key = NodeId::for_key("not cached");
+    let (mut net, holder, reader) = held_by_one(key, Value::Int(1));
+    // As if none of the reader's contacts had answered kadmesh_hello. All
+    // hellos were answered during bootstrap, so nothing re-marks them now.
+    let set_all = |net: &mut Net, kind: PeerKind| {
+        let ids: Vec<NodeId> = net.nodes[reader].routing().contacts().map(|c| c.id).collect();
+        for id in ids {
+            net.nodes[reader].peers.insert(id, kind);
+        }
+    };
+    set_all(&mut net, PeerKind::Base);
+    assert_eq!(net.get(reader, key), Some(Value::Int(1)));
+    assert_eq!(holders(&net, &key), vec![holder], "a stock peer got a cached copy");
+    // Control: the very same get with the same peers as Extended does cache,
+    // so the lookup above did have a node to cache at.
+    set_all(&mut net, PeerKind::Extended);
+    assert_eq!(net.get(reader, key), Some(Value::Int(1)));
+    assert_eq!(holders(&net, &key).len(), 2);
+}
+
+#[test]
+fn get_leaves_no_cached_copy_of_a_value_too_big_to_carry_its_lifetime() {
+    // Encoded within 17 bytes of the store limit: kadmesh_store_ttl cannot
+    // carry it, and a plain store would make the cache live record_ttl.
+    let big = Value::Str("x".repeat(crate::store::MAX_VALUE_BYTES - 10));
+    let key = NodeId::for_key("big cached");
+    let (mut net, holder, reader) = held_by_one(key, big.clone());
+    assert_eq!(holders(&net, &key), vec![holder]);
+    assert_eq!(net.get(reader, key), Some(big));
+    assert_eq!(holders(&net, &key), vec![holder], "a plain-store cache was left");
+}
+
+/// `[first, 0, ..., 0, last]`: ids placed by hand around a few keys.
+fn id_at(first: u8, last: u8) -> NodeId {
+    let mut b = [0; 20];
+    b[0] = first;
+    b[19] = last;
+    NodeId(b)
+}
+
+/// The local node of the hand-driven tests below, and its five contacts:
+/// three next to `id_at(0, 0)`, two next to the local node. Around each key
+/// the number of contacts closer than the local node is then known:
+/// - `id_at(0, 0)`: 3 closer (the `0, i` ones);
+/// - `id_at(0x80, 3)`: 2 closer (`0x80, 1` at distance 2, `0x80, 2` at 1; we are at 3);
+/// - `id_at(0x80, 5)`: 1 closer (`0x80, 1` at 4; `0x80, 2` is at 7; we are at 5).
+const LOCAL: (u8, u8) = (0x80, 0);
+const CONTACTS: [(u8, u8); 5] = [(0, 1), (0, 2), (0, 3), (0x80, 1), (0x80, 2)];
+
+/// An engine at `LOCAL` that has heard a ping from each of `CONTACTS`
+/// (contact `i` at `addr(i + 1)`), its replies and hellos drained.
+fn engine_with_contacts(config: Config) -> Engine {
+    let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), config, Time::ZERO);
+    for (i, &(first, last)) in CONTACTS.iter().enumerate() {
+        let ping = Datagram::Request { id: MessageId([i as u8; 20]), call: Call::Ping { sender: id_at(first, last) } };
+        e.handle_datagram(Time::ZERO, addr(i + 1), &ping.encode().unwrap());
+    }
+    assert_eq!(e.routing().len(), CONTACTS.len());
+    sent_requests(&mut e);
+    e
+}
+
+/// The requests `e` has queued, decoded (replies are dropped).
+fn sent_requests(e: &mut Engine) -> Vec<Call> {
+    let mut calls = Vec::new();
+    while let Some(t) = e.poll_transmit() {
+        if let Ok(Datagram::Request { call, .. }) = crate::wire::decode(&t.payload) {
+            calls.push(call);
+        }
+    }
+    calls
+}
+
+/// Contact 0 asks `e` for `key` at `now`; returns the reply.
+fn ask_find_value(e: &mut Engine, now: Time, key: Key) -> crate::wire::FindValueReply {
+    let msg = MessageId([0xaa; 20]);
+    let call = Call::FindValue { sender: id_at(CONTACTS[0].0, CONTACTS[0].1), key };
+    e.handle_datagram(now, addr(1), &Datagram::Request { id: msg, call }.encode().unwrap());
+    while let Some(t) = e.poll_transmit() {
+        if let Ok(Datagram::Response { id, body }) = crate::wire::decode(&t.payload) {
+            if id == msg {
+                return crate::wire::parse_find_value_reply(&body).unwrap();
+            }
+        }
+    }
+    panic!("no reply to find_value");
+}
+
+#[test]
+fn only_a_node_among_the_k_closest_re_replicates() {
+    let cfg = Config { k: 3, replicate_interval: Duration::from_secs(60), ..Config::default() };
+    let mut e = engine_with_contacts(cfg);
+    // We are third closest to `third` (in the k = 3 closest) and fourth to
+    // `far` (3 contacts closer): both held since t = 0, neither published.
+    let (third, far) = (id_at(0x80, 3), id_at(0, 0));
+    for key in [third, far] {
+        e.store.put(key, Value::Int(1), None, Time::ZERO, Duration::from_secs(3600)).unwrap();
+    }
+    // Past replicate_interval: the sweep starts a replication lookup per eligible key.
+    e.handle_timeout(Time::from_secs(61));
+    let looked_up: Vec<Key> = sent_requests(&mut e)
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::FindNode { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert!(looked_up.contains(&third), "the third closest must re-replicate: {looked_up:?}");
+    assert!(!looked_up.contains(&far), "a node with k closer contacts re-replicated");
+    // The far copy is left alone to expire on its original schedule.
+    let r = e.store().get(&far, Time::from_secs(61)).unwrap();
+    assert_eq!((r.stored_at, r.expires_at), (Time::ZERO, Time::from_secs(3600)));
+}
+
+#[test]
+fn old_copies_are_served_only_near_the_key_or_by_their_publisher() {
+    use crate::wire::FindValueReply as Reply;
+    // k = 4: `third` is among the k closest but not the k/2 = 2 closest;
+    // `close` is among the 2 closest; `far` is far but we publish it.
+    let mut e = engine_with_contacts(Config { k: 4, ..Config::default() });
+    let (third, close, far) = (id_at(0x80, 3), id_at(0x80, 5), id_at(0, 0));
+    for key in [third, close, far] {
+        e.store.put(key, Value::Int(7), None, Time::ZERO, Duration::from_secs(3600)).unwrap();
+    }
+    e.restore_published(Time::ZERO, vec![(far, Value::Int(7))], Duration::from_secs(600));
+    assert_eq!(e.config().cache_ttl, Duration::from_secs(60));
+
+    // Younger than cache_ttl: served wherever it is held.
+    assert_eq!(ask_find_value(&mut e, Time::from_secs(30), third), Reply::Value(Value::Int(7)));
+    // Older: `third` points the asker at closer nodes instead.
+    let late = Time::from_secs(61);
+    assert!(matches!(ask_find_value(&mut e, late, third), Reply::Nodes(n) if !n.is_empty()));
+    assert_eq!(ask_find_value(&mut e, late, close), Reply::Value(Value::Int(7)));
+    assert_eq!(ask_find_value(&mut e, late, far), Reply::Value(Value::Int(7)));
+}
+
+#[test]
+fn local_get_skips_an_old_copy_held_far_from_the_key() {
+    let mut e = engine_with_contacts(Config { k: 4, ..Config::default() });
+    let (third, close) = (id_at(0x80, 3), id_at(0x80, 5));
+    for key in [third, close] {
+        e.store.put(key, Value::Int(7), None, Time::ZERO, Duration::from_secs(3600)).unwrap();
+    }
+    let late = Time::from_secs(61);
+    // Near the key: answered from the store at once.
+    let q = e.get(late, close);
+    match e.poll_event() {
+        Some(Event { id, outcome: Outcome::Get(g) }) if id == q => assert!(g.local && g.value == Some(Value::Int(7))),
+        other => panic!("expected a local answer, got {other:?}"),
+    }
+    assert!(sent_requests(&mut e).is_empty());
+    // Old and outside the k/2 closest: a lookup instead of the local copy.
+    let _ = e.get(late, third);
+    assert!(e.poll_event().is_none(), "answered locally from an old, far copy");
+    let asked = sent_requests(&mut e);
+    assert!(asked.iter().any(|c| matches!(c, Call::FindValue { key, .. } if *key == third)), "{asked:?}");
+}
+
+#[test]
+fn restore_record_keeps_stored_at_and_caps_the_remaining_lifetime() {
+    let cfg = Config { record_ttl: Duration::from_secs(3600), ..Config::default() };
+    let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), cfg, Time::ZERO);
+    let now = Time::from_secs(10_000);
+    let saved = |n: u8, stored_at: u64, expires_at: u64| crate::store::Record {
+        key: id_at(n, n),
+        value: Value::Int(n.into()),
+        publisher: None,
+        stored_at: Time::from_secs(stored_at),
+        expires_at: Time::from_secs(expires_at),
+        size: 1,
+    };
+    for r in [
+        saved(1, 9_000, 11_000),  // plain: kept as saved
+        saved(2, 9_500, 90_000),  // lives longer than record_ttl from now: capped
+        saved(3, 12_000, 12_500), // stored "after" now (clock stepped back): clamped
+        saved(4, 5_000, 10_000),  // expired exactly now
+        saved(5, 5_000, 9_000),   // expired while down
+    ] {
+        e.restore_record(now, r);
+    }
+    let times = |n: u8| e.store().get(&id_at(n, n), now).map(|r| (r.stored_at.as_secs(), r.expires_at.as_secs()));
+    assert_eq!(times(1), Some((9_000, 11_000)));
+    assert_eq!(times(2), Some((9_500, 13_600)));
+    assert_eq!(times(3), Some((10_000, 12_500)));
+    // Not restored at all, not even as a dead entry awaiting expiry.
+    assert_eq!(e.store().len(), 3);
+}

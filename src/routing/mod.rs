@@ -22,7 +22,8 @@
 //! full bucket never drops a live contact just because a newcomer appeared:
 //!
 //! 1. [`RoutingTable::insert`] of a newcomer into a full, unsplittable bucket
-//!    parks the newcomer in that bucket's replacement cache and returns
+//!    parks the newcomer in that bucket's replacement cache and, unless every
+//!    entry was heard from within [`RECENTLY_SEEN`], returns
 //!    [`InsertOutcome::Full`] naming the least-recently-seen contact. The
 //!    caller pings it.
 //! 2. While that ping is outstanding, later newcomers are cached too and get
@@ -49,7 +50,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
-pub use self::bucket::{KBucket, PENDING_PING_TIMEOUT};
+pub use self::bucket::{KBucket, PENDING_PING_TIMEOUT, RECENTLY_SEEN};
 use crate::contact::Contact;
 use crate::id::{Distance, NodeId, ID_BITS};
 use crate::time::Time;

@@ -14,6 +14,11 @@ fn secs(s: u64) -> Time {
     Time::from_secs(s)
 }
 
+/// `s` seconds after contacts inserted at time zero stopped counting as recently seen.
+fn late(s: u64) -> Time {
+    secs(s) + RECENTLY_SEEN
+}
+
 fn bucket_ids(table: &RoutingTable, index: usize) -> Vec<NodeId> {
     table.buckets()[index].contacts().map(|c| c.id).collect()
 }
@@ -86,8 +91,8 @@ fn only_the_last_bucket_splits() {
     // Once bucket 1 is full it does not split (it is not last): an eviction ping instead.
     let [q1, r1] = [2, 3].map(|p| contact(local.random_in_bucket(1, &mut rng), p));
     assert_eq!(table.insert(q1, Time::ZERO), InsertOutcome::Inserted);
-    assert_eq!(table.insert(r1, Time::ZERO), InsertOutcome::Full { ping: p1 });
-    assert_eq!(table.insert(r1, Time::ZERO), InsertOutcome::Pending);
+    assert_eq!(table.insert(r1, Time::ZERO + RECENTLY_SEEN), InsertOutcome::Full { ping: p1 });
+    assert_eq!(table.insert(r1, Time::ZERO + RECENTLY_SEEN), InsertOutcome::Pending);
     assert_eq!(table.bucket_count(), 3);
 }
 
@@ -111,24 +116,24 @@ fn many_random_contacts_never_overfill_a_bucket() {
 #[test]
 fn full_then_ping_answered_keeps_old_contact() {
     let (mut table, far, cand) = full_far_bucket(4, 2);
-    assert_eq!(table.insert(cand[0], secs(1)), InsertOutcome::Full { ping: far[0] });
+    assert_eq!(table.insert(cand[0], late(1)), InsertOutcome::Full { ping: far[0] });
     assert!(!table.contains(&cand[0].id));
     assert_eq!(table.buckets()[0].pending_ping(), Some(far[0].id));
 
-    table.ping_answered(&far[0].id, secs(2));
+    table.ping_answered(&far[0].id, late(2));
     assert_eq!(bucket_ids(&table, 0), vec![far[1].id, far[2].id, far[0].id]);
     assert_eq!(table.buckets()[0].pending_ping(), None);
     assert_eq!(replacement_ids(&table, 0), vec![cand[0].id]);
-    assert_eq!(table.last_seen(&far[0].id), Some(secs(2)));
+    assert_eq!(table.last_seen(&far[0].id), Some(late(2)));
     // The next newcomer triggers a ping of the new oldest.
-    assert_eq!(table.insert(cand[1], secs(3)), InsertOutcome::Full { ping: far[1] });
+    assert_eq!(table.insert(cand[1], late(3)), InsertOutcome::Full { ping: far[1] });
 }
 
 #[test]
 fn full_then_ping_failed_evicts_and_promotes_candidate() {
     let (mut table, far, cand) = full_far_bucket(5, 1);
-    assert_eq!(table.insert(cand[0], secs(1)), InsertOutcome::Full { ping: far[0] });
-    table.ping_failed(&far[0].id, secs(2));
+    assert_eq!(table.insert(cand[0], late(1)), InsertOutcome::Full { ping: far[0] });
+    table.ping_failed(&far[0].id, late(2));
     assert!(!table.contains(&far[0].id));
     assert_eq!(bucket_ids(&table, 0), vec![far[1].id, far[2].id, cand[0].id]);
     assert_eq!(table.buckets()[0].pending_ping(), None);
@@ -138,15 +143,26 @@ fn full_then_ping_failed_evicts_and_promotes_candidate() {
 #[test]
 fn pending_while_ping_outstanding_then_reissued_after_timeout() {
     let (mut table, far, cand) = full_far_bucket(6, 4);
-    assert_eq!(table.insert(cand[0], secs(10)), InsertOutcome::Full { ping: far[0] });
-    assert_eq!(table.insert(cand[1], secs(11)), InsertOutcome::Pending);
-    assert_eq!(table.insert(cand[2], secs(12)), InsertOutcome::Pending);
+    assert_eq!(table.insert(cand[0], late(10)), InsertOutcome::Full { ping: far[0] });
+    assert_eq!(table.insert(cand[1], late(11)), InsertOutcome::Pending);
+    assert_eq!(table.insert(cand[2], late(12)), InsertOutcome::Pending);
     assert_eq!(bucket_ids(&table, 0), far.iter().map(|c| c.id).collect::<Vec<_>>());
     // A lost ping outcome must not freeze the bucket forever.
-    let later = secs(10) + PENDING_PING_TIMEOUT;
+    let later = late(10) + PENDING_PING_TIMEOUT;
     assert_eq!(table.insert(cand[3], later), InsertOutcome::Full { ping: far[0] });
     let expected: Vec<NodeId> = cand.iter().map(|c| c.id).collect();
     assert_eq!(replacement_ids(&table, 0), expected);
+}
+
+#[test]
+fn healthy_full_bucket_parks_newcomer_without_ping() {
+    let (mut table, far, cand) = full_far_bucket(10, 2);
+    let just_before = Time::ZERO + RECENTLY_SEEN - Duration::from_millis(1);
+    assert_eq!(table.insert(cand[0], just_before), InsertOutcome::Pending);
+    assert_eq!(table.buckets()[0].pending_ping(), None);
+    assert_eq!(replacement_ids(&table, 0), vec![cand[0].id]);
+    // Once the oldest entry has been quiet for the window, it is pinged.
+    assert_eq!(table.insert(cand[1], Time::ZERO + RECENTLY_SEEN), InsertOutcome::Full { ping: far[0] });
 }
 
 #[test]
@@ -169,8 +185,8 @@ fn replacement_cache_is_bounded_and_deduplicated() {
 #[test]
 fn remove_promotes_most_recent_replacement() {
     let (mut table, far, cand) = full_far_bucket(8, 2);
-    table.insert(cand[0], secs(1));
-    table.insert(cand[1], secs(1));
+    table.insert(cand[0], late(1));
+    table.insert(cand[1], late(1));
     assert_eq!(table.remove(&far[1].id), Some(far[1]));
     assert_eq!(bucket_ids(&table, 0), vec![far[0].id, far[2].id, cand[1].id]);
     assert_eq!(replacement_ids(&table, 0), vec![cand[0].id]);
