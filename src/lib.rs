@@ -50,6 +50,7 @@ pub mod node;
 pub mod persist;
 pub mod routing;
 pub mod rpc;
+pub mod rtt;
 pub mod seeds;
 pub mod store;
 pub mod time;

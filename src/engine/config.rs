@@ -20,8 +20,12 @@ pub struct Config {
     /// this is short to keep the cost of asking low.
     pub extension_timeout: Duration,
     /// After this long without a reply a lookup stops waiting on a query and
-    /// moves on (the reply is still used if it comes).
+    /// moves on (the reply is still used if it comes). The most it waits:
+    /// the engine uses `srtt + 4 * rttvar` of the replies it has seen, within
+    /// `lookup_stall_min..=lookup_stall` (see [`crate::rtt`]).
     pub lookup_stall: Duration,
+    /// The least a lookup waits on a query before moving on.
+    pub lookup_stall_min: Duration,
     /// Consecutive timeouts before a contact leaves the routing table.
     pub max_failures: u32,
     /// Lifetime of a value received by plain `store`.
@@ -59,6 +63,7 @@ impl Default for Config {
             rpc_timeout: Duration::from_secs(5),
             extension_timeout: Duration::from_secs(2),
             lookup_stall: Duration::from_millis(1000),
+            lookup_stall_min: Duration::from_millis(200),
             max_failures: 2,
             record_ttl: 24 * HOUR,
             cache_ttl: Duration::from_secs(60),

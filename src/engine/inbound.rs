@@ -2,6 +2,7 @@
 //! sender from each.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use super::{rpc_kind, Ctx, Engine, PeerKind};
 use crate::contact::Contact;
@@ -83,6 +84,26 @@ impl Engine {
         }
     }
 
+    /// `kadmesh_store_ttl(sender, key, value, seconds)`: a store carrying the
+    /// record's remaining lifetime. Malformed arguments get no reply.
+    fn on_store_ttl(&mut self, now: Time, from: SocketAddr, args: Vec<Value>) -> Option<Value> {
+        let [sender, key, value, ttl] = <[Value; 4]>::try_from(args).ok()?;
+        let sender = sender.as_bytes().and_then(crate::id::NodeId::from_slice)?;
+        let key = key.as_bytes().and_then(crate::id::NodeId::from_slice)?;
+        let secs = u64::try_from(ttl.as_int()?).ok()?;
+        self.learn(now, Contact::new(sender, from));
+        if secs == 0 {
+            // Already expired: storing it would only acknowledge a record nobody can read.
+            return Some(Value::Bool(false));
+        }
+        // A short lifetime (a cache copy, or a replica near its end) never
+        // shortens the copy we already hold: that one may be a replica with a
+        // day to live, and cutting it would lose it at the next sweep.
+        let held = self.store.get(&key, now).map_or(Duration::ZERO, |r| r.expires_at.saturating_since(now));
+        let ttl = Duration::from_secs(secs).max(held).min(self.config.record_ttl);
+        Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
+    }
+
     /// Unknown procedures get no reply, exactly like rpcudp, so callers that
     /// probe for extensions see the same silence from us as from Python.
     fn on_extension(&mut self, now: Time, from: SocketAddr, name: &str, args: Vec<Value>) -> Option<Value> {
@@ -93,15 +114,7 @@ impl Engine {
                 }
                 Some(hello_body())
             }
-            STORE_TTL => {
-                let [sender, key, value, ttl] = <[Value; 4]>::try_from(args).ok()?;
-                let sender = sender.as_bytes().and_then(crate::id::NodeId::from_slice)?;
-                let key = key.as_bytes().and_then(crate::id::NodeId::from_slice)?;
-                let secs = u64::try_from(ttl.as_int()?).ok()?;
-                self.learn(now, Contact::new(sender, from));
-                let ttl = std::time::Duration::from_secs(secs).min(self.config.record_ttl);
-                Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
-            }
+            STORE_TTL => self.on_store_ttl(now, from, args),
             n if n.starts_with(super::providers::PREFIX) => self.on_provider_rpc(now, from, n, args),
             _ => {
                 tracing::debug!(%from, name, "ignoring unknown procedure");
@@ -120,6 +133,7 @@ impl Engine {
             }
         };
         let rtt = now.saturating_since(pending.sent_at);
+        self.rtt.observe(rtt);
         match pending.context {
             Ctx::Op { op, peer } => self.on_op_reply(now, op, peer, pending.to, pending.kind, body, rtt),
             Ctx::Eviction { peer } => {

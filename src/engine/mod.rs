@@ -97,6 +97,7 @@ pub struct Engine {
     events: VecDeque<Event>,
     stats: Stats,
     providers: providers::ProviderStore,
+    rtt: crate::rtt::RttEstimate,
 }
 
 impl Engine {
@@ -120,6 +121,7 @@ impl Engine {
             events: VecDeque::new(),
             stats: Stats::default(),
             providers: providers::ProviderStore::default(),
+            rtt: crate::rtt::RttEstimate::default(),
         }
     }
 

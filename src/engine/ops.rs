@@ -139,8 +139,8 @@ impl Engine {
         // Twice k starting contacts: when the k closest we know are dead,
         // the next ones take their place instead of the lookup ending empty.
         let seeds = self.routing.closest(&target, 2 * self.config.k);
-        let lookup = Lookup::new(target, self.id, kind, self.config.k, self.config.alpha, self.config.lookup_stall)
-            .with_seeds(seeds);
+        let stall = self.rtt.stall_after(self.config.lookup_stall_min, self.config.lookup_stall);
+        let lookup = Lookup::new(target, self.id, kind, self.config.k, self.config.alpha, stall).with_seeds(seeds);
         self.ops.insert(op, Op::Lookup { lookup, purpose, started: now });
         self.drive(now, op);
     }
@@ -315,7 +315,11 @@ impl Engine {
         // Keep a copy when we are among the k closest, as the Python package does.
         let near = closest.len() < self.config.k
             || closest.last().is_some_and(|far| self.id.distance(&key) < far.id.distance(&key));
-        let local = near && self.store_locally(now, key, value.clone(), ttl);
+        // A replication that reached nobody must not refresh our copy's
+        // stored_at: that would make an unreplicated record look just
+        // replicated. The publisher's own copy is always renewed.
+        let refresh = report || !closest.is_empty() || self.maintenance.is_published(&key);
+        let local = near && refresh && self.store_locally(now, key, value.clone(), ttl);
         let mut pending = 0;
         for c in &closest {
             let call = self.store_call(c.id, key, value.clone(), ttl);
@@ -354,7 +358,8 @@ impl Engine {
                     Value::Bin(self.id.0.to_vec()),
                     Value::Bin(key.0.to_vec()),
                     value,
-                    Value::Int(ttl.as_secs() as i64),
+                    // Rounded up: a sub-second lifetime must not arrive as 0 (expired).
+                    Value::Int(ttl.as_secs().saturating_add(u64::from(ttl.subsec_nanos() > 0)) as i64),
                 ],
             },
             _ => Call::Store { sender: self.id, key, value },

@@ -557,3 +557,104 @@ fn restore_record_keeps_stored_at_and_caps_the_remaining_lifetime() {
     // Not restored at all, not even as a dead entry awaiting expiry.
     assert_eq!(e.store().len(), 3);
 }
+
+// ---- Lifetime fixes: store_ttl never shortens, idle maintenance, rounding ----
+
+/// Contact 0 sends `e` a `kadmesh_store_ttl` for `key` with a lifetime of
+/// `secs` at `now`; returns the store reply.
+fn send_store_ttl(e: &mut Engine, now: Time, key: Key, value: Value, secs: i64) -> bool {
+    let msg = MessageId([0xbb; 20]);
+    let sender = Value::Bin(id_at(CONTACTS[0].0, CONTACTS[0].1).0.to_vec());
+    let args = vec![sender, Value::Bin(key.0.to_vec()), value, Value::Int(secs)];
+    let call = Call::Other { name: STORE_TTL.into(), args };
+    e.handle_datagram(now, addr(1), &Datagram::Request { id: msg, call }.encode().unwrap());
+    while let Some(t) = e.poll_transmit() {
+        if let Ok(Datagram::Response { id, body }) = crate::wire::decode(&t.payload) {
+            if id == msg {
+                return crate::wire::parse_store_reply(&body).unwrap();
+            }
+        }
+    }
+    panic!("no reply to {STORE_TTL}");
+}
+
+#[test]
+fn a_short_store_ttl_never_shortens_the_copy_held() {
+    let mut e = engine_with_contacts(Config::default());
+    let day = Duration::from_secs(24 * 3600);
+    let (held, fresh) = (id_at(0x80, 3), id_at(0x80, 5));
+    e.store.put(held, Value::Int(1), None, Time::ZERO, day).unwrap();
+    let old = e.store().get(&held, Time::ZERO).unwrap().expires_at;
+    // A cache copy (or a replica near its end) of the same key, 60 s to live.
+    let now = Time::from_secs(100);
+    assert!(send_store_ttl(&mut e, now, held, Value::Int(2), 60));
+    let r = e.store().get(&held, now).unwrap();
+    assert_eq!(r.value, Value::Int(2), "the value is replaced");
+    assert!(r.expires_at >= old, "cut from {old:?} to {:?}", r.expires_at);
+    assert!(e.store().get(&held, now + Duration::from_secs(3600)).is_some());
+    // A key not held takes the lifetime it is sent with.
+    assert!(send_store_ttl(&mut e, now, fresh, Value::Int(3), 60));
+    assert_eq!(e.store().get(&fresh, now).unwrap().expires_at, now + Duration::from_secs(60));
+    e.handle_timeout(now + Duration::from_secs(60));
+    assert!(e.store().get(&fresh, now + Duration::from_secs(60)).is_none());
+    assert!(e.store().get(&held, now + Duration::from_secs(60)).is_some());
+}
+
+#[test]
+fn a_replication_that_reaches_nobody_keeps_the_old_stored_at() {
+    let cfg = Config { replicate_interval: Duration::from_secs(60), ..Config::default() };
+    let start = Time::from_secs(10_000);
+    // No contacts at all: every lookup ends at once, empty.
+    let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), cfg, start);
+    let key = id_at(0x80, 3);
+    let record = crate::store::Record {
+        key,
+        value: Value::Int(1),
+        publisher: None,
+        stored_at: Time::from_secs(5_000),
+        expires_at: Time::from_secs(50_000),
+        size: 1,
+    };
+    e.restore_record(start, record);
+    // Past replicate_interval: the sweep runs the replicate task.
+    let later = start + Duration::from_secs(61);
+    e.handle_timeout(later);
+    assert_eq!(e.stats().republished, 1, "the replicate task did not run");
+    assert_eq!(e.ops_in_progress(), 0);
+    let r = e.store().get(&key, later).unwrap();
+    assert_eq!(r.stored_at, Time::from_secs(5_000), "an unreplicated record looks just replicated");
+    assert_eq!(r.expires_at, Time::from_secs(50_000));
+    // A user's put with nobody to store at still keeps the local copy.
+    let mine = id_at(0x80, 5);
+    let q = e.put(later, mine, Value::Int(2));
+    match e.poll_event() {
+        Some(Event { id, outcome: Outcome::Put(p) }) if id == q => {
+            assert_eq!((p.stored, p.attempted, p.stored_locally), (0, 0, true))
+        }
+        other => panic!("expected a put outcome, got {other:?}"),
+    }
+    assert_eq!(e.store().get(&mine, later).map(|r| r.stored_at), Some(later));
+}
+
+#[test]
+fn a_sub_second_lifetime_goes_on_the_wire_as_one_second() {
+    let cfg = Config { cache_ttl: Duration::from_millis(500), ..Config::default() };
+    let mut e = engine_with_contacts(cfg);
+    let peer = id_at(CONTACTS[0].0, CONTACTS[0].1);
+    e.peers.insert(peer, PeerKind::Extended);
+    let key = id_at(0x80, 3);
+    let secs = |ttl: Duration| match e.store_call(peer, key, Value::Int(1), Some(ttl)) {
+        Call::Other { name, args } if name == STORE_TTL => args[3].clone(),
+        other => panic!("expected {STORE_TTL}, got {other:?}"),
+    };
+    assert_eq!(secs(e.config().cache_ttl), Value::Int(1));
+    assert_eq!(secs(Duration::from_millis(1500)), Value::Int(2));
+    assert_eq!(secs(Duration::from_secs(60)), Value::Int(60));
+    // The receiver keeps the copy for a moment instead of taking it as expired.
+    let call = e.store_call(peer, key, Value::Int(1), Some(e.config().cache_ttl));
+    let mut receiver = Engine::new(peer, Config::default(), Time::ZERO);
+    let now = Time::from_secs(10);
+    let d = Datagram::Request { id: MessageId([0xcc; 20]), call }.encode().unwrap();
+    receiver.handle_datagram(now, addr(9), &d);
+    assert_eq!(receiver.store().get(&key, now).map(|r| r.expires_at), Some(now + Duration::from_secs(1)));
+}

@@ -1,0 +1,94 @@
+//! Round-trip time estimate (Jacobson/Karels, RFC 6298 constants) and the
+//! lookup stall threshold derived from it.
+//!
+//! A fixed stall threshold has to fit the slowest network a node might be
+//! on, so on a fast one every dead contact on a lookup's path costs far more
+//! than a live one ever takes: with 1 s, a read on loopback after churn took
+//! about 2 s against 5 ms before it. The engine feeds every reply's RTT in
+//! and gives each new lookup `srtt + 4 * rttvar`, clamped to the configured
+//! bounds. A stalled query is not abandoned: its late reply is still used.
+
+use std::time::Duration;
+
+/// Smoothed RTT and its mean deviation, in microseconds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RttEstimate {
+    srtt: Option<f64>,
+    rttvar: f64,
+}
+
+impl RttEstimate {
+    /// Takes one measured round trip into account.
+    pub fn observe(&mut self, rtt: Duration) {
+        let r = rtt.as_secs_f64() * 1e6;
+        match self.srtt {
+            None => {
+                self.srtt = Some(r);
+                self.rttvar = r / 2.0;
+            }
+            Some(s) => {
+                self.rttvar = 0.75 * self.rttvar + 0.25 * (s - r).abs();
+                self.srtt = Some(0.875 * s + 0.125 * r);
+            }
+        }
+    }
+
+    /// The smoothed RTT, once anything was measured.
+    pub fn smoothed(&self) -> Option<Duration> {
+        self.srtt.map(|s| Duration::from_micros(s as u64))
+    }
+
+    /// How long a lookup waits on a query before it stops counting it:
+    /// `srtt + 4 * rttvar` within `[min, max]` (`max` wins if they cross), or
+    /// `max` before any sample.
+    pub fn stall_after(&self, min: Duration, max: Duration) -> Duration {
+        let Some(s) = self.srtt else { return max };
+        let micros = (s + 4.0 * self.rttvar).max(0.0) as u64;
+        Duration::from_micros(micros).clamp(min.min(max), max)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_millis(200);
+    const MAX: Duration = Duration::from_millis(1000);
+
+    #[test]
+    fn no_sample_means_the_maximum() {
+        assert_eq!(RttEstimate::default().stall_after(MIN, MAX), MAX);
+        assert_eq!(RttEstimate::default().smoothed(), None);
+    }
+
+    #[test]
+    fn steady_rtt_converges_and_is_clamped_below() {
+        let mut e = RttEstimate::default();
+        for _ in 0..50 {
+            e.observe(Duration::from_millis(100));
+        }
+        let s = e.smoothed().expect("sampled");
+        assert!((99..=101).contains(&s.as_millis()), "{s:?}");
+        // Variance decays towards zero: the threshold approaches srtt.
+        let stall = e.stall_after(Duration::ZERO, MAX);
+        assert!(stall >= Duration::from_millis(100) && stall < Duration::from_millis(110), "{stall:?}");
+        // Loopback-fast replies still leave the configured floor.
+        let mut fast = RttEstimate::default();
+        fast.observe(Duration::from_micros(80));
+        assert_eq!(fast.stall_after(MIN, MAX), MIN);
+    }
+
+    #[test]
+    fn jittery_rtt_widens_the_threshold_up_to_the_maximum() {
+        let mut e = RttEstimate::default();
+        for i in 0..40 {
+            e.observe(Duration::from_millis(if i % 2 == 0 { 50 } else { 350 }));
+        }
+        let stall = e.stall_after(MIN, Duration::from_secs(5));
+        // Mean 200 ms, deviation about 150 ms: about 800 ms.
+        assert!(stall > Duration::from_millis(600) && stall < Duration::from_millis(1000), "{stall:?}");
+        assert_eq!(e.stall_after(MIN, Duration::from_millis(500)), Duration::from_millis(500));
+        // A configured maximum below the floor wins.
+        assert_eq!(e.stall_after(MIN, Duration::from_millis(150)), Duration::from_millis(150));
+    }
+}
