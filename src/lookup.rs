@@ -94,6 +94,7 @@ pub struct Lookup {
     value: Option<(Value, NodeId, u32)>,
     queried: usize,
     failed: usize,
+    newly_stalled: Vec<NodeId>,
 }
 
 impl Lookup {
@@ -110,6 +111,7 @@ impl Lookup {
             value: None,
             queried: 0,
             failed: 0,
+            newly_stalled: Vec::new(),
         }
     }
 
@@ -144,6 +146,7 @@ impl Lookup {
         for c in self.candidates.values_mut() {
             if matches!(c.state, State::Waiting { since } if now >= since + stall_after) {
                 c.state = State::Stalled;
+                self.newly_stalled.push(c.contact.id);
             }
         }
     }
@@ -187,6 +190,11 @@ impl Lookup {
             }
             None => Next::Wait,
         }
+    }
+
+    /// Contacts this lookup stopped waiting on since the last call.
+    pub fn take_stalled(&mut self) -> Vec<NodeId> {
+        std::mem::take(&mut self.newly_stalled)
     }
 
     /// When the earliest in-flight query will stall, so the engine can wake up.

@@ -59,7 +59,7 @@ impl Engine {
     }
 
     fn neighbours_value(&self, key: &crate::id::Key, requester: SocketAddr) -> Value {
-        let near = self.routing.closest_filtered(key, self.config.k, |c| crate::rpc::same_endpoint(c.addr, requester));
+        let near = self.routing.closest_answering(key, self.config.k, |c| crate::rpc::same_endpoint(c.addr, requester));
         wire::contacts_value(&near)
     }
 
@@ -143,7 +143,7 @@ impl Engine {
                 self.peers.insert(peer, PeerKind::Extended);
                 self.learn(now, Contact::new(peer, from));
             }
-            Ctx::Fire { peer } => self.learn(now, Contact::new(peer, from)),
+            Ctx::Fire { peer } | Ctx::Verify { peer } => self.learn(now, Contact::new(peer, from)),
         }
     }
 
@@ -151,7 +151,7 @@ impl Engine {
         match ctx {
             Ctx::Op { op, peer } => {
                 if let Some(peer) = peer {
-                    self.routing.record_failure(&peer, self.config.max_failures);
+                    self.contact_failed(now, peer);
                 }
                 self.on_op_failure(now, op, peer, kind);
             }
@@ -159,8 +159,24 @@ impl Engine {
             Ctx::Hello { peer } => {
                 self.peers.insert(peer, PeerKind::Base);
             }
-            Ctx::Fire { peer } => {
+            Ctx::Fire { peer } => self.contact_failed(now, peer),
+            Ctx::Verify { peer } => {
                 self.routing.record_failure(&peer, self.config.max_failures);
+            }
+        }
+    }
+
+    /// Counts a timeout; on a contact's first one, pings it. Until it answers, lookups
+    /// neither start from it nor follow others' pointers to it; if the ping times out
+    /// too it is gone (with the default two strikes), so after a mass failure dead
+    /// contacts leave within two timeouts instead of costing every later lookup a stall.
+    fn contact_failed(&mut self, now: Time, peer: crate::id::NodeId) {
+        if self.routing.record_failure(&peer, self.config.max_failures) {
+            return;
+        }
+        if self.routing.failures(&peer) == Some(1) {
+            if let Some(c) = self.routing.get(&peer) {
+                self.send_request(now, c.addr, Call::Ping { sender: self.id }, Ctx::Verify { peer });
             }
         }
     }
@@ -190,11 +206,15 @@ impl Engine {
     /// seen, and again after [`REPROBE_AFTER`] if it stayed silent, so one
     /// lost datagram does not brand one of ours a stock peer for good.
     fn probe_if_due(&mut self, now: Time, contact: Contact) {
-        let due = match (self.peer_kind(&contact.id), self.probed.get(&contact.id)) {
-            (PeerKind::Extended, _) => false,
+        // Checked on every datagram: the common case (one of ours) costs one lookup.
+        let kind = self.peer_kind(&contact.id);
+        if kind == PeerKind::Extended {
+            return;
+        }
+        let due = match (kind, self.probed.get(&contact.id)) {
             (_, None) => true,
             (PeerKind::Base, Some(&at)) => now >= at + REPROBE_AFTER,
-            (PeerKind::Unknown, Some(_)) => false,
+            (PeerKind::Unknown | PeerKind::Extended, Some(_)) => false,
         };
         if due {
             self.probed.insert(contact.id, now);

@@ -38,6 +38,10 @@ pub(super) struct Maintenance {
     sweep_every: Duration,
     queue: VecDeque<Task>,
     queued: HashSet<Task>,
+    /// When each contact was last handed our records; a contact dropped and
+    /// re-learned (a lossy link) is not sent them all again within
+    /// `replicate_interval`. Pruned at every sweep.
+    handed_over: HashMap<NodeId, Time>,
     active: usize,
     max_active: usize,
 }
@@ -52,6 +56,7 @@ impl Maintenance {
             sweep_every,
             queue: VecDeque::new(),
             queued: HashSet::default(),
+            handed_over: HashMap::default(),
             active: 0,
             max_active: config.max_maintenance_ops.max(1),
         }
@@ -163,6 +168,7 @@ impl Engine {
 
     fn sweep(&mut self, now: Time) {
         let stale = now - self.config.replicate_interval;
+        self.maintenance.handed_over.retain(|_, at| *at > stale);
         let mut keys: Vec<Key> = self
             .store
             .iter()
@@ -226,6 +232,11 @@ impl Engine {
     /// position is the stored key itself (the Python package hashes it a
     /// second time here, so its newcomers get few of their records).
     pub(super) fn hand_over_records(&mut self, now: Time, newcomer: Contact) {
+        let recent = self.maintenance.handed_over.get(&newcomer.id);
+        if recent.is_some_and(|&at| now.saturating_since(at) < self.config.replicate_interval) {
+            return;
+        }
+        self.maintenance.handed_over.insert(newcomer.id, now);
         let k = self.config.k;
         let mut sent = 0;
         let mut keys: Vec<Key> = self.store.keys().collect();

@@ -77,6 +77,8 @@ enum Ctx {
     Hello { peer: NodeId },
     /// Nothing waits for the answer (record handover).
     Fire { peer: NodeId },
+    /// A contact just failed a request: is it gone, or was a datagram lost?
+    Verify { peer: NodeId },
 }
 
 /// One Kademlia node, without I/O.

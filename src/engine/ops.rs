@@ -138,7 +138,11 @@ impl Engine {
         self.routing.touch(&target, now);
         // Twice k starting contacts: when the k closest we know are dead,
         // the next ones take their place instead of the lookup ending empty.
-        let seeds = self.routing.closest(&target, 2 * self.config.k);
+        // Contacts that just timed out are left out while a ping checks them.
+        let mut seeds = self.routing.closest_unfailed(&target, 2 * self.config.k);
+        if seeds.is_empty() {
+            seeds = self.routing.closest(&target, 2 * self.config.k);
+        }
         let stall = self.rtt.stall_after(self.config.lookup_stall_min, self.config.lookup_stall);
         let lookup = Lookup::new(target, self.id, kind, self.config.k, self.config.alpha, stall).with_seeds(seeds);
         self.ops.insert(op, Op::Lookup { lookup, purpose, started: now });
@@ -151,7 +155,11 @@ impl Engine {
             let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op) else { return };
             let kind = lookup.kind();
             let target = lookup.target();
-            match lookup.next(now) {
+            let next = lookup.next(now);
+            for id in lookup.take_stalled() {
+                self.routing.mark_suspect(&id);
+            }
+            match next {
                 Next::Query(c) => {
                     let call = match kind {
                         LookupKind::FindNode => Call::FindNode { sender: self.id, key: target },
@@ -195,7 +203,11 @@ impl Engine {
                 let Some(p) = peer else { return };
                 match parse_lookup_reply(kind, &body) {
                     Some(FindValueReply::Value(v)) => lookup.on_value(&p, v),
-                    Some(FindValueReply::Nodes(n)) => lookup.on_nodes(&p, n),
+                    Some(FindValueReply::Nodes(mut n)) => {
+                        // Others may still list a node that has just timed out on us.
+                        n.retain(|c| self.routing.failures(&c.id).is_none_or(|f| f == 0));
+                        lookup.on_nodes(&p, n)
+                    }
                     None => lookup.on_failure(&p),
                 }
                 self.drive(now, op);

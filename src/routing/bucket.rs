@@ -28,11 +28,19 @@ pub(crate) struct Entry {
     pub(crate) last_seen: Time,
     /// Consecutive RPC timeouts since we last heard from it.
     pub(crate) failures: u32,
+    /// A lookup gave up waiting on it since we last heard from it (a
+    /// timeout may still follow; until then it only counts as suspect).
+    pub(crate) suspect: bool,
 }
 
 impl Entry {
     fn new(contact: Contact, now: Time) -> Self {
-        Entry { contact, last_seen: now, failures: 0 }
+        Entry { contact, last_seen: now, failures: 0, suspect: false }
+    }
+
+    /// Neither timed out nor stalled since we last heard from it.
+    pub(crate) fn answering(&self) -> bool {
+        self.failures == 0 && !self.suspect
     }
 }
 
@@ -119,6 +127,7 @@ impl KBucket {
         entry.contact.addr = contact.addr;
         entry.last_seen = entry.last_seen.max(now);
         entry.failures = 0;
+        entry.suspect = false;
         self.entries.push(entry);
         true
     }
@@ -189,6 +198,13 @@ impl KBucket {
         if let Some(pos) = self.position(id) {
             let contact = self.entries[pos].contact;
             self.update(contact, now);
+        }
+    }
+
+    /// Marks a live contact suspect (a lookup stalled on it).
+    pub(crate) fn mark_suspect(&mut self, id: &NodeId) {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.contact.id == *id) {
+            entry.suspect = true;
         }
     }
 

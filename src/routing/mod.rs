@@ -227,6 +227,36 @@ impl RoutingTable {
     /// Like [`closest`](Self::closest) but skipping contacts for which `skip` returns true
     /// (used to exclude the requester).
     pub fn closest_filtered(&self, target: &NodeId, n: usize, skip: impl Fn(&Contact) -> bool) -> Vec<Contact> {
+        self.closest_where(target, n, |e| !skip(&e.contact))
+    }
+
+    /// Like [`closest_filtered`](Self::closest_filtered) but also leaving out contacts whose last
+    /// request stalled or went unanswered: what we tell others and where our own lookups start,
+    /// so a dead node stops costing every asker a stalled query as soon as anyone notices it.
+    pub fn closest_answering(&self, target: &NodeId, n: usize, skip: impl Fn(&Contact) -> bool) -> Vec<Contact> {
+        self.closest_where(target, n, |e| e.answering() && !skip(&e.contact))
+    }
+
+    /// Like [`closest`](Self::closest) but leaving out contacts whose last request timed out
+    /// (while a ping checks whether they are gone): where our own lookups start.
+    pub fn closest_unfailed(&self, target: &NodeId, n: usize) -> Vec<Contact> {
+        self.closest_where(target, n, |e| e.failures == 0)
+    }
+
+    /// Consecutive timeouts of a live contact; `None` if it is not one.
+    pub fn failures(&self, id: &NodeId) -> Option<u32> {
+        self.bucket_of(id).and_then(|b| b.get(id)).map(|e| e.failures)
+    }
+
+    /// A lookup stopped waiting on `id`: leave it out of replies and lookups until we hear
+    /// from it again. Unlike [`record_failure`](Self::record_failure) this never evicts.
+    pub fn mark_suspect(&mut self, id: &NodeId) {
+        if let Some(bucket) = self.bucket_of_mut(id) {
+            bucket.mark_suspect(id);
+        }
+    }
+
+    fn closest_where(&self, target: &NodeId, n: usize, keep: impl Fn(&bucket::Entry) -> bool) -> Vec<Contact> {
         let mut out: Vec<Contact> = Vec::new();
         let mut group: Vec<(Distance, Contact)> = Vec::new();
         for range in self.bucket_groups(target) {
@@ -237,7 +267,7 @@ impl RoutingTable {
             group.clear();
             let buckets = self.buckets.get(range).unwrap_or_default();
             let contacts = buckets.iter().flat_map(|b| b.entries());
-            for entry in contacts.filter(|e| !skip(&e.contact)) {
+            for entry in contacts.filter(|e| keep(e)) {
                 group.push((target.distance(&entry.contact.id), entry.contact));
             }
             if group.len() > need {

@@ -97,3 +97,15 @@ fn stun_roundtrip_and_errors() {
         assert!(parse_stun_reply(&body).is_err_and(|e| bad("stun")(&e)), "{body}");
     }
 }
+
+#[test]
+fn ip_text_matches_std_formatting() {
+    for a in [0u8, 1, 9, 10, 99, 100, 127, 199, 200, 255] {
+        for b in [0u8, 7, 42, 250] {
+            let ip = IpAddr::from([a, b, 255 - a, b / 3]);
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
+    }
+    let v6: IpAddr = "2001:db8::1".parse().unwrap();
+    assert_eq!(ip_text(v6), "2001:db8::1");
+}

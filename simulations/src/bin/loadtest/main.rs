@@ -34,7 +34,7 @@ use workload::{Schedule, Target};
 
 /// Load and chaos test of kadmesh nodes on loopback, in one process.
 #[derive(Parser, Debug)]
-#[command(about, long_about = None)]
+#[command(version, about = "Real kadmesh nodes on loopback under a steady lookup load, with abrupt kills and restarts in the middle", long_about = None)]
 struct Args {
     /// Nodes to start.
     #[arg(long, default_value_t = 200)]

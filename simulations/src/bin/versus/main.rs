@@ -34,7 +34,7 @@ use plan::Plan;
 
 /// Benchmark kadmesh against the Python `kademlia` package on loopback.
 #[derive(Parser, Debug)]
-#[command(about, long_about = None)]
+#[command(version, about = "The same join/set/get plan on kadmesh and on stock Python kademlia nodes, one table of both with ratios", long_about = None)]
 struct Args {
     /// Nodes per side.
     #[arg(long, default_value_t = 100)]
