@@ -101,15 +101,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Runs the scenarios on two threads; reports come back in the given order
-/// (each run is independent and deterministic, so threads change nothing but wall time).
+/// Runs the scenarios on two threads, last first (the list ends with the
+/// day-long run, which should not start after the short ones); reports come
+/// back in the given order (each run is independent and deterministic, so
+/// threads change nothing but wall time).
 fn run_parallel(scenarios: &[Scenario], opts: &RunOptions) -> Vec<Report> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let slots: Vec<std::sync::Mutex<Option<Report>>> = scenarios.iter().map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|scope| {
         for _ in 0..2 {
             scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(i) = scenarios.len().checked_sub(n + 1) else { break };
                 let Some(s) = scenarios.get(i) else { break };
                 let report = s.run(opts);
                 if let Ok(mut slot) = slots[i].lock() {

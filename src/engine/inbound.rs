@@ -136,9 +136,14 @@ impl Engine {
         self.rtt.observe(rtt);
         match pending.context {
             Ctx::Op { op, peer } => self.on_op_reply(now, op, peer, pending.to, pending.kind, body, rtt),
+            // A different node now answering at that address does not vouch for the old id.
+            Ctx::Eviction { peer } if wire::parse_ping_reply(&body).ok() != Some(peer) => {
+                self.routing.ping_failed(&peer, now)
+            }
             Ctx::Eviction { peer } => {
                 self.routing.ping_answered(&peer, now);
             }
+            Ctx::Verify { peer } if wire::parse_ping_reply(&body).ok() != Some(peer) => self.verify_failed(now, peer),
             Ctx::Hello { peer } => {
                 self.peers.insert(peer, PeerKind::Extended);
                 self.learn(now, Contact::new(peer, from));
@@ -160,9 +165,21 @@ impl Engine {
                 self.peers.insert(peer, PeerKind::Base);
             }
             Ctx::Fire { peer } => self.contact_failed(now, peer),
-            Ctx::Verify { peer } => {
-                self.routing.record_failure(&peer, self.config.max_failures);
-            }
+            Ctx::Verify { peer } => self.verify_failed(now, peer),
+        }
+    }
+
+    /// The check ping went unanswered (or someone else answered): one more
+    /// strike, and another check until `max_failures` evicts it.
+    fn verify_failed(&mut self, now: Time, peer: crate::id::NodeId) {
+        if !self.routing.record_failure(&peer, self.config.max_failures) {
+            self.send_verify(now, peer);
+        }
+    }
+
+    fn send_verify(&mut self, now: Time, peer: crate::id::NodeId) {
+        if let Some(c) = self.routing.get(&peer) {
+            self.send_request(now, c.addr, Call::Ping { sender: self.id }, Ctx::Verify { peer });
         }
     }
 
@@ -175,9 +192,7 @@ impl Engine {
             return;
         }
         if self.routing.failures(&peer) == Some(1) {
-            if let Some(c) = self.routing.get(&peer) {
-                self.send_request(now, c.addr, Call::Ping { sender: self.id }, Ctx::Verify { peer });
-            }
+            self.send_verify(now, peer);
         }
     }
 

@@ -236,7 +236,6 @@ impl Engine {
         if recent.is_some_and(|&at| now.saturating_since(at) < self.config.replicate_interval) {
             return;
         }
-        self.maintenance.handed_over.insert(newcomer.id, now);
         let k = self.config.k;
         let mut sent = 0;
         let mut keys: Vec<Key> = self.store.keys().collect();
@@ -259,6 +258,11 @@ impl Engine {
                 sent += 1;
                 self.stats.handovers += 1;
             }
+        }
+        // Remembered only when something went: a contact that needed nothing
+        // now may need records we receive before it next reappears.
+        if sent > 0 {
+            self.maintenance.handed_over.insert(newcomer.id, now);
         }
     }
 }

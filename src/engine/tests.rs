@@ -422,12 +422,17 @@ const CONTACTS: [(u8, u8); 5] = [(0, 1), (0, 2), (0, 3), (0x80, 1), (0x80, 2)];
 /// An engine at `LOCAL` that has heard a ping from each of `CONTACTS`
 /// (contact `i` at `addr(i + 1)`), its replies and hellos drained.
 fn engine_with_contacts(config: Config) -> Engine {
+    engine_knowing(config, CONTACTS.len())
+}
+
+/// Like [`engine_with_contacts`], knowing only the first `n` of `CONTACTS`.
+fn engine_knowing(config: Config, n: usize) -> Engine {
     let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), config, Time::ZERO);
-    for (i, &(first, last)) in CONTACTS.iter().enumerate() {
+    for (i, &(first, last)) in CONTACTS.iter().enumerate().take(n) {
         let ping = Datagram::Request { id: MessageId([i as u8; 20]), call: Call::Ping { sender: id_at(first, last) } };
         e.handle_datagram(Time::ZERO, addr(i + 1), &ping.encode().unwrap());
     }
-    assert_eq!(e.routing().len(), CONTACTS.len());
+    assert_eq!(e.routing().len(), n);
     sent_requests(&mut e);
     e
 }
@@ -657,4 +662,271 @@ fn a_sub_second_lifetime_goes_on_the_wire_as_one_second() {
     let d = Datagram::Request { id: MessageId([0xcc; 20]), call }.encode().unwrap();
     receiver.handle_datagram(now, addr(9), &d);
     assert_eq!(receiver.store().get(&key, now).map(|r| r.expires_at), Some(now + Duration::from_secs(1)));
+}
+
+// ---- Dead contacts (commit 15347e3): suspects, timeouts, verify pings, handover memory ----
+
+/// The id of `CONTACTS[i]` (at `addr(i + 1)`).
+fn contact_id(i: usize) -> NodeId {
+    id_at(CONTACTS[i].0, CONTACTS[i].1)
+}
+
+fn known(i: usize) -> Contact {
+    Contact::new(contact_id(i), addr(i + 1))
+}
+
+/// The requests `e` has queued with their destinations and message ids (replies are dropped).
+fn sent_to(e: &mut Engine) -> Vec<(SocketAddr, MessageId, Call)> {
+    let mut out = Vec::new();
+    while let Some(t) = e.poll_transmit() {
+        if let Ok(Datagram::Request { id, call }) = crate::wire::decode(&t.payload) {
+            out.push((t.to, id, call));
+        }
+    }
+    out
+}
+
+/// Where the `find_node` requests among `sent` went, in order.
+fn find_nodes_to(sent: &[(SocketAddr, MessageId, Call)]) -> Vec<SocketAddr> {
+    sent.iter().filter(|(_, _, c)| matches!(c, Call::FindNode { .. })).map(|(to, _, _)| *to).collect()
+}
+
+/// `from` answers `e`'s request `id`.
+fn answer(e: &mut Engine, now: Time, from: SocketAddr, id: MessageId, body: Value) {
+    e.handle_datagram(now, from, &Datagram::Response { id, body }.encode().unwrap());
+}
+
+/// Contact `i` pings `e` (we hear from it); whatever `e` sends back or asks is returned.
+fn ping_from(e: &mut Engine, now: Time, i: usize) -> Vec<(SocketAddr, MessageId, Call)> {
+    let call = Call::Ping { sender: contact_id(i) };
+    e.handle_datagram(now, addr(i + 1), &Datagram::Request { id: MessageId([0xdd; 20]), call }.encode().unwrap());
+    sent_to(e)
+}
+
+/// Contact `asker` asks `e` for the nodes closest to `key`; returns the ids listed, sorted.
+fn ask_find_node(e: &mut Engine, now: Time, asker: usize, key: Key) -> Vec<NodeId> {
+    let msg = MessageId([0xee; 20]);
+    let call = Call::FindNode { sender: contact_id(asker), key };
+    e.handle_datagram(now, addr(asker + 1), &Datagram::Request { id: msg, call }.encode().unwrap());
+    while let Some(t) = e.poll_transmit() {
+        if let Ok(Datagram::Response { id, body }) = crate::wire::decode(&t.payload) {
+            if id == msg {
+                let mut ids: Vec<NodeId> =
+                    crate::wire::parse_find_node_reply(&body).unwrap().into_iter().map(|c| c.id).collect();
+                ids.sort();
+                return ids;
+            }
+        }
+    }
+    panic!("no reply to find_node");
+}
+
+fn is_suspect(e: &Engine, id: &NodeId) -> bool {
+    e.routing().buckets().iter().find_map(|b| b.get(id)).is_some_and(|entry| entry.suspect)
+}
+
+fn sorted(mut ids: Vec<NodeId>) -> Vec<NodeId> {
+    ids.sort();
+    ids
+}
+
+#[test]
+fn find_node_replies_leave_out_suspect_and_timed_out_contacts() {
+    use crate::wire::FindValueReply as Reply;
+    let mut e = engine_with_contacts(Config::default());
+    let key = id_at(0, 0);
+    // Contact 0 asks: everyone else is listed.
+    let everyone: Vec<NodeId> = sorted((1..CONTACTS.len()).map(contact_id).collect());
+    assert_eq!(ask_find_node(&mut e, Time::from_secs(1), 0, key), everyone);
+    let (suspect, failed) = (contact_id(1), contact_id(3));
+    e.routing.mark_suspect(&suspect);
+    assert!(!e.routing.record_failure(&failed, e.config().max_failures));
+    let rest = sorted(vec![contact_id(2), contact_id(4)]);
+    assert_eq!(ask_find_node(&mut e, Time::from_secs(2), 0, key), rest);
+    // A find_value that misses points the asker at the same contacts.
+    match ask_find_value(&mut e, Time::from_secs(3), key) {
+        Reply::Nodes(n) => assert_eq!(sorted(n.into_iter().map(|c| c.id).collect()), rest),
+        other => panic!("expected nodes, got {other:?}"),
+    }
+    // Both are still ours, and listed again once they are heard from.
+    assert!(e.routing().contains(&suspect) && e.routing().contains(&failed));
+    ping_from(&mut e, Time::from_secs(4), 1);
+    ping_from(&mut e, Time::from_secs(4), 3);
+    assert_eq!(ask_find_node(&mut e, Time::from_secs(5), 0, key), everyone);
+}
+
+/// An engine knowing contact 0 only, whose `find_node` through it went
+/// unanswered until `rpc_timeout`; returns the engine and the message id of
+/// the one ping it then sent to contact 0.
+fn timed_out_once() -> (Engine, MessageId) {
+    let mut e = engine_knowing(Config::default(), 1);
+    let peer = contact_id(0);
+    let _ = e.find_node(Time::ZERO, id_at(0, 0));
+    assert_eq!(find_nodes_to(&sent_to(&mut e)), vec![addr(1)]);
+    // The lookup's stall (1 s) and the hello's timeout (2 s) are not request timeouts.
+    e.handle_timeout(Time::from_secs(1));
+    e.handle_timeout(Time::from_secs(2));
+    assert!(sent_to(&mut e).is_empty());
+    assert_eq!(e.routing().failures(&peer), Some(0));
+    let timeout = e.config().rpc_timeout;
+    e.handle_timeout(Time::ZERO + timeout);
+    assert_eq!(e.routing().failures(&peer), Some(1));
+    match &sent_to(&mut e)[..] {
+        [(to, id, Call::Ping { .. })] if *to == addr(1) => (e, *id),
+        other => panic!("expected one ping to the contact that timed out, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_timed_out_contact_that_answers_the_check_ping_stays_with_no_failures() {
+    let (mut e, ping) = timed_out_once();
+    let peer = contact_id(0);
+    answer(&mut e, Time::from_secs(6), addr(1), ping, Value::Bin(peer.0.to_vec()));
+    assert!(e.routing().contains(&peer));
+    assert_eq!(e.routing().failures(&peer), Some(0));
+    assert!(!is_suspect(&e, &peer));
+    // Nothing is left to time out: it stays, and nothing more is sent.
+    e.handle_timeout(Time::from_secs(20));
+    assert!(e.routing().contains(&peer));
+    assert_eq!(e.routing().failures(&peer), Some(0));
+    assert!(sent_to(&mut e).is_empty());
+}
+
+#[test]
+fn a_timed_out_contact_whose_check_ping_times_out_too_is_evicted() {
+    let (mut e, _) = timed_out_once();
+    let peer = contact_id(0);
+    assert_eq!(e.config().max_failures, 2);
+    let deadline = Time::ZERO + e.config().rpc_timeout * 2;
+    e.handle_timeout(deadline - Duration::from_millis(1));
+    assert!(e.routing().contains(&peer));
+    e.handle_timeout(deadline);
+    assert!(!e.routing().contains(&peer));
+    assert!(e.routing().is_empty());
+    assert!(sent_to(&mut e).is_empty(), "a failed check ping is not checked again");
+}
+
+#[test]
+fn a_new_lookup_does_not_start_from_a_contact_that_timed_out() {
+    let mut e = engine_with_contacts(Config::default());
+    let target = id_at(0, 0);
+    // Contact 0 is the closest to the target; contacts 1 and 2 follow, then 3.
+    assert!(!e.routing.record_failure(&contact_id(0), e.config().max_failures));
+    let _ = e.find_node(Time::from_secs(1), target);
+    assert_eq!(find_nodes_to(&sent_to(&mut e)), vec![addr(2), addr(3), addr(4)]);
+    // Once it answers again, the next lookup starts from it.
+    ping_from(&mut e, Time::from_secs(1), 0);
+    let _ = e.find_node(Time::from_secs(1), target);
+    assert_eq!(find_nodes_to(&sent_to(&mut e)), vec![addr(1), addr(2), addr(3)]);
+}
+
+#[test]
+fn a_lookup_still_starts_from_timed_out_contacts_when_it_knows_no_other() {
+    let mut e = engine_knowing(Config::default(), 1);
+    assert!(!e.routing.record_failure(&contact_id(0), e.config().max_failures));
+    let _ = e.find_node(Time::from_secs(1), id_at(0, 0));
+    assert_eq!(find_nodes_to(&sent_to(&mut e)), vec![addr(1)]);
+}
+
+#[test]
+fn a_lookup_does_not_follow_pointers_to_a_contact_that_timed_out() {
+    let mut e = engine_with_contacts(Config::default());
+    let dead = known(0);
+    assert!(!e.routing.record_failure(&dead.id, e.config().max_failures));
+    let now = Time::from_secs(1);
+    let q = e.find_node(now, id_at(0, 0));
+    // Everyone asked answers at once, naming the dead contact: the closest to the target.
+    let mut asked = Vec::new();
+    let mut pending = sent_to(&mut e);
+    while let Some((to, id, call)) = pending.pop() {
+        if matches!(call, Call::FindNode { .. }) {
+            asked.push(to);
+            answer(&mut e, now, to, id, crate::wire::contacts_value(&[dead]));
+            pending.extend(sent_to(&mut e));
+        }
+    }
+    asked.sort();
+    assert_eq!(asked, vec![addr(2), addr(3), addr(4), addr(5)]);
+    match e.poll_event() {
+        Some(Event { id, outcome: Outcome::FindNode { closest, .. } }) if id == q => {
+            assert_eq!(closest.len(), 4);
+            assert!(!closest.contains(&dead));
+        }
+        other => panic!("expected the lookup to finish, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_stalled_query_marks_the_contact_suspect() {
+    let mut e = engine_with_contacts(Config::default());
+    let _ = e.find_node(Time::ZERO, id_at(0, 0));
+    let sent = sent_to(&mut e);
+    assert_eq!(find_nodes_to(&sent), vec![addr(1), addr(2), addr(3)]);
+    // Contacts 1 and 2 answer; contact 0 stays silent. Contacts 3 and 4 are asked next.
+    for (to, id, _) in &sent[1..] {
+        answer(&mut e, Time::from_millis(100), *to, *id, crate::wire::contacts_value(&[]));
+    }
+    assert_eq!(find_nodes_to(&sent_to(&mut e)), vec![addr(4), addr(5)]);
+    // No rtt sample when the lookup began: it stalls on a query after lookup_stall (1 s).
+    e.handle_timeout(Time::from_millis(999));
+    assert!(!is_suspect(&e, &contact_id(0)));
+    e.handle_timeout(Time::from_millis(1000));
+    assert!(is_suspect(&e, &contact_id(0)));
+    // Only suspect: still ours, no timeout recorded, nobody else marked.
+    assert!(e.routing().contains(&contact_id(0)));
+    assert_eq!(e.routing().failures(&contact_id(0)), Some(0));
+    assert!((1..CONTACTS.len()).all(|i| !is_suspect(&e, &contact_id(i))));
+    // Others are no longer pointed at it.
+    let listed = ask_find_node(&mut e, Time::from_millis(1000), 1, id_at(0, 0));
+    assert_eq!(listed, sorted(vec![contact_id(2), contact_id(3), contact_id(4)]));
+}
+
+/// Contact `i` pings `e`; how many records `e` then handed it.
+fn records_handed_on_ping(e: &mut Engine, now: Time, i: usize) -> usize {
+    let sent = ping_from(e, now, i);
+    assert!(e.routing().contains(&contact_id(i)));
+    sent.iter().filter(|(to, _, c)| *to == addr(i + 1) && matches!(c, Call::Store { .. })).count()
+}
+
+#[test]
+fn a_contact_re_learned_within_replicate_interval_is_not_handed_our_records_again() {
+    let interval = Duration::from_secs(60);
+    let mut e =
+        Engine::new(id_at(LOCAL.0, LOCAL.1), Config { replicate_interval: interval, ..Config::default() }, Time::ZERO);
+    // We know nobody else, so every newcomer is among the k closest to both keys.
+    for key in [id_at(0x80, 3), id_at(0x80, 5)] {
+        e.store.put(key, Value::Int(1), None, Time::ZERO, Duration::from_secs(24 * 3600)).unwrap();
+    }
+    let first = Time::from_secs(1);
+    assert_eq!(records_handed_on_ping(&mut e, first, 0), 2);
+    // Dropped and heard from again (a lossy link): not handed everything again.
+    e.routing.remove(&contact_id(0));
+    assert_eq!(records_handed_on_ping(&mut e, first + Duration::from_secs(30), 0), 0);
+    // Memory is per contact: another newcomer meanwhile gets its records.
+    assert_eq!(records_handed_on_ping(&mut e, first + Duration::from_secs(30), 1), 2);
+    e.routing.remove(&contact_id(0));
+    assert_eq!(records_handed_on_ping(&mut e, first + interval - Duration::from_millis(1), 0), 0);
+    // A full interval after the handover it is handed them again.
+    e.routing.remove(&contact_id(0));
+    assert_eq!(records_handed_on_ping(&mut e, first + interval, 0), 2);
+    // And that handover starts a new interval.
+    e.routing.remove(&contact_id(0));
+    assert_eq!(records_handed_on_ping(&mut e, first + interval + Duration::from_secs(1), 0), 0);
+}
+
+#[test]
+fn handover_memory_is_forgotten_at_the_first_sweep_a_full_interval_later() {
+    let interval = Duration::from_secs(60);
+    let mut e =
+        Engine::new(id_at(LOCAL.0, LOCAL.1), Config { replicate_interval: interval, ..Config::default() }, Time::ZERO);
+    e.store.put(id_at(0x80, 3), Value::Int(1), None, Time::ZERO, Duration::from_secs(24 * 3600)).unwrap();
+    let at = Time::from_secs(1);
+    assert_eq!(records_handed_on_ping(&mut e, at, 0), 1);
+    // The map is private to maintenance; its Debug output is the only window on it.
+    let forgotten = |e: &Engine| format!("{:?}", e.maintenance).contains("handed_over: {}");
+    e.handle_timeout(at + interval - Duration::from_secs(1));
+    assert!(!forgotten(&e), "forgotten too early");
+    // Sweeps run every interval / 6 = 10 s; the first one past at + interval prunes it.
+    e.handle_timeout(at + interval + Duration::from_secs(10));
+    assert!(forgotten(&e), "the sweep kept a handover a full interval old");
 }

@@ -167,3 +167,55 @@ proptest! {
         prop_assert_eq!(sent.len(), ALPHA);
     }
 }
+
+#[test]
+fn take_stalled_names_each_stalled_contact_once_at_the_first_next_after_its_stall() {
+    let all = ids(5, 7);
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, all.clone());
+    let sent = drain(&mut l, Time::ZERO);
+    assert_eq!(sent.len(), 3);
+    assert!(l.take_stalled().is_empty(), "nothing has waited yet");
+    // One answers, one fails, one stays silent.
+    l.on_nodes(&sent[0].id, vec![]);
+    l.on_failure(&sent[1].id);
+    let refill = drain(&mut l, Time::from_millis(500));
+    assert_eq!(refill.len(), 2);
+    assert_eq!(l.next(Time::from_millis(999)), Next::Wait);
+    assert!(l.take_stalled().is_empty(), "reported before its stall");
+    // The first call at or past the stall reports the silent one, and only it;
+    // the next() calls that follow in the same drain add nothing.
+    assert_eq!(l.next(Time::from_millis(1000)), Next::Wait);
+    assert_eq!(l.next(Time::from_millis(1000)), Next::Wait);
+    assert_eq!(l.take_stalled(), vec![sent[2].id]);
+    assert!(l.take_stalled().is_empty(), "taken twice");
+    assert_eq!(l.next(Time::from_millis(1400)), Next::Wait);
+    assert!(l.take_stalled().is_empty(), "a stalled contact came back");
+    // A late answer from it changes nothing here.
+    l.on_nodes(&sent[2].id, vec![]);
+    // The two sent at 500 ms stall together at 1500 ms.
+    assert_eq!(l.next(Time::from_millis(1500)), Next::Done);
+    let mut stalled = l.take_stalled();
+    stalled.sort();
+    let mut expected: Vec<NodeId> = refill.iter().map(|c| c.id).collect();
+    expected.sort();
+    assert_eq!(stalled, expected);
+    assert_eq!(l.next(Time::from_millis(5000)), Next::Done);
+    assert!(l.take_stalled().is_empty());
+}
+
+#[test]
+fn take_stalled_is_empty_without_a_next_call_past_the_stall() {
+    let all = ids(3, 8);
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, all.clone());
+    let sent = drain(&mut l, Time::ZERO);
+    assert_eq!(sent.len(), 3);
+    // Time alone does not stall a query: only next() looks at the clock.
+    assert_eq!(l.next_stall(), Some(Time::from_millis(1000)));
+    assert!(l.take_stalled().is_empty());
+    // Answered in time, then asked long after: never stalled.
+    for c in &sent {
+        l.on_nodes(&c.id, vec![]);
+    }
+    assert_eq!(l.next(Time::from_secs(60)), Next::Done);
+    assert!(l.take_stalled().is_empty());
+}

@@ -231,8 +231,10 @@ impl RoutingTable {
     }
 
     /// Like [`closest_filtered`](Self::closest_filtered) but also leaving out contacts whose last
-    /// request stalled or went unanswered: what we tell others and where our own lookups start,
-    /// so a dead node stops costing every asker a stalled query as soon as anyone notices it.
+    /// request stalled or went unanswered: what we tell others, so a dead node stops costing every
+    /// asker a stalled query as soon as anyone notices it. (Our own lookups only leave out
+    /// timed-out contacts, see [`closest_unfailed`](Self::closest_unfailed): a suspect may just be
+    /// slow, and a live node among the k closest must still receive our stores.)
     pub fn closest_answering(&self, target: &NodeId, n: usize, skip: impl Fn(&Contact) -> bool) -> Vec<Contact> {
         self.closest_where(target, n, |e| e.answering() && !skip(&e.contact))
     }

@@ -453,3 +453,185 @@ proptest! {
         }
     }
 }
+
+// ---- Dead contacts (commit 15347e3): suspects, timeouts, what each listing keeps ----
+
+/// A table of `n` random contacts (all in one bucket with k = K) and those contacts.
+fn table_of(seed: u64, n: u16) -> (RoutingTable, Vec<Contact>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut table = RoutingTable::new(NodeId::random(&mut rng), K, Time::ZERO);
+    let contacts: Vec<Contact> = (0..n).map(|p| contact(NodeId::random(&mut rng), p + 1)).collect();
+    for c in &contacts {
+        assert_eq!(table.insert(*c, Time::ZERO), InsertOutcome::Inserted);
+    }
+    (table, contacts)
+}
+
+fn is_suspect(table: &RoutingTable, id: &NodeId) -> bool {
+    table.buckets().iter().find_map(|b| b.get(id)).is_some_and(|e| e.suspect)
+}
+
+fn ids_of(contacts: &[Contact]) -> Vec<NodeId> {
+    contacts.iter().map(|c| c.id).collect()
+}
+
+#[test]
+fn a_suspect_is_left_out_of_closest_answering_only() {
+    let (mut table, all) = table_of(20, 6);
+    let target = all[0].id;
+    let n = all.len();
+    let before = table.closest(&target, n);
+    table.mark_suspect(&all[0].id);
+    assert!(is_suspect(&table, &all[0].id));
+    // Still known, still listed wherever we do not vouch for it.
+    assert_eq!(table.closest(&target, n), before);
+    assert_eq!(table.closest_filtered(&target, n, |_| false), before);
+    assert_eq!(table.closest_unfailed(&target, n), before);
+    // Left out of what we tell others; the rest keep their order.
+    let answering = table.closest_answering(&target, n, |_| false);
+    assert_eq!(answering, before[1..].to_vec());
+    // The skip predicate still applies on top.
+    let skip = all[1].id;
+    let answering = table.closest_answering(&target, n, |c| c.id == skip);
+    assert!(!ids_of(&answering).contains(&all[0].id) && !ids_of(&answering).contains(&skip));
+    assert_eq!(answering.len(), n - 2);
+    // A suspect has no timeout recorded.
+    assert_eq!(table.failures(&all[0].id), Some(0));
+}
+
+#[test]
+fn closest_unfailed_leaves_out_timed_out_contacts_but_keeps_suspects() {
+    let (mut table, all) = table_of(21, 6);
+    let target = NodeId::for_key("target");
+    let (failed, suspect) = (all[2].id, all[3].id);
+    assert!(!table.record_failure(&failed, 3));
+    table.mark_suspect(&suspect);
+    let unfailed = ids_of(&table.closest_unfailed(&target, all.len()));
+    assert_eq!(unfailed.len(), all.len() - 1);
+    assert!(!unfailed.contains(&failed));
+    assert!(unfailed.contains(&suspect));
+    let answering = ids_of(&table.closest_answering(&target, all.len(), |_| false));
+    assert_eq!(answering.len(), all.len() - 2);
+    assert!(!answering.contains(&failed) && !answering.contains(&suspect));
+    // Both are still live contacts, listed by plain `closest`.
+    assert_eq!(table.closest(&target, all.len()).len(), all.len());
+}
+
+#[test]
+fn failures_reports_the_consecutive_timeouts_of_live_contacts_only() {
+    let (mut table, far, cand) = full_far_bucket(22, 1);
+    let a = far[1].id;
+    assert_eq!(table.failures(&a), Some(0));
+    assert!(!table.record_failure(&a, 3));
+    assert_eq!(table.failures(&a), Some(1));
+    assert!(!table.record_failure(&a, 3));
+    assert_eq!(table.failures(&a), Some(2));
+    // A suspect mark is not a timeout.
+    table.mark_suspect(&a);
+    assert_eq!(table.failures(&a), Some(2));
+    // Not live: unknown, parked in a replacement cache, or evicted.
+    assert_eq!(table.failures(&NodeId::for_key("nobody")), None);
+    assert_eq!(table.insert(cand[0], secs(1)), InsertOutcome::Pending);
+    assert_eq!(table.failures(&cand[0].id), None);
+    assert!(table.record_failure(&a, 3));
+    assert_eq!(table.failures(&a), None);
+}
+
+#[test]
+fn hearing_from_a_contact_clears_suspect_and_failures() {
+    let (mut table, all) = table_of(23, 4);
+    let target = all[0].id;
+    let a = all[0];
+    table.mark_suspect(&a.id);
+    assert!(!table.record_failure(&a.id, 3));
+    assert!(!ids_of(&table.closest_unfailed(&target, 4)).contains(&a.id));
+    assert!(!ids_of(&table.closest_answering(&target, 4, |_| false)).contains(&a.id));
+
+    assert_eq!(table.insert(a, secs(1)), InsertOutcome::Updated);
+    assert_eq!(table.failures(&a.id), Some(0));
+    assert!(!is_suspect(&table, &a.id));
+    assert_eq!(table.closest_answering(&target, 1, |_| false), vec![a]);
+    assert_eq!(table.closest_unfailed(&target, 1), vec![a]);
+
+    // A suspect mark alone is cleared the same way, also by an answered eviction ping.
+    let b = all[1];
+    table.mark_suspect(&b.id);
+    assert_eq!(table.insert(b, secs(2)), InsertOutcome::Updated);
+    assert!(!is_suspect(&table, &b.id));
+    table.mark_suspect(&b.id);
+    table.ping_answered(&b.id, secs(3));
+    assert!(!is_suspect(&table, &b.id));
+    assert_eq!(table.closest_answering(&b.id, 1, |_| false), vec![b]);
+}
+
+#[test]
+fn mark_suspect_never_evicts() {
+    let (mut table, far, cand) = full_far_bucket(24, 2);
+    for c in &cand {
+        assert_eq!(table.insert(*c, secs(1)), InsertOutcome::Pending);
+    }
+    let live = bucket_ids(&table, 0);
+    let parked = replacement_ids(&table, 0);
+    for _ in 0..10 {
+        for c in &far {
+            table.mark_suspect(&c.id);
+        }
+    }
+    assert_eq!(bucket_ids(&table, 0), live);
+    assert_eq!(replacement_ids(&table, 0), parked);
+    assert!(far.iter().all(|c| table.contains(&c.id) && table.failures(&c.id) == Some(0)));
+    assert_eq!(table.len(), 4);
+    // Marking an unknown or parked id changes nothing either.
+    table.mark_suspect(&cand[0].id);
+    table.mark_suspect(&NodeId::for_key("nobody"));
+    assert_eq!(replacement_ids(&table, 0), parked);
+    assert!(!table.contains(&cand[0].id));
+}
+
+proptest! {
+    /// After any history, marking some contacts suspect and recording timeouts on others,
+    /// `closest_answering` and `closest_unfailed` are exactly a full scan's filtered order.
+    #[test]
+    fn closest_answering_and_unfailed_are_exact(
+        local in any::<[u8; 20]>(),
+        k in 1usize..8,
+        ops in prop::collection::vec(op(), 0..200),
+        marks in prop::collection::vec((any::<usize>(), any::<bool>()), 0..12),
+        targets in prop::collection::vec(any::<[u8; 20]>(), 1..4),
+        n in 0usize..40,
+    ) {
+        let local = NodeId(local);
+        let mut table = replay(local, k, &ops)?;
+        let mut all: Vec<Contact> = table.contacts().collect();
+        let mut suspects: Vec<NodeId> = Vec::new();
+        if !all.is_empty() {
+            for (i, suspect) in marks {
+                let id = all[i % all.len()].id;
+                if suspect {
+                    table.mark_suspect(&id);
+                    suspects.push(id);
+                } else {
+                    prop_assert!(!table.record_failure(&id, u32::MAX));
+                }
+            }
+        }
+        prop_assert_eq!(table.len(), all.len());
+        let mut targets: Vec<NodeId> = targets.into_iter().map(NodeId).collect();
+        targets.push(local);
+        targets.extend(all.first().map(|c| c.id));
+        let unfailed = |c: &Contact| table.failures(&c.id) == Some(0);
+        let skip = |c: &Contact| c.id.0[19] & 1 == 0;
+        for target in targets {
+            all.sort_by_key(|c| target.distance(&c.id));
+            let expected: Vec<Contact> = all.iter().filter(|c| unfailed(c)).take(n).copied().collect();
+            prop_assert_eq!(table.closest_unfailed(&target, n), expected);
+            let expected: Vec<Contact> = all
+                .iter()
+                .filter(|c| unfailed(c) && !suspects.contains(&c.id) && !skip(c))
+                .take(n)
+                .copied()
+                .collect();
+            prop_assert_eq!(table.closest_answering(&target, n, skip), expected);
+        }
+    }
+}
