@@ -169,19 +169,24 @@ impl Engine {
     fn sweep(&mut self, now: Time) {
         let stale = now - self.config.replicate_interval;
         self.maintenance.handed_over.retain(|_, at| *at > stale);
-        let mut keys: Vec<Key> = self
+        let unrefreshed = self
             .store
             .iter()
             .filter(|r| r.stored_at <= stale && r.expires_at > now && !self.maintenance.published.contains_key(&r.key))
-            .map(|r| r.key)
-            // Only the k closest re-replicate: a cached copy or one held by a
-            // node that has since dropped out of the k closest is old, and
-            // pushing it would overwrite the publisher's newer value.
-            .filter(|key| self.routing.would_be_among_closest(&self.id, key, self.config.k))
-            .collect();
+            .map(|r| r.key);
+        // Only the k closest re-replicate. A copy held by a node that has since
+        // dropped out of the k closest is old: pushing it would overwrite the
+        // publisher's newer value, and we no longer serve it, so it is dropped
+        // (under churn such leftovers grew to 3x the live records in 3 hours).
+        let (mut keep, mut drop): (Vec<Key>, Vec<Key>) =
+            unrefreshed.partition(|key| self.routing.would_be_among_closest(&self.id, key, self.config.k));
         // Sorted: HashMap order differs between processes and seeded runs must replay.
-        keys.sort_unstable();
-        for key in keys {
+        keep.sort_unstable();
+        drop.sort_unstable();
+        for key in drop {
+            self.store.remove(&key);
+        }
+        for key in keep {
             self.maintenance.enqueue(Task::Replicate(key));
         }
         for index in self.routing.lonely_buckets(now, self.config.refresh_interval) {

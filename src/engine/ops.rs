@@ -327,6 +327,14 @@ impl Engine {
         // Keep a copy when we are among the k closest, as the Python package does.
         let near = closest.len() < self.config.k
             || closest.last().is_some_and(|far| self.id.distance(&key) < far.id.distance(&key));
+        if !report && !near && !self.maintenance.is_published(&key) {
+            // A replica's lookup found k nodes closer than us (our table was
+            // thin, e.g. just after a restart): ours is a leftover, and pushing
+            // it would overwrite their newer copies.
+            self.store.remove(&key);
+            self.ops.insert(op, Op::Storing { key, pending: 0, stored: 0, attempted: 0, local: false, stats, report });
+            return self.finish_storing_if_done(op);
+        }
         // A replication that reached nobody must not refresh our copy's
         // stored_at: that would make an unreplicated record look just
         // replicated. The publisher's own copy is always renewed.

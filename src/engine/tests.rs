@@ -484,9 +484,9 @@ fn only_a_node_among_the_k_closest_re_replicates() {
         .collect();
     assert!(looked_up.contains(&third), "the third closest must re-replicate: {looked_up:?}");
     assert!(!looked_up.contains(&far), "a node with k closer contacts re-replicated");
-    // The far copy is left alone to expire on its original schedule.
-    let r = e.store().get(&far, Time::from_secs(61)).unwrap();
-    assert_eq!((r.stored_at, r.expires_at), (Time::ZERO, Time::from_secs(3600)));
+    // The far copy is dropped: we no longer serve it and must not spread it.
+    assert!(e.store().get(&far, Time::from_secs(61)).is_none());
+    assert!(e.store().get(&third, Time::from_secs(61)).is_some());
 }
 
 #[test]
