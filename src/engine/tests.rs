@@ -930,3 +930,34 @@ fn handover_memory_is_forgotten_at_the_first_sweep_a_full_interval_later() {
     e.handle_timeout(at + interval + Duration::from_secs(10));
     assert!(forgotten(&e), "the sweep kept a handover a full interval old");
 }
+
+#[test]
+fn a_replication_that_finds_k_closer_nodes_drops_our_copy_instead_of_pushing_it() {
+    // k = 3 and we know only contact 0, so our thin table says we are among
+    // the 3 closest to `key` (as after a restart): the sweep replicates.
+    let cfg = Config { k: 3, replicate_interval: Duration::from_secs(60), ..Config::default() };
+    let mut e = engine_knowing(cfg, 1);
+    let key = id_at(0, 0);
+    e.store.put(key, Value::Int(1), None, Time::ZERO, Duration::from_secs(3600)).unwrap();
+    let now = Time::from_secs(61);
+    e.handle_timeout(now);
+    let mut pending = sent_to(&mut e);
+    assert_eq!(find_nodes_to(&pending), vec![addr(1)], "the sweep must start a replication lookup");
+    // The lookup learns of contacts 1 and 2: with contact 0, three nodes closer than us.
+    let mut stores = Vec::new();
+    while let Some((to, id, call)) = pending.pop() {
+        match call {
+            Call::FindNode { .. } => {
+                let others = if to == addr(1) { vec![known(1), known(2)] } else { vec![] };
+                answer(&mut e, now, to, id, crate::wire::contacts_value(&others));
+                pending.extend(sent_to(&mut e));
+            }
+            Call::Store { .. } | Call::Other { .. } if !matches!(&call, Call::Other { name, .. } if name == crate::engine::inbound::HELLO) => {
+                stores.push(to)
+            }
+            _ => {}
+        }
+    }
+    assert!(stores.is_empty(), "a leftover copy was pushed to {stores:?}");
+    assert!(e.store().get(&key, now).is_none(), "the leftover copy must be dropped");
+}
