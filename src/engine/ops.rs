@@ -332,8 +332,7 @@ impl Engine {
             // thin, e.g. just after a restart): ours is a leftover, and pushing
             // it would overwrite their newer copies.
             self.store.remove(&key);
-            self.ops.insert(op, Op::Storing { key, pending: 0, stored: 0, attempted: 0, local: false, stats, report });
-            return self.finish_storing_if_done(op);
+            return self.maintenance.op_finished();
         }
         // A replication that reached nobody must not refresh our copy's
         // stored_at: that would make an unreplicated record look just

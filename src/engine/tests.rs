@@ -450,17 +450,22 @@ fn sent_requests(e: &mut Engine) -> Vec<Call> {
 
 /// Contact 0 asks `e` for `key` at `now`; returns the reply.
 fn ask_find_value(e: &mut Engine, now: Time, key: Key) -> crate::wire::FindValueReply {
-    let msg = MessageId([0xaa; 20]);
     let call = Call::FindValue { sender: id_at(CONTACTS[0].0, CONTACTS[0].1), key };
-    e.handle_datagram(now, addr(1), &Datagram::Request { id: msg, call }.encode().unwrap());
+    crate::wire::parse_find_value_reply(&reply_to(e, now, 0, call)).unwrap()
+}
+
+/// Contact `asker` sends `e` the request `call` at `now`; returns the body of `e`'s reply.
+fn reply_to(e: &mut Engine, now: Time, asker: usize, call: Call) -> Value {
+    let msg = MessageId([0xaa; 20]);
+    e.handle_datagram(now, addr(asker + 1), &Datagram::Request { id: msg, call }.encode().unwrap());
     while let Some(t) = e.poll_transmit() {
         if let Ok(Datagram::Response { id, body }) = crate::wire::decode(&t.payload) {
             if id == msg {
-                return crate::wire::parse_find_value_reply(&body).unwrap();
+                return body;
             }
         }
     }
-    panic!("no reply to find_value");
+    panic!("no reply");
 }
 
 #[test]
@@ -568,19 +573,10 @@ fn restore_record_keeps_stored_at_and_caps_the_remaining_lifetime() {
 /// Contact 0 sends `e` a `kadmesh_store_ttl` for `key` with a lifetime of
 /// `secs` at `now`; returns the store reply.
 fn send_store_ttl(e: &mut Engine, now: Time, key: Key, value: Value, secs: i64) -> bool {
-    let msg = MessageId([0xbb; 20]);
     let sender = Value::Bin(id_at(CONTACTS[0].0, CONTACTS[0].1).0.to_vec());
     let args = vec![sender, Value::Bin(key.0.to_vec()), value, Value::Int(secs)];
     let call = Call::Other { name: STORE_TTL.into(), args };
-    e.handle_datagram(now, addr(1), &Datagram::Request { id: msg, call }.encode().unwrap());
-    while let Some(t) = e.poll_transmit() {
-        if let Ok(Datagram::Response { id, body }) = crate::wire::decode(&t.payload) {
-            if id == msg {
-                return crate::wire::parse_store_reply(&body).unwrap();
-            }
-        }
-    }
-    panic!("no reply to {STORE_TTL}");
+    crate::wire::parse_store_reply(&reply_to(e, now, 0, call)).unwrap()
 }
 
 #[test]
@@ -705,20 +701,11 @@ fn ping_from(e: &mut Engine, now: Time, i: usize) -> Vec<(SocketAddr, MessageId,
 
 /// Contact `asker` asks `e` for the nodes closest to `key`; returns the ids listed, sorted.
 fn ask_find_node(e: &mut Engine, now: Time, asker: usize, key: Key) -> Vec<NodeId> {
-    let msg = MessageId([0xee; 20]);
     let call = Call::FindNode { sender: contact_id(asker), key };
-    e.handle_datagram(now, addr(asker + 1), &Datagram::Request { id: msg, call }.encode().unwrap());
-    while let Some(t) = e.poll_transmit() {
-        if let Ok(Datagram::Response { id, body }) = crate::wire::decode(&t.payload) {
-            if id == msg {
-                let mut ids: Vec<NodeId> =
-                    crate::wire::parse_find_node_reply(&body).unwrap().into_iter().map(|c| c.id).collect();
-                ids.sort();
-                return ids;
-            }
-        }
-    }
-    panic!("no reply to find_node");
+    let body = reply_to(e, now, asker, call);
+    let mut ids: Vec<NodeId> = crate::wire::parse_find_node_reply(&body).unwrap().into_iter().map(|c| c.id).collect();
+    ids.sort();
+    ids
 }
 
 fn is_suspect(e: &Engine, id: &NodeId) -> bool {
