@@ -52,6 +52,10 @@ struct Cli {
     /// Engine override: re-replication interval of held records, minutes (core default 60).
     #[arg(long)]
     replicate_min: Option<f64>,
+    /// Engine override: how long a put's lookup result is reused by the
+    /// publisher's re-puts, minutes (core default 10; 0 looks up every time).
+    #[arg(long)]
+    put_lookup_every_min: Option<f64>,
     /// Stop each scenario after this many wall-clock minutes and report the
     /// window simulated so far (not deterministic).
     #[arg(long)]
@@ -87,6 +91,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         progress: !cli.quiet,
         record_ttl: cli.record_ttl_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         replicate_interval: cli.replicate_min.map(|m| Duration::from_secs_f64(m * 60.0)),
+        put_lookup_every: cli.put_lookup_every_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
     };
     std::fs::create_dir_all(&cli.out)?;

@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub record_ttl: Option<Duration>,
     /// Overrides the engines' `replicate_interval`.
     pub replicate_interval: Option<Duration>,
+    /// Overrides the engines' `put_lookup_every`.
+    pub put_lookup_every: Option<Duration>,
     /// Wall-clock budget per scenario (see [`SimParams::max_wall`]).
     pub max_wall: Option<Duration>,
 }
@@ -65,6 +67,7 @@ impl Default for RunOptions {
             progress: false,
             record_ttl: None,
             replicate_interval: None,
+            put_lookup_every: None,
             max_wall: None,
         }
     }
@@ -118,6 +121,7 @@ impl Scenario {
         p.max_wall = o.max_wall;
         p.engine.record_ttl = o.record_ttl.unwrap_or(p.engine.record_ttl);
         p.engine.replicate_interval = o.replicate_interval.unwrap_or(p.engine.replicate_interval);
+        p.engine.put_lookup_every = o.put_lookup_every.unwrap_or(p.engine.put_lookup_every);
         let at = |f: f64| p.duration.mul_f64(f);
         let events = match self {
             Scenario::Steady => vec![],

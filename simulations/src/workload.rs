@@ -9,9 +9,11 @@
 //! the platform's 5-minute liveness window).
 //!
 //! Probes:
-//! - *new worker*: when a brand-new identity's first put completes, a random
-//!   other node `get`s its key, and again every second until it finds a value
-//!   with that `last_seen`; the time is from the put's start to that answer.
+//! - *new worker*: from one second after a brand-new identity's first put
+//!   starts, a random other node `get`s its key every second until it finds
+//!   a value with that `last_seen`; the time is from the put's start to that
+//!   answer. (Not from the put's end: a put waits out the timeout of its
+//!   slowest store, while the worker is findable once the first stores land.)
 //! - *dead worker*: 15 s after a registered worker crashes, and every 15 s
 //!   after, a random node `get`s its key; it has disappeared when the answer is
 //!   "not found" or an announcement older than `stale_after`. The time is from
@@ -36,7 +38,7 @@ pub enum Pending {
     /// A bootstrap in life `inc`.
     Bootstrap { inc: u32, source: Source, started: Time },
     /// A worker's announcement; `probe` when its findability is to be measured.
-    Put { issued: Time, probe: bool },
+    Put,
     /// A measured lookup; `counted` when issued inside the window.
     Lookup { issued: Time, counted: bool },
     /// One attempt of a probe.
@@ -71,19 +73,22 @@ impl World {
         let node = &self.nodes[slot as usize];
         // Only a brand-new key is "newly registered"; a restart with state reuses its key.
         let probe = self.params.probe_new && self.window_open && node.fresh_key;
-        let inc = node.inc;
-        self.announce(slot, probe);
+        let (inc, key) = (node.inc, node.key);
+        self.announce(slot);
+        if probe {
+            self.start_probe(false, slot, inc, key, self.now);
+        }
         self.schedule_in(self.params.heartbeat, Action::Heartbeat { slot, inc });
     }
 
-    fn announce(&mut self, slot: u32, probe: bool) {
+    fn announce(&mut self, slot: u32) {
         let now = self.now;
         let node = &mut self.nodes[slot as usize];
         let value = worker_value(&node.name, slot, now);
         let key = node.key;
         let Some(engine) = node.engine.as_mut() else { return };
         let q = engine.put(now, key, value);
-        self.pending.insert((slot, q.0), Pending::Put { issued: now, probe });
+        self.pending.insert((slot, q.0), Pending::Put);
         self.after_touch(slot, None);
     }
 
@@ -92,7 +97,7 @@ impl World {
         if node.inc != inc || !node.joined {
             return;
         }
-        self.announce(slot, false);
+        self.announce(slot);
         self.schedule_in(self.params.heartbeat, Action::Heartbeat { slot, inc });
     }
 
@@ -125,7 +130,7 @@ impl World {
     pub(crate) fn start_probe(&mut self, dead: bool, worker: u32, inc: u32, key: Key, since: Time) {
         let id = self.probes.len();
         self.probes.push(Probe { dead, worker, inc, key, since, tries: 0 });
-        let wait = if dead { DEAD_PROBE_EVERY } else { Duration::ZERO };
+        let wait = if dead { DEAD_PROBE_EVERY } else { NEW_PROBE_EVERY };
         self.schedule_in(wait, Action::Probe { id });
     }
 
@@ -175,7 +180,7 @@ impl World {
             {
                 self.on_bootstrap(slot, source, started, b);
             }
-            (Pending::Put { issued, probe }, Outcome::Put(p)) => {
+            (Pending::Put, Outcome::Put(p)) => {
                 self.stats.puts_done += u64::from(self.window_open);
                 self.stats.puts_failed += u64::from(self.window_open && p.stored == 0);
                 let node = &mut self.nodes[slot as usize];
@@ -183,10 +188,6 @@ impl World {
                     node.registered = true;
                     node.fresh_key = false;
                     self.registered.insert(slot);
-                    if probe {
-                        let (inc, key) = (node.inc, node.key);
-                        self.start_probe(false, slot, inc, key, issued);
-                    }
                 }
             }
             (Pending::Lookup { issued, counted }, Outcome::Get(g)) => {

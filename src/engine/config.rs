@@ -44,6 +44,11 @@ pub struct Config {
     pub replicate_interval: Duration,
     /// Buckets untouched this long get a refresh lookup (paper: an hour).
     pub refresh_interval: Duration,
+    /// How long the k closest nodes a put found for one of our keys are
+    /// trusted: a re-put within this stores straight to them (plus closer
+    /// contacts learned since) instead of looking the key up again. Zero
+    /// looks up every time. See [`targets`](super::targets).
+    pub put_lookup_every: Duration,
     /// Most maintenance operations (republish, replicate, refresh) in flight
     /// at once; the rest queue, so a restart with many records cannot flood.
     pub max_maintenance_ops: usize,
@@ -71,6 +76,7 @@ impl Default for Config {
             republish_interval: HOUR,
             replicate_interval: HOUR,
             refresh_interval: HOUR,
+            put_lookup_every: Duration::from_secs(600),
             max_maintenance_ops: 4,
             max_handover_per_contact: 256,
             rng_seed: 0,

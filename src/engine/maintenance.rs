@@ -119,6 +119,7 @@ impl Engine {
     /// Stops republishing `key`; copies already stored elsewhere live out
     /// their lifetime. Returns whether it was published.
     pub fn unpublish(&mut self, key: &Key) -> bool {
+        self.put_targets.forget(key);
         self.maintenance.unpublish(key)
     }
 

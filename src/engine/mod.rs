@@ -22,6 +22,7 @@ mod ops;
 mod outcome;
 pub mod providers;
 mod stats;
+mod targets;
 
 use std::collections::VecDeque;
 
@@ -100,6 +101,7 @@ pub struct Engine {
     stats: Stats,
     providers: providers::ProviderStore,
     rtt: crate::rtt::RttEstimate,
+    put_targets: targets::PutTargets,
 }
 
 impl Engine {
@@ -124,6 +126,7 @@ impl Engine {
             stats: Stats::default(),
             providers: providers::ProviderStore::default(),
             rtt: crate::rtt::RttEstimate::default(),
+            put_targets: targets::PutTargets::default(),
         }
     }
 

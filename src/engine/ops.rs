@@ -34,10 +34,31 @@ pub(super) enum Purpose {
 }
 
 pub(super) enum Op {
-    Lookup { lookup: Lookup, purpose: Purpose, started: Time },
-    Storing { key: Key, pending: usize, stored: usize, attempted: usize, local: bool, stats: LookupStats, report: bool },
-    Pinging { seeds_tried: usize, pending: usize, reached: Vec<Contact> },
-    Single { kind: RpcKind },
+    Lookup {
+        lookup: Lookup,
+        purpose: Purpose,
+        started: Time,
+    },
+    Storing {
+        key: Key,
+        pending: usize,
+        stored: usize,
+        attempted: usize,
+        local: bool,
+        stats: LookupStats,
+        report: bool,
+        /// A re-put without lookup asks this target for the key's
+        /// neighbourhood and stores the value to newcomers it names.
+        probe: Option<(NodeId, Value)>,
+    },
+    Pinging {
+        seeds_tried: usize,
+        pending: usize,
+        reached: Vec<Contact>,
+    },
+    Single {
+        kind: RpcKind,
+    },
 }
 
 impl Op {
@@ -82,6 +103,12 @@ impl Engine {
             return op;
         }
         self.maintenance.publish(key, value.clone(), now, self.config.republish_interval);
+        if let Some(closest) = self.reusable_targets(&key, now) {
+            let nearest = closest.first().copied();
+            self.start_storing(now, op, key, value.clone(), closest, LookupStats::default(), true, None);
+            self.check_neighbourhood(now, op, key, value, nearest);
+            return op;
+        }
         self.start_lookup(now, op, key, LookupKind::FindNode, Purpose::Put { value, report: true, ttl: None });
         op
     }
@@ -213,12 +240,22 @@ impl Engine {
                 self.drive(now, op);
             }
             // Replies to the lookup that preceded the stores are not acks.
-            Some(Op::Storing { pending, stored, .. }) if is_store(kind) => {
+            Some(Op::Storing { pending, stored, key, .. }) if is_store(kind) => {
                 *pending = pending.saturating_sub(1);
-                if wire::parse_store_reply(&body).unwrap_or(false) {
-                    *stored += 1;
+                let took = wire::parse_store_reply(&body).unwrap_or(false);
+                *stored += usize::from(took);
+                if let Some(p) = peer {
+                    let key = *key;
+                    self.put_targets.stored(&key, &p, took);
                 }
                 self.finish_storing_if_done(op);
+            }
+            Some(Op::Storing { probe: Some((asked, _)), .. }) if peer == Some(*asked) && kind == RpcKind::FindNode => {
+                let nodes = match parse_lookup_reply(kind, &body) {
+                    Some(FindValueReply::Nodes(n)) => n,
+                    _ => Vec::new(),
+                };
+                self.on_neighbourhood(now, op, nodes);
             }
             Some(Op::Pinging { pending, reached, .. }) => {
                 *pending = pending.saturating_sub(1);
@@ -255,9 +292,16 @@ impl Engine {
                 }
                 self.drive(now, op);
             }
-            Some(Op::Storing { pending, .. }) if is_store(kind) => {
+            Some(Op::Storing { pending, key, .. }) if is_store(kind) => {
                 *pending = pending.saturating_sub(1);
+                let key = *key;
+                if let Some(p) = peer {
+                    self.put_targets.stored(&key, &p, false);
+                }
                 self.finish_storing_if_done(op);
+            }
+            Some(Op::Storing { probe: Some((asked, _)), .. }) if peer == Some(*asked) && kind == RpcKind::FindNode => {
+                self.on_neighbourhood(now, op, Vec::new());
             }
             Some(Op::Pinging { pending, .. }) => {
                 *pending = pending.saturating_sub(1);
@@ -287,6 +331,9 @@ impl Engine {
                 self.emit(op, Outcome::FindNode { target: lookup.target(), closest: r.closest, stats })
             }
             Purpose::Put { value, report, ttl } => {
+                if self.maintenance.is_published(&lookup.target()) {
+                    self.put_targets.remember(lookup.target(), r.closest.clone(), now);
+                }
                 self.start_storing(now, op, lookup.target(), value, r.closest, stats, report, ttl)
             }
             Purpose::Bootstrap { seeds_tried, seeds_reached } => {
@@ -350,7 +397,8 @@ impl Engine {
         if !report {
             self.stats.republished += 1;
         }
-        self.ops.insert(op, Op::Storing { key, pending, stored: 0, attempted, local, stats, report });
+        let storing = Op::Storing { key, pending, stored: 0, attempted, local, stats, report, probe: None };
+        self.ops.insert(op, storing);
         self.finish_storing_if_done(op);
     }
 
@@ -385,7 +433,7 @@ impl Engine {
         }
     }
 
-    fn finish_storing_if_done(&mut self, op: QueryId) {
+    pub(super) fn finish_storing_if_done(&mut self, op: QueryId) {
         let Some(Op::Storing { pending: 0, .. }) = self.ops.get(&op) else { return };
         let Some(Op::Storing { key, stored, attempted, local, stats, report, .. }) = self.ops.remove(&op) else {
             return;

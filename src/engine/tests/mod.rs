@@ -948,3 +948,5 @@ fn a_replication_that_finds_k_closer_nodes_drops_our_copy_instead_of_pushing_it(
     assert!(stores.is_empty(), "a leftover copy was pushed to {stores:?}");
     assert!(e.store().get(&key, now).is_none(), "the leftover copy must be dropped");
 }
+
+mod put_reuse;
