@@ -29,7 +29,8 @@ const REGION_RTT_MS: [[f64; 6]; 6] = [
 /// Side of the square a region's machines are spread over (ms of Manhattan distance).
 const REGION_SPREAD_MS: f64 = 15.0;
 /// Bounds of any pair's round-trip time.
-const RTT_MIN_MS: f64 = 20.0;
+/// The smallest round trip between any two machines, ms.
+pub const RTT_MIN_MS: f64 = 20.0;
 const RTT_MAX_MS: f64 = 300.0;
 
 /// Where one machine sits.

@@ -8,7 +8,8 @@
 //! for bootstrap seeds. The same seed gives the same report, byte for byte.
 //!
 //! # Layout
-//! - [`world`]: machines, the event loop and the virtual clock.
+//! - [`world`]: machines, the event loop and the virtual clock; [`window`]:
+//!   machines handling their events side by side.
 //! - [`net`], [`latency`]: the network, its RTT and loss model, partitions.
 //! - [`churn`]: session lengths and restarts.
 //! - [`lifecycle`]: starting, joining (seed sources), crashing, scenario events.
@@ -29,6 +30,7 @@ pub mod report;
 pub mod runstats;
 pub mod scenario;
 pub mod svg;
+pub mod window;
 pub mod workload;
 pub mod world;
 

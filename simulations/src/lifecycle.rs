@@ -191,7 +191,7 @@ impl World {
         let (role, addr) = (node.role, node.addr);
         self.joined.insert(slot);
         if self.window_open {
-            self.stats.bootstrap_ms.push(self.now.saturating_since(started).as_millis() as f64);
+            self.stats.bootstrap_ms.push(self.event_time.saturating_since(started).as_millis() as f64);
         }
         if source == Source::Edge {
             self.remember_at_edge(addr);
@@ -240,6 +240,7 @@ impl World {
         node.registered = false;
         node.timer = None;
         let (inc, key) = (node.inc, node.key);
+        self.reschedule(slot);
         self.joined.remove(slot);
         self.registered.remove(slot);
         self.abort_pending(slot);

@@ -60,7 +60,12 @@ struct Cli {
     /// window simulated so far (not deterministic).
     #[arg(long)]
     max_wall_min: Option<f64>,
-    /// Run scenarios of `all` two at a time, one per core.
+    /// Threads that run one scenario's machines side by side; the report is
+    /// the same for any number.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+    /// Run scenarios of `all` two at a time, one thread each (instead of one
+    /// at a time on `--threads` threads).
     #[arg(long)]
     parallel: bool,
     /// No progress lines.
@@ -93,6 +98,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         replicate_interval: cli.replicate_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         put_lookup_every: cli.put_lookup_every_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
+        threads: if cli.parallel { 1 } else { cli.threads.max(1) },
     };
     std::fs::create_dir_all(&cli.out)?;
     let reports =

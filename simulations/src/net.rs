@@ -1,26 +1,29 @@
 //! The virtual network: addresses, delivery queue, loss and partitions.
 //!
-//! Datagrams wait in a binary heap ordered by delivery time, then by
-//! destination, source and a hash of their content without the random
-//! message id, and only then by sequence number. Loss and jitter are decided
-//! from a hash of the same things. Together that makes a datagram's fate and
-//! its place in the delivery order independent of the order in which an
-//! engine emitted it (an engine that walks a `HashMap` may emit the same
-//! datagrams in a different order from run to run).
+//! The network routes a datagram to the machine that owns its destination
+//! address, where it waits in that machine's inbox ([`Queued`], ordered by
+//! delivery time, destination, source and a tag, see
+//! [`crate::node::SimNode::inbox`]). The tag mixes the sender's own send
+//! counter, the addresses and the send time, and loss and jitter are drawn
+//! from it: a datagram's fate depends only on its sender's history, never on
+//! how senders on different threads interleave. Every datagram spends at
+//! least [`MIN_ONE_WAY`] in flight, which is what lets the world run machines
+//! side by side in windows of that length (see [`crate::world`]).
 //!
 //! Addresses are handed out once per node identity: `10.a.b.c:8468`, where
 //! `a.b.c` is the identity's address index plus one. A machine that restarts
 //! without its state gets a new address, as a new tunnel or NAT mapping would.
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use bytes::Bytes;
 use kadmesh::time::Time;
 
 use crate::hash::{mix, unit};
-use crate::latency::{LatencyModel, Placement};
+use crate::latency::{LatencyModel, Placement, RTT_MIN_MS};
+
+/// The least time any datagram spends in flight: half the smallest RTT.
+pub const MIN_ONE_WAY: std::time::Duration = std::time::Duration::from_millis(RTT_MIN_MS as u64 / 2);
 
 /// The UDP port every virtual node listens on.
 pub const PORT: u16 = 8468;
@@ -90,10 +93,13 @@ pub struct Delivery {
     pub payload: Bytes,
 }
 
+/// A datagram waiting in its destination machine's inbox.
 #[derive(Debug)]
-struct Queued {
-    key: (Time, u32, u32, u64, u64),
-    d: Delivery,
+pub struct Queued {
+    /// Delivery time, destination, source, tag: the delivery order.
+    pub key: (Time, u32, u32, u64),
+    /// The datagram.
+    pub d: Delivery,
 }
 
 impl PartialEq for Queued {
@@ -128,10 +134,23 @@ pub struct Traffic {
     pub undeliverable: u64,
 }
 
-/// The network between all virtual machines.
+impl Traffic {
+    /// Adds `o`'s counts to these.
+    pub fn add(&mut self, o: &Traffic) {
+        for i in 0..self.msgs.len() {
+            self.msgs[i] += o.msgs[i];
+            self.bytes[i] += o.bytes[i];
+        }
+        self.lost += o.lost;
+        self.cut += o.cut;
+        self.undeliverable += o.undeliverable;
+    }
+}
+
+/// The network between all virtual machines: who is where and who owns
+/// which address. It holds no datagrams, so machines on several threads can
+/// route through it at once.
 pub struct Network {
-    heap: BinaryHeap<Reverse<Queued>>,
-    seq: u64,
     seed: u64,
     /// The latency and loss model.
     pub model: LatencyModel,
@@ -147,8 +166,6 @@ impl Network {
     /// An empty network.
     pub fn new(seed: u64, model: LatencyModel) -> Self {
         Network {
-            heap: BinaryHeap::new(),
-            seq: 0,
             seed,
             model,
             places: Vec::new(),
@@ -199,63 +216,58 @@ impl Network {
         self.model.rtt_ms(&self.places[a as usize], &self.places[b as usize])
     }
 
-    /// Sends a datagram at `now`; returns its wire size in bytes.
-    pub fn send(&mut self, now: Time, from_addr: u32, to: SocketAddr, payload: Bytes, reply_kind: Option<u8>) -> u64 {
+    /// Routes a datagram sent at `now` from address `from_addr`, the
+    /// sender's `seq`-th datagram: counts it in `traffic` and returns its
+    /// wire size and, unless it is lost or cut, the machine that receives it
+    /// and the queued delivery.
+    pub fn route(&self, now: Time, from_addr: u32, t: Outgoing, seq: u64, traffic: &mut Traffic) -> (u64, Option<(u32, Queued)>) {
+        let Outgoing { to, payload, reply_kind } = t;
         let request = reply_kind.is_none();
         let kind = reply_kind.unwrap_or_else(|| classify_request(&payload));
         let size = payload.len() as u64 + HEADER_BYTES;
-        self.traffic.msgs[usize::from(kind)] += 1;
-        self.traffic.bytes[usize::from(kind)] += size;
+        traffic.msgs[usize::from(kind)] += 1;
+        traffic.bytes[usize::from(kind)] += size;
         let (Some(to_addr), Some(from)) = (index_of(to), self.owner(from_addr)) else {
-            self.traffic.undeliverable += 1;
-            return size;
+            traffic.undeliverable += 1;
+            return (size, None);
         };
         let Some(to_slot) = self.owner(to_addr) else {
-            self.traffic.undeliverable += 1;
-            return size;
+            traffic.undeliverable += 1;
+            return (size, None);
         };
         if self.partitioned && self.groups[from as usize] != self.groups[to_slot as usize] {
-            self.traffic.cut += 1;
-            return size;
+            traffic.cut += 1;
+            return (size, None);
         }
-        // The send counter is deterministic and unique per datagram (counted
-        // before the loss draw, so lost ones get their own): no need to hash the payload.
-        self.seq += 1;
-        let tag = mix(self.seq, mix(u64::from(from_addr) << 32 | u64::from(to_addr), now.as_millis()));
+        let tag = mix(seq, mix(u64::from(from_addr) << 32 | u64::from(to_addr), now.as_millis()));
         let h = mix(self.seed, tag);
         let (a, b) = (&self.places[from as usize], &self.places[to_slot as usize]);
         if unit(h) < self.model.loss_prob(a, b) {
-            self.traffic.lost += 1;
-            return size;
+            traffic.lost += 1;
+            return (size, None);
         }
         // One-way delay: half the pair's RTT plus up to 10% queueing jitter.
         let one_way = self.model.rtt_ms(a, b) / 2.0 * (1.0 + 0.1 * unit(mix(h, 1)));
-        let at = Time::from_millis(now.as_millis() + (one_way.round() as u64).max(1));
+        let one_way = (one_way.round() as u64).max(MIN_ONE_WAY.as_millis() as u64);
+        let at = Time::from_millis(now.as_millis() + one_way);
         let d = Delivery { at, to_addr, from_addr, kind, request, payload };
-        self.heap.push(Reverse(Queued { key: (at, to_addr, from_addr, tag, self.seq), d }));
-        size
+        (size, Some((to_slot, Queued { key: (at, to_addr, from_addr, tag), d })))
     }
+}
 
-    /// When the next datagram arrives.
-    pub fn next_time(&self) -> Option<Time> {
-        self.heap.peek().map(|Reverse(q)| q.key.0)
-    }
-
-    /// Takes the next datagram to arrive.
-    pub fn pop(&mut self) -> Option<Delivery> {
-        self.heap.pop().map(|Reverse(q)| q.d)
-    }
-
-    /// Datagrams in flight.
-    pub fn in_flight(&self) -> usize {
-        self.heap.len()
-    }
+/// A datagram an engine wants sent.
+pub struct Outgoing {
+    /// Destination.
+    pub to: SocketAddr,
+    /// The datagram.
+    pub payload: Bytes,
+    /// The traffic class of the request it answers; `None` for a request.
+    pub reply_kind: Option<u8>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kadmesh::engine::Transmit;
     use kadmesh::id::NodeId;
     use kadmesh::wire::{Call, Datagram, MessageId};
 
@@ -291,16 +303,20 @@ mod tests {
             net.add_machine(s);
             net.new_address(s);
         }
-        let t = Transmit { to: addr_of(1), payload: request(Call::Ping { sender: NodeId([2; 20]) }) };
-        net.send(Time::from_secs(1), 0, t.to, t.payload.clone(), None);
-        let d = net.pop().unwrap();
-        let one_way = d.at.as_millis() - 1000;
+        let ping = request(Call::Ping { sender: NodeId([2; 20]) });
+        let out = |to: u32| Outgoing { to: addr_of(to), payload: ping.clone(), reply_kind: None };
+        let mut traffic = Traffic::default();
+        let (_, routed) = net.route(Time::from_secs(1), 0, out(1), 1, &mut traffic);
+        let (slot, q) = routed.unwrap();
+        assert_eq!((slot, q.d.to_addr, q.d.from_addr), (1, 1, 0));
+        let one_way = q.d.at.as_millis() - 1000;
         let rtt = net.rtt_ms(0, 1);
         assert!(one_way as f64 >= rtt / 2.0 - 1.0 && one_way as f64 <= rtt * 0.55 + 1.0, "{one_way} vs {rtt}");
+        assert!(one_way >= MIN_ONE_WAY.as_millis() as u64);
         net.set_group(1, 1);
         net.set_partitioned(true);
-        net.send(Time::from_secs(2), 0, t.to, t.payload.clone(), None);
-        net.send(Time::from_secs(2), 0, addr_of(2), t.payload, None);
-        assert_eq!((net.traffic.cut, net.in_flight()), (1, 1));
+        assert!(net.route(Time::from_secs(2), 0, out(1), 2, &mut traffic).1.is_none());
+        assert!(net.route(Time::from_secs(2), 0, out(2), 3, &mut traffic).1.is_some());
+        assert_eq!((traffic.cut, traffic.msgs[0]), (1, 3));
     }
 }

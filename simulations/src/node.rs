@@ -1,12 +1,17 @@
 //! One virtual machine: its role, its current node identity and engine, what
 //! it saved for a restart, and what it cost in traffic.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use kadmesh::contact::Contact;
 use kadmesh::engine::Engine;
 use kadmesh::id::{Key, NodeId};
 use kadmesh::store::Record;
 use kadmesh::time::Time;
 use rand::Rng;
+
+use crate::net::Queued;
 
 /// What a machine does for the platform.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +75,15 @@ pub struct SimNode {
     pub fresh_key: bool,
     /// When the engine's timer is due, as last scheduled.
     pub timer: Option<Time>,
+    /// Datagrams on their way to this machine, earliest first.
+    pub inbox: BinaryHeap<Reverse<Queued>>,
+    /// The machine's own clock: the time of the last event it handled. It
+    /// may run a little ahead of the world's clock inside a window.
+    pub clock: Time,
+    /// Datagrams sent so far, over all lives (each datagram's tag).
+    pub sent: u64,
+    /// The time of this machine's entry in the world's agenda, if any.
+    pub agenda: Option<Time>,
     /// State kept for the next restart.
     pub saved: Option<Saved>,
     /// Start of the current life.
@@ -100,12 +114,26 @@ impl SimNode {
             registered: false,
             fresh_key: false,
             timer: None,
+            inbox: BinaryHeap::new(),
+            clock: Time::ZERO,
+            sent: 0,
+            agenda: None,
             saved: None,
             up_since: Time::ZERO,
             uptime_ms: 0,
             bytes: 0,
             msgs: 0,
             edge_failures: 0,
+        }
+    }
+
+    /// When this machine next has something to do: a datagram arrives or
+    /// its engine's timer is due.
+    pub fn next_event(&self) -> Option<Time> {
+        let arrival = self.inbox.peek().map(|Reverse(q)| q.key.0);
+        match (arrival, self.timer) {
+            (Some(a), Some(t)) => Some(a.min(t)),
+            (a, t) => a.or(t),
         }
     }
 

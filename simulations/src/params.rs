@@ -58,6 +58,9 @@ pub struct SimParams {
     /// so far (the report's window row says how long it was). Breaks
     /// determinism, so off unless asked for.
     pub max_wall: Option<Duration>,
+    /// Threads that run machines side by side (1: all on the calling
+    /// thread). The report does not depend on it.
+    pub threads: usize,
 }
 
 impl SimParams {
@@ -83,6 +86,7 @@ impl SimParams {
             probe_dead: true,
             progress: None,
             max_wall: None,
+            threads: 1,
         }
     }
 

@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub put_lookup_every: Option<Duration>,
     /// Wall-clock budget per scenario (see [`SimParams::max_wall`]).
     pub max_wall: Option<Duration>,
+    /// Threads per scenario (see [`SimParams::threads`]).
+    pub threads: usize,
 }
 
 impl Default for RunOptions {
@@ -69,6 +71,7 @@ impl Default for RunOptions {
             replicate_interval: None,
             put_lookup_every: None,
             max_wall: None,
+            threads: 1,
         }
     }
 }
@@ -119,6 +122,7 @@ impl Scenario {
         p.seed_source = o.seed_source;
         p.progress = o.progress.then(|| self.name().to_string());
         p.max_wall = o.max_wall;
+        p.threads = o.threads;
         p.engine.record_ttl = o.record_ttl.unwrap_or(p.engine.record_ttl);
         p.engine.replicate_interval = o.replicate_interval.unwrap_or(p.engine.replicate_interval);
         p.engine.put_lookup_every = o.put_lookup_every.unwrap_or(p.engine.put_lookup_every);

@@ -152,7 +152,7 @@ impl World {
 
     fn on_probe_answer(&mut self, id: usize, value: Option<&kadmesh::wire::Value>) {
         let p = &self.probes[id];
-        let now = self.now;
+        let now = self.event_time;
         let elapsed = now.saturating_since(p.since).as_millis() as f64;
         if p.dead {
             let gone = value.is_none_or(|v| !is_fresh(v, now, self.params.stale_after));
@@ -211,7 +211,7 @@ impl World {
         s.per_minute.record(issued.as_millis(), found);
         if let Some(v) = &g.value {
             s.lookups_found += 1;
-            s.lookups_fresh += u64::from(is_fresh(v, self.now, self.params.stale_after));
+            s.lookups_fresh += u64::from(is_fresh(v, self.event_time, self.params.stale_after));
 
             s.lookups_local += u64::from(g.local);
             s.latency_ms.push(g.stats.duration.as_millis() as f64);

@@ -1,14 +1,22 @@
 //! The simulated world: machines running real [`Engine`]s, the virtual
 //! network between them, and a virtual clock advanced event by event.
 //!
-//! Three sources of events: datagrams arriving (the network's heap), engine
-//! timers (a heap of `(deadline, slot)`, refreshed from
-//! [`Engine::poll_timeout`] every time a node is touched, stale entries
-//! skipped), and scheduled actions (joins, crashes, heartbeats, lookups,
-//! scenario events) in a `BTreeMap` keyed by `(time, sequence)`. The next
-//! event is the earliest of the three; ties go network, then timers, then
-//! actions. Nothing iterates a `HashMap`, and the simulator's own randomness
-//! is one seeded RNG, so a seed fixes the run.
+//! Two kinds of events: a machine's own (datagrams arriving in its inbox and
+//! its engine's timer, see [`SimNode::next_event`]), found through an agenda
+//! of `(time, slot)` with stale entries skipped; and scheduled actions
+//! (joins, crashes, heartbeats, lookups, scenario events) in a `BTreeMap`
+//! keyed by `(time, sequence)`.
+//!
+//! Time advances in windows. An action runs alone at its time. Otherwise
+//! every machine with something due before `start + MIN_ONE_WAY` (or the next
+//! action) handles it, independently of the others: no datagram sent in the
+//! window can arrive inside it (see [`crate::window`]). With `threads > 1`
+//! two threads share the machines of a window. Afterwards the world, alone,
+//! queues the datagrams sent and handles the finished commands in
+//! `(time, slot)` order, at the window's end; measurements use each
+//! command's own finish time. Nothing iterates a `HashMap`, and the
+//! simulator's own randomness is one seeded RNG, so a seed fixes the run,
+//! whatever the number of threads.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
@@ -18,8 +26,9 @@ use kadmesh::engine::{Engine, Event};
 use kadmesh::time::Time;
 use rand::{rngs::SmallRng, SeedableRng};
 
-use crate::net::{addr_of, Delivery, Network};
+use crate::net::{Network, Traffic, MIN_ONE_WAY};
 use crate::node::{Role, SimNode, SlotSet};
+use crate::window::{flush, run_machines, Shared, WindowOut};
 use crate::params::SimParams;
 use crate::runstats::RunStats;
 use crate::workload::{Pending, Probe};
@@ -78,7 +87,7 @@ pub struct World {
     pub net: Network,
     /// The simulator's randomness (engines have their own, seeded per node).
     pub rng: SmallRng,
-    timers: BinaryHeap<Reverse<(Time, u32)>>,
+    agenda: BinaryHeap<Reverse<(Time, u32)>>,
     actions: BTreeMap<(Time, u64), Action>,
     action_seq: u64,
     /// Nodes that finished bootstrap and are up: lookup clients.
@@ -99,6 +108,11 @@ pub struct World {
     pub stats: RunStats,
     /// Events processed.
     pub steps: u64,
+    /// What the network carried and dropped so far.
+    pub traffic: Traffic,
+    /// When the event being handled happened: the world's clock, except for
+    /// commands that finished inside a window and are handled at its end.
+    pub event_time: Time,
 }
 
 impl World {
@@ -119,7 +133,7 @@ impl World {
             now: Time::ZERO,
             nodes,
             net,
-            timers: BinaryHeap::new(),
+            agenda: BinaryHeap::new(),
             actions: BTreeMap::new(),
             action_seq: 0,
             joined: SlotSet::default(),
@@ -130,6 +144,8 @@ impl World {
             window_open: false,
             stats: RunStats::new(),
             steps: 0,
+            traffic: Traffic::default(),
+            event_time: Time::ZERO,
         };
         w.schedule_initial();
         w
@@ -146,14 +162,27 @@ impl World {
         self.schedule(self.now + d, action);
     }
 
-    /// Runs until `end`, or until nothing is left to do.
+    /// Runs until `end`, or until nothing is left to do, on
+    /// `params.threads` threads.
+    pub fn run_until(&mut self, end: Time) {
+        match self.params.threads {
+            0 | 1 => self.run_loop(end, false),
+            n => match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
+                Ok(pool) => pool.install(|| self.run_loop(end, true)),
+                Err(_) => self.run_loop(end, false),
+            },
+        }
+    }
+
     // The wall clock only paces progress lines; it never reaches the simulation.
     #[allow(clippy::disallowed_methods)]
-    pub fn run_until(&mut self, end: Time) {
+    fn run_loop(&mut self, end: Time, parallel: bool) {
         let wall = Instant::now();
         let mut last_print = Instant::now();
-        while self.step(end) {
-            if self.steps & 0x1fff == 0 && last_print.elapsed() >= Duration::from_secs(2) {
+        let mut windows = 0u64;
+        while self.step(end, parallel) {
+            windows += 1;
+            if windows & 0x3ff == 0 && last_print.elapsed() >= Duration::from_secs(2) {
                 last_print = Instant::now();
                 self.progress(end, wall);
                 if self.params.max_wall.is_some_and(|m| wall.elapsed() >= m) {
@@ -183,118 +212,116 @@ impl World {
         );
     }
 
-    fn next_timer(&mut self) -> Option<Time> {
-        while let Some(&Reverse((t, slot))) = self.timers.peek() {
-            if self.nodes[slot as usize].timer == Some(t) {
+    /// The earliest machine event, skipping stale agenda entries.
+    fn next_machine_event(&mut self) -> Option<Time> {
+        while let Some(&Reverse((t, slot))) = self.agenda.peek() {
+            if self.nodes[slot as usize].agenda == Some(t) {
                 return Some(t);
             }
-            self.timers.pop();
+            self.agenda.pop();
         }
         None
     }
 
-    /// Processes the next event if it is due by `end`.
-    fn step(&mut self, end: Time) -> bool {
-        let tn = self.net.next_time();
-        let tt = self.next_timer();
+    /// Runs the actions due at the earliest time, or else one window of
+    /// machine events, if due by `end`.
+    fn step(&mut self, end: Time, parallel: bool) -> bool {
         let ta = self.actions.first_key_value().map(|(k, _)| k.0);
-        let Some(t) = [tn, tt, ta].into_iter().flatten().min() else { return false };
+        let tm = self.next_machine_event();
+        let Some(t) = [ta, tm].into_iter().flatten().min() else { return false };
         if t > end {
             return false;
         }
         self.now = t;
-        self.steps += 1;
-        if tn == Some(t) {
-            if let Some(d) = self.net.pop() {
-                self.deliver(d);
+        self.event_time = t;
+        if ta == Some(t) {
+            while let Some(entry) = self.actions.first_entry().filter(|e| e.key().0 == t) {
+                let action = entry.remove();
+                self.steps += 1;
+                self.dispatch(action);
             }
-        } else if tt == Some(t) {
-            if let Some(Reverse((_, slot))) = self.timers.pop() {
-                self.fire_timer(slot);
-            }
-        } else if let Some((_, action)) = self.actions.pop_first() {
-            self.dispatch(action);
+            return true;
         }
+        let mut until = (t + MIN_ONE_WAY).min(end + Duration::from_millis(1));
+        if let Some(a) = ta {
+            until = until.min(a);
+        }
+        self.run_window(until, parallel);
         true
     }
 
-    fn deliver(&mut self, d: Delivery) {
-        let Some(slot) = self.net.owner(d.to_addr) else { return };
-        let now = self.now;
-        let node = &mut self.nodes[slot as usize];
-        let Some(engine) = node.engine.as_mut().filter(|_| node.addr == d.to_addr) else {
-            self.net.traffic.undeliverable += 1;
-            return;
-        };
-        if self.window_open {
-            node.bytes += d.payload.len() as u64 + crate::net::HEADER_BYTES;
-            node.msgs += 1;
-        }
-        engine.handle_datagram(now, addr_of(d.from_addr), &d.payload);
-        // A request is answered at once: the only reply in the queue now is its reply.
-        self.after_touch(slot, d.request.then_some(d.kind));
-    }
-
-    fn fire_timer(&mut self, slot: u32) {
-        let now = self.now;
-        let node = &mut self.nodes[slot as usize];
-        node.timer = None;
-        if let Some(engine) = node.engine.as_mut() {
-            engine.handle_timeout(now);
-            self.after_touch(slot, None);
-        }
-        // A timer still due right after firing would spin forever at this
-        // instant; push it a millisecond on and count it (a core defect if seen).
-        let node = &mut self.nodes[slot as usize];
-        if node.timer == Some(now) {
-            self.stats.timer_spins += 1;
-            node.timer = Some(now + Duration::from_millis(1));
-            self.timers.push(Reverse((now + Duration::from_millis(1), slot)));
-        }
-    }
-
-    /// Sends what the node queued, handles its finished commands (which may
-    /// issue more commands on the same node), and re-arms its timer.
-    pub fn after_touch(&mut self, slot: u32, reply_kind: Option<u8>) {
-        let mut events: Vec<Event> = Vec::new();
-        loop {
-            let node = &mut self.nodes[slot as usize];
-            let Some(engine) = node.engine.as_mut() else { return };
-            while let Some(t) = engine.poll_transmit() {
-                let kind = if t.payload.first() == Some(&1) { reply_kind } else { None };
-                let size = self.net.send(self.now, node.addr, t.to, t.payload, kind);
-                if self.window_open {
-                    node.bytes += size;
-                    node.msgs += 1;
-                }
-            }
-            events.extend(std::iter::from_fn(|| engine.poll_event()));
-            if events.is_empty() {
+    /// Every machine handles its events before `until`; then the world
+    /// merges what they produced, at `until`.
+    fn run_window(&mut self, until: Time, parallel: bool) {
+        let mut active = Vec::new();
+        while let Some(&Reverse((t, slot))) = self.agenda.peek() {
+            if t >= until {
                 break;
             }
-            for ev in events.drain(..) {
-                self.on_event(slot, ev);
+            self.agenda.pop();
+            let node = &mut self.nodes[slot as usize];
+            if node.agenda == Some(t) {
+                node.agenda = None;
+                active.push(slot);
             }
         }
-        self.rearm(slot);
+        active.sort_unstable();
+        let sh = Shared { net: &self.net, window_open: self.window_open };
+        let outs = run_machines(&mut self.nodes, &active, until, sh, parallel);
+        self.now = until;
+        let mut events = Vec::new();
+        for out in outs {
+            events.extend(self.merge(out));
+        }
+        for slot in active {
+            self.reschedule(slot);
+        }
+        // Each machine's commands in the order they finished; machines in slot order.
+        events.sort_by_key(|(t, slot, _)| (*t, *slot));
+        for (t, slot, ev) in events {
+            self.event_time = t;
+            self.on_event(slot, ev);
+        }
+        self.event_time = self.now;
     }
 
-    fn rearm(&mut self, slot: u32) {
-        let now = self.now;
+    /// Queues the datagrams of `out` and counts its traffic; returns its
+    /// finished commands.
+    fn merge(&mut self, out: WindowOut) -> Vec<(Time, u32, Event)> {
+        self.steps += out.steps;
+        self.stats.timer_spins += out.timer_spins;
+        self.traffic.add(&out.traffic);
+        for (slot, q) in out.sends {
+            self.nodes[slot as usize].inbox.push(Reverse(q));
+            self.reschedule(slot);
+        }
+        out.events
+    }
+
+    /// Puts machine `slot` in the agenda at its next event.
+    pub fn reschedule(&mut self, slot: u32) {
         let node = &mut self.nodes[slot as usize];
-        let Some(engine) = node.engine.as_ref() else { return };
-        let Some(mut t) = engine.poll_timeout() else {
-            node.timer = None;
-            return;
-        };
-        if t <= now {
-            // Due now (or "as soon as possible"): fire after what is already queued at `now`.
-            t = now;
+        let next = node.next_event();
+        if next != node.agenda {
+            node.agenda = next;
+            if let Some(t) = next {
+                self.agenda.push(Reverse((t, slot)));
+            }
         }
-        if node.timer != Some(t) {
-            node.timer = Some(t);
-            self.timers.push(Reverse((t, slot)));
+    }
+
+    /// After a command or action touched machine `slot` outside a window:
+    /// sends what it queued, handles its finished commands (which may issue
+    /// more) and re-arms it.
+    pub fn after_touch(&mut self, slot: u32, reply_kind: Option<u8>) {
+        let node = &mut self.nodes[slot as usize];
+        node.clock = node.clock.max(self.now);
+        let mut out = WindowOut::default();
+        flush(node, slot, reply_kind, Shared { net: &self.net, window_open: self.window_open }, &mut out);
+        for (_, slot, ev) in self.merge(out) {
+            self.on_event(slot, ev);
         }
+        self.reschedule(slot);
     }
 
     /// The engine of a running machine.
@@ -324,7 +351,7 @@ impl World {
 
     fn open_window(&mut self) {
         self.window_open = true;
-        self.stats.traffic_at_start = self.net.traffic.clone();
+        self.stats.traffic_at_start = self.traffic.clone();
         let now = self.now;
         for n in self.nodes.iter_mut().filter(|n| n.is_up()) {
             n.up_since = now;
@@ -339,6 +366,6 @@ impl World {
             n.uptime_ms += now.saturating_since(n.up_since).as_millis() as u64;
             n.up_since = now;
         }
-        self.stats.traffic_at_end = self.net.traffic.clone();
+        self.stats.traffic_at_end = self.traffic.clone();
     }
 }

@@ -1,0 +1,132 @@
+//! One machine's events inside a window, on whichever thread runs it.
+//!
+//! No datagram arrives sooner than [`MIN_ONE_WAY`] after it is sent, so
+//! within a window that short machines cannot affect each other: each one
+//! handles its own arrivals and timers in time order, and whatever crosses
+//! machines (datagrams sent, finished commands) is collected in a
+//! [`WindowOut`] that the world merges once the window is over. Which thread
+//! ran which machine, and in what order, cannot change the result.
+
+use std::cmp::Reverse;
+use std::time::Duration;
+
+use kadmesh::engine::Event;
+use kadmesh::time::Time;
+
+use crate::net::{addr_of, Delivery, Network, Outgoing, Queued, Traffic, HEADER_BYTES};
+use crate::node::SimNode;
+
+/// What machines produced in a window, for the world to merge.
+#[derive(Default)]
+pub struct WindowOut {
+    /// Datagrams on their way, with the machine that receives each.
+    pub sends: Vec<(u32, Queued)>,
+    /// Finished commands: when, on which machine, what.
+    pub events: Vec<(Time, u32, Event)>,
+    /// What the network carried and dropped.
+    pub traffic: Traffic,
+    /// Events handled (arrivals and timers).
+    pub steps: u64,
+    /// Timers still due right after firing (a core defect if ever seen).
+    pub timer_spins: u64,
+}
+
+/// What every machine may read during a window.
+#[derive(Clone, Copy)]
+pub struct Shared<'a> {
+    /// The network's placement, addresses and partitions.
+    pub net: &'a Network,
+    /// Whether traffic counts towards the measured window.
+    pub window_open: bool,
+}
+
+/// Handles machine `slot`'s events due before `until`.
+pub fn run_machine(node: &mut SimNode, slot: u32, until: Time, sh: Shared, out: &mut WindowOut) {
+    while let Some(t) = node.next_event().filter(|&t| t < until) {
+        out.steps += 1;
+        node.clock = node.clock.max(t);
+        if node.inbox.peek().is_some_and(|Reverse(q)| q.key.0 == t) {
+            if let Some(Reverse(q)) = node.inbox.pop() {
+                deliver(node, slot, q.d, sh, out);
+            }
+        } else {
+            fire_timer(node, slot, sh, out);
+        }
+    }
+}
+
+fn deliver(node: &mut SimNode, slot: u32, d: Delivery, sh: Shared, out: &mut WindowOut) {
+    let addr = node.addr;
+    let Some(engine) = node.engine.as_mut().filter(|_| addr == d.to_addr) else {
+        out.traffic.undeliverable += 1;
+        return;
+    };
+    if sh.window_open {
+        node.bytes += d.payload.len() as u64 + HEADER_BYTES;
+        node.msgs += 1;
+    }
+    engine.handle_datagram(node.clock, addr_of(d.from_addr), &d.payload);
+    // A request is answered at once: the only reply in the queue now is its reply.
+    flush(node, slot, d.request.then_some(d.kind), sh, out);
+}
+
+fn fire_timer(node: &mut SimNode, slot: u32, sh: Shared, out: &mut WindowOut) {
+    let now = node.clock;
+    node.timer = None;
+    if let Some(engine) = node.engine.as_mut() {
+        engine.handle_timeout(now);
+        flush(node, slot, None, sh, out);
+    }
+    // A timer still due right after firing would spin forever at this
+    // instant; push it a millisecond on and count it.
+    if node.timer == Some(now) {
+        out.timer_spins += 1;
+        node.timer = Some(now + Duration::from_millis(1));
+    }
+}
+
+/// Routes what the engine queued at the machine's clock, collects its
+/// finished commands and re-arms its timer.
+pub fn flush(node: &mut SimNode, slot: u32, reply_kind: Option<u8>, sh: Shared, out: &mut WindowOut) {
+    let now = node.clock;
+    let Some(engine) = node.engine.as_mut() else { return };
+    while let Some(t) = engine.poll_transmit() {
+        let reply_kind = if t.payload.first() == Some(&1) { reply_kind } else { None };
+        node.sent += 1;
+        let outgoing = Outgoing { to: t.to, payload: t.payload, reply_kind };
+        let (size, routed) = sh.net.route(now, node.addr, outgoing, node.sent, &mut out.traffic);
+        if sh.window_open {
+            node.bytes += size;
+            node.msgs += 1;
+        }
+        out.sends.extend(routed);
+    }
+    while let Some(ev) = engine.poll_event() {
+        out.events.push((now, slot, ev));
+    }
+    // Due now (or "as soon as possible"): fire after what is already queued.
+    node.timer = engine.poll_timeout().map(|t| t.max(now));
+}
+
+/// Runs the machines in `active` (sorted slots) up to `until`, on two
+/// threads of the current rayon pool when `parallel` and there is enough
+/// to share, and returns what they produced.
+pub fn run_machines(nodes: &mut [SimNode], active: &[u32], until: Time, sh: Shared, parallel: bool) -> Vec<WindowOut> {
+    let run = |nodes: &mut [SimNode], slots: &[u32], base: u32| {
+        let mut out = WindowOut::default();
+        for &s in slots {
+            run_machine(&mut nodes[(s - base) as usize], s, until, sh, &mut out);
+        }
+        out
+    };
+    // Below this many machines a hand-off to the other thread costs more than it saves.
+    const SHARE_FROM: usize = 4;
+    if !parallel || active.len() < SHARE_FROM {
+        return vec![run(nodes, active, 0)];
+    }
+    let (first, second) = active.split_at(active.len() / 2);
+    let pivot = second[0];
+    let (lo, hi) = nodes.split_at_mut(pivot as usize);
+    let (a, b) = rayon::join(|| run(lo, first, 0), || run(hi, second, pivot));
+    vec![a, b]
+}
