@@ -220,7 +220,14 @@ impl Network {
     /// sender's `seq`-th datagram: counts it in `traffic` and returns its
     /// wire size and, unless it is lost or cut, the machine that receives it
     /// and the queued delivery.
-    pub fn route(&self, now: Time, from_addr: u32, t: Outgoing, seq: u64, traffic: &mut Traffic) -> (u64, Option<(u32, Queued)>) {
+    pub fn route(
+        &self,
+        now: Time,
+        from_addr: u32,
+        t: Outgoing,
+        seq: u64,
+        traffic: &mut Traffic,
+    ) -> (u64, Option<(u32, Queued)>) {
         let Outgoing { to, payload, reply_kind } = t;
         let request = reply_kind.is_none();
         let kind = reply_kind.unwrap_or_else(|| classify_request(&payload));

@@ -28,9 +28,9 @@ use rand::{rngs::SmallRng, SeedableRng};
 
 use crate::net::{Network, Traffic, MIN_ONE_WAY};
 use crate::node::{Role, SimNode, SlotSet};
-use crate::window::{flush, run_machines, Shared, WindowOut};
 use crate::params::SimParams;
 use crate::runstats::RunStats;
+use crate::window::{flush, run_machines, Shared, WindowOut};
 use crate::workload::{Pending, Probe};
 
 /// Something scheduled to happen at a time.

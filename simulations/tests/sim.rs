@@ -33,6 +33,21 @@ fn same_seed_gives_identical_report() {
 }
 
 #[test]
+fn the_report_does_not_depend_on_the_number_of_threads() {
+    let run = |threads| {
+        // Enough machines that windows are shared between the two threads.
+        let mut p = small(3, 150, 3);
+        p.churn = Some(Default::default());
+        p.threads = threads;
+        let r = run_params("threads", p, vec![(Duration::from_secs(60), ScenarioEvent::CrashFraction(0.2), "crash")]);
+        (r.rows, r.charts, r.events)
+    };
+    let one = run(1);
+    assert!(one.2 > 10_000, "a run with real traffic ({} events)", one.2);
+    assert_eq!(one, run(2));
+}
+
+#[test]
 fn steady_state_lookups_succeed() {
     let (w, _) = simulate(small(3, 100, 5), vec![]);
     let s = &w.stats;
