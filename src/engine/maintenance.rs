@@ -237,7 +237,16 @@ impl Engine {
     /// newcomer is not sent the same record by all k holders. The key's
     /// position is the stored key itself (the Python package hashes it a
     /// second time here, so its newcomers get few of their records).
+    ///
+    /// Not while we are joining ourselves: a node restarting with its saved
+    /// records knows few contacts, so every contact it meets looks like one
+    /// of the k closest to every key, and it would spray its whole store
+    /// across the network (in the churn simulation, most records ended up
+    /// at nodes hundreds of ranks from their key).
     pub(super) fn hand_over_records(&mut self, now: Time, newcomer: Contact) {
+        if self.joining {
+            return;
+        }
         let recent = self.maintenance.handed_over.get(&newcomer.id);
         if recent.is_some_and(|&at| now.saturating_since(at) < self.config.replicate_interval) {
             return;

@@ -102,6 +102,9 @@ pub struct Engine {
     providers: providers::ProviderStore,
     rtt: crate::rtt::RttEstimate,
     put_targets: targets::PutTargets,
+    /// Our own bootstrap is running: our table is too thin to judge who is
+    /// among the k closest to a key, so no records are handed over.
+    joining: bool,
 }
 
 impl Engine {
@@ -127,6 +130,7 @@ impl Engine {
             providers: providers::ProviderStore::default(),
             rtt: crate::rtt::RttEstimate::default(),
             put_targets: targets::PutTargets::default(),
+            joining: false,
         }
     }
 

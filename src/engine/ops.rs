@@ -123,6 +123,7 @@ impl Engine {
     /// Pings every seed, then looks up our own id through those that answered.
     pub fn bootstrap(&mut self, now: Time, seeds: &[SocketAddr]) -> QueryId {
         let op = self.alloc_op();
+        self.joining = true;
         let mut pending = 0;
         for &addr in seeds {
             if self.send_request(now, addr, Call::Ping { sender: self.id }, Ctx::Op { op, peer: None }) {
@@ -337,6 +338,7 @@ impl Engine {
                 self.start_storing(now, op, lookup.target(), value, r.closest, stats, report, ttl)
             }
             Purpose::Bootstrap { seeds_tried, seeds_reached } => {
+                self.joining = false;
                 let outcome = BootstrapOutcome { seeds_reached, seeds_tried, table_size: self.routing.len() };
                 self.emit(op, Outcome::Bootstrap(outcome));
             }

@@ -949,4 +949,5 @@ fn a_replication_that_finds_k_closer_nodes_drops_our_copy_instead_of_pushing_it(
     assert!(e.store().get(&key, now).is_none(), "the leftover copy must be dropped");
 }
 
+mod joining;
 mod put_reuse;
