@@ -9,7 +9,7 @@
 //!
 //! # Layout
 //! - [`world`]: machines, the event loop and the virtual clock; [`window`]:
-//!   machines handling their events side by side.
+//!   machines handling their events side by side; [`pair`]: the second thread.
 //! - [`net`], [`latency`]: the network, its RTT and loss model, partitions.
 //! - [`churn`]: session lengths and restarts.
 //! - [`lifecycle`]: starting, joining (seed sources), crashing, scenario events.
@@ -17,6 +17,7 @@
 //! - [`scenario`]: the named experiments; [`report`]: tables and charts.
 //! - [`metrics`], [`svg`]: percentiles and a small SVG plotter.
 
+pub mod agenda;
 pub mod announce;
 pub mod churn;
 pub mod hash;
@@ -25,6 +26,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod net;
 pub mod node;
+pub mod pair;
 pub mod params;
 pub mod report;
 pub mod runstats;

@@ -60,8 +60,9 @@ struct Cli {
     /// window simulated so far (not deterministic).
     #[arg(long)]
     max_wall_min: Option<f64>,
-    /// Threads that run one scenario's machines side by side; the report is
-    /// the same for any number.
+    /// Threads that run one scenario's machines side by side: 1, or 2 (more
+    /// count as 2). The report is the same either way. The second thread
+    /// spins between windows, so it wants a core of its own.
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Run scenarios of `all` two at a time, one thread each (instead of one

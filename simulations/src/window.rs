@@ -15,6 +15,7 @@ use kadmesh::time::Time;
 
 use crate::net::{addr_of, Delivery, Network, Outgoing, Queued, Traffic, HEADER_BYTES};
 use crate::node::SimNode;
+use crate::pair::Pair;
 
 /// What machines produced in a window, for the world to merge.
 #[derive(Default)]
@@ -108,25 +109,35 @@ pub fn flush(node: &mut SimNode, slot: u32, reply_kind: Option<u8>, sh: Shared, 
     node.timer = engine.poll_timeout().map(|t| t.max(now));
 }
 
-/// Runs the machines in `active` (sorted slots) up to `until`, on two
-/// threads of the current rayon pool when `parallel` and there is enough
-/// to share, and returns what they produced.
-pub fn run_machines(nodes: &mut [SimNode], active: &[u32], until: Time, sh: Shared, parallel: bool) -> Vec<WindowOut> {
-    let run = |nodes: &mut [SimNode], slots: &[u32], base: u32| {
-        let mut out = WindowOut::default();
-        for &s in slots {
-            run_machine(&mut nodes[(s - base) as usize], s, until, sh, &mut out);
-        }
-        out
-    };
+/// Runs machines `slots` (sorted) of `nodes`, whose first is slot `base`.
+pub fn run_slots(nodes: &mut [SimNode], slots: &[u32], base: u32, until: Time, sh: Shared) -> WindowOut {
+    let mut out = WindowOut::default();
+    for &s in slots {
+        run_machine(&mut nodes[(s - base) as usize], s, until, sh, &mut out);
+    }
+    out
+}
+
+/// Runs the machines in `active` (sorted slots) up to `until`, half of them
+/// on the `pair`'s helper thread when there is one and enough to share, and
+/// returns what they produced.
+pub fn run_machines(
+    nodes: &mut [SimNode],
+    active: &[u32],
+    until: Time,
+    sh: Shared,
+    pair: Option<&Pair>,
+) -> Vec<WindowOut> {
     // Below this many machines a hand-off to the other thread costs more than it saves.
     const SHARE_FROM: usize = 4;
-    if !parallel || active.len() < SHARE_FROM {
-        return vec![run(nodes, active, 0)];
+    match pair {
+        Some(pair) if active.len() >= SHARE_FROM => {
+            let (first, second) = active.split_at(active.len() / 2);
+            let pivot = second[0];
+            let (lo, hi) = nodes.split_at_mut(pivot as usize);
+            let (a, b) = pair.run(lo, first, hi, second, pivot, until, sh);
+            vec![a, b]
+        }
+        _ => vec![run_slots(nodes, active, 0, until, sh)],
     }
-    let (first, second) = active.split_at(active.len() / 2);
-    let pivot = second[0];
-    let (lo, hi) = nodes.split_at_mut(pivot as usize);
-    let (a, b) = rayon::join(|| run(lo, first, 0), || run(hi, second, pivot));
-    vec![a, b]
 }

@@ -2,8 +2,8 @@
 //! network between them, and a virtual clock advanced event by event.
 //!
 //! Two kinds of events: a machine's own (datagrams arriving in its inbox and
-//! its engine's timer, see [`SimNode::next_event`]), found through an agenda
-//! of `(time, slot)` with stale entries skipped; and scheduled actions
+//! its engine's timer, see [`SimNode::next_event`]), found through the
+//! [`Agenda`] with stale entries skipped; and scheduled actions
 //! (joins, crashes, heartbeats, lookups, scenario events) in a `BTreeMap`
 //! keyed by `(time, sequence)`.
 //!
@@ -11,7 +11,7 @@
 //! every machine with something due before `start + MIN_ONE_WAY` (or the next
 //! action) handles it, independently of the others: no datagram sent in the
 //! window can arrive inside it (see [`crate::window`]). With `threads > 1`
-//! two threads share the machines of a window. Afterwards the world, alone,
+//! two threads share the machines of a window ([`crate::pair`]). Afterwards the world, alone,
 //! queues the datagrams sent and handles the finished commands in
 //! `(time, slot)` order, at the window's end; measurements use each
 //! command's own finish time. Nothing iterates a `HashMap`, and the
@@ -19,15 +19,17 @@
 //! whatever the number of threads.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kadmesh::engine::{Engine, Event};
 use kadmesh::time::Time;
 use rand::{rngs::SmallRng, SeedableRng};
 
+use crate::agenda::Agenda;
 use crate::net::{Network, Traffic, MIN_ONE_WAY};
 use crate::node::{Role, SimNode, SlotSet};
+use crate::pair::{Pair, QuitOnDrop};
 use crate::params::SimParams;
 use crate::runstats::RunStats;
 use crate::window::{flush, run_machines, Shared, WindowOut};
@@ -87,7 +89,7 @@ pub struct World {
     pub net: Network,
     /// The simulator's randomness (engines have their own, seeded per node).
     pub rng: SmallRng,
-    agenda: BinaryHeap<Reverse<(Time, u32)>>,
+    agenda: Agenda,
     actions: BTreeMap<(Time, u64), Action>,
     action_seq: u64,
     /// Nodes that finished bootstrap and are up: lookup clients.
@@ -133,7 +135,7 @@ impl World {
             now: Time::ZERO,
             nodes,
             net,
-            agenda: BinaryHeap::new(),
+            agenda: Agenda::default(),
             actions: BTreeMap::new(),
             action_seq: 0,
             joined: SlotSet::default(),
@@ -162,25 +164,27 @@ impl World {
         self.schedule(self.now + d, action);
     }
 
-    /// Runs until `end`, or until nothing is left to do, on
-    /// `params.threads` threads.
+    /// Runs until `end`, or until nothing is left to do, on one thread, or
+    /// two when `params.threads` asks for more.
     pub fn run_until(&mut self, end: Time) {
-        match self.params.threads {
-            0 | 1 => self.run_loop(end, false),
-            n => match rayon::ThreadPoolBuilder::new().num_threads(n).build() {
-                Ok(pool) => pool.install(|| self.run_loop(end, true)),
-                Err(_) => self.run_loop(end, false),
-            },
+        if self.params.threads < 2 {
+            return self.run_loop(end, None);
         }
+        let pair = Pair::default();
+        std::thread::scope(|s| {
+            s.spawn(|| pair.serve());
+            let _quit = QuitOnDrop(&pair);
+            self.run_loop(end, Some(&pair));
+        });
     }
 
     // The wall clock only paces progress lines; it never reaches the simulation.
     #[allow(clippy::disallowed_methods)]
-    fn run_loop(&mut self, end: Time, parallel: bool) {
+    fn run_loop(&mut self, end: Time, pair: Option<&Pair>) {
         let wall = Instant::now();
         let mut last_print = Instant::now();
         let mut windows = 0u64;
-        while self.step(end, parallel) {
+        while self.step(end, pair) {
             windows += 1;
             if windows & 0x3ff == 0 && last_print.elapsed() >= Duration::from_secs(2) {
                 last_print = Instant::now();
@@ -214,18 +218,13 @@ impl World {
 
     /// The earliest machine event, skipping stale agenda entries.
     fn next_machine_event(&mut self) -> Option<Time> {
-        while let Some(&Reverse((t, slot))) = self.agenda.peek() {
-            if self.nodes[slot as usize].agenda == Some(t) {
-                return Some(t);
-            }
-            self.agenda.pop();
-        }
-        None
+        let nodes = &self.nodes;
+        self.agenda.next(|t, slot| nodes[slot as usize].agenda == Some(t))
     }
 
     /// Runs the actions due at the earliest time, or else one window of
     /// machine events, if due by `end`.
-    fn step(&mut self, end: Time, parallel: bool) -> bool {
+    fn step(&mut self, end: Time, pair: Option<&Pair>) -> bool {
         let ta = self.actions.first_key_value().map(|(k, _)| k.0);
         let tm = self.next_machine_event();
         let Some(t) = [ta, tm].into_iter().flatten().min() else { return false };
@@ -246,28 +245,22 @@ impl World {
         if let Some(a) = ta {
             until = until.min(a);
         }
-        self.run_window(until, parallel);
+        self.run_window(until, pair);
         true
     }
 
     /// Every machine handles its events before `until`; then the world
     /// merges what they produced, at `until`.
-    fn run_window(&mut self, until: Time, parallel: bool) {
-        let mut active = Vec::new();
-        while let Some(&Reverse((t, slot))) = self.agenda.peek() {
-            if t >= until {
-                break;
-            }
-            self.agenda.pop();
-            let node = &mut self.nodes[slot as usize];
-            if node.agenda == Some(t) {
-                node.agenda = None;
-                active.push(slot);
-            }
-        }
+    fn run_window(&mut self, until: Time, pair: Option<&Pair>) {
+        let nodes = &mut self.nodes;
+        let mut active = self.agenda.take_until(until, |t, slot| {
+            let node = &mut nodes[slot as usize];
+            // Taken once: a second entry at the same time is stale.
+            node.agenda.take_if(|a| *a == t).is_some()
+        });
         active.sort_unstable();
         let sh = Shared { net: &self.net, window_open: self.window_open };
-        let outs = run_machines(&mut self.nodes, &active, until, sh, parallel);
+        let outs = run_machines(&mut self.nodes, &active, until, sh, pair);
         self.now = until;
         let mut events = Vec::new();
         for out in outs {
@@ -301,11 +294,12 @@ impl World {
     /// Puts machine `slot` in the agenda at its next event.
     pub fn reschedule(&mut self, slot: u32) {
         let node = &mut self.nodes[slot as usize];
-        let next = node.next_event();
+        // Nothing is due before the agenda's floor; an event there runs at once.
+        let next = node.next_event().map(|t| t.max(self.agenda.floor()));
         if next != node.agenda {
             node.agenda = next;
             if let Some(t) = next {
-                self.agenda.push(Reverse((t, slot)));
+                self.agenda.push(t, slot);
             }
         }
     }
