@@ -239,6 +239,7 @@ impl World {
         node.joined = false;
         node.registered = false;
         node.timer = None;
+        node.heartbeat_at = None;
         let (inc, key) = (node.inc, node.key);
         self.reschedule(slot);
         self.joined.remove(slot);

@@ -84,6 +84,8 @@ pub struct SimNode {
     pub sent: u64,
     /// The time of this machine's entry in the world's agenda, if any.
     pub agenda: Option<Time>,
+    /// When the worker next re-announces itself (a heartbeat).
+    pub heartbeat_at: Option<Time>,
     /// State kept for the next restart.
     pub saved: Option<Saved>,
     /// Start of the current life.
@@ -118,6 +120,7 @@ impl SimNode {
             clock: Time::ZERO,
             sent: 0,
             agenda: None,
+            heartbeat_at: None,
             saved: None,
             up_since: Time::ZERO,
             uptime_ms: 0,
@@ -127,14 +130,11 @@ impl SimNode {
         }
     }
 
-    /// When this machine next has something to do: a datagram arrives or
-    /// its engine's timer is due.
+    /// When this machine next has something to do: a datagram arrives, its
+    /// engine's timer is due or it re-announces itself.
     pub fn next_event(&self) -> Option<Time> {
         let arrival = self.inbox.peek().map(|Reverse(q)| q.key.0);
-        match (arrival, self.timer) {
-            (Some(a), Some(t)) => Some(a.min(t)),
-            (a, t) => a.or(t),
-        }
+        [arrival, self.timer, self.heartbeat_at].into_iter().flatten().min()
     }
 
     /// True while running.

@@ -1,23 +1,22 @@
-//! The second thread of a two-thread run: it takes half of each window's
-//! machines.
+//! The second thread of a two-thread run: it shares each window's machines.
 //!
 //! A window is tens of microseconds of work and the next one follows at
 //! once, so the helper spins between windows instead of sleeping: waking a
 //! sleeping thread takes longer than the work it would share (a work-stealing
-//! pool, tried first, ended up running every window on one thread). And the
-//! simulation thread never waits for a helper that has not started: having
-//! finished its own half, it takes the other half back if it is still
-//! unclaimed, so a helper without a core of its own (a busy machine) costs
-//! almost nothing.
+//! pool, tried first, ended up running every window on one thread). Both
+//! threads claim the window's machines one at a time from a shared counter,
+//! so neither waits for a slow half, and the simulation thread never waits
+//! for a helper that has not started: a helper without a core of its own (a
+//! busy machine) costs almost nothing.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use kadmesh::time::Time;
 
 use crate::net::Network;
 use crate::node::SimNode;
-use crate::window::{run_slots, Shared, WindowOut};
+use crate::window::{run_machine, Shared, WindowOut};
 
 const IDLE: u8 = 0;
 const POSTED: u8 = 1;
@@ -28,37 +27,45 @@ const QUIT: u8 = 4;
 /// Spins before yielding the core while waiting.
 const SPINS: u32 = 1 << 14;
 
-/// One window's half for the helper: raw parts of borrows that the posting
-/// thread keeps alive and leaves untouched until the job is done.
+/// One window's machines: raw parts of borrows that the posting thread keeps
+/// alive until the window is over.
+#[derive(Clone, Copy)]
 struct Job {
     nodes: *mut SimNode,
     len: usize,
-    slots: *const u32,
+    active: *const u32,
     count: usize,
-    base: u32,
     until: Time,
     net: *const Network,
     window_open: bool,
+    heartbeat: std::time::Duration,
 }
 
 /// The hand-off between the simulation thread and its helper.
 pub struct Pair {
     state: AtomicU8,
+    /// The next machine of `job.active` to claim.
+    next: AtomicUsize,
     job: UnsafeCell<Option<Job>>,
     out: UnsafeCell<WindowOut>,
 }
 
-// SAFETY: `job` and `out` are only touched by the thread that `state` says
-// owns them: the poster while IDLE, after DONE and after taking a POSTED job
-// back, the helper once it moved POSTED to RUNNING. The compare-exchange on
-// POSTED decides who runs a job.
-// The Release store that hands them over and the Acquire load that takes
-// them order every access. The machines a job points to are Send.
+// SAFETY: `job` is written by the poster only while the state is IDLE and
+// read by the helper only after it moved POSTED to RUNNING; `out` is written
+// by the helper while RUNNING and read by the poster after DONE. The
+// Release/Acquire operations on `state` order those accesses. Machines are
+// handed out by `next`, each index exactly once, so no machine is touched by
+// both threads; the machines are Send.
 unsafe impl Sync for Pair {}
 
 impl Default for Pair {
     fn default() -> Self {
-        Pair { state: AtomicU8::new(IDLE), job: UnsafeCell::new(None), out: UnsafeCell::new(WindowOut::default()) }
+        Pair {
+            state: AtomicU8::new(IDLE),
+            next: AtomicUsize::new(0),
+            job: UnsafeCell::new(None),
+            out: UnsafeCell::new(WindowOut::default()),
+        }
     }
 }
 
@@ -74,74 +81,70 @@ impl Pair {
                 spins += 1;
                 std::hint::spin_loop();
             } else {
-                spins = 0;
                 std::thread::yield_now();
             }
         }
     }
 
-    /// The helper thread's loop: runs posted halves until [`Pair::quit`].
+    /// Claims and runs machines of `job` until none is left.
+    fn work(&self, job: Job, out: &mut WindowOut) {
+        // SAFETY: the poster keeps these borrows alive and untouched (other
+        // than through this function) until the window is over.
+        let (active, net) = unsafe { (std::slice::from_raw_parts(job.active, job.count), &*job.net) };
+        let sh = Shared { net, window_open: job.window_open, heartbeat: job.heartbeat };
+        loop {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(&slot) = active.get(i) else { return };
+            assert!((slot as usize) < job.len);
+            // SAFETY: index `i` is claimed once, and active slots are distinct.
+            let node = unsafe { &mut *job.nodes.add(slot as usize) };
+            run_machine(node, slot, job.until, sh, out);
+        }
+    }
+
+    /// The helper thread's loop: shares posted windows until [`Pair::quit`].
     pub fn serve(&self) {
         while self.wait_for(|s| s == POSTED || s == QUIT) == POSTED {
             if !self.claim(RUNNING) {
                 continue;
             }
-            // SAFETY: RUNNING hands `job` to this thread (see `unsafe impl Sync`).
-            let Some(job) = (unsafe { (*self.job.get()).take() }) else { continue };
-            // SAFETY: the poster split these off its own `&mut`/`&` borrows and
-            // waits for DONE before using or dropping them.
-            let (nodes, slots, net) = unsafe {
-                (
-                    std::slice::from_raw_parts_mut(job.nodes, job.len),
-                    std::slice::from_raw_parts(job.slots, job.count),
-                    &*job.net,
-                )
-            };
-            let out = run_slots(nodes, slots, job.base, job.until, Shared { net, window_open: job.window_open });
-            // SAFETY: still ours until the DONE store below.
+            // SAFETY: RUNNING gives this thread `job` and `out`.
+            let Some(job) = (unsafe { *self.job.get() }) else { continue };
+            let mut out = WindowOut::default();
+            self.work(job, &mut out);
+            // SAFETY: still RUNNING: `out` is ours until the DONE store.
             unsafe { *self.out.get() = out };
             self.state.store(DONE, Ordering::Release);
         }
     }
 
-    /// Runs machines `first` of `lo` here and `second` of `hi` (whose first
-    /// machine is slot `base`) on the helper, and returns both results.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
-        &self,
-        lo: &mut [SimNode],
-        first: &[u32],
-        hi: &mut [SimNode],
-        second: &[u32],
-        base: u32,
-        until: Time,
-        sh: Shared,
-    ) -> (WindowOut, WindowOut) {
+    /// Runs machines `active` (distinct slots) of `nodes` up to `until` on
+    /// both threads; returns what each thread produced.
+    pub fn run(&self, nodes: &mut [SimNode], active: &[u32], until: Time, sh: Shared) -> Vec<WindowOut> {
         let job = Job {
-            nodes: hi.as_mut_ptr(),
-            len: hi.len(),
-            slots: second.as_ptr(),
-            count: second.len(),
-            base,
+            nodes: nodes.as_mut_ptr(),
+            len: nodes.len(),
+            active: active.as_ptr(),
+            count: active.len(),
             until,
             net: sh.net,
             window_open: sh.window_open,
+            heartbeat: sh.heartbeat,
         };
+        self.next.store(0, Ordering::Relaxed);
         // SAFETY: IDLE: `job` is ours until the POSTED store.
         unsafe { *self.job.get() = Some(job) };
         self.state.store(POSTED, Ordering::Release);
-        let a = run_slots(lo, first, 0, until, sh);
+        let mut mine = WindowOut::default();
+        self.work(job, &mut mine);
         if self.claim(IDLE) {
-            // Unclaimed: ours again, run it here.
-            // SAFETY: IDLE again, `job` is ours.
-            unsafe { *self.job.get() = None };
-            return (a, run_slots(hi, second, base, until, sh));
+            return vec![mine]; // the helper never started: all ours
         }
         self.wait_for(|s| s == DONE);
-        // SAFETY: DONE hands `out` back to this thread.
-        let b = unsafe { std::mem::take(&mut *self.out.get()) };
+        // SAFETY: DONE gives `out` back to this thread.
+        let theirs = unsafe { std::mem::take(&mut *self.out.get()) };
         self.state.store(IDLE, Ordering::Release);
-        (a, b)
+        vec![mine, theirs]
     }
 
     /// Moves a posted job to `to`; false if the other thread got it first.

@@ -13,6 +13,7 @@ use std::time::Duration;
 use kadmesh::engine::Event;
 use kadmesh::time::Time;
 
+use crate::announce::worker_value;
 use crate::net::{addr_of, Delivery, Network, Outgoing, Queued, Traffic, HEADER_BYTES};
 use crate::node::SimNode;
 use crate::pair::Pair;
@@ -30,6 +31,8 @@ pub struct WindowOut {
     pub steps: u64,
     /// Timers still due right after firing (a core defect if ever seen).
     pub timer_spins: u64,
+    /// Announcements started: machine and query id.
+    pub puts: Vec<(u32, u64)>,
 }
 
 /// What every machine may read during a window.
@@ -39,6 +42,8 @@ pub struct Shared<'a> {
     pub net: &'a Network,
     /// Whether traffic counts towards the measured window.
     pub window_open: bool,
+    /// How often workers re-announce themselves.
+    pub heartbeat: Duration,
 }
 
 /// Handles machine `slot`'s events due before `until`.
@@ -50,8 +55,10 @@ pub fn run_machine(node: &mut SimNode, slot: u32, until: Time, sh: Shared, out: 
             if let Some(Reverse(q)) = node.inbox.pop() {
                 deliver(node, slot, q.d, sh, out);
             }
-        } else {
+        } else if node.timer == Some(t) {
             fire_timer(node, slot, sh, out);
+        } else {
+            heartbeat(node, slot, sh, out);
         }
     }
 }
@@ -69,6 +76,18 @@ fn deliver(node: &mut SimNode, slot: u32, d: Delivery, sh: Shared, out: &mut Win
     engine.handle_datagram(node.clock, addr_of(d.from_addr), &d.payload);
     // A request is answered at once: the only reply in the queue now is its reply.
     flush(node, slot, d.request.then_some(d.kind), sh, out);
+}
+
+/// A worker puts its announcement with a fresh `last_seen`, and again
+/// after `sh.heartbeat`.
+fn heartbeat(node: &mut SimNode, slot: u32, sh: Shared, out: &mut WindowOut) {
+    let now = node.clock;
+    node.heartbeat_at = Some(now + sh.heartbeat);
+    let value = worker_value(&node.name, slot, now);
+    let Some(engine) = node.engine.as_mut().filter(|_| node.joined) else { return };
+    let q = engine.put(now, node.key, value);
+    out.puts.push((slot, q.0));
+    flush(node, slot, None, sh, out);
 }
 
 fn fire_timer(node: &mut SimNode, slot: u32, sh: Shared, out: &mut WindowOut) {
@@ -109,18 +128,9 @@ pub fn flush(node: &mut SimNode, slot: u32, reply_kind: Option<u8>, sh: Shared, 
     node.timer = engine.poll_timeout().map(|t| t.max(now));
 }
 
-/// Runs machines `slots` (sorted) of `nodes`, whose first is slot `base`.
-pub fn run_slots(nodes: &mut [SimNode], slots: &[u32], base: u32, until: Time, sh: Shared) -> WindowOut {
-    let mut out = WindowOut::default();
-    for &s in slots {
-        run_machine(&mut nodes[(s - base) as usize], s, until, sh, &mut out);
-    }
-    out
-}
-
-/// Runs the machines in `active` (sorted slots) up to `until`, half of them
-/// on the `pair`'s helper thread when there is one and enough to share, and
-/// returns what they produced.
+/// Runs the machines in `active` (distinct slots) up to `until`, shared
+/// with the `pair`'s helper thread when there is one and enough to share,
+/// and returns what they produced.
 pub fn run_machines(
     nodes: &mut [SimNode],
     active: &[u32],
@@ -131,13 +141,13 @@ pub fn run_machines(
     // Below this many machines a hand-off to the other thread costs more than it saves.
     const SHARE_FROM: usize = 4;
     match pair {
-        Some(pair) if active.len() >= SHARE_FROM => {
-            let (first, second) = active.split_at(active.len() / 2);
-            let pivot = second[0];
-            let (lo, hi) = nodes.split_at_mut(pivot as usize);
-            let (a, b) = pair.run(lo, first, hi, second, pivot, until, sh);
-            vec![a, b]
+        Some(pair) if active.len() >= SHARE_FROM => pair.run(nodes, active, until, sh),
+        _ => {
+            let mut out = WindowOut::default();
+            for &s in active {
+                run_machine(&mut nodes[s as usize], s, until, sh, &mut out);
+            }
+            vec![out]
         }
-        _ => vec![run_slots(nodes, active, 0, until, sh)],
     }
 }

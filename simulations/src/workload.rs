@@ -78,7 +78,9 @@ impl World {
         if probe {
             self.start_probe(false, slot, inc, key, self.now);
         }
-        self.schedule_in(self.params.heartbeat, Action::Heartbeat { slot, inc });
+        // Later announcements are the machine's own events (see `window`).
+        self.nodes[slot as usize].heartbeat_at = Some(self.now + self.params.heartbeat);
+        self.reschedule(slot);
     }
 
     fn announce(&mut self, slot: u32) {
@@ -90,15 +92,6 @@ impl World {
         let q = engine.put(now, key, value);
         self.pending.insert((slot, q.0), Pending::Put);
         self.after_touch(slot, None);
-    }
-
-    pub(crate) fn heartbeat(&mut self, slot: u32, inc: u32) {
-        let node = &self.nodes[slot as usize];
-        if node.inc != inc || !node.joined {
-            return;
-        }
-        self.announce(slot);
-        self.schedule_in(self.params.heartbeat, Action::Heartbeat { slot, inc });
     }
 
     /// Issues one measured lookup and schedules the next (Poisson arrivals).

@@ -46,8 +46,6 @@ pub enum Action {
     Restart { slot: u32 },
     /// Bootstrap again through the edge router after a failure.
     Rejoin { slot: u32, inc: u32 },
-    /// A worker re-announces itself.
-    Heartbeat { slot: u32, inc: u32 },
     /// The next measured lookup.
     Lookup,
     /// The next attempt of probe `id`.
@@ -259,7 +257,7 @@ impl World {
             node.agenda.take_if(|a| *a == t).is_some()
         });
         active.sort_unstable();
-        let sh = Shared { net: &self.net, window_open: self.window_open };
+        let sh = Shared { net: &self.net, window_open: self.window_open, heartbeat: self.params.heartbeat };
         let outs = run_machines(&mut self.nodes, &active, until, sh, pair);
         self.now = until;
         let mut events = Vec::new();
@@ -278,9 +276,12 @@ impl World {
         self.event_time = self.now;
     }
 
-    /// Queues the datagrams of `out` and counts its traffic; returns its
-    /// finished commands.
+    /// Queues the datagrams of `out`, counts its traffic and notes the
+    /// announcements it started; returns its finished commands.
     fn merge(&mut self, out: WindowOut) -> Vec<(Time, u32, Event)> {
+        for (slot, q) in out.puts {
+            self.pending.insert((slot, q), crate::workload::Pending::Put);
+        }
         self.steps += out.steps;
         self.stats.timer_spins += out.timer_spins;
         self.traffic.add(&out.traffic);
@@ -311,7 +312,8 @@ impl World {
         let node = &mut self.nodes[slot as usize];
         node.clock = node.clock.max(self.now);
         let mut out = WindowOut::default();
-        flush(node, slot, reply_kind, Shared { net: &self.net, window_open: self.window_open }, &mut out);
+        let sh = Shared { net: &self.net, window_open: self.window_open, heartbeat: self.params.heartbeat };
+        flush(node, slot, reply_kind, sh, &mut out);
         for (_, slot, ev) in self.merge(out) {
             self.on_event(slot, ev);
         }
@@ -333,7 +335,6 @@ impl World {
             }
             Action::Restart { slot } => self.restart(slot),
             Action::Rejoin { slot, inc } => self.rejoin(slot, inc),
-            Action::Heartbeat { slot, inc } => self.heartbeat(slot, inc),
             Action::Lookup => self.lookup_tick(),
             Action::Probe { id } => self.probe_attempt(id),
             Action::Sample => self.sample(),
