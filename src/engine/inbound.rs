@@ -30,11 +30,11 @@ impl Engine {
                 let ttl = self.config.record_ttl;
                 Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
             }
-            Call::FindNode { key, .. } => Some(self.neighbours_value(&key, from)),
-            Call::FindValue { key, .. } => Some(match self.servable(&key, now) {
-                Some(r) => wire::found_value(&r.value),
-                None => self.neighbours_value(&key, from),
-            }),
+            Call::FindNode { key, .. } => self.send_neighbours(from, id, &key),
+            Call::FindValue { key, .. } => match self.servable(&key, now) {
+                Some(r) => Some(wire::found_value(&r.value)),
+                None => self.send_neighbours(from, id, &key),
+            },
             Call::Stun => Some(wire::stun_value(from)),
             Call::Other { name, args } => self.on_extension(now, from, &name, args),
         };
@@ -58,9 +58,15 @@ impl Engine {
         (fresh || ours || close()).then_some(r)
     }
 
-    fn neighbours_value(&self, key: &crate::id::Key, requester: SocketAddr) -> Value {
+    /// Answers with the contacts closest to `key`, encoded without a
+    /// `Value` (the commonest reply); returns no body for the caller to send.
+    fn send_neighbours(&mut self, requester: SocketAddr, id: MessageId, key: &crate::id::Key) -> Option<Value> {
         let near = self.routing.closest_answering(key, self.config.k, |c| crate::rpc::same_endpoint(c.addr, requester));
-        wire::contacts_value(&near)
+        match wire::encode_nodes_response(id, &near) {
+            Ok(p) => self.transmits.push_back(super::Transmit { to: requester, payload: p.into() }),
+            Err(e) => tracing::debug!(to = %requester, error = %e, "response not sent"),
+        }
+        None
     }
 
     fn accept_store(

@@ -65,16 +65,10 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
             out.push(0xcb);
             out.extend_from_slice(&f.to_be_bytes());
         }
-        Value::Str(s) => {
-            encode_len(s.len(), Some(0xa0), 32, [0xd9, 0xda, 0xdb], out);
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Bin(b) => {
-            encode_len(b.len(), None, 0, [0xc4, 0xc5, 0xc6], out);
-            out.extend_from_slice(b);
-        }
+        Value::Str(s) => encode_str(s.as_bytes(), out),
+        Value::Bin(b) => encode_bin(b, out),
         Value::Array(items) => {
-            encode_len(items.len(), Some(0x90), 16, [0, 0xdc, 0xdd], out);
+            encode_array_len(items.len(), out);
             items.iter().for_each(|item| encode_value(item, out));
         }
         Value::Map(entries) => {
@@ -87,8 +81,26 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// A str of these UTF-8 bytes, as `Value::Str` encodes (for writers that
+/// produce text into a buffer without a `String`).
+pub(super) fn encode_str(utf8: &[u8], out: &mut Vec<u8>) {
+    encode_len(utf8.len(), Some(0xa0), 32, [0xd9, 0xda, 0xdb], out);
+    out.extend_from_slice(utf8);
+}
+
+/// A bin, as `Value::Bin` encodes.
+pub(super) fn encode_bin(b: &[u8], out: &mut Vec<u8>) {
+    encode_len(b.len(), None, 0, [0xc4, 0xc5, 0xc6], out);
+    out.extend_from_slice(b);
+}
+
+/// The header of an array of `len` elements; the elements follow.
+pub(super) fn encode_array_len(len: usize, out: &mut Vec<u8>) {
+    encode_len(len, Some(0x90), 16, [0, 0xdc, 0xdd], out);
+}
+
 /// Smallest positive form, as umsgpack's `_pack_integer` for `obj >= 0`.
-fn encode_unsigned(u: u64, out: &mut Vec<u8>) {
+pub(super) fn encode_unsigned(u: u64, out: &mut Vec<u8>) {
     if u < 128 {
         out.push(u as u8);
     } else if let Ok(b) = u8::try_from(u) {
