@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::id::{Key, NodeId};
 use crate::time::Time;
-use crate::wire::{encode_value, Value};
+use crate::wire::{encoded_len, Value};
 
 /// Largest encoded value a plain `store` request can carry: rpcudp refuses
 /// request bodies over 8192 bytes and `["store", [sender, key, value]]`
@@ -100,9 +100,7 @@ impl RecordStore {
         now: Time,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let mut buf = Vec::new();
-        encode_value(&value, &mut buf);
-        let size = buf.len();
+        let size = encoded_len(&value);
         if size > self.limits.max_value_bytes {
             return Err(StoreError::TooLarge { size, max: self.limits.max_value_bytes });
         }

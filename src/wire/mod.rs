@@ -16,5 +16,5 @@ mod reply;
 mod value;
 
 pub use message::*;
-pub use msgpack::{decode_value, encode_value, DecodeError, Value, MAX_DEPTH};
+pub use msgpack::{decode_value, encode_value, encoded_len, DecodeError, Value, MAX_DEPTH};
 pub use reply::*;

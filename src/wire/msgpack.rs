@@ -81,6 +81,50 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// The number of bytes [`encode_value`] writes for `v`, without writing
+/// them: sizing a record need not allocate its encoding.
+pub fn encoded_len(v: &Value) -> usize {
+    match v {
+        Value::Nil | Value::Bool(_) => 1,
+        Value::Int(i) if *i < 0 => int_len(i.unsigned_abs() - 1, 32, 0x80),
+        Value::Int(i) => int_len(i.unsigned_abs(), 128, 0x100),
+        Value::UInt(u) => int_len(*u, 128, 0x100),
+        Value::F32(_) => 5,
+        Value::F64(_) => 9,
+        Value::Str(s) => len_header(s.len(), 32, true) + s.len(),
+        Value::Bin(b) => len_header(b.len(), 0, true) + b.len(),
+        Value::Array(items) => len_header(items.len(), 16, false) + items.iter().map(encoded_len).sum::<usize>(),
+        Value::Map(entries) => {
+            len_header(entries.len(), 16, false)
+                + entries.iter().map(|(k, v)| encoded_len(k) + encoded_len(v)).sum::<usize>()
+        }
+    }
+}
+
+/// Size of an integer whose magnitude (for negatives, `-i - 1`) is `m`:
+/// one byte below `fix`, else a marker and the smallest width whose range
+/// (`byte` values for 8 bits, signed or not) holds it.
+fn int_len(m: u64, fix: u64, byte: u64) -> usize {
+    match m {
+        _ if m < fix => 1,
+        _ if m < byte => 2,
+        _ if m < byte << 8 => 3,
+        _ if m < byte << 24 => 5,
+        _ => 9,
+    }
+}
+
+/// Size of the header [`encode_len`] writes: `fix_max` 0 means no fix form,
+/// `has8` whether an 8-bit length form exists.
+fn len_header(len: usize, fix_max: usize, has8: bool) -> usize {
+    match len {
+        _ if len < fix_max => 1,
+        _ if has8 && len < 0x100 => 2,
+        _ if len < 0x1_0000 => 3,
+        _ => 5,
+    }
+}
+
 /// A str of these UTF-8 bytes, as `Value::Str` encodes (for writers that
 /// produce text into a buffer without a `String`).
 pub(super) fn encode_str(utf8: &[u8], out: &mut Vec<u8>) {
