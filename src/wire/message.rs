@@ -27,7 +27,7 @@ pub const MIN_DATAGRAM: usize = HEADER_LEN + 1;
 /// Type byte of a request.
 const TYPE_REQUEST: u8 = 0x00;
 /// Type byte of a response.
-const TYPE_RESPONSE: u8 = 0x01;
+pub(super) const TYPE_RESPONSE: u8 = 0x01;
 
 /// The 20-byte id that pairs a response with its request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -6,10 +6,11 @@
 //! Python sends and return [`WireError::BadReply`] for any other shape. In a
 //! contact list, unusable entries are dropped rather than failing the reply,
 //! as one bad peer should not hide the good ones.
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 
-use super::message::{encode_response_with, id_arg, MessageId, WireError};
-use super::msgpack::{encode_array_len, encode_bin, encode_str, encode_unsigned, Value};
+use super::message::{id_arg, WireError};
+use super::msgpack::Value;
+use super::nodes::ipv4_text;
 use crate::contact::Contact;
 use crate::id::NodeId;
 
@@ -39,54 +40,11 @@ pub fn contacts_value(contacts: &[Contact]) -> Value {
     )
 }
 
-/// The find_node response datagram for `contacts`: the bytes of
-/// `Datagram::response(id, contacts_value(contacts)).encode()`, written
-/// straight from the contacts. Every find_node and find_value miss answers
-/// with up to k of them, and building the `Value` tree (three allocations
-/// and an IP string per contact) was a large share of a big simulation.
-pub fn encode_nodes_response(id: MessageId, contacts: &[Contact]) -> Result<Vec<u8>, WireError> {
-    // 42 bytes: array and bin headers, id, a 15-char IPv4 str, a uint16 port.
-    encode_response_with(id, 3 + 42 * contacts.len(), |out| {
-        encode_array_len(contacts.len(), out);
-        for c in contacts {
-            encode_array_len(3, out);
-            encode_bin(&c.id.0, out);
-            match c.addr.ip() {
-                IpAddr::V4(v4) => encode_str(ipv4_text(v4, &mut [0; 15]), out),
-                ip => encode_str(ip.to_string().as_bytes(), out),
-            }
-            encode_unsigned(u64::from(c.addr.port()), out);
-        }
-    })
-}
-
 /// An address as text, IPv4 without going through `fmt`: `to_string` was a
 /// visible share of a large simulation's time.
 pub(crate) fn ip_text(ip: IpAddr) -> String {
     let IpAddr::V4(v4) = ip else { return ip.to_string() };
     ipv4_text(v4, &mut [0; 15]).iter().map(|&b| char::from(b)).collect()
-}
-
-/// Dotted-decimal text of `ip` in `buf` (15 bytes always suffice).
-fn ipv4_text(ip: Ipv4Addr, buf: &mut [u8; 15]) -> &[u8] {
-    let mut n = 0;
-    let mut put = |b: u8| {
-        buf[n] = b;
-        n += 1;
-    };
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            put(b'.');
-        }
-        if octet >= 100 {
-            put(b'0' + octet / 100);
-        }
-        if octet >= 10 {
-            put(b'0' + octet / 10 % 10);
-        }
-        put(b'0' + octet % 10);
-    }
-    &buf[..n]
 }
 
 /// The `find_value` hit: `{"value": value}`.

@@ -109,25 +109,3 @@ fn ip_text_matches_std_formatting() {
     let v6: IpAddr = "2001:db8::1".parse().unwrap();
     assert_eq!(ip_text(v6), "2001:db8::1");
 }
-
-fn any_contact() -> impl proptest::strategy::Strategy<Value = Contact> {
-    use proptest::prelude::*;
-    let ip = prop_oneof![
-        any::<[u8; 4]>().prop_map(IpAddr::from),
-        any::<[u8; 16]>().prop_map(IpAddr::from),
-        any::<[u8; 4]>().prop_map(|b| IpAddr::V6(std::net::Ipv4Addr::from(b).to_ipv6_mapped())),
-    ];
-    (any::<[u8; 20]>(), ip, any::<u16>()).prop_map(|(id, ip, port)| Contact::new(NodeId(id), SocketAddr::new(ip, port)))
-}
-
-proptest::proptest! {
-    #[test]
-    fn nodes_response_bytes_equal_the_value_encoding(
-        contacts in proptest::collection::vec(any_contact(), 0..40),
-        mid in proptest::prelude::any::<[u8; 20]>(),
-    ) {
-        let id = MessageId(mid);
-        let want = crate::wire::Datagram::response(id, contacts_value(&contacts)).encode();
-        proptest::prop_assert_eq!(encode_nodes_response(id, &contacts), want);
-    }
-}
