@@ -144,6 +144,11 @@ impl<C> InFlight<C> {
         self.earliest
     }
 
+    /// The outstanding request with `id`.
+    pub fn get(&self, id: &MessageId) -> Option<&Pending<C>> {
+        self.pending.get(id)
+    }
+
     /// Whether `id` is outstanding.
     pub fn contains(&self, id: &MessageId) -> bool {
         self.pending.contains_key(id)
