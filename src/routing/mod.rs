@@ -299,6 +299,9 @@ impl RoutingTable {
     /// Is `id` among the `n` closest to `target` that we know, counting ourselves? True if fewer
     /// than `n` known nodes (live contacts plus the local node, other than `id`) are strictly
     /// closer to `target` than `id`. Always false for `n == 0`.
+    ///
+    /// Walks the buckets nearest `target` first (see `bucket_groups`) and stops after the first
+    /// group holding a contact at least as far as `id`: every later contact is farther still.
     pub fn would_be_among_closest(&self, id: &NodeId, target: &NodeId, n: usize) -> bool {
         let dist = target.distance(id);
         let me_closer = self.local != *id && target.distance(&self.local) < dist;
@@ -306,12 +309,21 @@ impl RoutingTable {
         if closer >= n {
             return false;
         }
-        for c in self.contacts() {
-            if c.id != *id && target.distance(&c.id) < dist {
-                closer += 1;
-                if closer >= n {
-                    return false;
+        for range in self.bucket_groups(target) {
+            let mut reached_dist = false;
+            for c in self.buckets.get(range).unwrap_or_default().iter().flat_map(KBucket::contacts) {
+                let d = target.distance(&c.id);
+                if d >= dist {
+                    reached_dist = true;
+                } else if c.id != *id {
+                    closer += 1;
+                    if closer >= n {
+                        return false;
+                    }
                 }
+            }
+            if reached_dist {
+                break;
             }
         }
         true
