@@ -260,7 +260,8 @@ impl RoutingTable {
 
     fn closest_where(&self, target: &NodeId, n: usize, keep: impl Fn(&bucket::Entry) -> bool) -> Vec<Contact> {
         let mut out: Vec<Contact> = Vec::new();
-        let mut group: Vec<(Distance, Contact)> = Vec::new();
+        // References, not copies: selecting and sorting move half the bytes.
+        let mut group: Vec<(Distance, &Contact)> = Vec::new();
         for range in self.bucket_groups(target) {
             let need = n.saturating_sub(out.len());
             if need == 0 {
@@ -270,14 +271,14 @@ impl RoutingTable {
             let buckets = self.buckets.get(range).unwrap_or_default();
             let contacts = buckets.iter().flat_map(|b| b.entries());
             for entry in contacts.filter(|e| keep(e)) {
-                group.push((target.distance(&entry.contact.id), entry.contact));
+                group.push((target.distance(&entry.contact.id), &entry.contact));
             }
             if group.len() > need {
                 group.select_nth_unstable_by_key(need, |&(d, _)| d);
                 group.truncate(need);
             }
             group.sort_unstable_by_key(|&(d, _)| d);
-            out.extend(group.iter().map(|&(_, c)| c));
+            out.extend(group.iter().map(|&(_, c)| *c));
         }
         out
     }
