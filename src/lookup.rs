@@ -91,7 +91,13 @@ pub struct Lookup {
     alpha: usize,
     stall_after: Duration,
     candidates: BTreeMap<Distance, Candidate>,
-    value: Option<(Value, NodeId, u32)>,
+    /// The candidates in `State::Waiting`, closest first, with when each was
+    /// sent: at most `alpha`, so stall checks and the in-flight count need
+    /// not walk every candidate (they ran after every datagram).
+    waiting: Vec<(Distance, Time)>,
+    /// The value, who sent it and its hop. Boxed: set at most once, and
+    /// every operation in the engine's table is as large as a `Lookup`.
+    value: Option<Box<(Value, NodeId, u32)>>,
     queried: usize,
     failed: usize,
     newly_stalled: Vec<NodeId>,
@@ -108,6 +114,7 @@ impl Lookup {
             alpha: alpha.max(1),
             stall_after,
             candidates: BTreeMap::new(),
+            waiting: Vec::new(),
             value: None,
             queried: 0,
             failed: 0,
@@ -143,11 +150,29 @@ impl Lookup {
 
     fn mark_stalled(&mut self, now: Time) {
         let stall_after = self.stall_after;
-        for c in self.candidates.values_mut() {
-            if matches!(c.state, State::Waiting { since } if now >= since + stall_after) {
-                c.state = State::Stalled;
-                self.newly_stalled.push(c.contact.id);
+        let (candidates, stalled) = (&mut self.candidates, &mut self.newly_stalled);
+        self.waiting.retain(|&(d, since)| {
+            if now < since + stall_after {
+                return true;
             }
+            if let Some(c) = candidates.get_mut(&d) {
+                c.state = State::Stalled;
+                stalled.push(c.contact.id);
+            }
+            false
+        });
+    }
+
+    /// Sets the state of the candidate at `d`, keeping `waiting` in step.
+    fn set_state(&mut self, d: &Distance, state: State) {
+        let Some(c) = self.candidates.get_mut(d) else { return };
+        if let State::Waiting { .. } = c.state {
+            self.waiting.retain(|(w, _)| w != d);
+        }
+        c.state = state;
+        if let State::Waiting { since } = state {
+            let at = self.waiting.partition_point(|(w, _)| w < d);
+            self.waiting.insert(at, (*d, since));
         }
     }
 
@@ -157,7 +182,7 @@ impl Lookup {
             return Next::Done;
         }
         self.mark_stalled(now);
-        let in_flight = self.candidates.values().filter(|c| matches!(c.state, State::Waiting { .. })).count();
+        let in_flight = self.waiting.len();
         let mut live_seen = 0;
         let mut pending = false;
         let mut pick = None;
@@ -182,14 +207,10 @@ impl Lookup {
     }
 
     fn mark_waiting(&mut self, d: &Distance, now: Time) -> Next {
-        match self.candidates.get_mut(d) {
-            Some(c) => {
-                c.state = State::Waiting { since: now };
-                self.queried += 1;
-                Next::Query(c.contact)
-            }
-            None => Next::Wait,
-        }
+        let Some(contact) = self.candidates.get(d).map(|c| c.contact) else { return Next::Wait };
+        self.set_state(d, State::Waiting { since: now });
+        self.queried += 1;
+        Next::Query(contact)
     }
 
     /// Contacts this lookup stopped waiting on since the last call.
@@ -199,50 +220,39 @@ impl Lookup {
 
     /// When the earliest in-flight query will stall, so the engine can wake up.
     pub fn next_stall(&self) -> Option<Time> {
-        self.candidates
-            .values()
-            .filter_map(|c| match c.state {
-                State::Waiting { since } => Some(since + self.stall_after),
-                _ => None,
-            })
-            .min()
+        self.waiting.iter().map(|&(_, since)| since + self.stall_after).min()
     }
 
-    fn candidate_mut(&mut self, from: &NodeId) -> Option<&mut Candidate> {
-        self.candidates.get_mut(&from.distance(&self.target))
+    /// `from`'s candidate, marked answered; its hop.
+    fn succeeded(&mut self, from: &NodeId) -> Option<u32> {
+        let d = from.distance(&self.target);
+        let hop = self.candidates.get(&d)?.hop;
+        self.set_state(&d, State::Succeeded);
+        Some(hop)
     }
 
     /// `from` answered with contacts closer to the target.
     pub fn on_nodes(&mut self, from: &NodeId, contacts: Vec<Contact>) {
-        let Some(c) = self.candidate_mut(from) else { return };
-        c.state = State::Succeeded;
-        let hop = c.hop + 1;
+        let Some(hop) = self.succeeded(from) else { return };
         for contact in contacts {
-            self.add(contact, hop);
+            self.add(contact, hop + 1);
         }
     }
 
     /// `from` answered with the value.
     pub fn on_value(&mut self, from: &NodeId, value: Value) {
-        let hop = match self.candidate_mut(from) {
-            Some(c) => {
-                c.state = State::Succeeded;
-                c.hop
-            }
-            None => return,
-        };
+        let Some(hop) = self.succeeded(from) else { return };
         if self.kind == LookupKind::FindValue && self.value.is_none() {
-            self.value = Some((value, *from, hop));
+            self.value = Some(Box::new((value, *from, hop)));
         }
     }
 
     /// The query to `from` timed out or its reply was unusable.
     pub fn on_failure(&mut self, from: &NodeId) {
-        if let Some(c) = self.candidate_mut(from) {
-            if c.state != State::Failed {
-                c.state = State::Failed;
-                self.failed += 1;
-            }
+        let d = from.distance(&self.target);
+        if self.candidates.get(&d).is_some_and(|c| c.state != State::Failed) {
+            self.set_state(&d, State::Failed);
+            self.failed += 1;
         }
     }
 
@@ -257,15 +267,15 @@ impl Lookup {
     pub fn finish(&self) -> LookupResult {
         let answered = self.candidates.values().filter(|c| c.state == State::Succeeded);
         let closest: Vec<&Candidate> = answered.take(self.k).collect();
-        let value_from = self.value.as_ref().map(|(_, f, _)| *f);
+        let value_from = self.value.as_ref().map(|found| found.1);
         let store_at = closest.iter().find(|c| Some(c.contact.id) != value_from).map(|c| c.contact);
-        let hops = match &self.value {
+        let hops = match self.value.as_deref() {
             Some((_, _, hop)) => *hop,
             None => closest.iter().map(|c| c.hop).max().unwrap_or(0),
         };
         LookupResult {
             closest: closest.iter().map(|c| c.contact).collect(),
-            value: self.value.as_ref().map(|(v, _, _)| v.clone()),
+            value: self.value.as_ref().map(|found| found.0.clone()),
             value_from,
             store_at: if self.value.is_some() { store_at } else { None },
             queried: self.queried,

@@ -86,11 +86,14 @@ pub enum MatchError {
 pub struct InFlight<C> {
     pending: HashMap<MessageId, Pending<C>>,
     deadlines: BTreeSet<(Time, MessageId)>,
+    /// `deadlines`' first time, kept beside it: the engine asks after every
+    /// datagram, and walking down the tree cost cache misses each time.
+    earliest: Option<Time>,
 }
 
 impl<C> Default for InFlight<C> {
     fn default() -> Self {
-        InFlight { pending: HashMap::default(), deadlines: BTreeSet::new() }
+        InFlight { pending: HashMap::default(), deadlines: BTreeSet::new(), earliest: None }
     }
 }
 
@@ -102,6 +105,7 @@ impl<C> InFlight<C> {
             self.deadlines.remove(&(old.deadline, id));
         }
         self.deadlines.insert((deadline, id));
+        self.earliest = self.deadlines.first().map(|(t, _)| *t);
     }
 
     /// Takes the request a reply with `id` from `from` answers.
@@ -112,6 +116,9 @@ impl<C> InFlight<C> {
         }
         let p = self.pending.remove(id).ok_or(MatchError::Unknown)?;
         self.deadlines.remove(&(p.deadline, *id));
+        if self.earliest == Some(p.deadline) {
+            self.earliest = self.deadlines.first().map(|(t, _)| *t);
+        }
         Ok(p)
     }
 
@@ -127,12 +134,19 @@ impl<C> InFlight<C> {
                 out.push((id, p));
             }
         }
+        self.earliest = self.deadlines.first().map(|(t, _)| *t);
         out
     }
 
     /// The earliest deadline, if any request is outstanding.
     pub fn next_deadline(&self) -> Option<Time> {
-        self.deadlines.first().map(|(t, _)| *t)
+        debug_assert_eq!(self.earliest, self.deadlines.first().map(|(t, _)| *t));
+        self.earliest
+    }
+
+    /// The outstanding request with `id`.
+    pub fn get(&self, id: &MessageId) -> Option<&Pending<C>> {
+        self.pending.get(id)
     }
 
     /// Whether `id` is outstanding.

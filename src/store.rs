@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::id::{Key, NodeId};
 use crate::time::Time;
-use crate::wire::{encode_value, Value};
+use crate::wire::{encoded_len, Value};
 
 /// Largest encoded value a plain `store` request can carry: rpcudp refuses
 /// request bodies over 8192 bytes and `["store", [sender, key, value]]`
@@ -82,6 +82,9 @@ pub struct RecordStore {
     limits: StoreLimits,
     records: HashMap<Key, Record>,
     by_expiry: BTreeSet<(Time, Key)>,
+    /// `by_expiry`'s first time, kept beside it: the engine asks after every
+    /// datagram, and walking down the tree cost cache misses each time.
+    earliest: Option<Time>,
     bytes: usize,
 }
 
@@ -100,9 +103,7 @@ impl RecordStore {
         now: Time,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let mut buf = Vec::new();
-        encode_value(&value, &mut buf);
-        let size = buf.len();
+        let size = encoded_len(&value);
         if size > self.limits.max_value_bytes {
             return Err(StoreError::TooLarge { size, max: self.limits.max_value_bytes });
         }
@@ -134,6 +135,7 @@ impl RecordStore {
     fn insert(&mut self, r: Record) {
         self.bytes += r.size;
         self.by_expiry.insert((r.expires_at, r.key));
+        self.earliest = Some(self.earliest.map_or(r.expires_at, |t| t.min(r.expires_at)));
         self.records.insert(r.key, r);
     }
 
@@ -155,6 +157,9 @@ impl RecordStore {
         let r = self.records.remove(key)?;
         self.bytes -= r.size;
         self.by_expiry.remove(&(r.expires_at, r.key));
+        if self.earliest == Some(r.expires_at) {
+            self.earliest = self.by_expiry.first().map(|(t, _)| *t);
+        }
         Some(r)
     }
 
@@ -173,7 +178,8 @@ impl RecordStore {
 
     /// When the next record expires.
     pub fn next_expiry(&self) -> Option<Time> {
-        self.by_expiry.first().map(|(t, _)| *t)
+        debug_assert_eq!(self.earliest, self.by_expiry.first().map(|(t, _)| *t));
+        self.earliest
     }
 
     /// All records, live or not yet culled.

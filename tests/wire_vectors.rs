@@ -128,6 +128,22 @@ fn every_python_vector_decodes_and_reencodes_exactly() {
     }
 }
 
+/// The find_node fast path reads every Python contact list it takes exactly
+/// as the general path does, and takes the IPv4 ones.
+#[test]
+fn fast_nodes_path_agrees_on_python_vectors() {
+    let mut taken = 0;
+    for v in load() {
+        let Some((id, contacts)) = wire::decode_nodes_response(&v.bytes) else { continue };
+        let Ok(Datagram::Response { id: general_id, body }) = wire::decode(&v.bytes) else {
+            panic!("{}: fast path took what decode refuses", v.name)
+        };
+        assert_eq!((id, Ok(contacts)), (general_id, wire::parse_find_node_reply(&body)), "{}", v.name);
+        taken += 1;
+    }
+    assert!(taken >= 2, "fast path took only {taken} vectors");
+}
+
 #[test]
 fn vectors_cover_every_rpc_and_value_kind() {
     let vectors = load();

@@ -4,9 +4,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::{rpc_kind, Ctx, Engine, PeerKind};
+use super::ops::Op;
+use super::{rpc_kind, Ctx, Engine, PeerKind, QueryId};
 use crate::contact::Contact;
+use crate::id::NodeId;
 use crate::routing::InsertOutcome;
+use crate::rpc::{Pending, RpcKind};
 use crate::time::Time;
 use crate::wire::{self, Call, MessageId, Value};
 
@@ -30,11 +33,11 @@ impl Engine {
                 let ttl = self.config.record_ttl;
                 Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
             }
-            Call::FindNode { key, .. } => Some(self.neighbours_value(&key, from)),
-            Call::FindValue { key, .. } => Some(match self.servable(&key, now) {
-                Some(r) => wire::found_value(&r.value),
-                None => self.neighbours_value(&key, from),
-            }),
+            Call::FindNode { key, .. } => self.send_neighbours(from, id, &key),
+            Call::FindValue { key, .. } => match self.servable(&key, now) {
+                Some(r) => Some(wire::found_value(&r.value)),
+                None => self.send_neighbours(from, id, &key),
+            },
             Call::Stun => Some(wire::stun_value(from)),
             Call::Other { name, args } => self.on_extension(now, from, &name, args),
         };
@@ -58,9 +61,15 @@ impl Engine {
         (fresh || ours || close()).then_some(r)
     }
 
-    fn neighbours_value(&self, key: &crate::id::Key, requester: SocketAddr) -> Value {
+    /// Answers with the contacts closest to `key`, encoded without a
+    /// `Value` (the commonest reply); returns no body for the caller to send.
+    fn send_neighbours(&mut self, requester: SocketAddr, id: MessageId, key: &crate::id::Key) -> Option<Value> {
         let near = self.routing.closest_answering(key, self.config.k, |c| crate::rpc::same_endpoint(c.addr, requester));
-        wire::contacts_value(&near)
+        match wire::encode_nodes_response(id, &near) {
+            Ok(p) => self.transmits.push_back(super::Transmit { to: requester, payload: p.into() }),
+            Err(e) => tracing::debug!(to = %requester, error = %e, "response not sent"),
+        }
+        None
     }
 
     fn accept_store(
@@ -124,16 +133,7 @@ impl Engine {
     }
 
     pub(super) fn on_response(&mut self, now: Time, from: SocketAddr, id: MessageId, body: Value) {
-        let pending = match self.in_flight.take_reply(&id, from) {
-            Ok(p) => p,
-            Err(e) => {
-                self.stats.unmatched_replies += 1;
-                tracing::debug!(%from, error = %e, "dropping reply");
-                return;
-            }
-        };
-        let rtt = now.saturating_since(pending.sent_at);
-        self.rtt.observe(rtt);
+        let Some((pending, rtt)) = self.take_reply(now, from, &id) else { return };
         match pending.context {
             Ctx::Op { op, peer } => self.on_op_reply(now, op, peer, pending.to, pending.kind, body, rtt),
             // A different node now answering at that address does not vouch for the old id.
@@ -150,6 +150,51 @@ impl Engine {
             }
             Ctx::Fire { peer } | Ctx::Verify { peer } => self.learn(now, Contact::new(peer, from)),
         }
+    }
+
+    /// The request a reply answers, and its round trip; unmatched replies
+    /// are counted and dropped.
+    fn take_reply(&mut self, now: Time, from: SocketAddr, id: &MessageId) -> Option<(Pending<Ctx>, Duration)> {
+        match self.in_flight.take_reply(id, from) {
+            Ok(pending) => {
+                let rtt = now.saturating_since(pending.sent_at);
+                self.rtt.observe(rtt);
+                Some((pending, rtt))
+            }
+            Err(e) => {
+                self.stats.unmatched_replies += 1;
+                tracing::debug!(%from, error = %e, "dropping reply");
+                None
+            }
+        }
+    }
+
+    /// The commonest datagram, a lookup's nodes reply, read straight into
+    /// contacts (see [`wire::decode_nodes_response`]). False, with nothing
+    /// changed, for any other datagram: it then takes the general path.
+    pub(super) fn on_lookup_nodes_fast(&mut self, now: Time, from: SocketAddr, data: &[u8]) -> bool {
+        let Some((id, mut contacts)) = wire::decode_nodes_response(data) else { return false };
+        let Some((op, peer)) = self.lookup_awaiting(&id, from) else { return false };
+        let Some((pending, _)) = self.take_reply(now, from, &id) else { return false };
+        // From here exactly what on_response and on_op_reply do with this
+        // reply; `fast_and_general_nodes_replies_act_alike` holds them together.
+        self.learn(now, Contact::new(peer, pending.to));
+        contacts.retain(|c| self.routing.failures(&c.id).is_none_or(|f| f == 0));
+        if let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op) {
+            lookup.on_nodes(&peer, contacts);
+        }
+        self.drive(now, op);
+        true
+    }
+
+    /// The lookup and contact a find_node or find_value request with `id`,
+    /// sent to `from`, was for.
+    fn lookup_awaiting(&self, id: &MessageId, from: SocketAddr) -> Option<(QueryId, NodeId)> {
+        let p = self.in_flight.get(id)?;
+        let Ctx::Op { op, peer: Some(peer) } = p.context else { return None };
+        let asks_nodes = matches!(p.kind, RpcKind::FindNode | RpcKind::FindValue);
+        let in_lookup = matches!(self.ops.get(&op), Some(Op::Lookup { .. }));
+        (asks_nodes && in_lookup && crate::rpc::same_endpoint(p.to, from)).then_some((op, peer))
     }
 
     pub(super) fn on_request_failed(&mut self, now: Time, ctx: Ctx, kind: crate::rpc::RpcKind) {
@@ -250,3 +295,7 @@ pub(crate) fn hello_body() -> Value {
         (Value::Str("version".into()), Value::Str(env!("CARGO_PKG_VERSION").into())),
     ])
 }
+
+#[cfg(test)]
+#[path = "inbound_tests.rs"]
+mod tests;

@@ -213,6 +213,9 @@ impl Engine {
     /// debug level and dropped; it never changes state.
     pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, data: &[u8]) {
         self.stats.datagrams_received += 1;
+        if self.on_lookup_nodes_fast(now, from, data) {
+            return;
+        }
         match crate::wire::decode(data) {
             Ok(Datagram::Request { id, call }) => self.on_request(now, from, id, call),
             Ok(Datagram::Response { id, body }) => self.on_response(now, from, id, body),

@@ -123,7 +123,43 @@ fn replies_from_unknown_ids_are_ignored_and_self_is_never_queried() {
     assert!(l.finish().closest.is_empty());
 }
 
+/// What `Lookup::waiting` must hold: every candidate in `State::Waiting`, closest first.
+fn waiting_by_state(l: &Lookup) -> Vec<(Distance, Time)> {
+    let waiting = |(d, c): (&Distance, &Candidate)| match c.state {
+        State::Waiting { since } => Some((*d, since)),
+        _ => None,
+    };
+    l.candidates.iter().filter_map(waiting).collect()
+}
+
 proptest! {
+    /// The waiting list stays exactly the candidates in `Waiting` through any
+    /// mix of queries, stalls, late and repeated answers, failures and values.
+    #[test]
+    fn waiting_list_tracks_candidate_states(seed in any::<u64>(), n in 1usize..60) {
+        let all = ids(n, seed);
+        let mut rng = StdRng::seed_from_u64(seed);
+        let target = NodeId::random(&mut rng);
+        let mut l = new_lookup(target, LookupKind::FindValue, all[..n.min(5)].to_vec());
+        let mut now = Time::ZERO;
+        for _ in 0..500 {
+            now = now + Duration::from_millis(rng.gen_range(0..700));
+            if l.next(now) == Next::Done {
+                break;
+            }
+            let c = all[rng.gen_range(0..n)];
+            match rng.gen_range(0..10) {
+                0 => l.on_failure(&c.id),
+                1 => l.on_value(&c.id, Value::Nil),
+                2..=5 => l.on_nodes(&c.id, closest_of(&all, &c.id, rng.gen_range(0..6))),
+                _ => {}
+            }
+            prop_assert_eq!(&l.waiting, &waiting_by_state(&l));
+            let stall = waiting_by_state(&l).iter().map(|&(_, since)| since + l.stall_after).min();
+            prop_assert_eq!(l.next_stall(), stall);
+        }
+    }
+
     /// Whatever mix of answers, failures and silences, a lookup never has more
     /// than alpha live queries and always terminates.
     #[test]
@@ -144,6 +180,7 @@ proptest! {
                 .filter(|c| matches!(c.state, State::Waiting { .. }))
                 .count();
             prop_assert!(live <= ALPHA);
+            prop_assert_eq!(&l.waiting, &waiting_by_state(&l));
             if waiting.is_empty() || rng.gen_bool(0.1) {
                 now = now + Duration::from_millis(1100);
                 continue;

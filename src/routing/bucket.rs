@@ -105,11 +105,14 @@ impl KBucket {
     }
 
     pub(crate) fn get(&self, id: &NodeId) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.contact.id == *id)
+        self.position(id).map(|pos| &self.entries[pos])
     }
 
+    /// Searched from the most recently seen end: a contact we hear from is
+    /// likely to have been heard from lately, and each entry passed over was
+    /// a cache miss. Ids are unique among the entries, so the index is the same.
     fn position(&self, id: &NodeId) -> Option<usize> {
-        self.entries.iter().position(|e| e.contact.id == *id)
+        self.entries.iter().rposition(|e| e.contact.id == *id)
     }
 
     pub(crate) fn touch(&mut self, now: Time) {
@@ -123,12 +126,12 @@ impl KBucket {
         let Some(pos) = self.position(&contact.id) else {
             return false;
         };
-        let mut entry = self.entries.remove(pos);
+        self.entries[pos..].rotate_left(1);
+        let Some(entry) = self.entries.last_mut() else { return false };
         entry.contact.addr = contact.addr;
         entry.last_seen = entry.last_seen.max(now);
         entry.failures = 0;
         entry.suspect = false;
-        self.entries.push(entry);
         true
     }
 
@@ -203,14 +206,15 @@ impl KBucket {
 
     /// Marks a live contact suspect (a lookup stalled on it).
     pub(crate) fn mark_suspect(&mut self, id: &NodeId) {
-        if let Some(entry) = self.entries.iter_mut().find(|e| e.contact.id == *id) {
-            entry.suspect = true;
+        if let Some(pos) = self.position(id) {
+            self.entries[pos].suspect = true;
         }
     }
 
     /// Counts one more consecutive failure; None if the contact is not live here.
     pub(crate) fn record_failure(&mut self, id: &NodeId) -> Option<u32> {
-        let entry = self.entries.iter_mut().find(|e| e.contact.id == *id)?;
+        let pos = self.position(id)?;
+        let entry = &mut self.entries[pos];
         entry.failures = entry.failures.saturating_add(1);
         Some(entry.failures)
     }

@@ -260,7 +260,8 @@ impl RoutingTable {
 
     fn closest_where(&self, target: &NodeId, n: usize, keep: impl Fn(&bucket::Entry) -> bool) -> Vec<Contact> {
         let mut out: Vec<Contact> = Vec::new();
-        let mut group: Vec<(Distance, Contact)> = Vec::new();
+        // References, not copies: selecting and sorting move half the bytes.
+        let mut group: Vec<(Distance, &Contact)> = Vec::new();
         for range in self.bucket_groups(target) {
             let need = n.saturating_sub(out.len());
             if need == 0 {
@@ -270,14 +271,14 @@ impl RoutingTable {
             let buckets = self.buckets.get(range).unwrap_or_default();
             let contacts = buckets.iter().flat_map(|b| b.entries());
             for entry in contacts.filter(|e| keep(e)) {
-                group.push((target.distance(&entry.contact.id), entry.contact));
+                group.push((target.distance(&entry.contact.id), &entry.contact));
             }
             if group.len() > need {
                 group.select_nth_unstable_by_key(need, |&(d, _)| d);
                 group.truncate(need);
             }
             group.sort_unstable_by_key(|&(d, _)| d);
-            out.extend(group.iter().map(|&(_, c)| c));
+            out.extend(group.iter().map(|&(_, c)| *c));
         }
         out
     }
@@ -299,6 +300,9 @@ impl RoutingTable {
     /// Is `id` among the `n` closest to `target` that we know, counting ourselves? True if fewer
     /// than `n` known nodes (live contacts plus the local node, other than `id`) are strictly
     /// closer to `target` than `id`. Always false for `n == 0`.
+    ///
+    /// Walks the buckets nearest `target` first (see `bucket_groups`) and stops after the first
+    /// group holding a contact at least as far as `id`: every later contact is farther still.
     pub fn would_be_among_closest(&self, id: &NodeId, target: &NodeId, n: usize) -> bool {
         let dist = target.distance(id);
         let me_closer = self.local != *id && target.distance(&self.local) < dist;
@@ -306,12 +310,21 @@ impl RoutingTable {
         if closer >= n {
             return false;
         }
-        for c in self.contacts() {
-            if c.id != *id && target.distance(&c.id) < dist {
-                closer += 1;
-                if closer >= n {
-                    return false;
+        for range in self.bucket_groups(target) {
+            let mut reached_dist = false;
+            for c in self.buckets.get(range).unwrap_or_default().iter().flat_map(KBucket::contacts) {
+                let d = target.distance(&c.id);
+                if d >= dist {
+                    reached_dist = true;
+                } else if c.id != *id {
+                    closer += 1;
+                    if closer >= n {
+                        return false;
+                    }
                 }
+            }
+            if reached_dist {
+                break;
             }
         }
         true

@@ -431,6 +431,32 @@ proptest! {
 
 proptest! {
     #[test]
+    fn would_be_among_closest_matches_a_full_scan(
+        local in any::<[u8; 20]>(),
+        k in 1usize..6,
+        ops in prop::collection::vec(op(), 0..200),
+        targets in prop::collection::vec(any::<[u8; 20]>(), 1..4),
+        n in 0usize..30,
+    ) {
+        let local = NodeId(local);
+        let table = replay(local, k, &ops)?;
+        let all: Vec<Contact> = table.contacts().collect();
+        let mut targets: Vec<NodeId> = targets.into_iter().map(NodeId).collect();
+        targets.push(local);
+        targets.extend(all.iter().take(3).map(|c| { let mut t = c.id; t.0[19] ^= 1; t }));
+        let mut ids: Vec<NodeId> = all.iter().take(6).map(|c| c.id).collect();
+        ids.extend([local, NodeId([0; 20]), NodeId([0xff; 20])]);
+        for target in &targets {
+            for id in ids.iter().chain(targets.iter()) {
+                let dist = target.distance(id);
+                let me = usize::from(local != *id && target.distance(&local) < dist);
+                let closer = me + all.iter().filter(|c| c.id != *id && target.distance(&c.id) < dist).count();
+                prop_assert_eq!(table.would_be_among_closest(id, target, n), closer < n, "n {}", n);
+            }
+        }
+    }
+
+    #[test]
     fn has_closer_than_local_matches_a_full_scan(
         local in any::<[u8; 20]>(),
         k in 1usize..6,

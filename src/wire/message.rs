@@ -27,7 +27,7 @@ pub const MIN_DATAGRAM: usize = HEADER_LEN + 1;
 /// Type byte of a request.
 const TYPE_REQUEST: u8 = 0x00;
 /// Type byte of a response.
-const TYPE_RESPONSE: u8 = 0x01;
+pub(super) const TYPE_RESPONSE: u8 = 0x01;
 
 /// The 20-byte id that pairs a response with its request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -212,28 +212,42 @@ impl Datagram {
     /// The bytes to send; fails when Python would refuse the request (body
     /// over [`MAX_REQUEST_BODY`]) or the datagram exceeds [`MAX_DATAGRAM`].
     pub fn encode(&self) -> Result<Vec<u8>, WireError> {
+        let (id, call) = match self {
+            Datagram::Request { id, call } => (id, call),
+            Datagram::Response { id, body } => return encode_response_with(*id, 64, |out| encode_value(body, out)),
+        };
         let mut out = Vec::with_capacity(64);
-        match self {
-            Datagram::Request { id, call } => {
-                out.push(TYPE_REQUEST);
-                out.extend_from_slice(&id.0);
-                encode_value(&call.to_body(), &mut out);
-                let body_len = out.len() - HEADER_LEN;
-                if body_len > MAX_REQUEST_BODY {
-                    return Err(WireError::RequestTooLarge(body_len));
-                }
-            }
-            Datagram::Response { id, body } => {
-                out.push(TYPE_RESPONSE);
-                out.extend_from_slice(&id.0);
-                encode_value(body, &mut out);
-            }
+        out.push(TYPE_REQUEST);
+        out.extend_from_slice(&id.0);
+        encode_value(&call.to_body(), &mut out);
+        let body_len = out.len() - HEADER_LEN;
+        if body_len > MAX_REQUEST_BODY {
+            return Err(WireError::RequestTooLarge(body_len));
         }
-        if out.len() > MAX_DATAGRAM {
-            return Err(WireError::TooLong(out.len()));
-        }
-        Ok(out)
+        checked_len(out)
     }
+}
+
+/// A response datagram whose body `write_body` appends (`body_capacity`
+/// is a size hint); fails like [`Datagram::encode`] when too long. Lets a
+/// reply be written straight from its source data, without a [`Value`].
+pub(super) fn encode_response_with(
+    id: MessageId,
+    body_capacity: usize,
+    write_body: impl FnOnce(&mut Vec<u8>),
+) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body_capacity);
+    out.push(TYPE_RESPONSE);
+    out.extend_from_slice(&id.0);
+    write_body(&mut out);
+    checked_len(out)
+}
+
+fn checked_len(datagram: Vec<u8>) -> Result<Vec<u8>, WireError> {
+    if datagram.len() > MAX_DATAGRAM {
+        return Err(WireError::TooLong(datagram.len()));
+    }
+    Ok(datagram)
 }
 
 impl Call {

@@ -12,9 +12,11 @@
 
 mod message;
 mod msgpack;
+mod nodes;
 mod reply;
 mod value;
 
 pub use message::*;
-pub use msgpack::{decode_value, encode_value, DecodeError, Value, MAX_DEPTH};
+pub use msgpack::{decode_value, encode_value, encoded_len, DecodeError, Value, MAX_DEPTH};
+pub use nodes::{decode_nodes_response, encode_nodes_response};
 pub use reply::*;

@@ -65,16 +65,10 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
             out.push(0xcb);
             out.extend_from_slice(&f.to_be_bytes());
         }
-        Value::Str(s) => {
-            encode_len(s.len(), Some(0xa0), 32, [0xd9, 0xda, 0xdb], out);
-            out.extend_from_slice(s.as_bytes());
-        }
-        Value::Bin(b) => {
-            encode_len(b.len(), None, 0, [0xc4, 0xc5, 0xc6], out);
-            out.extend_from_slice(b);
-        }
+        Value::Str(s) => encode_str(s.as_bytes(), out),
+        Value::Bin(b) => encode_bin(b, out),
         Value::Array(items) => {
-            encode_len(items.len(), Some(0x90), 16, [0, 0xdc, 0xdd], out);
+            encode_array_len(items.len(), out);
             items.iter().for_each(|item| encode_value(item, out));
         }
         Value::Map(entries) => {
@@ -87,8 +81,70 @@ pub fn encode_value(v: &Value, out: &mut Vec<u8>) {
     }
 }
 
+/// The number of bytes [`encode_value`] writes for `v`, without writing
+/// them: sizing a record need not allocate its encoding.
+pub fn encoded_len(v: &Value) -> usize {
+    match v {
+        Value::Nil | Value::Bool(_) => 1,
+        Value::Int(i) if *i < 0 => int_len(i.unsigned_abs() - 1, 32, 0x80),
+        Value::Int(i) => int_len(i.unsigned_abs(), 128, 0x100),
+        Value::UInt(u) => int_len(*u, 128, 0x100),
+        Value::F32(_) => 5,
+        Value::F64(_) => 9,
+        Value::Str(s) => len_header(s.len(), 32, true) + s.len(),
+        Value::Bin(b) => len_header(b.len(), 0, true) + b.len(),
+        Value::Array(items) => len_header(items.len(), 16, false) + items.iter().map(encoded_len).sum::<usize>(),
+        Value::Map(entries) => {
+            len_header(entries.len(), 16, false)
+                + entries.iter().map(|(k, v)| encoded_len(k) + encoded_len(v)).sum::<usize>()
+        }
+    }
+}
+
+/// Size of an integer whose magnitude (for negatives, `-i - 1`) is `m`:
+/// one byte below `fix`, else a marker and the smallest width whose range
+/// (`byte` values for 8 bits, signed or not) holds it.
+fn int_len(m: u64, fix: u64, byte: u64) -> usize {
+    match m {
+        _ if m < fix => 1,
+        _ if m < byte => 2,
+        _ if m < byte << 8 => 3,
+        _ if m < byte << 24 => 5,
+        _ => 9,
+    }
+}
+
+/// Size of the header [`encode_len`] writes: `fix_max` 0 means no fix form,
+/// `has8` whether an 8-bit length form exists.
+fn len_header(len: usize, fix_max: usize, has8: bool) -> usize {
+    match len {
+        _ if len < fix_max => 1,
+        _ if has8 && len < 0x100 => 2,
+        _ if len < 0x1_0000 => 3,
+        _ => 5,
+    }
+}
+
+/// A str of these UTF-8 bytes, as `Value::Str` encodes (for writers that
+/// produce text into a buffer without a `String`).
+pub(super) fn encode_str(utf8: &[u8], out: &mut Vec<u8>) {
+    encode_len(utf8.len(), Some(0xa0), 32, [0xd9, 0xda, 0xdb], out);
+    out.extend_from_slice(utf8);
+}
+
+/// A bin, as `Value::Bin` encodes.
+pub(super) fn encode_bin(b: &[u8], out: &mut Vec<u8>) {
+    encode_len(b.len(), None, 0, [0xc4, 0xc5, 0xc6], out);
+    out.extend_from_slice(b);
+}
+
+/// The header of an array of `len` elements; the elements follow.
+pub(super) fn encode_array_len(len: usize, out: &mut Vec<u8>) {
+    encode_len(len, Some(0x90), 16, [0, 0xdc, 0xdd], out);
+}
+
 /// Smallest positive form, as umsgpack's `_pack_integer` for `obj >= 0`.
-fn encode_unsigned(u: u64, out: &mut Vec<u8>) {
+pub(super) fn encode_unsigned(u: u64, out: &mut Vec<u8>) {
     if u < 128 {
         out.push(u as u8);
     } else if let Ok(b) = u8::try_from(u) {

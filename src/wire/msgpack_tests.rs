@@ -163,6 +163,7 @@ proptest! {
     #[test]
     fn decode_encode_roundtrip(v in arb_value()) {
         let bytes = v.to_msgpack();
+        prop_assert_eq!(encoded_len(&v), bytes.len());
         let back = decode_value(&bytes).unwrap();
         prop_assert_eq!(&back, &v);
         prop_assert_eq!(back.to_msgpack(), bytes);
@@ -181,5 +182,25 @@ proptest! {
         let bytes = v.to_msgpack();
         let n = cut.index(bytes.len());
         prop_assert!(decode_value(&bytes[..n]).is_err());
+    }
+}
+
+#[test]
+fn encoded_len_at_every_width_boundary() {
+    let mut values: Vec<Value> = Vec::new();
+    for edge in [0i64, 31, 32, 127, 128, 255, 256, 32767, 32768, 65535, 65536, 1 << 31, 1 << 32, i64::MAX] {
+        for i in [edge.checked_sub(1), Some(edge), edge.checked_add(1)].into_iter().flatten().filter(|i| *i >= 0) {
+            values.extend([Value::Int(i), Value::Int(-i), Value::Int(-i - 1)]);
+        }
+    }
+    values.extend([Value::Int(i64::MIN), Value::UInt(u64::MAX), Value::F32(1.0), Value::F64(1.0)]);
+    for n in [0usize, 15, 16, 31, 32, 255, 256, 65535, 65536] {
+        values.push(Value::Str("x".repeat(n)));
+        values.push(Value::Bin(vec![1; n]));
+        values.push(Value::Array(vec![Value::Nil; n]));
+        values.push(Value::Map(vec![(Value::Nil, Value::Nil); n]));
+    }
+    for v in values {
+        assert_eq!(encoded_len(&v), v.to_msgpack().len(), "{v:?}");
     }
 }

@@ -10,6 +10,7 @@ use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 
 use super::message::{id_arg, WireError};
 use super::msgpack::Value;
+use super::nodes::ipv4_text;
 use crate::contact::Contact;
 use crate::id::NodeId;
 
@@ -39,25 +40,11 @@ pub fn contacts_value(contacts: &[Contact]) -> Value {
     )
 }
 
-/// An address as text, IPv4 without going through `fmt`: every
-/// `find_node` reply formats up to 20 of them, and `to_string` was a
+/// An address as text, IPv4 without going through `fmt`: `to_string` was a
 /// visible share of a large simulation's time.
 pub(crate) fn ip_text(ip: IpAddr) -> String {
     let IpAddr::V4(v4) = ip else { return ip.to_string() };
-    let mut s = String::with_capacity(15);
-    for (i, octet) in v4.octets().into_iter().enumerate() {
-        if i > 0 {
-            s.push('.');
-        }
-        if octet >= 100 {
-            s.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            s.push(char::from(b'0' + octet / 10 % 10));
-        }
-        s.push(char::from(b'0' + octet % 10));
-    }
-    s
+    ipv4_text(v4, &mut [0; 15]).iter().map(|&b| char::from(b)).collect()
 }
 
 /// The `find_value` hit: `{"value": value}`.

@@ -6,7 +6,7 @@
 //! equality is wire equality (floats by bit pattern).
 use std::fmt;
 
-use super::msgpack::encode_value;
+use super::msgpack::{encode_value, encoded_len};
 
 /// A msgpack value as u-msgpack-python produces and accepts it.
 ///
@@ -61,7 +61,7 @@ impl Eq for Value {}
 impl Value {
     /// The encoded bytes of this value (see [`encode_value`](super::encode_value)).
     pub fn to_msgpack(&self) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(encoded_len(self));
         encode_value(self, &mut out);
         out
     }

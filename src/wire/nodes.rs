@@ -1,0 +1,157 @@
+//! The commonest datagrams, a `find_node` reply and a `find_value` miss,
+//! written from and read into contacts directly.
+//!
+//! Each carries up to k `[id, ip, port]` triples; through a [`Value`] tree
+//! that is three allocations and an IP string per contact on both sides, and
+//! in a 2000-node simulation the tree was the largest single cost.
+//!
+//! Contract: [`encode_nodes_response`] writes exactly the bytes of
+//! `Datagram::response(id, contacts_value(contacts)).encode()`.
+//! [`decode_nodes_response`] is a fast path, not a parser: it answers only
+//! for a response whose body is an array of well-formed IPv4 triples (the
+//! shape every peer sends), and then with exactly what `decode` followed by
+//! `parse_find_node_reply` gives. For anything else it answers `None` and
+//! the caller takes the general path, which keeps every rejection and every
+//! skipped entry where it was.
+//!
+//! [`Value`]: super::Value
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use super::message::{
+    encode_response_with, MessageId, WireError, HEADER_LEN, MAX_DATAGRAM, MIN_DATAGRAM, TYPE_RESPONSE,
+};
+use super::msgpack::{encode_array_len, encode_bin, encode_str, encode_unsigned};
+use crate::contact::Contact;
+use crate::id::{NodeId, ID_LEN};
+
+/// The find_node response datagram for `contacts`, without a `Value` tree.
+pub fn encode_nodes_response(id: MessageId, contacts: &[Contact]) -> Result<Vec<u8>, WireError> {
+    // 42 bytes: array and bin headers, id, a 15-char IPv4 str, a uint16 port.
+    encode_response_with(id, 3 + 42 * contacts.len(), |out| {
+        encode_array_len(contacts.len(), out);
+        for c in contacts {
+            encode_array_len(3, out);
+            encode_bin(&c.id.0, out);
+            match c.addr.ip() {
+                IpAddr::V4(v4) => encode_str(ipv4_text(v4, &mut [0; 15]), out),
+                ip => encode_str(ip.to_string().as_bytes(), out),
+            }
+            encode_unsigned(u64::from(c.addr.port()), out);
+        }
+    })
+}
+
+/// A response datagram's id and contacts, if `datagram` is a response whose
+/// body is an array of `[bin20, IPv4 str, port 1..=65535]` and nothing else;
+/// `None` sends the caller down the general path.
+pub fn decode_nodes_response(datagram: &[u8]) -> Option<(MessageId, Vec<Contact>)> {
+    if !(MIN_DATAGRAM..=MAX_DATAGRAM).contains(&datagram.len()) || datagram[0] != TYPE_RESPONSE {
+        return None;
+    }
+    let id = MessageId(datagram[1..HEADER_LEN].try_into().ok()?);
+    let mut r = Cursor(&datagram[HEADER_LEN..]);
+    let n = match r.byte()? {
+        m @ 0x90..=0x9f => usize::from(m & 0x0f),
+        0xdc => usize::from(u16::from_be_bytes(r.array()?)),
+        _ => return None,
+    };
+    // Each triple takes at least 32 bytes: a larger count is a lie.
+    if n > r.0.len() / 32 {
+        return None;
+    }
+    let mut contacts = Vec::with_capacity(n);
+    for _ in 0..n {
+        contacts.push(r.contact()?);
+    }
+    r.0.is_empty().then_some((id, contacts))
+}
+
+/// The unread rest of a body.
+struct Cursor<'a>(&'a [u8]);
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.0.split_at_checked(n)?;
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+
+    fn byte(&mut self) -> Option<u8> {
+        Some(self.array::<1>()?[0])
+    }
+
+    /// `[bin20 id, fixstr IPv4, positive int port]`.
+    fn contact(&mut self) -> Option<Contact> {
+        let [0x93, 0xc4, 20] = self.array()? else { return None };
+        let id: [u8; ID_LEN] = self.array()?;
+        let ip = match self.byte()? {
+            m @ 0xa0..=0xbf => parse_ipv4(self.take(usize::from(m & 0x1f))?)?,
+            _ => return None,
+        };
+        // Any marker the general decoder reads as an integer that fits u16.
+        let port = match self.byte()? {
+            m @ 0x01..=0x7f => u16::from(m),
+            0xcc => u16::from(self.byte()?),
+            0xcd => u16::from_be_bytes(self.array()?),
+            _ => return None,
+        };
+        (port != 0).then(|| Contact::new(NodeId(id), SocketAddr::new(IpAddr::V4(ip), port)))
+    }
+}
+
+/// Dotted-decimal text of `ip` in `buf` (15 bytes always suffice).
+pub(super) fn ipv4_text(ip: Ipv4Addr, buf: &mut [u8; 15]) -> &[u8] {
+    let mut n = 0;
+    let mut put = |b: u8| {
+        buf[n] = b;
+        n += 1;
+    };
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            put(b'.');
+        }
+        if octet >= 100 {
+            put(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            put(b'0' + octet / 10 % 10);
+        }
+        put(b'0' + octet % 10);
+    }
+    &buf[..n]
+}
+
+/// `text` as an IPv4 address if it is canonical dotted decimal (what
+/// [`ipv4_text`] writes); anything else, even what `Ipv4Addr::from_str`
+/// would accept, is `None`.
+fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = text.split(|&b| b == b'.');
+    for octet in &mut octets {
+        *octet = parse_octet(parts.next()?)?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
+/// 1 to 3 digits, no leading zero, at most 255.
+fn parse_octet(digits: &[u8]) -> Option<u8> {
+    if digits.is_empty() || digits.len() > 3 || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    let mut v: u16 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v * 10 + u16::from(d - b'0');
+    }
+    u8::try_from(v).ok()
+}
+
+#[cfg(test)]
+#[path = "nodes_tests.rs"]
+mod tests;

@@ -1,0 +1,167 @@
+//! The direct find_node encoder and decoder against the general path.
+use super::*;
+use crate::wire::{contacts_value, decode, parse_find_node_reply, Datagram};
+use proptest::prelude::*;
+
+/// What the general path makes of `datagram`: decode, then parse the body
+/// as a find_node reply.
+fn general(datagram: &[u8]) -> Option<(MessageId, Vec<Contact>)> {
+    match decode(datagram).ok()? {
+        Datagram::Response { id, body } => Some((id, parse_find_node_reply(&body).ok()?)),
+        Datagram::Request { .. } => None,
+    }
+}
+
+/// The fast path may decline anything, but what it accepts it must read
+/// exactly as the general path does.
+fn agrees(datagram: &[u8]) -> Result<(), TestCaseError> {
+    if let Some(fast) = decode_nodes_response(datagram) {
+        prop_assert_eq!(Some(fast), general(datagram), "{}", hex::encode(datagram));
+    }
+    Ok(())
+}
+
+fn v4_contact() -> impl Strategy<Value = Contact> {
+    (any::<[u8; 20]>(), any::<[u8; 4]>(), 1..=u16::MAX)
+        .prop_map(|(id, ip, port)| Contact::new(NodeId(id), SocketAddr::new(IpAddr::from(ip), port)))
+}
+
+fn any_contact() -> impl Strategy<Value = Contact> {
+    let ip = prop_oneof![
+        any::<[u8; 4]>().prop_map(IpAddr::from),
+        any::<[u8; 16]>().prop_map(IpAddr::from),
+        any::<[u8; 4]>().prop_map(|b| IpAddr::V6(Ipv4Addr::from(b).to_ipv6_mapped())),
+    ];
+    (any::<[u8; 20]>(), ip, any::<u16>()).prop_map(|(id, ip, port)| Contact::new(NodeId(id), SocketAddr::new(ip, port)))
+}
+
+/// A response whose body is `body` (raw msgpack bytes).
+fn response(body: &[u8]) -> Vec<u8> {
+    let mut d = vec![1];
+    d.extend_from_slice(&[0xab; 20]);
+    d.extend_from_slice(body);
+    d
+}
+
+/// `[[id, <ip marker and text>, <port bytes>]]` from raw pieces.
+fn one_triple(ip: &[u8], port: &[u8]) -> Vec<u8> {
+    let mut b = vec![0x91, 0x93, 0xc4, 20];
+    b.extend_from_slice(&[7; 20]);
+    b.extend_from_slice(ip);
+    b.extend_from_slice(port);
+    response(&b)
+}
+
+fn fixstr(s: &str) -> Vec<u8> {
+    let mut b = vec![0xa0 | s.len() as u8];
+    b.extend_from_slice(s.as_bytes());
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn encoding_equals_the_value_encoding(contacts in prop::collection::vec(any_contact(), 0..40), mid in any::<[u8; 20]>()) {
+        let id = MessageId(mid);
+        let want = Datagram::response(id, contacts_value(&contacts)).encode();
+        prop_assert_eq!(encode_nodes_response(id, &contacts), want);
+    }
+
+    #[test]
+    fn ipv4_replies_take_the_fast_path(contacts in prop::collection::vec(v4_contact(), 0..40), mid in any::<[u8; 20]>()) {
+        let bytes = encode_nodes_response(MessageId(mid), &contacts).unwrap();
+        prop_assert_eq!(decode_nodes_response(&bytes), Some((MessageId(mid), contacts)));
+        agrees(&bytes)?;
+    }
+
+    #[test]
+    fn mixed_replies_agree(contacts in prop::collection::vec(any_contact(), 0..20)) {
+        agrees(&encode_nodes_response(MessageId([3; 20]), &contacts).unwrap())?;
+    }
+
+    /// Single-byte edits, cuts and additions of a valid reply reach every
+    /// branch of the fast path.
+    #[test]
+    fn damaged_replies_agree(
+        contacts in prop::collection::vec(v4_contact(), 1..5),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        how in 0..4u8,
+    ) {
+        let mut bytes = encode_nodes_response(MessageId([3; 20]), &contacts).unwrap();
+        let i = at.index(bytes.len());
+        match how {
+            0 => bytes[i] = byte,
+            1 => bytes.truncate(i),
+            2 => bytes.insert(i, byte),
+            _ => { bytes.remove(i); }
+        }
+        agrees(&bytes)?;
+    }
+
+    #[test]
+    fn arbitrary_bytes_agree(mut bytes in prop::collection::vec(any::<u8>(), 0..200), head in 0..3u8) {
+        // Mostly responses with an array body, so the fast path gets past its first checks.
+        if head > 0 && bytes.len() > 22 {
+            bytes[0] = 1;
+            bytes[21] = 0x90 | (bytes[21] & 0x0f);
+        }
+        agrees(&bytes)?;
+    }
+
+    #[test]
+    fn ip_text_agrees_with_std(parts in prop::collection::vec("[0-9]{0,4}", 1..6)) {
+        let text = parts.join(".");
+        if let Some(ip) = parse_ipv4(text.as_bytes()) {
+            prop_assert_eq!(text.parse::<Ipv4Addr>().ok(), Some(ip));
+        }
+    }
+
+    #[test]
+    fn canonical_ip_text_parses(octets in any::<[u8; 4]>()) {
+        let ip = Ipv4Addr::from(octets);
+        let mut buf = [0; 15];
+        let text = ipv4_text(ip, &mut buf);
+        prop_assert_eq!(parse_ipv4(text), Some(ip));
+        let std_text = ip.to_string();
+        prop_assert_eq!(text, std_text.as_bytes());
+    }
+}
+
+#[test]
+fn unusual_entries_go_the_general_way() {
+    let declined: Vec<Vec<u8>> = vec![
+        // Texts std may or may not take, and ones it refuses.
+        one_triple(&fixstr("01.2.3.4"), &[5]),
+        one_triple(&fixstr("1.2.3"), &[5]),
+        one_triple(&fixstr("1.2.3.4.5"), &[5]),
+        one_triple(&fixstr("256.1.1.1"), &[5]),
+        one_triple(&fixstr("1.2.3.4 "), &[5]),
+        one_triple(&fixstr(""), &[5]),
+        one_triple(&fixstr("::1"), &[5]),
+        // The same text as str8, and ports that are skipped or need more width.
+        one_triple(&[0xd9, 7, b'1', b'.', b'2', b'.', b'3', b'.', b'4'], &[5]),
+        one_triple(&fixstr("1.2.3.4"), &[0]),
+        one_triple(&fixstr("1.2.3.4"), &[0xce, 0, 0, 0, 5]),
+        one_triple(&fixstr("1.2.3.4"), &[0xd0, 5]),
+        one_triple(&fixstr("1.2.3.4"), &[0xff]),
+        // Trailing bytes, a request, an array32 body, a map body.
+        [one_triple(&fixstr("1.2.3.4"), &[5]), vec![0xc0]].concat(),
+        [vec![0], one_triple(&fixstr("1.2.3.4"), &[5])[1..].to_vec()].concat(),
+        response(&[0xdd, 0, 0, 0, 0]),
+        response(&[0x80]),
+    ];
+    for d in declined {
+        assert_eq!(decode_nodes_response(&d), None, "{}", hex::encode(&d));
+        agrees(&d).unwrap();
+    }
+    let widths = [&[5u8][..], &[0xcc, 5], &[0xcd, 0, 5], &[0xcd, 0xff, 0xff]];
+    for port in widths {
+        let d = one_triple(&fixstr("10.0.0.1"), port);
+        assert!(decode_nodes_response(&d).is_some(), "{}", hex::encode(&d));
+        agrees(&d).unwrap();
+    }
+    let array16 = response(&[0xdc, 0, 0]);
+    assert_eq!(decode_nodes_response(&array16), Some((MessageId([0xab; 20]), vec![])));
+}
