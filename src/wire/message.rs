@@ -183,6 +183,9 @@ pub fn decode(datagram: &[u8]) -> Result<Datagram, WireError> {
             if body.len() > MAX_REQUEST_BODY {
                 return Err(WireError::RequestTooLarge(body.len()));
             }
+            if let Some(call) = super::nodes::decode_id_call(body) {
+                return Ok(Datagram::Request { id, call });
+            }
             let call = Call::from_body(decode_value(body)?)?;
             Ok(Datagram::Request { id, call })
         }

@@ -1,5 +1,6 @@
 //! The commonest datagrams, a `find_node` reply and a `find_value` miss,
-//! written from and read into contacts directly.
+//! written from and read into contacts directly; and the requests that
+//! carry only ids (`ping`, `find_node`, `find_value`) read without a tree.
 //!
 //! Each carries up to k `[id, ip, port]` triples; through a [`Value`] tree
 //! that is three allocations and an IP string per contact on both sides, and
@@ -18,7 +19,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use super::message::{
-    encode_response_with, MessageId, WireError, HEADER_LEN, MAX_DATAGRAM, MIN_DATAGRAM, TYPE_RESPONSE,
+    encode_response_with, Call, MessageId, WireError, HEADER_LEN, MAX_DATAGRAM, MIN_DATAGRAM, TYPE_RESPONSE,
 };
 use super::msgpack::{encode_array_len, encode_bin, encode_str, encode_unsigned};
 use crate::contact::Contact;
@@ -64,6 +65,31 @@ pub fn decode_nodes_response(datagram: &[u8]) -> Option<(MessageId, Vec<Contact>
         contacts.push(r.contact()?);
     }
     r.0.is_empty().then_some((id, contacts))
+}
+
+/// The call in a request body of exactly `["ping", [bin20]]`,
+/// `["find_node", [bin20, bin20]]` or `["find_value", [bin20, bin20]]`;
+/// `None` for anything else, which the general path decodes (and for these
+/// bodies it yields the same call).
+pub(super) fn decode_id_call(body: &[u8]) -> Option<Call> {
+    let mut r = Cursor(body);
+    let 0x92 = r.byte()? else { return None };
+    let name = match r.byte()? {
+        m @ 0xa0..=0xbf => r.take(usize::from(m & 0x1f))?,
+        _ => return None,
+    };
+    let args = r.byte()?;
+    let mut id = || -> Option<NodeId> {
+        let [0xc4, 20] = r.array()? else { return None };
+        r.array().map(NodeId)
+    };
+    let call = match (name, args) {
+        (b"ping", 0x91) => Call::Ping { sender: id()? },
+        (b"find_node", 0x92) => Call::FindNode { sender: id()?, key: id()? },
+        (b"find_value", 0x92) => Call::FindValue { sender: id()?, key: id()? },
+        _ => return None,
+    };
+    r.0.is_empty().then_some(call)
 }
 
 /// The unread rest of a body.

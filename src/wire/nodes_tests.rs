@@ -165,3 +165,63 @@ fn unusual_entries_go_the_general_way() {
     let array16 = response(&[0xdc, 0, 0]);
     assert_eq!(decode_nodes_response(&array16), Some((MessageId([0xab; 20]), vec![])));
 }
+
+/// What the general path makes of a request body.
+fn general_call(body: &[u8]) -> Option<Call> {
+    Call::from_body(crate::wire::decode_value(body).ok()?).ok()
+}
+
+fn call_agrees(body: &[u8]) -> Result<(), TestCaseError> {
+    if let Some(fast) = decode_id_call(body) {
+        prop_assert_eq!(Some(fast), general_call(body), "{}", hex::encode(body));
+    }
+    Ok(())
+}
+
+fn id_call() -> impl Strategy<Value = Call> {
+    let id = || any::<[u8; 20]>().prop_map(NodeId);
+    prop_oneof![
+        id().prop_map(|sender| Call::Ping { sender }),
+        (id(), id()).prop_map(|(sender, key)| Call::FindNode { sender, key }),
+        (id(), id()).prop_map(|(sender, key)| Call::FindValue { sender, key }),
+        (id(), id()).prop_map(|(sender, key)| Call::Store { sender, key, value: crate::wire::Value::Int(1) }),
+        Just(Call::Stun),
+    ]
+}
+
+fn body_of(call: &Call) -> Vec<u8> {
+    call.to_body().to_msgpack()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1024))]
+
+    #[test]
+    fn id_calls_take_the_fast_path(call in id_call()) {
+        let body = body_of(&call);
+        let takes = matches!(call, Call::Ping { .. } | Call::FindNode { .. } | Call::FindValue { .. });
+        prop_assert_eq!(decode_id_call(&body), takes.then_some(call));
+        call_agrees(&body)?;
+    }
+
+    #[test]
+    fn damaged_calls_agree(call in id_call(), at in any::<prop::sample::Index>(), byte in any::<u8>(), how in 0..4u8) {
+        let mut body = body_of(&call);
+        let i = at.index(body.len());
+        match how {
+            0 => body[i] = byte,
+            1 => body.truncate(i),
+            2 => body.insert(i, byte),
+            _ => { body.remove(i); }
+        }
+        call_agrees(&body)?;
+    }
+
+    #[test]
+    fn arbitrary_call_bodies_agree(mut body in prop::collection::vec(any::<u8>(), 0..60), name in 0..4usize) {
+        // Mostly a known name behind the right header, so the fast path reads on.
+        let names: [&[u8]; 4] = [b"\x92\xa4ping", b"\x92\xa9find_node", b"\x92\xaafind_value", b""];
+        body.splice(0..0, names[name].iter().copied());
+        call_agrees(&body)?;
+    }
+}
