@@ -173,17 +173,13 @@ impl Engine {
     /// contacts (see [`wire::decode_nodes_response`]). False, with nothing
     /// changed, for any other datagram: it then takes the general path.
     pub(super) fn on_lookup_nodes_fast(&mut self, now: Time, from: SocketAddr, data: &[u8]) -> bool {
-        let Some((id, mut contacts)) = wire::decode_nodes_response(data) else { return false };
+        let Some((id, contacts)) = wire::decode_nodes_response(data) else { return false };
         let Some((op, peer)) = self.lookup_awaiting(&id, from) else { return false };
         let Some((pending, _)) = self.take_reply(now, from, &id) else { return false };
-        // From here exactly what on_response and on_op_reply do with this
-        // reply; `fast_and_general_nodes_replies_act_alike` holds them together.
+        // What on_response and on_op_reply do with this reply;
+        // `fast_and_general_nodes_replies_act_alike` holds them together.
         self.learn(now, Contact::new(peer, pending.to));
-        contacts.retain(|c| self.routing.failures(&c.id).is_none_or(|f| f == 0));
-        if let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op) {
-            lookup.on_nodes(&peer, contacts);
-        }
-        self.drive(now, op);
+        self.on_lookup_nodes(now, op, peer, contacts);
         true
     }
 

@@ -231,11 +231,7 @@ impl Engine {
                 let Some(p) = peer else { return };
                 match parse_lookup_reply(kind, &body) {
                     Some(FindValueReply::Value(v)) => lookup.on_value(&p, v),
-                    Some(FindValueReply::Nodes(mut n)) => {
-                        // Others may still list a node that has just timed out on us.
-                        n.retain(|c| self.routing.failures(&c.id).is_none_or(|f| f == 0));
-                        lookup.on_nodes(&p, n)
-                    }
+                    Some(FindValueReply::Nodes(n)) => return self.on_lookup_nodes(now, op, p, n),
                     None => lookup.on_failure(&p),
                 }
                 self.drive(now, op);
@@ -283,6 +279,16 @@ impl Engine {
             }
             Some(Op::Storing { .. }) | None => {}
         }
+    }
+
+    /// Lookup `op`'s query to `peer` answered with `contacts`.
+    pub(super) fn on_lookup_nodes(&mut self, now: Time, op: QueryId, peer: NodeId, mut contacts: Vec<Contact>) {
+        // Others may still list a node that has just timed out on us.
+        contacts.retain(|c| self.routing.failures(&c.id).is_none_or(|f| f == 0));
+        if let Some(Op::Lookup { lookup, .. }) = self.ops.get_mut(&op) {
+            lookup.on_nodes(&peer, contacts);
+        }
+        self.drive(now, op);
     }
 
     pub(super) fn on_op_failure(&mut self, now: Time, op: QueryId, peer: Option<NodeId>, kind: RpcKind) {
