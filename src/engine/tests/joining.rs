@@ -33,9 +33,7 @@ fn restart_with_records() -> (u64, u64) {
     let while_joining = net.nodes[back].stats().handovers;
     // A newcomer whose id is one of the keys: the joined node, if it is the
     // closest holder it knows of, now hands that key over.
-    let newcomer = net.nodes.len();
-    net.nodes.push(Engine::new(keys[0], small(0), net.now));
-    net.by_addr.insert(addr(newcomer), newcomer);
+    let newcomer = net.add_with_id(keys[0], small(0));
     let call = Call::Ping { sender: keys[0] };
     let _ = net.run(newcomer, |e, now| e.call(now, addr(back), call), Duration::from_secs(10));
     (while_joining, net.nodes[back].stats().handovers)

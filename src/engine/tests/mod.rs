@@ -35,10 +35,15 @@ impl Net {
         net
     }
 
-    fn add(&mut self, mut config: Config) -> usize {
+    fn add(&mut self, config: Config) -> usize {
+        let id = NodeId::digest(&self.nodes.len().to_be_bytes());
+        self.add_with_id(id, config)
+    }
+
+    /// A node with a chosen id (say, right at a key).
+    fn add_with_id(&mut self, id: NodeId, mut config: Config) -> usize {
         let i = self.nodes.len();
         config.rng_seed = i as u64;
-        let id = NodeId::digest(&i.to_be_bytes());
         self.nodes.push(Engine::new(id, config, self.now));
         self.by_addr.insert(addr(i), i);
         i
@@ -253,9 +258,7 @@ fn newcomer_closest_to_a_key_receives_it() {
     // Pick a key, then add a node whose id is the key itself: the closest possible.
     let key = NodeId::for_key("handover");
     net.put(0, key, Value::Int(7));
-    let i = net.nodes.len();
-    net.nodes.push(Engine::new(key, Config { k: 3, ..Config::default() }, net.now));
-    net.by_addr.insert(addr(i), i);
+    let i = net.add_with_id(key, Config { k: 3, ..Config::default() });
     let _ = net.run(i, |e, now| e.bootstrap(now, &[addr(0)]), Duration::from_secs(30));
     net.advance(Duration::from_secs(10));
     assert_eq!(net.nodes[i].store().get(&key, net.now).map(|r| r.value.clone()), Some(Value::Int(7)));
