@@ -19,7 +19,8 @@
 //!   replacement caches.
 //! - [`rpc`]: outstanding requests, matched by message id and sender.
 //! - [`lookup`]: the iterative lookup state machine (alpha-parallel).
-//! - [`store`]: records with expiry and memory bounds.
+//! - [`store`]: records with expiry and memory bounds; [`signed`]: signed
+//!   worker records and the rule for replacing them.
 //! - [`engine`]: one node, tying the above together, plus republishing,
 //!   replication to newcomers and bucket refresh.
 //! - [`node`]: the tokio driver on a real UDP socket and its async handle.
@@ -52,6 +53,7 @@ pub mod routing;
 pub mod rpc;
 pub mod rtt;
 pub mod seeds;
+pub mod signed;
 pub mod store;
 pub mod time;
 pub mod wire;

@@ -92,6 +92,12 @@ impl Engine {
         from: Option<crate::id::NodeId>,
         ttl: std::time::Duration,
     ) -> bool {
+        // A live signed worker record is replaced only by its owner's newer one.
+        let held = self.store.get(&key, now).map(|r| &r.value);
+        if !crate::signed::admits(&key, held, &value, now.as_millis()) {
+            self.stats.stores_refused += 1;
+            return false;
+        }
         match self.store.put(key, value, from, now, ttl) {
             Ok(()) => {
                 self.stats.stores_accepted += 1;
