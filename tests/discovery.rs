@@ -50,7 +50,7 @@ async fn five_hundred_simultaneous_announcements_through_twenty_nodes_lose_none(
         let (d, b) = (net.nodes[i % 20].clone(), barrier.clone());
         tasks.spawn(async move {
             b.wait().await;
-            d.register(registration(&format!("w{i:03}"), &["ocr"], false)).await
+            d.register(registration(&format!("w{i:03}"), &["ocr"], false), None).await
         });
     }
     while let Some(r) = tasks.join_next().await {
@@ -160,19 +160,19 @@ async fn limit_returns_the_least_loaded_and_reregistration_drops_old_services() 
     let net = Testnet::start(6, 0, Config::default(), quiet()).await.unwrap();
     for i in 0..8 {
         let d = &net.nodes[i % 6];
-        d.register(registration(&format!("lw{i}"), &["ocr", "llm"], false)).await.unwrap();
+        d.register(registration(&format!("lw{i}"), &["ocr", "llm"], false), None).await.unwrap();
         let hb = kadmesh::discovery::input::Heartbeat {
             worker_id: format!("lw{i}"),
             load: Some(0.95 - 0.1 * i as f64),
             ..Default::default()
         };
-        assert!(d.heartbeat(hb).await.unwrap().published);
+        assert!(d.heartbeat(hb, None).await.unwrap().published);
     }
     let two = net.nodes[4].discover("ocr", &DiscoverFilter { limit: Some(2), ..Default::default() }).await.unwrap();
     let json = two.to_json(0.0, Duration::from_secs(300));
     let ids: Vec<&str> = json["workers"].as_array().unwrap().iter().map(|w| w["worker_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["lw7", "lw6"]);
-    net.nodes[1].register(registration("lw1", &["ocr"], false)).await.unwrap();
+    net.nodes[1].register(registration("lw1", &["ocr"], false), None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let llm = net.nodes[2].find_providers("llm").await.unwrap();
     assert!(!llm.live.contains(&"lw1".to_owned()) && llm.removed.contains(&"lw1".to_owned()), "{llm:?}");
@@ -187,7 +187,7 @@ async fn stock_python_peers_do_not_slow_or_break_lookups() {
         d.node().bootstrap(py.addrs().to_vec()).await.unwrap();
     }
     let t = Instant::now();
-    net.nodes[1].register(registration("mixed-1", &["ocr"], true)).await.unwrap();
+    net.nodes[1].register(registration("mixed-1", &["ocr"], true), None).await.unwrap();
     let registered = t.elapsed();
     let t = Instant::now();
     let found = net.nodes[3].discover("ocr", &DiscoverFilter { gpu: true, ..Default::default() }).await.unwrap();

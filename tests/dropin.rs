@@ -96,7 +96,7 @@ async fn a_worker_naming_no_services_is_assigned_the_defaults_and_found_through_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_legacy_list_names_our_workers_and_drops_them_when_they_leave() {
     let c = cluster(5, DiscoveryConfig { cache_ttl: Duration::ZERO, ..DiscoveryConfig::default() }).await;
-    c.register(0, worker("w-a", &["ocr"], json!({}))).await;
+    let cred = c.register(0, worker("w-a", &["ocr"], json!({}))).await["credential"].clone();
     c.register(2, worker("w-b", &["ocr"], json!({}))).await;
     let mut list = Vec::new();
     for _ in 0..50 {
@@ -108,7 +108,8 @@ async fn the_legacy_list_names_our_workers_and_drops_them_when_they_leave() {
     }
     list.sort();
     assert_eq!(list, ["w-a", "w-b"], "both registrations, through two nodes, are in the list");
-    let (status, _) = c.send(c.http.delete(format!("{}/api/worker/unregister/w-a", c.urls[0]))).await;
+    let delete = c.http.delete(format!("{}/api/worker/unregister/w-a", c.urls[0]));
+    let (status, _) = c.send(delete.header("X-Kadmesh-Credential", cred.as_str().unwrap())).await;
     assert_eq!(status, 200);
     for _ in 0..50 {
         list = c.legacy_list(3, "ocr").await;
@@ -123,14 +124,15 @@ async fn the_legacy_list_names_our_workers_and_drops_them_when_they_leave() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unregister_and_a_new_url_are_seen_by_every_node_within_a_second_cache_or_not() {
     let c = cluster(5, DiscoveryConfig::default()).await;
-    c.register(0, worker("w-1", &["ocr"], json!({}))).await;
-    c.register(0, worker("w-2", &["ocr"], json!({}))).await;
+    let cred1 = c.register(0, worker("w-1", &["ocr"], json!({}))).await["credential"].clone();
+    let cred2 = c.register(0, worker("w-2", &["ocr"], json!({}))).await["credential"].clone();
     let ids = |v: Vec<(String, String)>| v.into_iter().map(|(id, _)| id).collect::<Vec<_>>();
     // Every node has the answer cached now.
     for node in 0..5 {
         assert_eq!(ids(c.discover(node, "ocr", false).await).len(), 2);
     }
-    let (status, _) = c.send(c.http.delete(format!("{}/api/worker/unregister/w-1", c.urls[0]))).await;
+    let delete = c.http.delete(format!("{}/api/worker/unregister/w-1", c.urls[0]));
+    let (status, _) = c.send(delete.header("X-Kadmesh-Credential", cred1.as_str().unwrap())).await;
     assert_eq!(status, 200);
     assert_eq!(ids(c.discover(3, "ocr", true).await), ["w-2"], "no-cache reads the DHT at once");
     tokio::time::sleep(Duration::from_millis(1050)).await;
@@ -141,6 +143,7 @@ async fn unregister_and_a_new_url_are_seen_by_every_node_within_a_second_cache_o
     // registered first, must serve the new URL too, and stop republishing the old.
     let mut moved = worker("w-2", &["ocr"], json!({}));
     moved["tunnel_url"] = json!("https://w-2-moved.example-tunnel.net");
+    moved["credential"] = cred2;
     c.register(4, moved).await;
     tokio::time::sleep(Duration::from_millis(1050)).await;
     for node in 0..5 {

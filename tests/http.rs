@@ -70,16 +70,23 @@ impl Cluster {
         answer(self.http.post(format!("{}{path}", self.urls[node])).json(&body).send().await.unwrap()).await
     }
 
-    async fn delete(&self, node: usize, path: &str) -> (u16, Value) {
-        answer(self.http.delete(format!("{}{path}", self.urls[node])).send().await.unwrap()).await
+    /// DELETE `path`, with a worker credential when given.
+    async fn delete(&self, node: usize, path: &str, credential: Option<&str>) -> (u16, Value) {
+        let mut req = self.http.delete(format!("{}{path}", self.urls[node]));
+        if let Some(c) = credential {
+            req = req.header("X-Kadmesh-Credential", c);
+        }
+        answer(req.send().await.unwrap()).await
     }
 
-    async fn register(&self, node: usize, id: &str, services: &[&str], caps: Value) {
+    /// Registers a worker; returns its credential.
+    async fn register(&self, node: usize, id: &str, services: &[&str], caps: Value) -> String {
         let body = json!({"worker_id": id, "tunnel_url": format!("https://{id}.example-tunnel.net"),
                           "capabilities": caps, "services": services});
         let (status, v) = self.post(node, "/api/worker/register", body).await;
         assert_eq!(status, 200, "{v}");
         assert_eq!(v["status"], "registered");
+        v["credential"].as_str().expect("a fresh registration answers its credential").to_owned()
     }
 
     async fn heartbeat(&self, node: usize, id: &str, load: f64, memory: Option<f64>) {
@@ -154,15 +161,15 @@ async fn a_worker_that_stops_heartbeating_disappears_after_its_expiry() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unregister_removes_a_worker_at_once() {
     let c = cluster(5, fast()).await;
-    c.register(0, "w-gone", &["ocr"], json!({})).await;
-    c.register(1, "w-stay", &["ocr"], json!({})).await;
+    let gone = c.register(0, "w-gone", &["ocr"], json!({})).await;
+    let stay = c.register(1, "w-stay", &["ocr"], json!({})).await;
     assert_eq!(c.discover(3, "ocr").await.1.len(), 2);
-    let (status, v) = c.delete(0, "/api/worker/unregister/w-gone").await;
+    let (status, v) = c.delete(0, "/api/worker/unregister/w-gone", Some(&gone)).await;
     assert_eq!((status, v["status"].as_str()), (200, Some("unregistered")));
     assert_eq!(c.discover(3, "ocr").await.1, ["w-stay"]);
-    let (status, v) = c.delete(0, "/api/worker/unregister/w-gone").await;
+    let (status, v) = c.delete(0, "/api/worker/unregister/w-gone", Some(&gone)).await;
     assert_error(status, &v, 404, "not_found");
-    c.delete(1, "/api/worker/unregister/w-stay").await;
+    c.delete(1, "/api/worker/unregister/w-stay", Some(&stay)).await;
     let (status, _, v) = c.discover(4, "ocr").await;
     assert_error(status, &v, 503, "no_healthy_workers");
     c.net.shutdown().await;
@@ -295,7 +302,7 @@ async fn every_error_case_returns_its_status_and_a_json_message() {
     assert_error(status, &v, 404, "not_found");
     let (status, v) = c.post(0, hb, json!({"worker_id": "w1", "current_load": "high"})).await;
     assert_error(status, &v, 400, "invalid_input");
-    let (status, v) = c.delete(0, "/api/worker/unregister/nobody").await;
+    let (status, v) = c.delete(0, "/api/worker/unregister/nobody", None).await;
     assert_error(status, &v, 404, "not_found");
     let (status, _, v) = c.discover(1, "bad%20name").await;
     assert_error(status, &v, 400, "invalid_input");
@@ -305,7 +312,7 @@ async fn every_error_case_returns_its_status_and_a_json_message() {
     assert_error(status, &v, 503, "no_healthy_workers");
     let (status, v) = c.get(0, "/api/nope").await;
     assert_error(status, &v, 404, "not_found");
-    let (status, v) = c.delete(0, "/api/services/list").await;
+    let (status, v) = c.delete(0, "/api/services/list", None).await;
     assert_error(status, &v, 405, "method_not_allowed");
     c.net.shutdown().await;
 }

@@ -56,7 +56,7 @@ pub async fn heartbeat(d: &Discovery, w: &SampleWorker, load: f64) -> Result<(),
     let body = json!({"worker_id": w.register["worker_id"], "status": "healthy", "current_load": load,
                       "available_memory": w.memory, "loaded_models": [], "active_requests": 0,
                       "gpu_utilization": 0.0, "services_status": {}});
-    d.heartbeat(parse_heartbeat(&body)?).await?;
+    d.heartbeat(parse_heartbeat(&body)?, None).await?;
     Ok(())
 }
 
@@ -68,7 +68,7 @@ pub async fn register_samples(nodes: &[Discovery], workers: &[SampleWorker]) -> 
     }
     for (i, w) in workers.iter().enumerate() {
         let d = &nodes[i % nodes.len()];
-        d.register(parse_registration(&w.register)?).await?;
+        d.register(parse_registration(&w.register)?, None).await?;
         heartbeat(d, w, w.load).await?;
     }
     Ok(())

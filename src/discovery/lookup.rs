@@ -74,6 +74,12 @@ fn local_entries(e: &crate::engine::Engine, key: &Key, now: crate::time::Time) -
         .collect()
 }
 
+/// The record of `id` in a DHT value, when it is one (a value claiming a
+/// signature that fails reads as nothing).
+fn record_for(v: &crate::wire::Value, id: &str) -> Option<WorkerRecord> {
+    WorkerRecord::from_value(v).filter(|r| r.worker_id == id)
+}
+
 /// Worker ids in a legacy `service:{type}` value (a JSON list as a string).
 fn legacy_ids(v: &crate::wire::Value) -> Vec<String> {
     let text = match v {
@@ -220,24 +226,65 @@ impl Discovery {
         Some(self.inner.liveness.observe(record, self.now()))
     }
 
-    /// `worker:{id}` as the DHT holds it.
+    /// `worker:{id}` as the DHT holds it, verified records first: a get
+    /// answers with the first copy found, so when that copy is unsigned or
+    /// refused by the id's binding (`bindings`), the closest replicas are
+    /// asked directly and the owner's newest signed copy wins. An unsigned
+    /// record is returned only while no signed one binds the id.
     pub(crate) async fn fetch_remote(&self, id: &str) -> Option<WorkerRecord> {
         bump(&self.inner.metrics.record_fetches);
-        let got = self.node().get(worker_key(id)).await.ok()?;
-        got.value.as_ref().and_then(WorkerRecord::from_value).filter(|r| r.worker_id == id)
+        let key = worker_key(id);
+        let got = self.node().get(key).await.ok()?;
+        let first = got.value.as_ref().and_then(|v| record_for(v, id))?;
+        let now = self.now();
+        if first.verified && self.inner.bindings.admit(&first, now) {
+            return Some(first);
+        }
+        let mut copies = self.read_record_replicas(key, id).await;
+        copies.push(first);
+        copies.sort_by_key(|r| (std::cmp::Reverse(r.verified), std::cmp::Reverse(r.seq)));
+        copies.into_iter().find(|r| self.inner.bindings.admit(r, now))
+    }
+
+    /// The copies of `worker:{id}` held by the closest nodes, read one by one.
+    async fn read_record_replicas(&self, key: Key, id: &str) -> Vec<WorkerRecord> {
+        let Ok(closest) = self.node().find_node(key).await else { return Vec::new() };
+        let me = self.node().id();
+        let mut reads = JoinSet::new();
+        for c in closest.into_iter().take(2 * self.inner.config.read_replicas) {
+            let node = self.node().clone();
+            reads.spawn(async move { node.call(c.addr, crate::wire::Call::FindValue { sender: me, key }).await });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = reads.join_next().await {
+            let Ok(Ok(Some(body))) = done else { continue };
+            if let Ok(crate::wire::FindValueReply::Value(v)) = crate::wire::parse_find_value_reply(&body) {
+                out.extend(record_for(&v, id));
+            }
+        }
+        out
     }
 
     /// Picks the newer of this node's registration of `id` and `remote`. A
     /// newer record written through another node means the worker moved
     /// there: this node forgets it, so it never republishes the old record
     /// over the new one.
+    /// Only a signed record can move a worker: by the same key, or by
+    /// another once this node's registration has expired.
     pub(crate) fn reconcile(&self, id: &str, remote: Option<WorkerRecord>) -> Option<WorkerRecord> {
         let Some(local) = self.inner.registry.get(id) else { return remote };
         let me = self.node().id().to_hex();
+        let lapsed = local.expires_at.is_none_or(|e| e <= self.now());
         match remote {
-            Some(r) if r.version > local.version && r.node_id.as_deref() != Some(me.as_str()) => {
+            Some(r)
+                if r.verified
+                    && (r.public_key == local.public_key || lapsed)
+                    && r.version > local.version
+                    && r.node_id.as_deref() != Some(me.as_str()) =>
+            {
                 tracing::info!(worker_id = id, "worker re-registered through another node; no longer published here");
                 self.inner.registry.remove(id);
+                self.inner.keys.remove(id);
                 for s in &local.services {
                     self.inner.cache.invalidate(s);
                 }

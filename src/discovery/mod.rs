@@ -19,6 +19,10 @@
 //! - [`record`]: the worker record and its health rule; [`liveness`]: the
 //!   rule for the platform's monotonic `last_seen`.
 //! - [`input`]: checking register/heartbeat bodies and discover filters.
+//! - [`keys`]: the Ed25519 keys of workers registered here and their
+//!   credentials; `owner`: who may change a registration; `bindings`: which
+//!   key owns which worker id, as readers have seen it (see
+//!   [`crate::signed`] for the records themselves).
 //! - [`wire`]: the calling side of the provider-set procedures.
 //! - `registry`: workers registered through this node and their publish
 //!   schedule; `publish`: register, heartbeat, unregister and the
@@ -37,15 +41,18 @@
 //! announcements fresh until [`Discovery::shutdown`] or the node stops.
 
 mod announce;
+mod bindings;
 pub mod cache;
 pub mod coordinator;
 pub mod demo;
 mod discover;
 pub mod input;
+pub mod keys;
 mod legacy;
 pub mod liveness;
 mod lookup;
 pub mod metrics;
+mod owner;
 mod publish;
 pub mod record;
 mod registry;
@@ -128,6 +135,12 @@ pub struct DiscoveryConfig {
     pub default_services: Vec<String>,
     /// Added to [`default_services`](Self::default_services) for such a worker when it reports a GPU.
     pub gpu_services: Vec<String>,
+    /// Where the keys of workers registered here are kept (`workers.keys`,
+    /// see [`keys`]); `None`: in memory only, lost on restart.
+    pub key_dir: Option<std::path::PathBuf>,
+    /// When set, register, heartbeat and unregister need
+    /// `Authorization: Bearer <api_token>` (the daemon's `--api-token`).
+    pub api_token: Option<String>,
 }
 
 impl Default for DiscoveryConfig {
@@ -153,6 +166,8 @@ impl Default for DiscoveryConfig {
             public_url: None,
             default_services: vec!["ocr".to_owned()],
             gpu_services: vec!["llm-inference".to_owned()],
+            key_dir: None,
+            api_token: None,
         }
     }
 }
@@ -187,6 +202,10 @@ pub enum DiscoveryError {
     /// The request is malformed; the message says which field (HTTP 400).
     #[error(transparent)]
     Invalid(#[from] InvalidInput),
+    /// The caller may not make this change to the worker (HTTP 403): it
+    /// needs the worker's credential; the message says which rule.
+    #[error("{0}")]
+    Forbidden(String),
     /// The worker is not registered on this node (HTTP 404); register first.
     #[error("worker {0:?} is not registered on this node")]
     UnknownWorker(String),
@@ -219,6 +238,8 @@ struct Inner {
     config: DiscoveryConfig,
     clock: Clock,
     registry: Registry,
+    keys: keys::KeyStore,
+    bindings: bindings::Bindings,
     liveness: liveness::Liveness,
     legacy: legacy::LegacyLists,
     announcer: announce::Announcer,
@@ -242,8 +263,12 @@ impl Discovery {
             })?),
             None => None,
         };
+        let keys =
+            keys::KeyStore::open(config.key_dir.as_deref()).map_err(|e| DiscoveryError::Config(e.to_string()))?;
         let inner = Inner {
             node,
+            keys,
+            bindings: bindings::Bindings::default(),
             cache: cache::Cache::new(config.cache_ttl),
             publishing: tokio::sync::Semaphore::new(config.publish_concurrency),
             clock: Clock::new(),

@@ -14,8 +14,12 @@
 //! worker's provider entries with a newer version, so readers drop it at
 //! once.
 
+use ed25519_dalek::SigningKey;
+
 use super::input::{Heartbeat, InvalidInput, Registration};
+use super::keys::{self, public_hex};
 use super::metrics::bump;
+use super::owner;
 use super::record::{WorkerRecord, MAX_RECORD_BYTES, STATUS_HEALTHY, STATUS_OFFLINE};
 use super::registry::{next_version, Urgency};
 use super::wire::Announce;
@@ -32,6 +36,10 @@ pub struct RegisterOutcome {
     /// What the DHT write reached; `None` if it was still running after
     /// `publish_wait`.
     pub report: Option<PublishReport>,
+    /// The worker's credential (hex key seed), answered when the id was
+    /// free or the caller presented it; never to a credential-less caller
+    /// re-registering a live id.
+    pub credential: Option<String>,
 }
 
 /// How a heartbeat went.
@@ -54,19 +62,36 @@ pub struct PublishReport {
 }
 
 impl Discovery {
-    /// Registers a worker through this node and publishes it.
-    pub async fn register(&self, mut reg: Registration) -> Result<RegisterOutcome, DiscoveryError> {
+    /// Registers a worker through this node and publishes it, signed by its
+    /// key; `presented` is the credential the caller sent, if any (the
+    /// rules are in `owner`).
+    pub async fn register(
+        &self,
+        mut reg: Registration,
+        presented: Option<SigningKey>,
+    ) -> Result<RegisterOutcome, DiscoveryError> {
+        let live = self.live_owner(&reg.worker_id).await;
+        let held = self.inner.keys.get(&reg.worker_id);
+        let grant = owner::decide_register(live.as_ref(), presented, held, &reg.tunnel_url, || {
+            SigningKey::generate(&mut rand::rngs::OsRng)
+        })
+        .map_err(DiscoveryError::Forbidden)?;
         let now = self.now();
         if reg.services.is_empty() {
             reg.services = self.assigned_services(&reg);
         }
-        let record = self.new_record(reg, now);
-        let size = record.to_json().len();
+        let mut record = self.new_record(reg, now);
+        record.public_key = Some(public_hex(grant.key()));
+        // The next seq must pass the live record's, whatever this clock says.
+        record.version = live.map(|l| l.seq);
+        record.seq = record.version;
+        let size = record.to_signed_json(grant.key()).len();
         if size > MAX_RECORD_BYTES {
             let msg = format!("the worker record would be {size} bytes; the limit is {MAX_RECORD_BYTES}");
             return Err(InvalidInput(msg).into());
         }
         let id = record.worker_id.clone();
+        self.inner.keys.set(&id, grant.key());
         if let Some(old) = self.inner.registry.insert(record.clone()) {
             // Services dropped by a re-registration must stop naming it.
             let gone: Vec<String> = old.services.into_iter().filter(|s| !record.services.contains(s)).collect();
@@ -82,7 +107,8 @@ impl Discovery {
         let report = self.publish_bounded(&id).await;
         let record = self.inner.registry.get(&id).unwrap_or(record);
         self.legacy_lists_changed(record.services.clone());
-        Ok(RegisterOutcome { record, report })
+        let credential = grant.reveals().then(|| keys::credential(grant.key()));
+        Ok(RegisterOutcome { record, report, credential })
     }
 
     /// What a worker that named no services is told to run: the default
@@ -118,12 +144,26 @@ impl Discovery {
             containers: reg.containers,
             version: None,
             node_id: Some(self.node().id().to_hex()),
+            public_key: None,
+            seq: None,
+            verified: true,
         }
     }
 
     /// Applies a heartbeat; publishes at once when it changed something
-    /// readers rank or filter by.
-    pub async fn heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatOutcome, DiscoveryError> {
+    /// readers rank or filter by. A status change needs the credential.
+    pub async fn heartbeat(
+        &self,
+        hb: Heartbeat,
+        presented: Option<SigningKey>,
+    ) -> Result<HeartbeatOutcome, DiscoveryError> {
+        let current = self
+            .inner
+            .registry
+            .get(&hb.worker_id)
+            .ok_or_else(|| DiscoveryError::UnknownWorker(hb.worker_id.clone()))?;
+        owner::check_credential(&current, presented.as_ref(), owner::changes_status(&current, &hb))
+            .map_err(DiscoveryError::Forbidden)?;
         let now = self.now();
         let (record, urgency) = self
             .inner
@@ -138,8 +178,16 @@ impl Discovery {
         Ok(HeartbeatOutcome { record, published })
     }
 
-    /// Unregisters a worker: it disappears from lookups at once.
-    pub async fn unregister(&self, worker_id: &str) -> Result<WorkerRecord, DiscoveryError> {
+    /// Unregisters a worker (needs its credential): it disappears from
+    /// lookups at once.
+    pub async fn unregister(
+        &self,
+        worker_id: &str,
+        presented: Option<SigningKey>,
+    ) -> Result<WorkerRecord, DiscoveryError> {
+        let current =
+            self.inner.registry.get(worker_id).ok_or_else(|| DiscoveryError::UnknownWorker(worker_id.to_owned()))?;
+        owner::check_credential(&current, presented.as_ref(), true).map_err(DiscoveryError::Forbidden)?;
         let record =
             self.inner.registry.remove(worker_id).ok_or_else(|| DiscoveryError::UnknownWorker(worker_id.to_owned()))?;
         let me = self.clone();
@@ -173,7 +221,8 @@ impl Discovery {
     /// Writes a registered worker's record and announces its services.
     async fn publish(&self, id: &str) -> Result<PublishReport, NodeError> {
         let now = self.now();
-        let Some(record) = self.inner.registry.prepare(id, now) else { return Ok(PublishReport::default()) };
+        let Some(mut record) = self.inner.registry.prepare(id, now) else { return Ok(PublishReport::default()) };
+        record.seq = record.version;
         let version = record.version.unwrap_or_default();
         let ttl = std::time::Duration::from_secs_f64((record.expires_at.unwrap_or(now) - now).max(1.0));
         let announce = |key: Key, item: Announce| {
@@ -192,7 +241,7 @@ impl Discovery {
             // Announcements above are batched; only the record writes queue.
             let _permit = self.inner.publishing.acquire().await;
             bump(&self.inner.metrics.record_puts);
-            self.node().put(worker_key(id), Value::Str(record.to_json())).await?
+            self.node().put(worker_key(id), Value::Str(self.signed_text(&record))).await?
         };
         let mut provider_replicas = if tasks.is_empty() { 0 } else { usize::MAX };
         for t in tasks {
@@ -209,6 +258,7 @@ impl Discovery {
         record.status = STATUS_OFFLINE.to_owned();
         record.expires_at = Some(now);
         record.version = Some(version);
+        record.seq = Some(version);
         let mut tasks = Vec::new();
         for s in &record.services {
             self.inner.cache.invalidate(s);
@@ -216,7 +266,9 @@ impl Discovery {
             tasks.push(tokio::spawn(async move { me.announce(key, item, true).await }));
         }
         let key = worker_key(&record.worker_id);
-        self.node().put(key, Value::Str(record.to_json())).await?;
+        let text = self.signed_text(&record);
+        self.inner.keys.remove(&record.worker_id);
+        self.node().put(key, Value::Str(text)).await?;
         // The tombstone only has to outlive the copies it replaced.
         self.node().with_engine(move |e, _| e.unpublish(&key)).await?;
         for t in tasks {
@@ -224,6 +276,15 @@ impl Discovery {
         }
         self.legacy_lists_changed(record.services.clone());
         Ok(())
+    }
+
+    /// `record` as stored in the DHT: signed by the worker's key when this
+    /// node holds it.
+    fn signed_text(&self, record: &WorkerRecord) -> String {
+        match self.inner.keys.get(&record.worker_id) {
+            Some(key) => record.to_signed_json(&key),
+            None => record.to_json(),
+        }
     }
 
     /// Keeps registered workers fresh in the DHT until [`Discovery::shutdown`]
@@ -250,6 +311,7 @@ impl Discovery {
         let cfg = &self.inner.config;
         for r in self.inner.registry.drop_stale(now, cfg) {
             tracing::info!(worker_id = %r.worker_id, "worker silent past stale-after; dropped");
+            self.inner.keys.remove(&r.worker_id);
             let key = worker_key(&r.worker_id);
             self.node().with_engine(move |e, _| e.unpublish(&key)).await?;
         }

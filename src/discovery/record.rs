@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::{json, Map, Value as Json};
 
+use crate::signed;
 use crate::wire::Value;
 
 /// Largest record JSON we publish: a Python peer refuses to send a `store`
@@ -98,6 +99,16 @@ pub struct WorkerRecord {
     /// Hex id of the DHT node the worker registered with.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub node_id: Option<String>,
+    /// The owner's Ed25519 public key (64 hex digits) in a signed record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<String>,
+    /// The signer's sequence number (the `version` it was published with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// Whether the text read carried a signature by `public_key` that
+    /// verified ([`crate::signed`]); never written into the record.
+    #[serde(skip)]
+    pub verified: bool,
 }
 
 /// Whether capabilities report a GPU (`has_gpu`, a `gpu_count` above zero,
@@ -147,16 +158,33 @@ impl WorkerRecord {
             containers: o.get("containers").cloned(),
             version: num("version").map(|n| n.max(0.0) as u64),
             node_id: text("node_id"),
+            public_key: text("public_key"),
+            seq: o.get("seq").and_then(Json::as_u64),
+            verified: false,
         })
     }
 
-    /// Reads a record from a DHT value (a str, or UTF-8 bytes).
+    /// Reads a record from a DHT value (a str, or UTF-8 bytes). A value
+    /// ending with a `sig` member must verify ([`crate::signed::verify`]):
+    /// one that does not is a forgery or damaged and reads as nothing.
     pub fn from_value(v: &Value) -> Option<WorkerRecord> {
-        match v {
-            Value::Str(s) => Self::from_json(s),
-            Value::Bin(b) => Self::from_json(std::str::from_utf8(b).ok()?),
-            _ => None,
+        let text = signed::value_text(v)?;
+        if !signed::looks_signed(text) {
+            return Self::from_json(text);
         }
+        let info = signed::verify(text).ok()?;
+        let mut r = Self::from_json(text)?;
+        // The fields a signature vouches for come from the signed part.
+        r.public_key = Some(hex::encode(info.public_key));
+        r.seq = Some(info.seq);
+        r.verified = r.worker_id == info.worker_id;
+        r.verified.then_some(r)
+    }
+
+    /// The text stored in the DHT, signed by `key` ([`crate::signed::sign`]).
+    pub fn to_signed_json(&self, key: &ed25519_dalek::SigningKey) -> String {
+        let text = self.to_json();
+        signed::sign(&text, key).unwrap_or(text)
     }
 
     /// The JSON text stored in the DHT.
@@ -208,6 +236,7 @@ impl WorkerRecord {
             "status": self.health(now, window).as_str(),
             "services": self.services,
             "available_memory": self.memory(),
+            "verified": self.verified,
         })
     }
 }

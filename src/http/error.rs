@@ -5,6 +5,8 @@
 //! | code | status | when |
 //! |---|---|---|
 //! | `invalid_input` | 400 | missing or mistyped field, bad URL or name, body not JSON or too large |
+//! | `unauthorized` | 401 | `--api-token` set and the request lacks it |
+//! | `forbidden` | 403 | the change needs the worker's credential, or a wrong one was sent |
 //! | `not_found` | 404 | unknown worker, unknown route |
 //! | `method_not_allowed` | 405 | known route, wrong method |
 //! | `no_healthy_workers` | 503 | nobody can name a healthy worker of the service |
@@ -46,6 +48,7 @@ impl From<DiscoveryError> for ApiError {
         let detail = e.to_string();
         let (status, code) = match e {
             DiscoveryError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_input"),
+            DiscoveryError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             DiscoveryError::UnknownWorker(_) => (StatusCode::NOT_FOUND, "not_found"),
             DiscoveryError::NoHealthyWorkers { .. } => (StatusCode::SERVICE_UNAVAILABLE, "no_healthy_workers"),
             DiscoveryError::Node(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),

@@ -1,17 +1,29 @@
 //! Worker routes: register, heartbeat, unregister. Bodies are read as raw
 //! bytes and parsed here, so every failure (too large, not JSON, missing
 //! field) becomes a JSON 400 instead of axum's plain-text rejections.
+//!
+//! Who may change what is decided by discovery (`owner`); this module only
+//! reads the proofs: the worker's credential from the
+//! `X-Kadmesh-Credential` header or a `credential` body field (register and
+//! heartbeat; the header wins), and the operator's `--api-token` as
+//! `Authorization: Bearer <token>` (401 without it, when one is set).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
+use ed25519_dalek::SigningKey;
 use serde_json::{json, Value as Json_};
 
 use super::error::ApiError;
 use super::{HEARTBEAT_INTERVAL_SECS, MAX_BODY};
 use crate::discovery::input::{check_worker_id, parse_heartbeat, parse_registration};
+use crate::discovery::keys::parse_credential;
 use crate::discovery::Discovery;
+
+/// The header carrying a worker's credential.
+pub const CREDENTIAL_HEADER: &str = "x-kadmesh-credential";
 
 /// The JSON document of a request body.
 fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Json_, ApiError> {
@@ -27,13 +39,46 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Json_, ApiError> {
     serde_json::from_slice(&bytes).map_err(|e| ApiError::invalid(format!("the request body is not valid JSON: {e}")))
 }
 
+/// Refuses a state-changing request without the operator's API token, when
+/// one is configured (compared in constant time).
+fn check_api_token(d: &Discovery, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &d.config().api_token else { return Ok(()) };
+    let sent = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let matches = sent.is_some_and(|s| {
+        s.len() == token.len() && s.bytes().zip(token.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+    });
+    if matches {
+        return Ok(());
+    }
+    Err(ApiError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthorized",
+        detail: "this node requires its API token: send Authorization: Bearer <token>".to_owned(),
+    })
+}
+
+/// The worker's credential from the header, else the body's `credential`.
+fn credential(headers: &HeaderMap, body: Option<&Json_>) -> Result<Option<SigningKey>, ApiError> {
+    let header = headers.get(CREDENTIAL_HEADER).map(|v| v.to_str().unwrap_or_default());
+    let field = body.and_then(|b| b.get("credential")).filter(|c| !c.is_null());
+    let text = match (header, field) {
+        (Some(h), _) => h,
+        (None, Some(f)) => f.as_str().ok_or_else(|| ApiError::invalid("field \"credential\" must be a string"))?,
+        (None, None) => return Ok(None),
+    };
+    parse_credential(text).map(Some).map_err(|e| ApiError::invalid(e.0))
+}
+
 /// `POST /api/worker/register`
 pub async fn register(
     State(d): State<Discovery>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Json_>, ApiError> {
-    let reg = parse_registration(&json_body(body)?).map_err(|e| ApiError::invalid(e.0))?;
-    let out = d.register(reg).await?;
+    check_api_token(&d, &headers)?;
+    let body = json_body(body)?;
+    let reg = parse_registration(&body).map_err(|e| ApiError::invalid(e.0))?;
+    let out = d.register(reg, credential(&headers, Some(&body))?).await?;
     Ok(Json(json!({
         "status": "registered",
         "worker_id": out.record.worker_id,
@@ -43,6 +88,9 @@ pub async fn register(
         "assigned_services": out.record.services,
         "heartbeat_interval": HEARTBEAT_INTERVAL_SECS,
         "expires_in": d.config().worker_ttl.as_secs(),
+        "tunnel_url": out.record.tunnel_url,
+        "public_key": out.record.public_key,
+        "credential": out.credential,
         "dht": out.report.map(|r| json!({
             "record_replicas": r.record_replicas,
             "provider_replicas": r.provider_replicas,
@@ -53,10 +101,13 @@ pub async fn register(
 /// `POST /api/worker/heartbeat`
 pub async fn heartbeat(
     State(d): State<Discovery>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Json_>, ApiError> {
-    let hb = parse_heartbeat(&json_body(body)?).map_err(|e| ApiError::invalid(e.0))?;
-    let out = d.heartbeat(hb).await?;
+    check_api_token(&d, &headers)?;
+    let body = json_body(body)?;
+    let hb = parse_heartbeat(&body).map_err(|e| ApiError::invalid(e.0))?;
+    let out = d.heartbeat(hb, credential(&headers, Some(&body))?).await?;
     Ok(Json(json!({
         "status": "ok",
         "worker_id": out.record.worker_id,
@@ -68,8 +119,13 @@ pub async fn heartbeat(
 }
 
 /// `DELETE /api/worker/unregister/{worker_id}`
-pub async fn unregister(State(d): State<Discovery>, Path(id): Path<String>) -> Result<Json<Json_>, ApiError> {
+pub async fn unregister(
+    State(d): State<Discovery>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Json_>, ApiError> {
+    check_api_token(&d, &headers)?;
     check_worker_id(&id).map_err(|e| ApiError::invalid(e.0))?;
-    let record = d.unregister(&id).await?;
+    let record = d.unregister(&id, credential(&headers, None)?).await?;
     Ok(Json(json!({"status": "unregistered", "worker_id": record.worker_id})))
 }

@@ -25,7 +25,9 @@ pub async fn lookup(g: &Global, a: &LookupArgs) -> Result<(), Failure> {
     let answer = answer.map_err(|e| match e {
         DiscoveryError::Invalid(_) | DiscoveryError::Config(_) => Failure::BadInput(e.to_string()),
         DiscoveryError::NoHealthyWorkers { .. } => Failure::NotFound(e.to_string()),
-        DiscoveryError::UnknownWorker(_) | DiscoveryError::Node(_) => Failure::Other(e.to_string()),
+        DiscoveryError::UnknownWorker(_) | DiscoveryError::Forbidden(_) | DiscoveryError::Node(_) => {
+            Failure::Other(e.to_string())
+        }
     })?;
     let Source::Dht { mut workers, providers, replicas } = answer.source else {
         return Err(Failure::Other("discovery answered from a coordinator, which dhtctl never configures".into()));

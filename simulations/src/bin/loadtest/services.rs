@@ -56,7 +56,7 @@ impl Services {
                 "capabilities": {"has_gpu": i % 4 == 0, "cpu_cores": 2 + i % 14},
             });
             let reg = parse_registration(&body).map_err(|e| e.to_string())?;
-            match d.register(reg).await.map(|o| o.report) {
+            match d.register(reg, None).await.map(|o| o.report) {
                 Ok(Some(r)) => min_replicas = min_replicas.min(r.record_replicas.min(r.provider_replicas)),
                 Ok(None) | Err(_) => unstored += 1,
             }
@@ -77,7 +77,7 @@ impl Services {
             for (id, d) in &self.registered {
                 let body = json!({"worker_id": id, "status": "healthy", "current_load": 0.1});
                 if let Ok(hb) = parse_heartbeat(&body) {
-                    let _ = d.heartbeat(hb).await;
+                    let _ = d.heartbeat(hb, None).await;
                 }
             }
         }
