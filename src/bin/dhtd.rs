@@ -106,6 +106,13 @@ struct RunArgs {
     /// This node's public HTTP URL (shown as its tunnel_url).
     #[arg(long, env = "DHT_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Token every register, heartbeat and unregister must carry as
+    /// `Authorization: Bearer <token>` (default: none required).
+    #[arg(long, env = "DHT_API_TOKEN", hide_env_values = true)]
+    api_token: Option<String>,
+    /// Refuse worker tunnel URLs on loopback, private or localhost hosts.
+    #[arg(long)]
+    refuse_private_urls: bool,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long)]
     log_json: bool,
@@ -184,6 +191,9 @@ fn discovery_config(args: &RunArgs) -> DiscoveryConfig {
         coordinator_url: args.coordinator_url.clone(),
         public_host: args.public_host.clone(),
         public_url: args.public_url.clone(),
+        key_dir: args.data_dir.clone(),
+        api_token: args.api_token.clone(),
+        refuse_private_urls: args.refuse_private_urls,
         ..DiscoveryConfig::default()
     }
 }

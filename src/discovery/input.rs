@@ -55,18 +55,71 @@ pub fn check_worker_id(s: &str) -> Result<(), InvalidInput> {
     }
 }
 
-/// Checks a tunnel URL: absolute `http` or `https` with a host.
-pub fn check_url(s: &str) -> Result<(), InvalidInput> {
+/// Checks a tunnel URL and returns it normalised (scheme and host
+/// lowercased, IP forms canonical, no trailing `/`). Refused: anything but
+/// absolute `http`/`https` with a host; control characters anywhere (the
+/// URL parser would silently drop tabs and newlines); user info
+/// (`user:pass@`); link-local and cloud-metadata hosts (169.254.0.0/16,
+/// fe80::/10, also IPv4-mapped, and `metadata.google.internal`), which
+/// would make every discovering client send documents to its own
+/// provider's metadata service.
+pub fn check_url(s: &str) -> Result<String, InvalidInput> {
     let bad = |why: &str| invalid(format!("invalid tunnel_url {s:?}: {why}"));
     if s.len() > MAX_URL_LEN {
         return Err(bad("longer than 512 bytes"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(bad("it contains control characters"));
     }
     let url = reqwest::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(bad("the scheme must be http or https"));
     }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(bad("it has no host"));
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("it must not carry user info (user:password@)"));
+    }
+    match url.host() {
+        None => return Err(bad("it has no host")),
+        Some(url::Host::Domain("")) => return Err(bad("it has no host")),
+        Some(url::Host::Domain(d)) if d.trim_end_matches('.') == "metadata.google.internal" => {
+            return Err(bad("it names a cloud metadata host"))
+        }
+        Some(url::Host::Ipv4(ip)) if ip.is_link_local() => return Err(bad("link-local (metadata) address")),
+        Some(url::Host::Ipv6(ip)) if link_local_v6(&ip) => return Err(bad("link-local (metadata) address")),
+        Some(_) => {}
+    }
+    let mut out = url.to_string();
+    if url.query().is_none() && url.fragment().is_none() {
+        while out.ends_with('/') {
+            out.pop();
+        }
+    }
+    Ok(out)
+}
+
+/// fe80::/10, or an IPv4-mapped link-local address.
+fn link_local_v6(ip: &std::net::Ipv6Addr) -> bool {
+    (ip.segments()[0] & 0xffc0) == 0xfe80 || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+}
+
+/// Refuses a (checked) tunnel URL whose host is loopback, private,
+/// unspecified or `localhost`: for networks where workers must be reachable
+/// from anywhere (`DiscoveryConfig::refuse_private_urls`).
+pub fn refuse_private(s: &str) -> Result<(), InvalidInput> {
+    let url = reqwest::Url::parse(s).map_err(|e| invalid(format!("invalid tunnel_url {s:?}: {e}")))?;
+    let private = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost" || d.ends_with(".localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_unspecified(),
+        Some(url::Host::Ipv6(ip)) => {
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (ip.segments()[0] & 0xfe00) == 0xfc00
+                || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback() || v4.is_private())
+        }
+        None => true,
+    };
+    if private {
+        return Err(invalid(format!("invalid tunnel_url {s:?}: this node refuses loopback and private hosts")));
     }
     Ok(())
 }
@@ -114,8 +167,7 @@ pub fn parse_registration(body: &Json) -> Result<Registration, InvalidInput> {
     let o = object(body)?;
     let worker_id = required_str(o, "worker_id")?;
     check_worker_id(worker_id)?;
-    let tunnel_url = required_str(o, "tunnel_url")?;
-    check_url(tunnel_url)?;
+    let tunnel_url = check_url(required_str(o, "tunnel_url")?)?;
     let capabilities = match o.get("capabilities") {
         None | Some(Json::Null) => Map::new(),
         Some(Json::Object(m)) => m.clone(),
@@ -144,14 +196,7 @@ pub fn parse_registration(body: &Json) -> Result<Registration, InvalidInput> {
     if containers.as_ref().is_some_and(|c| !c.is_array()) {
         return Err(invalid("field \"containers\" must be a list"));
     }
-    Ok(Registration {
-        worker_id: worker_id.to_owned(),
-        tunnel_url: tunnel_url.to_owned(),
-        services,
-        capabilities,
-        vpn_ip,
-        containers,
-    })
+    Ok(Registration { worker_id: worker_id.to_owned(), tunnel_url, services, capabilities, vpn_ip, containers })
 }
 
 /// A checked heartbeat: what changed since the last one.
@@ -290,6 +335,37 @@ mod tests {
             let err = parse_registration(&body).unwrap_err().0;
             assert!(err.contains(want), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn tunnel_urls_are_normalised_and_dangerous_ones_refused() {
+        let ok = |u: &str| check_url(u).unwrap();
+        assert_eq!(ok("HTTPS://W.Example.NET/"), "https://w.example.net");
+        assert_eq!(ok("http://10.0.0.5:8000/api/"), "http://10.0.0.5:8000/api");
+        assert_eq!(ok("https://x.example/?a=1"), "https://x.example/?a=1");
+        assert_eq!(ok("http://127.0.0.1:9000"), "http://127.0.0.1:9000", "loopback allowed by default");
+        let cases = [
+            ("https://user:pass@w.example.net", "user info"),
+            ("https://user@w.example.net", "user info"),
+            ("https://w.example.net/\r\nX-Evil: 1", "control characters"),
+            ("https://w.exam\tple.net", "control characters"),
+            ("http://169.254.169.254/latest/meta-data", "link-local"),
+            ("http://2852039166/", "link-local"),
+            ("http://[fe80::1]/", "link-local"),
+            ("http://[::ffff:169.254.1.1]/", "link-local"),
+            ("http://metadata.google.internal/", "metadata"),
+        ];
+        for (url, want) in cases {
+            let err = check_url(url).unwrap_err().0;
+            assert!(err.contains(want), "{url}: {err}");
+        }
+        for private in
+            ["http://127.0.0.1:1", "http://localhost:8000", "http://192.168.1.2", "http://[::1]/", "http://[fd00::1]"]
+        {
+            assert!(refuse_private(&ok(private)).is_err(), "{private}");
+        }
+        assert!(refuse_private("https://w.example.net").is_ok());
+        assert!(refuse_private("http://8.8.8.8").is_ok());
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 
 use tokio::task::JoinSet;
 
+use super::bindings::Bindings;
 use super::metrics::bump;
 use super::record::WorkerRecord;
 use super::wire::{list_call, merge, parse_page, SeenEntry};
@@ -78,6 +79,13 @@ fn local_entries(e: &crate::engine::Engine, key: &Key, now: crate::time::Time) -
 /// signature that fails reads as nothing).
 fn record_for(v: &crate::wire::Value, id: &str) -> Option<WorkerRecord> {
     WorkerRecord::from_value(v).filter(|r| r.worker_id == id)
+}
+
+/// The copy a reader uses: signed ones first, newest first, the first the
+/// id's binding admits.
+fn best_copy(mut copies: Vec<WorkerRecord>, bindings: &Bindings, now: f64) -> Option<WorkerRecord> {
+    copies.sort_by_key(|r| (std::cmp::Reverse(r.verified), std::cmp::Reverse(r.seq)));
+    copies.into_iter().find(|r| bindings.admit(r, now))
 }
 
 /// Worker ids in a legacy `service:{type}` value (a JSON list as a string).
@@ -242,8 +250,7 @@ impl Discovery {
         }
         let mut copies = self.read_record_replicas(key, id).await;
         copies.push(first);
-        copies.sort_by_key(|r| (std::cmp::Reverse(r.verified), std::cmp::Reverse(r.seq)));
-        copies.into_iter().find(|r| self.inner.bindings.admit(r, now))
+        best_copy(copies, &self.inner.bindings, now)
     }
 
     /// The copies of `worker:{id}` held by the closest nodes, read one by one.
@@ -306,6 +313,26 @@ mod tests {
         assert_eq!(legacy_ids(&Value::from(r#"["w1", "w2", 3, "bad id", "w2"]"#)), ["w1", "w2"]);
         assert!(legacy_ids(&Value::from("{}")).is_empty());
         assert!(legacy_ids(&Value::Int(1)).is_empty());
+    }
+
+    #[test]
+    fn the_owners_newest_signed_copy_beats_unsigned_and_older_ones() {
+        let rec = |url: &str, signed: Option<(&str, u64)>| {
+            let mut r = WorkerRecord::from_json(&format!(r#"{{"worker_id": "w", "tunnel_url": "{url}"}}"#)).unwrap();
+            r.expires_at = Some(1e10);
+            if let Some((pk, seq)) = signed {
+                (r.public_key, r.seq, r.verified) = (Some(pk.into()), Some(seq), true);
+            }
+            r
+        };
+        let b = Bindings::default();
+        let copies =
+            vec![rec("https://evil", None), rec("https://old", Some(("aa", 1))), rec("https://new", Some(("aa", 2)))];
+        assert_eq!(best_copy(copies, &b, 0.0).unwrap().tunnel_url, "https://new");
+        let thief = vec![rec("https://evil", None), rec("https://thief", Some(("bb", 9)))];
+        assert_eq!(best_copy(thief, &b, 0.0), None, "the id is bound to key aa");
+        let fresh = Bindings::default();
+        assert_eq!(best_copy(vec![rec("https://legacy", None)], &fresh, 0.0).unwrap().tunnel_url, "https://legacy");
     }
 
     #[test]

@@ -141,6 +141,9 @@ pub struct DiscoveryConfig {
     /// When set, register, heartbeat and unregister need
     /// `Authorization: Bearer <api_token>` (the daemon's `--api-token`).
     pub api_token: Option<String>,
+    /// Refuse tunnel URLs on loopback, private or `localhost` hosts (they
+    /// are allowed by default, for local development).
+    pub refuse_private_urls: bool,
 }
 
 impl Default for DiscoveryConfig {
@@ -168,6 +171,7 @@ impl Default for DiscoveryConfig {
             gpu_services: vec!["llm-inference".to_owned()],
             key_dir: None,
             api_token: None,
+            refuse_private_urls: false,
         }
     }
 }

@@ -70,6 +70,9 @@ impl Discovery {
         mut reg: Registration,
         presented: Option<SigningKey>,
     ) -> Result<RegisterOutcome, DiscoveryError> {
+        if self.inner.config.refuse_private_urls {
+            super::input::refuse_private(&reg.tunnel_url)?;
+        }
         let live = self.live_owner(&reg.worker_id).await;
         let held = self.inner.keys.get(&reg.worker_id);
         let grant = owner::decide_register(live.as_ref(), presented, held, &reg.tunnel_url, || {
