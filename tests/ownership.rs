@@ -306,3 +306,39 @@ async fn stock_python_peers_keep_our_signed_records_and_their_forgeries_lose() {
     assert_eq!(found, [("py-1".into(), url_of("py-1", "a"), false), ("w7".into(), url_of("w7", "a"), true)]);
     c.net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_provider_remove_does_not_hide_a_live_signed_worker() {
+    use kadmesh::discovery::wire::{write_calls, Announce};
+    let c = cluster(4, config()).await;
+    c.register(0, "w8", &url_of("w8", "a"), None).await;
+    let forged = Announce { id: "w8".into(), version: i64::MAX as u64, ttl: Duration::from_secs(86_400), load: None };
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..4 {
+        for call in write_calls(NodeId([0x42; 20]), kadmesh::discovery::service_key("ocr"), &[forged.clone()], true) {
+            let msg = MessageId([i as u8; 20]);
+            sock.send_to(&Datagram::Request { id: msg, call }.encode().unwrap(), c.net.addr(i).unwrap()).await.unwrap();
+        }
+        // The legacy list is a plain value anyone may overwrite: empty it too.
+        let call = Call::Store {
+            sender: NodeId([0x42; 20]),
+            key: kadmesh::discovery::service_key("ocr"),
+            value: Value::from("[]"),
+        };
+        let msg = MessageId([0x80 + i as u8; 20]);
+        sock.send_to(&Datagram::Request { id: msg, call }.encode().unwrap(), c.net.addr(i).unwrap()).await.unwrap();
+    }
+    // Every replica now holds the tombstone...
+    for _ in 0..50 {
+        let p = c.net.nodes[1].find_providers("ocr").await.unwrap();
+        if p.removed == ["w8"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen = c.net.nodes[1].find_providers("ocr").await.unwrap();
+    assert_eq!((seen.removed, seen.legacy), (vec!["w8".to_owned()], vec![]));
+    // ...and the worker is still found, through its live signed record.
+    c.all_see("w8", &url_of("w8", "a")).await;
+    c.net.shutdown().await;
+}

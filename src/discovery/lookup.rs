@@ -47,13 +47,26 @@ pub(crate) struct Providers {
 
 impl Providers {
     /// Candidate worker ids: live entries by announced load (lightest
-    /// first), then legacy ids not already named.
+    /// first), then legacy ids not already named, then tombstoned ids.
+    ///
+    /// Provider writes are unsigned, so a tombstone proves nothing: anyone
+    /// can send `kadmesh_provider_remove` with a huge version. A tombstoned
+    /// id is therefore still fetched, last; its record decides (a real
+    /// unregistration leaves an `offline` record, which is filtered out;
+    /// a live signed record means the tombstone was forged or stale).
     pub fn candidates(&self) -> Vec<String> {
         let mut live: Vec<&SeenEntry> = self.entries.values().filter(|e| e.is_live()).collect();
         live.sort_by(|a, b| a.load.unwrap_or(f64::MAX).total_cmp(&b.load.unwrap_or(f64::MAX)).then(a.id.cmp(&b.id)));
         let mut ids: Vec<String> = live.into_iter().map(|e| e.id.clone()).collect();
         for id in &self.legacy {
             if self.entries.get(id).is_none_or(|e| !e.is_live()) && !ids.contains(id) {
+                ids.push(id.clone());
+            }
+        }
+        let mut gone: Vec<&String> = self.entries.values().filter(|e| !e.is_live()).map(|e| &e.id).collect();
+        gone.sort();
+        for id in gone {
+            if !self.legacy.contains(id) {
                 ids.push(id.clone());
             }
         }
@@ -345,9 +358,9 @@ mod tests {
             gone,
         };
         let mut p = Providers { legacy: vec!["old".into(), "b".into(), "gone".into()], ..Providers::default() };
-        for x in [e("a", 0.9, false), e("b", 0.1, false), e("gone", 0.0, true)] {
+        for x in [e("a", 0.9, false), e("b", 0.1, false), e("gone", 0.0, true), e("removed", 0.0, true)] {
             p.entries.insert(x.id.clone(), x);
         }
-        assert_eq!(p.candidates(), ["b", "a", "old", "gone"]);
+        assert_eq!(p.candidates(), ["b", "a", "old", "gone", "removed"], "tombstoned ids come last");
     }
 }
