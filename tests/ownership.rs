@@ -315,7 +315,9 @@ async fn a_forged_provider_remove_does_not_hide_a_live_signed_worker() {
     let forged = Announce { id: "w8".into(), version: i64::MAX as u64, ttl: Duration::from_secs(86_400), load: None };
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for i in 0..4 {
-        for call in write_calls(NodeId([0x42; 20]), kadmesh::discovery::service_key("ocr"), &[forged.clone()], true) {
+        for call in
+            write_calls(NodeId([0x42; 20]), kadmesh::discovery::service_key("ocr"), std::slice::from_ref(&forged), true)
+        {
             let msg = MessageId([i as u8; 20]);
             sock.send_to(&Datagram::Request { id: msg, call }.encode().unwrap(), c.net.addr(i).unwrap()).await.unwrap();
         }
