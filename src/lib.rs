@@ -20,7 +20,8 @@
 //! - [`rpc`]: outstanding requests, matched by message id and sender.
 //! - [`lookup`]: the iterative lookup state machine (alpha-parallel).
 //! - [`store`]: records with expiry and memory bounds; [`signed`]: signed
-//!   worker records and the rule for replacing them.
+//!   worker records and the rule for replacing them; [`endorsement`]:
+//!   coordinator certificates for workers.
 //! - [`engine`]: one node, tying the above together, plus republishing,
 //!   replication to newcomers and bucket refresh.
 //! - [`node`]: the tokio driver on a real UDP socket and its async handle.
@@ -43,6 +44,7 @@ pub mod client;
 pub mod contact;
 pub mod crawl;
 pub mod discovery;
+pub mod endorsement;
 pub mod engine;
 pub mod http;
 pub mod id;

@@ -37,6 +37,7 @@ fn registration(id: &str, services: &[&str], gpu: bool) -> Registration {
         capabilities,
         vpn_ip: None,
         containers: None,
+        endorsement: None,
     }
 }
 

@@ -344,3 +344,32 @@ async fn a_forged_provider_remove_does_not_hide_a_live_signed_worker() {
     c.all_see("w8", &url_of("w8", "a")).await;
     c.net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endorsement_mode_serves_only_workers_the_coordinator_certified() {
+    use ed25519_dalek::SigningKey;
+    let coordinator = SigningKey::from_bytes(&[0xc0; 32]);
+    let cfg = DiscoveryConfig { endorsement_key: Some(coordinator.verifying_key()), ..config() };
+    let c = cluster(3, cfg).await;
+    let until = kadmesh::node::Clock::new().unix_secs() as u64 + 3600;
+    let register = |id: &'static str, key: SigningKey, cert: Option<Json>| {
+        let body = json!({"worker_id": id, "tunnel_url": url_of(id, "a"), "services": ["ocr"], "endorsement": cert,
+                          "credential": hex::encode(key.to_bytes())});
+        c.send(c.http.post(format!("{}/api/worker/register", c.urls[0])).json(&body), None)
+    };
+    let (a, b, thief) =
+        (SigningKey::from_bytes(&[1; 32]), SigningKey::from_bytes(&[2; 32]), SigningKey::from_bytes(&[3; 32]));
+    let cert_a = kadmesh::endorsement::endorse(&coordinator, "wa", &a.verifying_key().to_bytes(), until);
+    assert_eq!(register("wa", a.clone(), Some(cert_a.to_json())).await.0, 200);
+    assert_eq!(register("wb", b, None).await.0, 200);
+    // A certificate copied from another worker's record does not fit this key.
+    let cert_for_a = kadmesh::endorsement::endorse(&coordinator, "wc", &a.verifying_key().to_bytes(), until);
+    assert_eq!(register("wc", thief, Some(cert_for_a.to_json())).await.0, 200);
+    let expired = kadmesh::endorsement::endorse(&coordinator, "wd", &a.verifying_key().to_bytes(), 1);
+    assert_eq!(register("wd", a, Some(expired.to_json())).await.0, 200);
+    for node in 0..3 {
+        let ids: Vec<String> = c.discover(node).await.into_iter().map(|(id, _, _)| id).collect();
+        assert_eq!(ids, ["wa"], "node {node}");
+    }
+    c.net.shutdown().await;
+}

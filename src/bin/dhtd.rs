@@ -110,6 +110,10 @@ struct RunArgs {
     /// `Authorization: Bearer <token>` (default: none required).
     #[arg(long, env = "DHT_API_TOKEN", hide_env_values = true)]
     api_token: Option<String>,
+    /// Endorsement mode: serve only workers certified by this coordinator
+    /// public key (64 hex digits; `dhtctl keygen` makes one, `dhtctl endorse` certifies).
+    #[arg(long, env = "DHT_ENDORSEMENT_KEY", value_parser = parse_public_key)]
+    endorsement_key: Option<ed25519_dalek::VerifyingKey>,
     /// Refuse worker tunnel URLs on loopback, private or localhost hosts.
     #[arg(long)]
     refuse_private_urls: bool,
@@ -182,6 +186,13 @@ async fn seeds_from(args: &RunArgs, discovery: &Discovery) -> Result<Vec<Seed>, 
     Ok(seeds)
 }
 
+/// An Ed25519 public key given as 64 hex digits.
+fn parse_public_key(text: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| "expected 64 hex digits".to_owned())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not a valid Ed25519 public key".to_owned())
+}
+
 fn discovery_config(args: &RunArgs) -> DiscoveryConfig {
     DiscoveryConfig {
         worker_ttl: Duration::from_secs(args.worker_ttl),
@@ -194,6 +205,7 @@ fn discovery_config(args: &RunArgs) -> DiscoveryConfig {
         key_dir: args.data_dir.clone(),
         api_token: args.api_token.clone(),
         refuse_private_urls: args.refuse_private_urls,
+        endorsement_key: args.endorsement_key,
         ..DiscoveryConfig::default()
     }
 }

@@ -195,8 +195,10 @@ impl Discovery {
         let ids = found.candidates();
         let providers = ids.len();
         let (now, window) = (self.now(), self.inner.config.worker_ttl);
+        let endorser = self.inner.config.endorsement_key.as_ref();
         let accept = |r: &WorkerRecord| {
-            r.health(now, window) == Health::Healthy
+            endorser.is_none_or(|k| r.endorsed_by(k, now))
+                && r.health(now, window) == Health::Healthy
                 && filter.matches(r)
                 && (r.services.is_empty() || r.services.iter().any(|s| s == service))
         };

@@ -160,6 +160,9 @@ pub struct Registration {
     pub vpn_ip: Option<String>,
     /// Containers list, kept as-is.
     pub containers: Option<Json>,
+    /// A coordinator's certificate (`{"expires_at", "sig"}`), checked for
+    /// form only here; nodes with an endorsement key check it when reading.
+    pub endorsement: Option<Json>,
 }
 
 /// Checks a `POST /api/worker/register` body.
@@ -196,7 +199,19 @@ pub fn parse_registration(body: &Json) -> Result<Registration, InvalidInput> {
     if containers.as_ref().is_some_and(|c| !c.is_array()) {
         return Err(invalid("field \"containers\" must be a list"));
     }
-    Ok(Registration { worker_id: worker_id.to_owned(), tunnel_url, services, capabilities, vpn_ip, containers })
+    let endorsement = o.get("endorsement").filter(|e| !e.is_null()).cloned();
+    if endorsement.as_ref().is_some_and(|e| crate::endorsement::Certificate::from_json(e).is_none()) {
+        return Err(invalid("field \"endorsement\" must be {\"expires_at\": <Unix seconds>, \"sig\": <128 hex>}"));
+    }
+    Ok(Registration {
+        worker_id: worker_id.to_owned(),
+        tunnel_url,
+        services,
+        capabilities,
+        vpn_ip,
+        containers,
+        endorsement,
+    })
 }
 
 /// A checked heartbeat: what changed since the last one.

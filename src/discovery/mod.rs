@@ -144,6 +144,9 @@ pub struct DiscoveryConfig {
     /// Refuse tunnel URLs on loopback, private or `localhost` hosts (they
     /// are allowed by default, for local development).
     pub refuse_private_urls: bool,
+    /// Endorsement mode: serve only workers whose signed record carries
+    /// this coordinator key's unexpired certificate ([`crate::endorsement`]).
+    pub endorsement_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 impl Default for DiscoveryConfig {
@@ -172,6 +175,7 @@ impl Default for DiscoveryConfig {
             key_dir: None,
             api_token: None,
             refuse_private_urls: false,
+            endorsement_key: None,
         }
     }
 }

@@ -149,6 +149,7 @@ impl Discovery {
             node_id: Some(self.node().id().to_hex()),
             public_key: None,
             seq: None,
+            endorsement: reg.endorsement,
             verified: true,
         }
     }

@@ -105,6 +105,10 @@ pub struct WorkerRecord {
     /// The signer's sequence number (the `version` it was published with).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
+    /// A coordinator's certificate for this id and key
+    /// ([`crate::endorsement`]), as the worker presented it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endorsement: Option<Json>,
     /// Whether the text read carried a signature by `public_key` that
     /// verified ([`crate::signed`]); never written into the record.
     #[serde(skip)]
@@ -160,6 +164,7 @@ impl WorkerRecord {
             node_id: text("node_id"),
             public_key: text("public_key"),
             seq: o.get("seq").and_then(Json::as_u64),
+            endorsement: o.get("endorsement").filter(|e| e.is_object()).cloned(),
             verified: false,
         })
     }
@@ -209,6 +214,20 @@ impl WorkerRecord {
             (true, _) if self.status == STATUS_HEALTHY => Health::Healthy,
             (true, _) | (false, true) => Health::Degraded,
             (false, false) => Health::Offline,
+        }
+    }
+
+    /// Whether this is a verified record carrying `coordinator`'s unexpired
+    /// certificate for its id and key at `now` (Unix seconds).
+    pub fn endorsed_by(&self, coordinator: &ed25519_dalek::VerifyingKey, now: f64) -> bool {
+        let mut key = [0u8; 32];
+        let key_ok = self.public_key.as_ref().is_some_and(|pk| hex::decode_to_slice(pk, &mut key).is_ok());
+        let cert = self.endorsement.as_ref().and_then(crate::endorsement::Certificate::from_json);
+        match cert {
+            Some(cert) if self.verified && key_ok => {
+                crate::endorsement::check(coordinator, &self.worker_id, &key, &cert, now)
+            }
+            _ => false,
         }
     }
 

@@ -100,6 +100,31 @@ pub enum Cmd {
         after_help = "Examples:\n  dhtctl -s 10.0.0.5:8468 crawl\n  dhtctl crawl --timeout 60 --concurrency 32 --json"
     )]
     Crawl(CrawlArgs),
+    /// Make a coordinator key pair for endorsement mode (prints seed and public key).
+    #[command(after_help = "Examples:\n  dhtctl keygen --json")]
+    Keygen,
+    /// Issue a coordinator's certificate for a worker id and its public key
+    /// (what register's `endorsement` field takes).
+    #[command(
+        after_help = "Examples:\n  DHT_COORDINATOR_KEY=<seed hex> dhtctl endorse worker-7 <worker public key hex> --days 30"
+    )]
+    Endorse(EndorseArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EndorseArgs {
+    /// The worker id.
+    #[arg(value_name = "WORKER_ID")]
+    pub worker_id: String,
+    /// The worker's public key, 64 hex digits (register answers it as public_key).
+    #[arg(value_name = "PUBLIC_KEY")]
+    pub public_key: String,
+    /// The coordinator's secret seed, 64 hex digits.
+    #[arg(long, env = "DHT_COORDINATOR_KEY", hide_env_values = true)]
+    pub coordinator_key: String,
+    /// Days the certificate stays valid.
+    #[arg(long, default_value_t = 30)]
+    pub days: u64,
 }
 
 #[derive(Args, Debug)]

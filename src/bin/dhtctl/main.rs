@@ -10,6 +10,7 @@
 mod args;
 mod dht;
 mod http;
+mod keys;
 mod lookup;
 mod net;
 mod output;
@@ -82,5 +83,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Cmd::Workers(a) => http::workers(g, a).await,
         Cmd::Topology(a) => http::topology(g, a).await,
         Cmd::Crawl(a) => walk::crawl(g, a).await,
+        Cmd::Keygen => keys::keygen(g),
+        Cmd::Endorse(a) => keys::endorse(g, a),
     }
 }
