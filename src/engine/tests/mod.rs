@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
-use crate::wire::Value;
+use crate::wire::{Call, MessageId, Value};
 
 struct Net {
     nodes: Vec<Engine>,
@@ -729,8 +729,8 @@ fn find_node_replies_leave_out_suspect_and_timed_out_contacts() {
     let everyone: Vec<NodeId> = sorted((1..CONTACTS.len()).map(contact_id).collect());
     assert_eq!(ask_find_node(&mut e, Time::from_secs(1), 0, key), everyone);
     let (suspect, failed) = (contact_id(1), contact_id(3));
-    e.routing.mark_suspect(&suspect);
-    assert!(!e.routing.record_failure(&failed, e.config().max_failures));
+    e.svc.routing.mark_suspect(&suspect);
+    assert!(!e.svc.routing.record_failure(&failed, e.config().max_failures));
     let rest = sorted(vec![contact_id(2), contact_id(4)]);
     assert_eq!(ask_find_node(&mut e, Time::from_secs(2), 0, key), rest);
     // A find_value that misses points the asker at the same contacts.
@@ -801,7 +801,7 @@ fn a_new_lookup_does_not_start_from_a_contact_that_timed_out() {
     let mut e = engine_with_contacts(Config::default());
     let target = id_at(0, 0);
     // Contact 0 is the closest to the target; contacts 1 and 2 follow, then 3.
-    assert!(!e.routing.record_failure(&contact_id(0), e.config().max_failures));
+    assert!(!e.svc.routing.record_failure(&contact_id(0), e.config().max_failures));
     let _ = e.find_node(Time::from_secs(1), target);
     assert_eq!(find_nodes_to(&sent_to(&mut e)), vec![addr(2), addr(3), addr(4)]);
     // Once it answers again, the next lookup starts from it.
@@ -813,7 +813,7 @@ fn a_new_lookup_does_not_start_from_a_contact_that_timed_out() {
 #[test]
 fn a_lookup_still_starts_from_timed_out_contacts_when_it_knows_no_other() {
     let mut e = engine_knowing(Config::default(), 1);
-    assert!(!e.routing.record_failure(&contact_id(0), e.config().max_failures));
+    assert!(!e.svc.routing.record_failure(&contact_id(0), e.config().max_failures));
     let _ = e.find_node(Time::from_secs(1), id_at(0, 0));
     assert_eq!(find_nodes_to(&sent_to(&mut e)), vec![addr(1)]);
 }
@@ -822,7 +822,7 @@ fn a_lookup_still_starts_from_timed_out_contacts_when_it_knows_no_other() {
 fn a_lookup_does_not_follow_pointers_to_a_contact_that_timed_out() {
     let mut e = engine_with_contacts(Config::default());
     let dead = known(0);
-    assert!(!e.routing.record_failure(&dead.id, e.config().max_failures));
+    assert!(!e.svc.routing.record_failure(&dead.id, e.config().max_failures));
     let now = Time::from_secs(1);
     let q = e.find_node(now, id_at(0, 0));
     // Everyone asked answers at once, naming the dead contact: the closest to the target.
@@ -890,17 +890,17 @@ fn a_contact_re_learned_within_replicate_interval_is_not_handed_our_records_agai
     let first = Time::from_secs(1);
     assert_eq!(records_handed_on_ping(&mut e, first, 0), 2);
     // Dropped and heard from again (a lossy link): not handed everything again.
-    e.routing.remove(&contact_id(0));
+    e.svc.routing.remove(&contact_id(0));
     assert_eq!(records_handed_on_ping(&mut e, first + Duration::from_secs(30), 0), 0);
     // Memory is per contact: another newcomer meanwhile gets its records.
     assert_eq!(records_handed_on_ping(&mut e, first + Duration::from_secs(30), 1), 2);
-    e.routing.remove(&contact_id(0));
+    e.svc.routing.remove(&contact_id(0));
     assert_eq!(records_handed_on_ping(&mut e, first + interval - Duration::from_millis(1), 0), 0);
     // A full interval after the handover it is handed them again.
-    e.routing.remove(&contact_id(0));
+    e.svc.routing.remove(&contact_id(0));
     assert_eq!(records_handed_on_ping(&mut e, first + interval, 0), 2);
     // And that handover starts a new interval.
-    e.routing.remove(&contact_id(0));
+    e.svc.routing.remove(&contact_id(0));
     assert_eq!(records_handed_on_ping(&mut e, first + interval + Duration::from_secs(1), 0), 0);
 }
 
