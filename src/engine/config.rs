@@ -101,15 +101,6 @@ pub enum ConfigError {
     /// duration.
     #[error("{0} must be longer than zero")]
     ZeroDuration(&'static str),
-    /// `lookup_stall_min` exceeds `lookup_stall`: the stall bounds are
-    /// upside down. Swap them or lower the minimum.
-    #[error("lookup_stall_min ({min:?}) exceeds lookup_stall ({max:?})")]
-    StallBounds {
-        /// The configured minimum.
-        min: Duration,
-        /// The configured maximum.
-        max: Duration,
-    },
     /// `store_limits.max_value_bytes` exceeds what one `store` datagram can
     /// carry: such values would be accepted and then fail to send. Keep it
     /// at or below [`MAX_VALUE_BYTES`](crate::store::MAX_VALUE_BYTES).
@@ -124,6 +115,9 @@ pub enum ConfigError {
 impl Config {
     /// Checks settings that come from user input (flags, files) before an
     /// engine runs on them; [`Node::spawn`](crate::node::Node::spawn) calls it.
+    ///
+    /// A `lookup_stall_min` above `lookup_stall` is allowed: the maximum
+    /// wins (clients set a short stall and keep the default minimum).
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (name, n) in [("k", self.k), ("alpha", self.alpha)] {
             if n == 0 {
@@ -141,9 +135,6 @@ impl Config {
         ];
         if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::ZeroDuration(name));
-        }
-        if self.lookup_stall_min > self.lookup_stall {
-            return Err(ConfigError::StallBounds { min: self.lookup_stall_min, max: self.lookup_stall });
         }
         if self.store_limits.max_value_bytes > crate::store::MAX_VALUE_BYTES {
             return Err(ConfigError::ValueTooLarge(self.store_limits.max_value_bytes));
@@ -184,8 +175,6 @@ mod tests {
         assert_eq!(bad(|c| c.alpha = 0), ConfigError::Zero("alpha"));
         assert_eq!(bad(|c| c.rpc_timeout = Duration::ZERO), ConfigError::ZeroDuration("rpc_timeout"));
         assert_eq!(bad(|c| c.refresh_interval = Duration::ZERO), ConfigError::ZeroDuration("refresh_interval"));
-        let upside_down = bad(|c| c.lookup_stall_min = Duration::from_secs(2));
-        assert!(matches!(upside_down, ConfigError::StallBounds { .. }), "{upside_down}");
         let big = bad(|c| c.store_limits.max_value_bytes = crate::store::MAX_VALUE_BYTES + 1);
         assert_eq!(big, ConfigError::ValueTooLarge(crate::store::MAX_VALUE_BYTES + 1));
         assert_eq!(bad(|c| c.provider_limits.max_sets = 0), ConfigError::ZeroLimit("provider_limits.max_sets"));

@@ -135,7 +135,3 @@ pub(crate) fn hello_body() -> Value {
         (Value::Str("version".into()), Value::Str(env!("CARGO_PKG_VERSION").into())),
     ])
 }
-
-#[cfg(test)]
-#[path = "inbound_tests.rs"]
-mod tests;

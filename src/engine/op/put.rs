@@ -311,3 +311,29 @@ impl Operation for Put {
         self.on_progress(cx, progress)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::{Datagram, MessageId};
+
+    #[test]
+    fn store_ttl_extra_bytes_is_what_the_lifetime_costs_on_the_wire() {
+        let (local, key) = (NodeId([1; 20]), NodeId([2; 20]));
+        let value = Value::Str("x".repeat(100));
+        let len = |call: Call| Datagram::Request { id: MessageId([0; 20]), call }.encode().unwrap().len();
+        let plain = len(store_call(local, PeerKind::Extended, key, value.clone(), None));
+        for ttl in [1, 60, 86_400, u64::from(u32::MAX)] {
+            let with_ttl =
+                len(store_call(local, PeerKind::Extended, key, value.clone(), Some(Duration::from_secs(ttl))));
+            assert!(with_ttl - plain <= STORE_TTL_EXTRA_BYTES, "ttl {ttl}: {} extra bytes", with_ttl - plain);
+        }
+        let day = len(store_call(local, PeerKind::Extended, key, value.clone(), Some(Duration::from_secs(86_400))));
+        assert_eq!(day - plain, STORE_TTL_EXTRA_BYTES, "a day's lifetime is the case the constant is sized for");
+        // Stock peers always get a plain store.
+        assert!(matches!(
+            store_call(local, PeerKind::Base, key, value, Some(Duration::from_secs(1))),
+            Call::Store { .. }
+        ));
+    }
+}

@@ -2,8 +2,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::super::{Config, Engine, Transmit};
 use crate::contact::Contact;
+use crate::engine::{Config, Engine, Transmit};
 use crate::id::NodeId;
 use crate::time::Time;
 use crate::wire::{self, Call, Datagram, MessageId};
