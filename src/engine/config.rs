@@ -50,7 +50,7 @@ pub struct Config {
     /// How long the k closest nodes a put found for one of our keys are
     /// trusted: a re-put within this stores straight to them (plus closer
     /// contacts learned since) instead of looking the key up again. Zero
-    /// looks up every time. See [`targets`](super::targets).
+    /// looks up every time. See `engine::op::targets`.
     pub put_lookup_every: Duration,
     /// Most maintenance operations (republish, replicate, refresh) in flight
     /// at once; the rest queue, so a restart with many records cannot flood.

@@ -1,9 +1,7 @@
 //! The engine: one Kademlia node as a sans-IO state machine.
 //!
-//! It ties together the routing table, in-flight requests, lookups, the record
-//! store and the maintenance schedule. It owns no socket, reads no clock and
-//! spawns nothing; a driver (the tokio [`node`](crate::node) or the simulator)
-//! runs it:
+//! It owns no socket, reads no clock and spawns nothing; a driver (the tokio
+//! [`node`](crate::node) or the simulator) runs it:
 //!
 //! 1. feed inputs: [`Engine::handle_datagram`] for every datagram received,
 //!    [`Engine::handle_timeout`] when [`Engine::poll_timeout`] passes, and
@@ -14,6 +12,19 @@
 //!
 //! Every input takes `now`; the same inputs in the same order give the same
 //! outputs, which is what makes seeded simulations reproducible.
+//!
+//! # Layout
+//! - `op/`: each command and maintenance task as its own state machine
+//!   (`Operation`: `poll`, `on_reply`, `on_failure`), one module each;
+//! - `services`: what operations borrow (routing table, requests in
+//!   flight, outgoing queue, RNG, settings, counters), lent in an `op::Cx`;
+//! - `router`: the one place that calls operations: replies, failures and
+//!   deadlines go to the operation that sent the request, or to the
+//!   node-wide checks;
+//! - `inbound`: answering other nodes' requests; `providers`: the provider
+//!   sets and their procedures; `peers`: peer kinds, learning contacts and
+//!   checking failed ones; `maintenance`: the republish / replicate /
+//!   refresh schedule and handover to newcomers.
 
 mod config;
 mod inbound;
