@@ -33,10 +33,10 @@ impl Engine {
                 let ttl = self.svc.config.record_ttl;
                 Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
             }
-            Call::FindNode { key, .. } => self.send_neighbours(from, id, &key),
+            Call::FindNode { key, .. } => self.send_neighbours(now, from, id, &key),
             Call::FindValue { key, .. } => match self.servable(&key, now) {
                 Some(r) => Some(wire::found_value(&r.value)),
-                None => self.send_neighbours(from, id, &key),
+                None => self.send_neighbours(now, from, id, &key),
             },
             Call::Stun => Some(wire::stun_value(from)),
             Call::Other { name, args } => self.on_extension(now, from, &name, args),
@@ -62,12 +62,17 @@ impl Engine {
         (fresh || ours || close()).then_some(r)
     }
 
-    /// Answers with the contacts closest to `key`, encoded without a
-    /// `Value` (the commonest reply); returns no body for the caller to send.
-    fn send_neighbours(&mut self, requester: SocketAddr, id: MessageId, key: &Key) -> Option<Value> {
-        let same = |c: &Contact| crate::rpc::same_endpoint(c.addr, requester);
-        let near = self.svc.routing.closest_answering(key, self.svc.config.k, same);
-        match wire::encode_nodes_response(id, &near) {
+    /// Answers with the good contacts closest to `key` (see
+    /// [`crate::routing::freshness`]), encoded without a `Value` (the
+    /// commonest reply), and pings those among them not heard from lately;
+    /// returns no body for the caller to send.
+    fn send_neighbours(&mut self, now: Time, requester: SocketAddr, id: MessageId, key: &Key) -> Option<Value> {
+        let skip = |c: &Contact| crate::rpc::same_endpoint(c.addr, requester);
+        let handout = self.svc.routing.handout(key, self.svc.config.k, now, skip);
+        for c in handout.check {
+            self.send_check(now, c);
+        }
+        match wire::encode_nodes_response(id, &handout.contacts) {
             Ok(p) => self.svc.transmits.push_back(super::Transmit { to: requester, payload: p.into() }),
             Err(e) => tracing::debug!(to = %requester, error = %e, "response not sent"),
         }

@@ -1,11 +1,13 @@
 //! What the node knows of other nodes beyond the routing table, and how it
 //! keeps the table honest: learning a contact (table insert, the eviction
-//! ping of a full bucket, handover to a newcomer, the `kadmesh_hello`
-//! question), and checking a contact that failed a request.
+//! ping of a full bucket, the check ping of a new requester, handover to a
+//! newly verified contact, the `kadmesh_hello` question), and checking a
+//! contact that failed a request.
 //!
 //! All of it is node-wide: any reply, request or operation can teach us a
 //! contact, so operations ask for contacts to be learned
-//! ([`Cx::learn`](super::op::Cx::learn)) and the engine does it here.
+//! ([`Cx::learn_answered`](super::op::Cx::learn_answered)) and the engine
+//! does it here.
 
 use foldhash::HashMap;
 use std::time::Duration;
@@ -55,14 +57,32 @@ impl Peers {
 }
 
 impl Engine {
-    /// We heard from `contact`: keep the routing table current, check a full
-    /// bucket's oldest contact, and hand a genuinely new contact the records
-    /// it is now responsible for. Contacts parked in a replacement cache are
-    /// not "new" (the Python package re-sends them everything each time).
+    /// A request came from `contact`: what [`learn_answered`](Self::learn_answered) does, except
+    /// that a request proves nothing about whether the sender can be reached, so a newcomer is
+    /// checked with a ping first and gets records only once it answers.
     pub(crate) fn learn(&mut self, now: Time, contact: Contact) {
-        match self.svc.routing.insert(contact, now) {
+        self.learn_contact(now, contact, false);
+    }
+
+    /// `contact` answered one of our queries: keep the routing table current, check a full
+    /// bucket's oldest contact, and hand a newly verified contact the records it is now
+    /// responsible for. Contacts parked in a replacement cache are not "new" (the Python
+    /// package re-sends them everything each time).
+    pub(crate) fn learn_answered(&mut self, now: Time, contact: Contact) {
+        self.learn_contact(now, contact, true);
+    }
+
+    fn learn_contact(&mut self, now: Time, contact: Contact, answered: bool) {
+        let outcome = self.svc.routing.insert(contact, now);
+        if answered && self.svc.routing.mark_answered(&contact.id, now) {
+            self.hand_over_records(now, contact);
+        }
+        match outcome {
             InsertOutcome::Inserted => {
-                self.hand_over_records(now, contact);
+                if !answered {
+                    self.send_check(now, contact);
+                    self.svc.routing.note_checked(&contact.id, now);
+                }
                 self.probe_if_due(now, contact);
             }
             InsertOutcome::Updated => self.probe_if_due(now, contact),
@@ -118,8 +138,14 @@ impl Engine {
 
     fn send_verify(&mut self, now: Time, peer: NodeId) {
         if let Some(c) = self.svc.routing.get(&peer) {
-            let call = self.svc.ping();
-            self.svc.send_request(now, c.addr, call, ReplyTo::Verify { peer });
+            self.send_check(now, c);
         }
+    }
+
+    /// A base `ping` (every peer answers it, stock or ours) to find out
+    /// whether `c` can be reached; the answer makes it good, silence a strike.
+    pub(super) fn send_check(&mut self, now: Time, c: Contact) {
+        let call = self.svc.ping();
+        self.svc.send_request(now, c.addr, call, ReplyTo::Verify { peer: c.id });
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! This is the only place that calls into operations. It lends them the
 //! services in a [`Cx`], then carries out the [`Step`] they return:
-//! learns what they asked to learn, polls them again, or drops them and
+//! learns the contacts that answered them, polls them again, or drops them and
 //! reports their result.
 
 use std::net::SocketAddr;
@@ -40,7 +40,7 @@ impl Engine {
     /// Carries out what operation `id` returned.
     fn settle(&mut self, now: Time, id: QueryId, step: Step, learned: Vec<Contact>) {
         for c in learned {
-            self.learn(now, c);
+            self.learn_answered(now, c);
         }
         match step {
             Step::Wait => {}
@@ -71,7 +71,7 @@ impl Engine {
         match pending.context {
             ReplyTo::Op { op, peer } => {
                 if let Some(p) = peer {
-                    self.learn(now, Contact::new(p, pending.to));
+                    self.learn_answered(now, Contact::new(p, pending.to));
                 }
                 let reply = Reply { peer, to: pending.to, kind: pending.kind, body, rtt };
                 self.with_op(now, op, |op, cx| op.on_reply(cx, reply));
@@ -82,15 +82,16 @@ impl Engine {
             }
             ReplyTo::Eviction { peer } => {
                 self.svc.routing.ping_answered(&peer, now);
+                self.learn_answered(now, Contact::new(peer, from));
             }
             ReplyTo::Verify { peer } if wire::parse_ping_reply(&body).ok() != Some(peer) => {
                 self.verify_failed(now, peer)
             }
             ReplyTo::Hello { peer } => {
                 self.peers.insert(peer, PeerKind::Extended);
-                self.learn(now, Contact::new(peer, from));
+                self.learn_answered(now, Contact::new(peer, from));
             }
-            ReplyTo::Fire { peer } | ReplyTo::Verify { peer } => self.learn(now, Contact::new(peer, from)),
+            ReplyTo::Fire { peer } | ReplyTo::Verify { peer } => self.learn_answered(now, Contact::new(peer, from)),
         }
     }
 
@@ -120,7 +121,7 @@ impl Engine {
         let Some((pending, _)) = self.take_reply(now, from, &id) else { return false };
         // What on_response and the operation's on_reply do with this reply;
         // `fast_and_general_nodes_replies_act_alike` holds them together.
-        self.learn(now, Contact::new(peer, pending.to));
+        self.learn_answered(now, Contact::new(peer, pending.to));
         self.with_op(now, op, |op, cx| op.on_nodes(cx, peer, contacts));
         true
     }

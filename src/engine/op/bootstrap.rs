@@ -81,7 +81,7 @@ impl Bootstrap {
     fn on_seed(&mut self, cx: &mut Cx, reply: &Reply) -> bool {
         let Ok(id) = wire::parse_ping_reply(&reply.body) else { return false };
         self.seeds_reached += 1;
-        cx.learn(Contact::new(id, reply.to));
+        cx.learn_answered(Contact::new(id, reply.to));
         true
     }
 }

@@ -54,9 +54,9 @@ pub(super) struct Cx<'a> {
     pub(super) put_targets: &'a mut PutTargets,
     /// Our own bootstrap is running (no records are handed over meanwhile).
     pub(super) joining: &'a mut bool,
-    /// Contacts to learn once the operation returns. Learning can send
-    /// (hello, eviction ping, handover), so it happens in the engine, in
-    /// the order the operation asked, before a [`Step::Poll`].
+    /// Contacts that answered, to learn once the operation returns.
+    /// Learning can send (hello, eviction ping, handover), so it happens in
+    /// the engine, in the order the operation asked, before a [`Step::Poll`].
     pub(super) learned: Vec<Contact>,
 }
 
@@ -67,8 +67,9 @@ impl Cx<'_> {
         self.svc.send_request(self.now, to, call, ReplyTo::Op { op: self.op, peer })
     }
 
-    /// Asks the engine to learn `contact` when this input is handled.
-    pub(super) fn learn(&mut self, contact: Contact) {
+    /// Asks the engine to learn `contact`, which answered one of our
+    /// queries, when this input is handled.
+    pub(super) fn learn_answered(&mut self, contact: Contact) {
         self.learned.push(contact);
     }
 }

@@ -70,7 +70,7 @@ impl Operation for Single {
             RpcKind::Ping => {
                 let r = wire::parse_ping_reply(&reply.body).ok().map(|id| PingReply { id, rtt: reply.rtt });
                 if let Some(r) = &r {
-                    cx.learn(Contact::new(r.id, reply.to));
+                    cx.learn_answered(Contact::new(r.id, reply.to));
                 }
                 Outcome::Ping(r)
             }

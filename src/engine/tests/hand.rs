@@ -32,8 +32,9 @@ pub(super) fn engine_with_contacts(config: Config) -> Engine {
 pub(super) fn engine_knowing(config: Config, n: usize) -> Engine {
     let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), config, Time::ZERO);
     for (i, &(first, last)) in CONTACTS.iter().enumerate().take(n) {
-        let ping = Datagram::Request { id: MessageId([i as u8; 20]), call: Call::Ping { sender: id_at(first, last) } };
-        e.handle_datagram(Time::ZERO, addr(i + 1), &ping.encode().unwrap());
+        // Known and verified, as if each had answered one of our queries
+        // (see `routing::freshness`), without an rtt sample.
+        e.learn_answered(Time::ZERO, Contact::new(id_at(first, last), addr(i + 1)));
     }
     assert_eq!(e.routing().len(), n);
     sent_requests(&mut e);

@@ -175,6 +175,7 @@ mod commands;
 mod config;
 mod dead_contacts;
 mod fast_path;
+mod freshness;
 mod hand;
 mod handover;
 mod joining;
