@@ -142,15 +142,11 @@ impl Operation for Bootstrap {
         }
     }
 
-    fn next_deadline(&self) -> Option<Time> {
+    fn search(&self) -> Option<&Search> {
         match &self.phase {
-            Phase::Search(s) => s.next_stall(),
+            Phase::Search(s) => Some(s),
             _ => None,
         }
-    }
-
-    fn takes_nodes(&self) -> bool {
-        matches!(self.phase, Phase::Search(_))
     }
 
     fn on_nodes(&mut self, cx: &mut Cx, peer: NodeId, contacts: Vec<Contact>) -> Step {

@@ -38,6 +38,7 @@ use crate::rpc::RpcKind;
 use crate::store::RecordStore;
 use crate::time::Time;
 use crate::wire::{Call, Value};
+use search::Search;
 use targets::PutTargets;
 
 /// What an operation may use while it handles one input: the time, its own
@@ -113,14 +114,18 @@ pub(super) trait Operation: Send {
     fn on_reply(&mut self, cx: &mut Cx, reply: Reply) -> Step;
     /// One of its requests timed out; `peer` is who was expected.
     fn on_failure(&mut self, cx: &mut Cx, peer: Option<NodeId>, kind: RpcKind) -> Step;
-    /// When [`Operation::poll`] must next run (a lookup query's stall).
-    fn next_deadline(&self) -> Option<Time> {
+    /// Its lookup, while it is in one.
+    fn search(&self) -> Option<&Search> {
         None
+    }
+    /// When [`Operation::poll`] must next run: its lookup's next stall.
+    fn next_deadline(&self) -> Option<Time> {
+        self.search().and_then(Search::next_stall)
     }
     /// Whether it is in a lookup that takes nodes replies through
     /// [`Operation::on_nodes`] (the engine's fast decoding path).
     fn takes_nodes(&self) -> bool {
-        false
+        self.search().is_some()
     }
     /// `peer` answered a lookup query with `contacts`.
     fn on_nodes(&mut self, _cx: &mut Cx, _peer: NodeId, _contacts: Vec<Contact>) -> Step {

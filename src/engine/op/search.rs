@@ -16,7 +16,7 @@ use crate::time::Time;
 use crate::wire::{self, Call, FindValueReply, Value};
 
 /// A running lookup and when it started.
-pub(super) struct Search {
+pub(in crate::engine) struct Search {
     lookup: Lookup,
     started: Time,
 }
@@ -175,12 +175,8 @@ impl<T: Then> Operation for SearchOp<T> {
         self.step(cx, progress)
     }
 
-    fn next_deadline(&self) -> Option<Time> {
-        self.search.as_ref().and_then(Search::next_stall)
-    }
-
-    fn takes_nodes(&self) -> bool {
-        self.search.is_some()
+    fn search(&self) -> Option<&Search> {
+        self.search.as_ref()
     }
 
     fn on_nodes(&mut self, cx: &mut Cx, peer: NodeId, contacts: Vec<Contact>) -> Step {
