@@ -273,7 +273,9 @@ impl Engine {
 
     fn learn_contact(&mut self, now: Time, contact: Contact, answered: bool) {
         let outcome = self.routing.insert(contact, now);
-        if answered && self.routing.mark_answered(&contact.id, now) {
+        if !answered {
+            self.routing.note_request(&contact.id, now);
+        } else if self.routing.mark_answered(&contact.id, now) {
             self.hand_over_records(now, contact);
         }
         match outcome {
