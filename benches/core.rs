@@ -1,5 +1,5 @@
 //! Micro-benchmarks of the hot paths of the core: the wire codec, routing
-//! table queries and the lookup state machine.
+//! table queries, the lookup state machine and signed worker records.
 //!
 //! Run with `cargo bench --bench core`; `cargo bench --bench core -- --test`
 //! runs each once as a smoke test.
@@ -131,5 +131,28 @@ fn lookup(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, codec, routing, lookup);
+/// What signing costs: a publisher signs each record write once; every
+/// replica checks each store it receives (`admits`), and readers verify.
+fn signed(c: &mut Criterion) {
+    let key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let pk = hex::encode(key.verifying_key().to_bytes());
+    let body = json_1k();
+    let t = format!("{},\"public_key\":\"{pk}\",\"seq\":1800000000000}}", &body[..body.len() - 1]);
+    let text = kadmesh::signed::sign(&t, &key).unwrap();
+    let wkey = NodeId::for_key("worker:worker-gpu-001");
+    let held = Value::Str(text.clone());
+    let newer_t = t.replace("1800000000000", "1800000000001");
+    let newer = Value::Str(kadmesh::signed::sign(&newer_t, &key).unwrap());
+    c.bench_function("signed/sign 1 KiB record", |b| b.iter(|| kadmesh::signed::sign(black_box(&t), &key)));
+    c.bench_function("signed/verify 1 KiB record", |b| b.iter(|| kadmesh::signed::verify(black_box(&text))));
+    c.bench_function("signed/admits newer over held", |b| {
+        b.iter(|| kadmesh::signed::admits(&wkey, Some(&held), black_box(&newer), 1_800_000_000_000))
+    });
+    let plain = Value::Str(body.clone());
+    c.bench_function("signed/admits unsigned value (no signature)", |b| {
+        b.iter(|| kadmesh::signed::admits(&wkey, None, black_box(&plain), 1_800_000_000_000))
+    });
+}
+
+criterion_group!(benches, codec, routing, lookup, signed);
 criterion_main!(benches);

@@ -6,6 +6,8 @@
 
 mod common;
 
+use common::cluster::{cluster, Cluster};
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,40 +17,9 @@ use kadmesh::engine::Config;
 use kadmesh::id::NodeId;
 use kadmesh::wire::{Call, Datagram, MessageId, Value};
 use serde_json::{json, Value as Json};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-struct Cluster {
-    net: Testnet,
-    urls: Vec<String>,
-    _stops: Vec<oneshot::Sender<()>>,
-    http: reqwest::Client,
-}
-
-async fn serve(d: Discovery) -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(kadmesh::http::serve(listener, d, async {
-        let _ = rx.await;
-    }));
-    (url, tx)
-}
 
 fn config() -> DiscoveryConfig {
     DiscoveryConfig { cache_ttl: Duration::ZERO, min_republish: Duration::ZERO, ..DiscoveryConfig::default() }
-}
-
-async fn cluster(n: usize, cfg: DiscoveryConfig) -> Cluster {
-    let net = Testnet::start(n, 0, Config::default(), cfg).await.unwrap();
-    let (mut urls, mut stops) = (Vec::new(), Vec::new());
-    for d in &net.nodes {
-        let (url, stop) = serve(d.clone()).await;
-        urls.push(url);
-        stops.push(stop);
-    }
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    Cluster { net, urls, _stops: stops, http }
 }
 
 fn url_of(id: &str, tag: &str) -> String {

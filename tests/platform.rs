@@ -85,8 +85,18 @@ impl Cluster {
         register(self.http.clone(), self.urls[node].clone(), id.to_owned(), services, url.to_owned()).await
     }
 
-    async fn unregister(&self, node: usize, id: &str) {
-        let (status, v) = self.send(self.http.delete(format!("{}/api/worker/unregister/{id}", self.urls[node]))).await;
+    /// Unregisters `id` with the credential its registration answered.
+    async fn unregister(&self, node: usize, id: &str, credential: &Value) {
+        let req = self.http.delete(format!("{}/api/worker/unregister/{id}", self.urls[node]));
+        let (status, v) = self.send(req.header("X-Kadmesh-Credential", credential.as_str().unwrap())).await;
+        assert_eq!(status, 200, "{v}");
+    }
+
+    /// Registers `id` again at `url`, proving ownership with `credential`.
+    async fn reregister(&self, node: usize, id: &str, url: &str, credential: &Value) {
+        let body = json!({"worker_id": id, "tunnel_url": url, "services": ["ocr"], "credential": credential});
+        let (status, v) =
+            self.send(self.http.post(format!("{}/api/worker/register", self.urls[node])).json(&body)).await;
         assert_eq!(status, 200, "{v}");
     }
 
@@ -377,8 +387,8 @@ async fn unregister_and_a_new_url_reach_every_node_within_a_second_and_their_cli
     }
     // The default 1 s discover cache is on.
     let c = cluster(4, Config::default(), short_windows()).await;
-    c.register(0, "w-1", &["ocr"], &tunnel("w-1")).await;
-    c.register(0, "w-2", &["ocr"], &tunnel("w-2")).await;
+    let w1_credential = c.register(0, "w-1", &["ocr"], &tunnel("w-1")).await["credential"].clone();
+    let w2_credential = c.register(0, "w-2", &["ocr"], &tunnel("w-2")).await["credential"].clone();
     let w1_beats = c.heartbeats(0, "w-1");
     let mut w2_beats = c.heartbeats(0, "w-2");
     let py = PlatformClient::connect(&c.bootstrap_url(3), 1, BEAT).await.unwrap();
@@ -389,7 +399,7 @@ async fn unregister_and_a_new_url_reach_every_node_within_a_second_and_their_cli
     }
 
     drop(w1_beats);
-    c.unregister(0, "w-1").await;
+    c.unregister(0, "w-1", &w1_credential).await;
     let unregistered = Instant::now();
     let w2 = vec![("w-2".to_owned(), tunnel("w-2"))];
     assert_eq!(c.discover(2, "ocr", true).await, w2, "no-cache reads the DHT at once");
@@ -403,7 +413,7 @@ async fn unregister_and_a_new_url_reach_every_node_within_a_second_and_their_cli
     // w-2 registers again through node 3 with a new URL.
     let moved = "https://w-2-moved.example-tunnel.net";
     drop(std::mem::replace(&mut w2_beats, c.heartbeats(3, "w-2")));
-    c.register(3, "w-2", &["ocr"], moved).await;
+    c.reregister(3, "w-2", moved, &w2_credential).await;
     let registered = Instant::now();
     sleep(Duration::from_millis(1000).saturating_sub(registered.elapsed()) + Duration::from_millis(50)).await;
     for node in 0..4 {

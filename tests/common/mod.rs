@@ -6,5 +6,6 @@
 // Every test file compiles this module but uses only part of it.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod platform;
 pub mod python;
