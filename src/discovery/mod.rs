@@ -17,6 +17,7 @@
 //! # Layout
 //! - [`record`]: the worker record and its health rule.
 //! - [`input`]: checking register/heartbeat bodies and discover filters.
+//! - [`url`]: the rule for a URL this node forwards a request to.
 //! - [`wire`]: the calling side of the provider-set procedures.
 //! - `registry`: workers registered through this node and their publish
 //!   schedule; `publish`: register, heartbeat, unregister and the
@@ -44,6 +45,7 @@ mod publish;
 pub mod record;
 mod registry;
 pub mod testnet;
+pub mod url;
 pub mod wire;
 
 use std::sync::Arc;
