@@ -147,10 +147,13 @@ mod tests {
         }
     }
 
+    /// Whether an error is the expected one.
+    type Is = fn(&UrlRefused) -> bool;
+
     #[test]
     fn refused_urls_name_their_reason() {
         let long = format!("https://{}.net", "a".repeat(MAX_URL_LEN));
-        let cases: [(&str, fn(&UrlRefused) -> bool); 16] = [
+        let cases: [(&str, Is); 16] = [
             (&long, |e| *e == UrlRefused::TooLong),
             ("http://a\n.net", |e| *e == UrlRefused::ControlCharacter),
             ("http://a.net/\tx", |e| *e == UrlRefused::ControlCharacter),

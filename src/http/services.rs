@@ -9,7 +9,7 @@ use crate::discovery::input::DiscoverFilter;
 use crate::discovery::Discovery;
 
 /// Query pairs, percent-decoded.
-fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+pub(super) fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
     let Some(raw) = raw else { return Vec::new() };
     let url = format!("http://q/?{raw}");
     reqwest::Url::parse(&url).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default()
