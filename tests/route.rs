@@ -369,3 +369,61 @@ async fn a_refused_url_is_never_contacted() {
     assert_eq!(trap.hits(), 0);
     c.net.shutdown().await;
 }
+
+/// A server that accepts connections and never answers.
+async fn silent_url() -> (String, tokio::task::JoinHandle<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    (url, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_worker_times_out_and_the_whole_call_is_bounded() {
+    use kadmesh::http::forward::{ForwardError, Forwarder, RouteConfig, Target};
+    let t = |id: &str, url: &str| Target { worker_id: id.into(), tunnel_url: url.into() };
+    let (silent, task) = silent_url().await;
+    let echo = Worker::start("w-echo", Answer::Echo);
+    let localhost = echo.url.replace("127.0.0.1", "localhost");
+    let cfg = RouteConfig {
+        attempt_timeout: Duration::from_millis(300),
+        total_timeout: Duration::from_millis(800),
+        ..RouteConfig::default()
+    };
+    let f = Forwarder::new(cfg.clone()).unwrap();
+    let (h, body) = (HeaderMap::new(), Bytes::from_static(b"x"));
+
+    let a = f.forward("ocr", &[t("w-silent", &silent), t("w-echo", &localhost)], &h, body.clone()).await.unwrap();
+    assert_eq!((a.worker_id.as_str(), a.tried, a.status.as_u16()), ("w-echo", 2, 200));
+
+    // Attempts of up to 1 s within 400 ms in all: the first attempt is cut
+    // to what is left, and nobody else is contacted.
+    let short = Forwarder::new(RouteConfig {
+        attempt_timeout: Duration::from_secs(1),
+        total_timeout: Duration::from_millis(400),
+        ..cfg.clone()
+    })
+    .unwrap();
+    let three = [t("s1", &silent), t("s2", &silent), t("s3", &silent)];
+    match short.forward("ocr", &three, &h, body.clone()).await {
+        Err(ForwardError::NoneAnswered { tried, detail }) => {
+            assert_eq!(tried, 1, "{detail}");
+            assert!(detail.contains("s1: no answer within "), "{detail}");
+            assert!(detail.contains("s2: not contacted, the routing time ran out"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+
+    let small = Forwarder::new(RouteConfig { max_response_body: 10, ..cfg }).unwrap();
+    match small.forward("ocr", &[t("w-echo", &echo.url), t("w-other", &echo.url)], &h, body).await {
+        Err(ForwardError::ResponseTooLarge { worker_id, tried: 1, limit: 10 }) => assert_eq!(worker_id, "w-echo"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(echo.hits(), 2, "an oversized answer is not re-run elsewhere");
+    task.abort();
+}

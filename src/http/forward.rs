@@ -249,7 +249,7 @@ impl Forwarder {
 /// A short reason for a failed attempt.
 fn describe(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_timeout() {
-        format!("no answer within {timeout:?}")
+        format!("no answer within {} ms", timeout.as_millis())
     } else if e.is_connect() {
         format!("could not connect ({})", root_cause(e))
     } else {
@@ -353,5 +353,15 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn names_resolving_only_to_refused_addresses_fail() {
+        use reqwest::dns::Resolve;
+        let name = |n: &str| n.parse::<reqwest::dns::Name>().unwrap();
+        let err = CheckedResolver.resolve(name("169.254.169.254")).await.err().unwrap();
+        assert!(err.to_string().contains("only to refused"), "{err}");
+        let ok: Vec<SocketAddr> = CheckedResolver.resolve(name("127.0.0.1")).await.unwrap().collect();
+        assert_eq!(ok.len(), 1);
     }
 }

@@ -155,3 +155,28 @@ fn set(r: &mut Response, name: &'static str, value: &str) {
         r.headers_mut().insert(name, v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn coordinator_answers_give_targets_in_order_without_unusable_entries() {
+        let body = json!({"workers": [
+            {"worker_id": "w-1", "tunnel_url": "https://w-1.example.net", "load": 0.1},
+            {"worker_id": "bad id", "tunnel_url": "https://x.example.net"},
+            {"worker_id": "w-2"},
+            {"worker_id": "w-3", "tunnel_url": "http://10.0.0.3:8000"},
+        ]});
+        let answer = DiscoverAnswer {
+            service: "ocr".into(),
+            source: Source::Coordinator { body, reason: "test".into() },
+            cached: false,
+        };
+        let ids: Vec<String> = targets(&answer).into_iter().map(|t| t.worker_id).collect();
+        assert_eq!(ids, ["w-1", "w-3"]);
+        let empty = DiscoverAnswer { source: Source::Coordinator { body: json!({}), reason: String::new() }, ..answer };
+        assert!(targets(&empty).is_empty());
+    }
+}
