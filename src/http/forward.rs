@@ -9,7 +9,8 @@
 //! answer (2xx, 3xx, 4xx) is the worker's and is returned as it came, since
 //! a redirect is not followed (it could point anywhere) and a 4xx would be
 //! the same elsewhere. Every attempt has a bounded time, and so has the
-//! whole call. One [`reqwest::Client`] is shared by every call, so
+//! whole call. A worker that failed is tried after the others for a while
+//! ([`super::penalty`]). One [`reqwest::Client`] is shared by every call, so
 //! connections to a worker are reused; its resolver drops addresses
 //! [`refused_ip`] refuses, so a host name cannot lead to a metadata service
 //! either. Only an allowlist of end-to-end headers crosses in either
@@ -24,6 +25,7 @@ use axum::http::{HeaderMap, HeaderName, StatusCode};
 use reqwest::Url;
 use tokio::time::Instant;
 
+use super::penalty::Penalties;
 use crate::discovery::url::{refused_ip, service_url};
 
 /// Request headers passed on to the worker (everything else is dropped).
@@ -62,6 +64,9 @@ pub struct RouteConfig {
     pub pool_max_idle_per_host: usize,
     /// How long an idle connection is kept. Default 90 s.
     pub pool_idle_timeout: Duration,
+    /// A worker that failed is tried after the others for this long
+    /// ([`super::penalty`]); zero disables. Default 30 s.
+    pub failure_hold: Duration,
 }
 
 impl Default for RouteConfig {
@@ -75,6 +80,7 @@ impl Default for RouteConfig {
             max_response_body: 64 * 1024 * 1024,
             pool_max_idle_per_host: 32,
             pool_idle_timeout: Duration::from_secs(90),
+            failure_hold: Duration::from_secs(30),
         }
     }
 }
@@ -147,6 +153,7 @@ enum Failed {
 pub struct Forwarder {
     client: reqwest::Client,
     config: Arc<RouteConfig>,
+    penalties: Arc<Penalties>,
 }
 
 impl Forwarder {
@@ -161,7 +168,8 @@ impl Forwarder {
             .dns_resolver(Arc::new(CheckedResolver))
             .build()
             .map_err(|e| ForwardError::Client(e.to_string()))?;
-        Ok(Forwarder { client, config: Arc::new(config) })
+        let penalties = Arc::new(Penalties::new(config.failure_hold));
+        Ok(Forwarder { client, config: Arc::new(config), penalties })
     }
 
     /// The settings in force.
@@ -171,7 +179,7 @@ impl Forwarder {
 
     /// Sends `body` with `headers` (already passed through
     /// [`request_headers`]) to `{tunnel_url}/service/{service}` of the
-    /// targets in turn, until one answers.
+    /// targets in turn (those that failed lately last), until one answers.
     pub async fn forward(
         &self,
         service: &str,
@@ -181,7 +189,8 @@ impl Forwarder {
     ) -> Result<Answer, ForwardError> {
         let deadline = Instant::now() + self.config.total_timeout;
         let (mut tried, mut reasons) = (0, Vec::new());
-        for t in targets {
+        let order = self.penalties.order(targets.iter().map(|t| t.worker_id.as_str()), Instant::now());
+        for t in order.into_iter().filter_map(|i| targets.get(i)) {
             if tried == self.config.max_attempts {
                 break;
             }
@@ -201,9 +210,13 @@ impl Forwarder {
             let timeout = left.min(self.config.attempt_timeout);
             match self.attempt(url.clone(), headers, body.clone(), timeout).await {
                 Ok((status, headers, body)) => {
+                    self.penalties.answered(&t.worker_id);
                     return Ok(Answer { worker_id: t.worker_id.clone(), url, tried, status, headers, body });
                 }
-                Err(Failed::Next(why)) => reasons.push(format!("{}: {why}", t.worker_id)),
+                Err(Failed::Next(why)) => {
+                    self.penalties.failed(&t.worker_id, Instant::now());
+                    reasons.push(format!("{}: {why}", t.worker_id));
+                }
                 Err(Failed::TooLarge) => {
                     let limit = self.config.max_response_body;
                     return Err(ForwardError::ResponseTooLarge { worker_id: t.worker_id.clone(), tried, limit });

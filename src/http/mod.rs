@@ -22,6 +22,7 @@ pub mod dht;
 pub mod error;
 pub mod forward;
 pub mod metrics;
+pub mod penalty;
 pub mod route;
 pub mod services;
 pub mod workers;

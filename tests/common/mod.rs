@@ -3,7 +3,9 @@
 //!
 //! - [`python`]: spawn real Python `kademlia` peers ([`python::PyNode`]) to
 //!   talk to from Rust.
+//! - [`worker`]: stand-in HTTP workers for the routing tests.
 // Every test file compiles this module but uses only part of it.
 #![allow(dead_code)]
 
 pub mod python;
+pub mod worker;
