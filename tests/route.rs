@@ -13,8 +13,7 @@ use axum::body::Bytes;
 use axum::http::HeaderMap;
 use common::worker::{Answer, Worker};
 use kadmesh::discovery::testnet::Testnet;
-use kadmesh::discovery::{service_key, worker_key, Discovery, DiscoveryConfig};
-use kadmesh::engine::Config;
+use kadmesh::discovery::{service_key, worker_key, DiscoveryConfig};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -30,25 +29,9 @@ struct Cluster {
 async fn cluster(n: usize) -> Cluster {
     let cfg =
         DiscoveryConfig { cache_ttl: Duration::ZERO, min_republish: Duration::ZERO, ..DiscoveryConfig::default() };
-    let net = Testnet::start(n, 0, Config::default(), cfg).await.unwrap();
-    let (mut urls, mut stops) = (Vec::new(), Vec::new());
-    for d in &net.nodes {
-        let (url, stop) = serve(d.clone()).await;
-        urls.push(url);
-        stops.push(stop);
-    }
+    let (net, urls, stops) = common::surface::start(n, cfg).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     Cluster { net, urls, _stops: stops, http }
-}
-
-async fn serve(d: Discovery) -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(kadmesh::http::serve(listener, d, async {
-        let _ = rx.await;
-    }));
-    (url, tx)
 }
 
 /// What a routed request came back with.
