@@ -8,6 +8,7 @@
 //! | `POST /api/worker/heartbeat` | update load/status (404 if unknown) |
 //! | `DELETE /api/worker/unregister/{worker_id}` | remove at once (404 if unknown) |
 //! | `GET /api/services/discover/{service_type}` | healthy workers by load; `gpu`, `min_memory`, `limit` |
+//! | `GET /api/worker/find/{service_type}` | the same as discover (the platform's `dht_router` calls it) |
 //! | `GET /api/services/list` | known services and healthy-worker counts |
 //! | `POST /api/services/route/{service_type}` | forward the body to a healthy worker ([`route`]) |
 //! | `GET /api/dht/bootstrap` | seeds for new nodes |
@@ -49,6 +50,7 @@ pub fn router(discovery: Discovery) -> Router {
         .route("/api/worker/heartbeat", post(workers::heartbeat))
         .route("/api/worker/unregister/:worker_id", delete(workers::unregister))
         .route("/api/services/discover/:service_type", get(services::discover))
+        .route("/api/worker/find/:service_type", get(services::discover))
         .route("/api/services/list", get(services::list))
         .route(route::PATH, route::handler(forward::RouteConfig::default()))
         .route("/api/dht/bootstrap", get(dht::bootstrap))

@@ -8,6 +8,7 @@
 // Every test file compiles this module but uses only part of it.
 #![allow(dead_code)]
 
+pub mod platform;
 pub mod python;
 pub mod surface;
 pub mod worker;
