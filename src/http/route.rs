@@ -5,7 +5,8 @@
 //! The workers come from [`Discovery::discover`] (healthy, least loaded
 //! first, the cache and coordinator fallback included); the query string is
 //! read as the discover filter (`gpu`, `min_memory`, `limit`) and is not
-//! forwarded. [`forward`](super::forward) does the sending. The answer is
+//! forwarded; `Cache-Control: no-cache` skips the discover cache, as on
+//! discover. [`forward`](super::forward) does the sending. The answer is
 //! the worker's status, allowlisted headers and body, plus:
 //!
 //! | header | value |
@@ -33,7 +34,7 @@ use serde_json::Value as Json;
 
 use super::error::ApiError;
 use super::forward::{request_headers, ForwardError, Forwarder, RouteConfig, Target};
-use super::services::pairs;
+use super::services::{no_cache, pairs};
 use crate::discovery::input::{check_service, check_worker_id, DiscoverFilter};
 use crate::discovery::{DiscoverAnswer, Discovery, Source};
 
@@ -72,7 +73,7 @@ async fn route(
         Ok(b) => b,
         Err(e) => return body_error(&e, f.config().max_request_body).into_response(),
     };
-    let targets = match targets_for(&d, &service, query.as_deref()).await {
+    let targets = match targets_for(&d, &service, query.as_deref(), !no_cache(&headers)).await {
         Ok(t) => t,
         Err(e) => return e.into_response(),
     };
@@ -89,12 +90,12 @@ async fn route(
 }
 
 /// The ranked workers to try.
-async fn targets_for(d: &Discovery, service: &str, query: Option<&str>) -> Result<Vec<Target>, ApiError> {
+async fn targets_for(d: &Discovery, service: &str, query: Option<&str>, cache: bool) -> Result<Vec<Target>, ApiError> {
     check_service(service).map_err(|e| ApiError::invalid(e.0))?;
     let q = pairs(query);
     let filter = DiscoverFilter::from_query(q.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| ApiError::invalid(e.0))?;
-    Ok(targets(&d.discover(service, &filter).await?))
+    Ok(targets(&d.discover_with(service, &filter, cache).await?))
 }
 
 /// The workers of a discover answer, in its order (least loaded first).

@@ -33,7 +33,7 @@ pub async fn discover(
 
 /// Whether the request asks for an answer from the source (`no-cache`,
 /// `no-store` or `max-age=0` among its `Cache-Control` directives).
-fn no_cache(headers: &HeaderMap) -> bool {
+pub(super) fn no_cache(headers: &HeaderMap) -> bool {
     headers.get_all(CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|d| {
         let d = d.trim().to_ascii_lowercase();
         d == "no-cache" || d == "no-store" || d == "max-age=0"

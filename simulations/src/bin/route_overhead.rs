@@ -4,8 +4,8 @@
 //! One stand-in worker (an axum echo of `POST /service/{svc}`) and two small
 //! kadmesh networks in this process, each with the HTTP surface on every
 //! node; the worker is registered through the last node of each and requests
-//! are routed through the first. One network keeps the default discover
-//! cache (10 s), so a routed request is a cache hit plus the forwarding; the
+//! are routed through the first. One network has a 10 s discover cache,
+//! so a routed request is a cache hit plus the forwarding; the
 //! other has no cache, so every routed request also reads the provider sets
 //! and the worker record over the DHT (UDP on loopback). Requests go one at a
 //! time, the three kinds in rotating order, over one keep-alive client; the
