@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::cluster::{cluster, serve, Cluster};
+use common::cluster::{cluster, Cluster};
+use common::surface::serve;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

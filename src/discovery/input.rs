@@ -16,7 +16,7 @@ pub const MAX_SERVICE_LEN: usize = 64;
 /// Most services one worker may announce.
 pub const MAX_SERVICES: usize = 64;
 /// Longest tunnel URL, in bytes.
-pub const MAX_URL_LEN: usize = 512;
+pub use super::url::MAX_URL_LEN;
 /// Most workers a discover answer may be asked for.
 pub const MAX_LIMIT: usize = 10_000;
 
@@ -55,51 +55,19 @@ pub fn check_worker_id(s: &str) -> Result<(), InvalidInput> {
     }
 }
 
-/// Checks a tunnel URL and returns it normalised (scheme and host
-/// lowercased, IP forms canonical, no trailing `/`). Refused: anything but
-/// absolute `http`/`https` with a host; control characters anywhere (the
-/// URL parser would silently drop tabs and newlines); user info
-/// (`user:pass@`); link-local and cloud-metadata hosts (169.254.0.0/16,
-/// fe80::/10, also IPv4-mapped, and `metadata.google.internal`), which
-/// would make every discovering client send documents to its own
-/// provider's metadata service.
+/// Checks a tunnel URL with the forwarding rule ([`super::url`]: only
+/// absolute `http`/`https` with a host; no control characters or white
+/// space, user info, query or fragment; no link-local, metadata or other
+/// never-a-worker address) and returns it normalised: scheme and host
+/// lowercased, IP forms canonical (`http://2852039166/` is 169.254.169.254
+/// and refused), no trailing `/`.
 pub fn check_url(s: &str) -> Result<String, InvalidInput> {
-    let bad = |why: &str| invalid(format!("invalid tunnel_url {s:?}: {why}"));
-    if s.len() > MAX_URL_LEN {
-        return Err(bad("longer than 512 bytes"));
-    }
-    if s.chars().any(char::is_control) {
-        return Err(bad("it contains control characters"));
-    }
-    let url = reqwest::Url::parse(s).map_err(|e| bad(&e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(bad("the scheme must be http or https"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("it must not carry user info (user:password@)"));
-    }
-    match url.host() {
-        None => return Err(bad("it has no host")),
-        Some(url::Host::Domain("")) => return Err(bad("it has no host")),
-        Some(url::Host::Domain(d)) if d.trim_end_matches('.') == "metadata.google.internal" => {
-            return Err(bad("it names a cloud metadata host"))
-        }
-        Some(url::Host::Ipv4(ip)) if ip.is_link_local() => return Err(bad("link-local (metadata) address")),
-        Some(url::Host::Ipv6(ip)) if link_local_v6(&ip) => return Err(bad("link-local (metadata) address")),
-        Some(_) => {}
-    }
+    let url = super::url::check_target_url(s).map_err(|e| invalid(format!("invalid tunnel_url {s:?}: {e}")))?;
     let mut out = url.to_string();
-    if url.query().is_none() && url.fragment().is_none() {
-        while out.ends_with('/') {
-            out.pop();
-        }
+    while out.ends_with('/') {
+        out.pop();
     }
     Ok(out)
-}
-
-/// fe80::/10, or an IPv4-mapped link-local address.
-fn link_local_v6(ip: &std::net::Ipv6Addr) -> bool {
-    (ip.segments()[0] & 0xffc0) == 0xfe80 || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
 }
 
 /// Refuses a (checked) tunnel URL whose host is loopback, private,
@@ -357,13 +325,13 @@ mod tests {
         let ok = |u: &str| check_url(u).unwrap();
         assert_eq!(ok("HTTPS://W.Example.NET/"), "https://w.example.net");
         assert_eq!(ok("http://10.0.0.5:8000/api/"), "http://10.0.0.5:8000/api");
-        assert_eq!(ok("https://x.example/?a=1"), "https://x.example/?a=1");
         assert_eq!(ok("http://127.0.0.1:9000"), "http://127.0.0.1:9000", "loopback allowed by default");
         let cases = [
             ("https://user:pass@w.example.net", "user info"),
             ("https://user@w.example.net", "user info"),
-            ("https://w.example.net/\r\nX-Evil: 1", "control characters"),
-            ("https://w.exam\tple.net", "control characters"),
+            ("https://w.example.net/\r\nX-Evil: 1", "control character"),
+            ("https://w.exam\tple.net", "control character"),
+            ("https://x.example/?a=1", "query"),
             ("http://169.254.169.254/latest/meta-data", "link-local"),
             ("http://2852039166/", "link-local"),
             ("http://[fe80::1]/", "link-local"),

@@ -23,6 +23,7 @@
 //!   credentials; `owner`: who may change a registration; `bindings`: which
 //!   key owns which worker id, as readers have seen it (see
 //!   [`crate::signed`] for the records themselves).
+//! - [`url`]: the rule for a URL this node forwards a request to.
 //! - [`wire`]: the calling side of the provider-set procedures.
 //! - `registry`: workers registered through this node and their publish
 //!   schedule; `publish`: register, heartbeat, unregister and the
@@ -59,6 +60,7 @@ mod publish;
 pub mod record;
 mod registry;
 pub mod testnet;
+pub mod url;
 pub mod wire;
 
 use std::sync::Arc;
