@@ -35,10 +35,12 @@
 //! # Layout
 //! `format` owns the bytes; this file the types, the directory and the
 //! policy; `live` the glue to a running [`NodeHandle`](crate::node::NodeHandle)
-//! (snapshot, restore, autosave, save on shutdown).
+//! (snapshot, restore, autosave, save on shutdown); `lock` keeps a second
+//! daemon off a directory in use.
 
 mod format;
 mod live;
+mod lock;
 
 use std::fs;
 use std::io::{self, Write};
@@ -50,6 +52,7 @@ use std::time::Duration;
 
 pub use format::FORMAT_VERSION;
 pub use live::{republish_spread, restore, save, shutdown_saving, snapshot, spawn_autosave};
+pub use lock::{DirLock, LOCK_FILE};
 
 use crate::contact::Contact;
 use crate::engine::Engine;
@@ -123,6 +126,16 @@ pub enum PersistError {
     /// The state could not be encoded (a bug: report it).
     #[error("cannot encode the node state: {0}")]
     Encode(String),
+    /// Another process holds the data directory (two daemons on one
+    /// directory would overwrite each other's state); stop it or use another.
+    #[error("data directory {} is in use by {} (lock file {LOCK_FILE}); stop that process or choose another --data-dir",
+        path.display(), holder.map_or("another process".to_owned(), |p| format!("process {p}")))]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+        /// The holder's PID, as it wrote it into the lock file.
+        holder: Option<u32>,
+    },
     /// The node stopped before its state could be read.
     #[error(transparent)]
     Node(#[from] NodeError),

@@ -1,0 +1,122 @@
+//! The network page in headless Chromium against a running `dhtd demo`:
+//! the expected nodes are drawn, a searched service's providers are
+//! highlighted and its recommended worker marked, a node's details open by
+//! keyboard, a worker that joins appears and one that leaves goes within
+//! 10 s. Screenshots go to `target/browser-test/`.
+//!
+//! Needs Chromium (`apt-get install -y chromium`, `scripts/ci-deps-browser`);
+//! without it the test says so and passes as skipped.
+
+#[path = "browser/cdp.rs"]
+mod cdp;
+#[path = "support/process.rs"]
+mod process;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+fn shots() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../browser-test")
+}
+
+/// The set of strings in a JSON array, sorted.
+fn sorted(v: &Value) -> Vec<String> {
+    let mut out: Vec<String> = v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn the_page_draws_the_network_searches_opens_details_by_keyboard_and_follows_joins() {
+    let Some(exe) = cdp::find_chromium() else {
+        eprintln!("SKIPPED: no chromium on PATH (apt-get install -y chromium, or scripts/ci-deps-browser)");
+        return;
+    };
+    let demo = process::Dhtd::start(
+        &["demo", "--nodes", "6", "--http-port", "0", "--udp-port", "0", "--churn-every", "0"],
+        &[],
+    );
+    let url = demo.demo_url();
+    let mut b = cdp::Browser::launch(&exe, 1280, 1000);
+    b.goto(&format!("{url}/"));
+    assert!(b.wait_for("!!window.kadmesh && kadmesh.state.updates > 0", Duration::from_secs(30)).is_some());
+
+    // Every node and worker the topology names is drawn.
+    let expect = "fetch('/api/dht/topology').then(r => r.json()).then(t => t.nodes.map(n => n.id).sort())";
+    let want = sorted(&b.eval(expect));
+    assert_eq!(want.iter().filter(|id| id.len() == 40).count(), 6, "six DHT nodes: {want:?}");
+    assert!(want.contains(&"worker-gpu-001".to_owned()) && want.contains(&"worker-store-01".to_owned()));
+    let same = format!("JSON.stringify(kadmesh.drawn().sort()) === {:?}", serde_json::to_string(&want).unwrap());
+    assert!(b.wait_for(&same, Duration::from_secs(10)).is_some(), "drawn: {}", b.eval("kadmesh.drawn()"));
+    assert_eq!(b.eval("document.querySelectorAll('#node-list button').length"), json!(want.len()));
+    b.screenshot(&shots().join("1-network.png"));
+
+    // Search: the providers of ocr are highlighted and the recommended one marked.
+    b.eval("document.getElementById('search').focus()");
+    b.type_text("ocr");
+    let providers = sorted(&b.eval(
+        "fetch('/api/dht/topology').then(r => r.json()).then(t => t.nodes.filter(n => n.node_type === 'worker' && n.services.includes('ocr')).map(n => n.id))",
+    ));
+    assert!(providers.len() >= 4, "{providers:?}");
+    let lit =
+        format!("JSON.stringify(kadmesh.highlighted().sort()) === {:?}", serde_json::to_string(&providers).unwrap());
+    assert!(b.wait_for(&lit, Duration::from_secs(5)).is_some(), "highlighted: {}", b.eval("kadmesh.highlighted()"));
+    let recommended = b.eval("fetch('/api/services/discover/ocr').then(r => r.json()).then(d => d.recommended)");
+    let marked = format!("kadmesh.state.recommended === {recommended}");
+    assert!(b.wait_for(&marked, Duration::from_secs(5)).is_some(), "recommended {recommended} not marked");
+    assert!(b.eval("document.getElementById('search-result').textContent").as_str().unwrap().contains("recommended"));
+    b.screenshot(&shots().join("2-search-ocr.png"));
+
+    // Keyboard only: Tab to the ring, an arrow to a node, Enter for its details.
+    let mut on_ring = false;
+    for _ in 0..20 {
+        b.press("Tab");
+        if b.eval("document.activeElement && document.activeElement.id") == json!("ring") {
+            on_ring = true;
+            break;
+        }
+    }
+    assert!(on_ring, "Tab never reached the ring");
+    b.press("ArrowRight");
+    b.press("Enter");
+    let selected = b.eval("kadmesh.state.selected");
+    assert!(selected.is_string(), "no node selected by the arrow key");
+    assert_eq!(b.eval("kadmesh.details()"), selected);
+    let text = b.eval("document.getElementById('details').textContent");
+    assert!(text.as_str().unwrap().contains(selected.as_str().unwrap()), "{text}");
+    assert!(text.as_str().unwrap().contains("last seen"), "{text}");
+    b.screenshot(&shots().join("3-details-by-keyboard.png"));
+
+    // A worker joins through the HTTP surface: drawn within 10 s.
+    let register = r#"fetch('/api/worker/register', {method: 'POST', headers: {'Content-Type': 'application/json'},
+        body: JSON.stringify({worker_id: 'browser-test-worker', tunnel_url: 'https://browser-test-worker.example-tunnel.net',
+        capabilities: {has_gpu: true, gpu_type: 'Test GPU'}, services: ['ocr']})}).then(r => r.status)"#;
+    assert_eq!(b.eval(register), json!(200));
+    let joined = b.wait_for("kadmesh.drawn().includes('browser-test-worker')", Duration::from_secs(10));
+    assert!(joined.is_some(), "a joining worker was not drawn within 10 s");
+    b.screenshot(&shots().join("4-joined.png"));
+    let leave = "fetch('/api/worker/unregister/browser-test-worker', {method: 'DELETE'}).then(r => r.status)";
+    assert_eq!(b.eval(leave), json!(200));
+    let left = b.wait_for("!kadmesh.drawn().includes('browser-test-worker')", Duration::from_secs(10));
+    assert!(left.is_some(), "a leaving worker was still drawn after 10 s");
+    eprintln!("joined drawn after {joined:?}, departure after {left:?}; screenshots in {}", shots().display());
+
+    // Phone width: the page still lays out and draws.
+    b.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": true}),
+        true,
+    );
+    assert!(b
+        .wait_for(
+            "document.getElementById('ring').clientWidth <= 390 && kadmesh.drawn().length > 6",
+            Duration::from_secs(5)
+        )
+        .is_some());
+    b.screenshot(&shots().join("5-phone.png"));
+    drop(b);
+    let mut demo = demo;
+    assert!(demo.terminate(Duration::from_secs(10)).is_some(), "the demo did not stop on SIGTERM within 10 s");
+}
