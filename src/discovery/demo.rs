@@ -94,18 +94,25 @@ pub async fn churn(nodes: Vec<Discovery>, every: Duration) {
     for round in 0usize.. {
         tokio::time::sleep(every).await;
         let (v, n) = (round % visitors.len(), round % nodes.len());
-        let Ok(reg) = parse_registration(&visitors[v].register) else { return };
-        if nodes[n].register(reg).await.is_err() || heartbeat(&nodes[n], &visitors[v], visitors[v].load).await.is_err()
-        {
-            return;
+        if let Err(e) = visit(&nodes[n], &visitors[v]).await {
+            tracing::warn!(error = %e, "demo visitor could not join");
+            if matches!(e, DiscoveryError::Node(_)) {
+                return;
+            }
+            continue;
         }
         if let Some((pv, pn)) = present.replace((v, n)) {
             let id = visitors[pv].register["worker_id"].as_str().unwrap_or_default();
-            if nodes[pn].unregister(id).await.is_err() {
-                return;
+            if let Err(e) = nodes[pn].unregister(id).await {
+                tracing::warn!(error = %e, "demo visitor could not leave");
             }
         }
     }
+}
+
+async fn visit(d: &Discovery, w: &SampleWorker) -> Result<(), DiscoveryError> {
+    d.register(parse_registration(&w.register)?).await?;
+    heartbeat(d, w, w.load).await
 }
 
 /// Discover requests for the sample services through `d`, one every `every`,

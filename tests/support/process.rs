@@ -2,6 +2,8 @@
 //! with SIGTERM within a bound, killed if the test fails first.
 // Tests time real processes by the wall clock; the ban is for the core.
 #![allow(clippy::disallowed_methods)]
+// Each test file uses the part it needs.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -16,8 +18,14 @@ pub struct Dhtd {
 impl Dhtd {
     /// Starts `dhtd args` with `env` added.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Dhtd {
+        Dhtd::start_logging(args, env, None)
+    }
+
+    /// Starts `dhtd args` with `env` added, its log (stderr) going to `log`.
+    pub fn start_logging(args: &[&str], env: &[(&str, &str)], log: Option<std::fs::File>) -> Dhtd {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhtd"));
-        cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::null());
+        let err = log.map_or_else(Stdio::null, Stdio::from);
+        cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(err);
         let mut child = cmd.spawn().expect("dhtd starts");
         let out = child.stdout.take().unwrap();
         let (tx, lines) = channel();

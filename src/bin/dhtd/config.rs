@@ -124,7 +124,8 @@ impl From<clap::Error> for LoadError {
 fn read_file(path: &Path) -> Result<BTreeMap<String, Vec<String>>, LoadError> {
     let bad = |m: String| LoadError::Bad(format!("config file {}: {m}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| bad(e.message().to_owned()))?;
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| bad(e.message().lines().collect::<Vec<_>>().join("; ")))?;
     let known: Vec<String> = run_command()
         .get_arguments()
         .map(|a| a.get_id().to_string())
@@ -158,10 +159,7 @@ fn scalar(v: toml::Value) -> Option<String> {
 type Layers = (Vec<OsString>, Vec<(String, Source)>);
 
 /// The flags to put in front of the real arguments, and every option's source.
-fn layer(
-    first: &ArgMatches,
-    file: &BTreeMap<String, Vec<String>>,
-) -> Result<Layers, LoadError> {
+fn layer(first: &ArgMatches, file: &BTreeMap<String, Vec<String>>) -> Result<Layers, LoadError> {
     let mut injected = Vec::new();
     let mut sources = Vec::new();
     for arg in run_command().get_arguments() {
