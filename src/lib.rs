@@ -31,7 +31,8 @@
 //! - [`http`]: the axum surface the platform's workers and frontend speak.
 //! - [`client`], [`crawl`]: what `dhtctl` is built from.
 //!
-//! Binaries: `dhtd` (the daemon, and `dhtd demo`), `dhtctl` (the CLI).
+//! Binaries: `dhtd` (the daemon; `dhtd demo`, `dhtd config`, `dhtd health`),
+//! `dhtctl` (the CLI).
 //! Nothing below [`node`] imports tokio; the engine's extension handlers for
 //! provider sets live in `engine::providers`, still without I/O.
 #![deny(clippy::unwrap_used)]

@@ -39,7 +39,7 @@ fn the_page_draws_the_network_searches_opens_details_by_keyboard_and_follows_joi
         &[],
     );
     let url = demo.demo_url();
-    let mut b = cdp::Browser::launch(&exe, 1280, 1000);
+    let mut b = cdp::Browser::launch(&exe, 1280, 1100);
     b.goto(&format!("{url}/"));
     assert!(b.wait_for("!!window.kadmesh && kadmesh.state.updates > 0", Duration::from_secs(30)).is_some());
 

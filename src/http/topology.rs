@@ -168,8 +168,10 @@ impl LookupRate {
                 rate
             }
             None => {
-                *sample = Some((now, total, 0.0));
-                0.0
+                // No earlier reading: the average since start.
+                let rate = total as f64 / d.uptime().as_secs_f64().max(1.0);
+                *sample = Some((now, total, rate));
+                rate
             }
         }
     }

@@ -124,7 +124,7 @@ const Ring = (() => {
     for (const [id, s] of sprites) {
       const n = s.node;
       const dim = !view.visible(id) || (searching && !view.highlight.has(id));
-      ctx.globalAlpha = s.alpha * (dim ? 0.15 : n.health === "offline" ? 0.45 : 1);
+      ctx.globalAlpha = s.alpha * (dim ? 0.25 : n.health === "offline" ? 0.45 : 1);
       const rr = r * s.scale * (view.highlight.has(id) ? 1.5 : 1);
       shape(ctx, s.kind, s.x, s.y, rr);
       ctx.fillStyle = COLORS[s.kind]; ctx.fill();
