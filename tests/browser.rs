@@ -120,3 +120,49 @@ fn the_page_draws_the_network_searches_opens_details_by_keyboard_and_follows_joi
     let mut demo = demo;
     assert!(demo.terminate(Duration::from_secs(10)).is_some(), "the demo did not stop on SIGTERM within 10 s");
 }
+
+/// A measurement, not a check of speed: draws a 1,000-node demo network and
+/// prints what one frame and one update cost in this (software-rendering)
+/// headless Chromium. Run: `cargo test --test browser -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run by hand"]
+fn page_cost_at_1000_nodes() {
+    let Some(exe) = cdp::find_chromium() else {
+        eprintln!("SKIPPED: no chromium on PATH");
+        return;
+    };
+    let demo = process::Dhtd::start(
+        &["demo", "--nodes", "1000", "--http-port", "0", "--udp-port", "0", "--churn-every", "0"],
+        &[],
+    );
+    let url = demo.demo_url();
+    while let Some(line) = demo.line(Duration::from_secs(120)) {
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    let mut b = cdp::Browser::launch(&exe, 1280, 1100);
+    b.goto(&format!("{url}/"));
+    assert!(b.wait_for("!!window.kadmesh && kadmesh.drawn().length >= 1007", Duration::from_secs(60)).is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    let frame = b.eval(
+        "(() => { const c = document.getElementById('ring'); const v = {visible: () => true, highlight: new Set(), \
+         recommended: null, selected: null, hovered: null}; const t0 = performance.now(); \
+         for (let i = 0; i < 60; i++) { Ring.step(); Ring.draw(c, v); } return (performance.now() - t0) / 60; })()",
+    );
+    let update = b.eval(
+        "fetch('/api/dht/topology').then(r => r.text()).then(text => { const t0 = performance.now(); \
+         for (let i = 0; i < 5; i++) kadmesh.apply(JSON.parse(text)); return [(performance.now() - t0) / 5, text.length]; })",
+    );
+    let links = b.eval("kadmesh.state.topo.connections.length");
+    b.screenshot(&shots().join("1000-nodes.png"));
+    println!("| nodes drawn | links | frame ms | update ms (parse + layout + list) | topology JSON bytes |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {links} | {:.1} | {:.1} | {} |",
+        b.eval("kadmesh.drawn().length"),
+        frame.as_f64().unwrap(),
+        update[0].as_f64().unwrap(),
+        update[1]
+    );
+}

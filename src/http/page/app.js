@@ -193,6 +193,7 @@
 
   window.kadmesh = {
     state,
+    apply,
     drawn: () => Ring.order(),
     highlighted: () => [...state.providers],
     details: () => details.dataset.node || null,
