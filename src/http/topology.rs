@@ -30,6 +30,7 @@ use tokio::time::Instant;
 
 use super::error::ApiError;
 use super::AppState;
+use crate::discovery::liveness::UNIX_TIME_MIN;
 use crate::discovery::metrics::{read, LookupResult};
 use crate::discovery::{Discovery, Health, WorkerRecord};
 use network::{NodeSeen, Snapshot};
@@ -42,13 +43,13 @@ pub const WARNING_AFTER: f64 = 60.0;
 pub const CRITICAL_AFTER: f64 = 90.0;
 /// Routing links drawn per node (the first it lists, its closest).
 pub const LINKS_PER_NODE: usize = 8;
-/// `last_seen` values below this are a monotonic clock, not Unix time.
-const UNIX_FLOOR: f64 = 1e9;
 
 /// The page's health level of a worker.
 pub fn worker_level(w: &WorkerRecord, now: f64, window: Duration) -> &'static str {
     let health = w.health(now, window);
-    let age = w.last_seen.filter(|t| *t > UNIX_FLOOR).map(|t| now - t);
+    // Records read through discovery carry this node's view of a monotonic
+    // `last_seen` (liveness), so only a record that skipped it has none.
+    let age = w.last_seen.filter(|t| *t >= UNIX_TIME_MIN).map(|t| now - t);
     match (health, age) {
         (Health::Offline, _) => "offline",
         (_, Some(a)) if a > CRITICAL_AFTER => "critical",

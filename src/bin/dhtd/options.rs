@@ -85,7 +85,7 @@ pub struct RunArgs {
     #[arg(long, env = "DHT_STALE_AFTER", default_value_t = 600)]
     pub stale_after: u64,
     /// Seconds discover answers are cached (0 disables).
-    #[arg(long, env = "DHT_CACHE_TTL", default_value_t = 10)]
+    #[arg(long, env = "DHT_CACHE_TTL", default_value_t = 1)]
     pub cache_ttl: u64,
     /// Host name or IP other nodes reach this node's UDP port at (for /api/dht/bootstrap).
     #[arg(long, env = "DHT_PUBLIC_HOST")]
