@@ -6,4 +6,5 @@
 // Every test file compiles this module but uses only part of it.
 #![allow(dead_code)]
 
+pub mod platform;
 pub mod python;
