@@ -21,6 +21,19 @@ fn shots() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../browser-test")
 }
 
+/// Chromium, and a `dhtd demo` of `nodes` nodes without visitors with its
+/// page URL; `None`, saying so, when there is no Chromium.
+fn demo_with_chromium(nodes: &str) -> Option<(PathBuf, process::Dhtd, String)> {
+    let Some(exe) = cdp::find_chromium() else {
+        eprintln!("SKIPPED: no chromium on PATH (apt-get install -y chromium, or scripts/ci-deps-browser)");
+        return None;
+    };
+    let args = ["demo", "--nodes", nodes, "--http-port", "0", "--udp-port", "0", "--churn-every", "0"];
+    let demo = process::Dhtd::start(&args, &[]);
+    let url = demo.demo_url();
+    Some((exe, demo, url))
+}
+
 /// The set of strings in a JSON array, sorted.
 fn sorted(v: &Value) -> Vec<String> {
     let mut out: Vec<String> = v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect();
@@ -30,15 +43,7 @@ fn sorted(v: &Value) -> Vec<String> {
 
 #[test]
 fn the_page_draws_the_network_searches_opens_details_by_keyboard_and_follows_joins() {
-    let Some(exe) = cdp::find_chromium() else {
-        eprintln!("SKIPPED: no chromium on PATH (apt-get install -y chromium, or scripts/ci-deps-browser)");
-        return;
-    };
-    let demo = process::Dhtd::start(
-        &["demo", "--nodes", "6", "--http-port", "0", "--udp-port", "0", "--churn-every", "0"],
-        &[],
-    );
-    let url = demo.demo_url();
+    let Some((exe, demo, url)) = demo_with_chromium("6") else { return };
     let mut b = cdp::Browser::launch(&exe, 1280, 1100);
     b.goto(&format!("{url}/"));
     assert!(b.wait_for("!!window.kadmesh && kadmesh.state.updates > 0", Duration::from_secs(30)).is_some());
@@ -127,15 +132,7 @@ fn the_page_draws_the_network_searches_opens_details_by_keyboard_and_follows_joi
 #[test]
 #[ignore = "a measurement; run by hand"]
 fn page_cost_at_1000_nodes() {
-    let Some(exe) = cdp::find_chromium() else {
-        eprintln!("SKIPPED: no chromium on PATH");
-        return;
-    };
-    let demo = process::Dhtd::start(
-        &["demo", "--nodes", "1000", "--http-port", "0", "--udp-port", "0", "--churn-every", "0"],
-        &[],
-    );
-    let url = demo.demo_url();
+    let Some((exe, demo, url)) = demo_with_chromium("1000") else { return };
     while let Some(line) = demo.line(Duration::from_secs(120)) {
         if line.starts_with("Ctrl-C") {
             break;

@@ -110,10 +110,10 @@ impl FromRef<AppState> for Discovery {
 /// Every route, over `discovery`, with default options and no stop signal.
 pub fn router(discovery: Discovery) -> Router {
     let (_, stop) = watch::channel(false);
-    routes(discovery, &HttpOptions::default(), stop).unwrap_or_else(|_| Router::new())
+    routes(discovery, &HttpOptions::default(), stop, None)
 }
 
-fn routes(discovery: Discovery, options: &HttpOptions, stop: watch::Receiver<bool>) -> Result<Router, String> {
+fn routes(discovery: Discovery, options: &HttpOptions, stop: watch::Receiver<bool>, cors: Option<CorsLayer>) -> Router {
     let state = AppState {
         discovery,
         network: Arc::new(topology::network::Network::new(options.topology.clone())),
@@ -138,11 +138,11 @@ fn routes(discovery: Discovery, options: &HttpOptions, stop: watch::Receiver<boo
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(state);
-    let router = match options.cors()? {
+    let router = match cors {
         Some(cors) => router.layer(cors),
         None => router,
     };
-    Ok(router.layer(TraceLayer::new_for_http()))
+    router.layer(TraceLayer::new_for_http())
 }
 
 async fn not_found(method: Method, uri: Uri) -> ApiError {
@@ -174,9 +174,9 @@ pub async fn serve_with(
     options: HttpOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let cors = options.cors().map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
     let (tx, rx) = watch::channel(false);
-    let router =
-        routes(discovery, &options, rx).map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
+    let router = routes(discovery, &options, rx, cors);
     let stopping = async move {
         shutdown.await;
         tx.send_replace(true);

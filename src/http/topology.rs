@@ -233,9 +233,15 @@ pub async fn stream(State(app): State<AppState>) -> Sse<impl Stream<Item = Resul
     let events = futures_util::stream::unfold((app, true), |(app, first)| async move {
         if !first {
             let mut stop = app.stop.clone();
+            // A stop channel whose sender is gone never stops the stream.
+            let stopped = async move {
+                if stop.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
             tokio::select! {
                 _ = tokio::time::sleep(PUSH_EVERY) => {}
-                _ = stop.wait_for(|s| *s) => return None,
+                _ = stopped => return None,
             }
         }
         if *app.stop.borrow() {

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::crawl::{crawl, CrawlConfig, Software};
+use crate::crawl::{crawl, CrawlConfig, CrawledNode, Software};
 use crate::discovery::input::valid_service;
 use crate::discovery::{Discovery, WorkerRecord, SERVICE_INDEX_KEY};
 use crate::id::{Key, NodeId};
@@ -159,12 +159,20 @@ impl Network {
             state.snapshot.as_ref().map_or_else(Default::default, |(_, s)| (s.workers.clone(), s.services.clone()))
         });
         let now = d.now();
+        let nodes = self.absorb(&report.nodes, d.node().id(), now);
+        Ok(Snapshot { taken: now, nodes, workers, services, complete: report.complete, elapsed: started.elapsed() })
+    }
+
+    /// Folds a crawl into what is known: answering nodes are marked so with
+    /// their software and links, silent ones keep their last answer, and
+    /// nodes silent past `forget_after` leave. Returns every node, by id.
+    fn absorb(&self, crawled: &[CrawledNode], me: NodeId, now: f64) -> Vec<NodeSeen> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for n in state.known.values_mut() {
             n.rtt = None;
         }
-        for c in report.nodes.iter().filter(|c| c.id.is_some_and(|id| id != d.node().id())) {
-            let Some(id) = c.id else { continue };
+        for c in crawled {
+            let Some(id) = c.id.filter(|id| *id != me) else { continue };
             let entry = state.known.entry(id).or_insert_with(|| NodeSeen {
                 id,
                 addr: c.addr,
@@ -191,7 +199,7 @@ impl Network {
         state.known.retain(|_, n| n.rtt.is_some() || n.last_answer.is_some_and(|t| now - t < forget));
         let mut nodes: Vec<NodeSeen> = state.known.values().cloned().collect();
         nodes.sort_by_key(|n| n.id);
-        Ok(Snapshot { taken: now, nodes, workers, services, complete: report.complete, elapsed: started.elapsed() })
+        nodes
     }
 
     /// Every worker the network names: the service index, each service's
