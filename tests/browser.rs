@@ -2,7 +2,9 @@
 //! the expected nodes are drawn, a searched service's providers are
 //! highlighted and its recommended worker marked, a node's details open by
 //! keyboard, a worker that joins appears and one that leaves goes within
-//! 10 s. Screenshots go to `target/browser-test/`.
+//! 10 s, the exports produce JSON and PNG, the polling fallback keeps the
+//! page current, and it lays out at a phone's width. Screenshots go to
+//! `target/browser-test/`.
 //!
 //! Needs Chromium (`apt-get install -y chromium`, `scripts/ci-deps-browser`);
 //! without it the test says so and passes as skipped.
@@ -107,6 +109,21 @@ fn the_page_draws_the_network_searches_opens_details_by_keyboard_and_follows_joi
     let left = b.wait_for("!kadmesh.drawn().includes('browser-test-worker')", Duration::from_secs(10));
     assert!(left.is_some(), "a leaving worker was still drawn after 10 s");
     eprintln!("joined drawn after {joined:?}, departure after {left:?}; screenshots in {}", shots().display());
+
+    // Export: the buttons hand a JSON document and a PNG to the download link.
+    b.eval("window.blobs = []; const make = URL.createObjectURL; URL.createObjectURL = (x) => { blobs.push(x); return make(x); }; true");
+    b.eval("document.getElementById('export-json').click(); document.getElementById('export-png').click(); true");
+    assert!(b.wait_for("blobs.length === 2", Duration::from_secs(5)).is_some(), "exports: {}", b.eval("blobs.length"));
+    let kinds = b.eval("Promise.all(blobs.map(x => x.text().then(t => [x.type, x.size, t.slice(0, 8)])))");
+    let json_doc = kinds.as_array().unwrap().iter().find(|k| k[0] == "application/json").expect("a JSON export");
+    assert!(json_doc[2].as_str().unwrap().starts_with('{'), "{kinds}");
+    let png = kinds.as_array().unwrap().iter().find(|k| k[0] == "image/png").expect("a PNG export");
+    assert!(png[1].as_u64().unwrap() > 1000, "{kinds}");
+
+    // The polling fallback keeps the page current without the stream.
+    b.goto(&format!("{url}/?poll"));
+    let polled = "!!window.kadmesh && kadmesh.state.feed === 'polling' && kadmesh.state.updates >= 2 && kadmesh.drawn().length > 6";
+    assert!(b.wait_for(polled, Duration::from_secs(15)).is_some(), "polling: {}", b.eval("kadmesh.state.feed"));
 
     // Phone width: the page still lays out and draws.
     b.call(

@@ -127,7 +127,8 @@
   }
   function startPolling() { if (!pollTimer) { poll(); pollTimer = setInterval(poll, 5000); } }
   function connect() {
-    if (!window.EventSource) return startPolling();
+    // `?poll` forces the fallback (for tests and for proxies that buffer streams).
+    if (!window.EventSource || new URLSearchParams(location.search).has("poll")) return startPolling();
     const es = new EventSource("/api/dht/topology/stream");
     es.addEventListener("topology", (e) => { setFeed("live"); apply(JSON.parse(e.data)); });
     es.onerror = () => { es.close(); startPolling(); };
