@@ -152,3 +152,31 @@ fn logs_written_to_a_file_carry_no_colour_codes() {
     assert!(text.contains("effective configuration:"), "{text}");
     assert!(!text.contains('\u{1b}'), "ANSI codes in a log file: {text:?}");
 }
+
+#[test]
+fn every_http_request_is_logged_at_debug_level() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("dhtd.log");
+    let bind = format!("127.0.0.1:{port}");
+    let args = ["--port", "0", "--bind", "127.0.0.1", "--http-bind", &bind];
+    let env = [("RUST_LOG", "info,tower_http=debug")];
+    let mut d = process::Dhtd::start_logging(&args, &env, Some(std::fs::File::create(&log).unwrap()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut status = 0;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let got = rt.block_on(async { reqwest::get(format!("http://{bind}/health/live?probe=access-log")).await });
+        if let Ok(r) = got {
+            status = r.status().as_u16();
+            break;
+        }
+    }
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(d.terminate(Duration::from_secs(10)).is_some());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().find(|l| l.contains("/health/live?probe=access-log") && l.contains("DEBUG"));
+    assert!(line.is_some_and(|l| l.contains("GET")), "no access log line:\n{text}");
+    assert!(text.lines().any(|l| l.contains("finished processing request") && l.contains("status=200")), "{text}");
+}
