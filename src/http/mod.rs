@@ -10,6 +10,7 @@
 //! | `GET /api/services/discover/{service_type}` | healthy workers by load; `gpu`, `min_memory`, `limit` |
 //! | `GET /api/worker/find/{service_type}` | the same as discover (the platform's `dht_router` calls it) |
 //! | `GET /api/services/list` | known services and healthy-worker counts |
+//! | `POST /api/services/route/{service_type}` | forward the body to a healthy worker ([`route`]) |
 //! | `GET /api/dht/bootstrap` | seeds for new nodes |
 //! | `GET /api/dht/topology` | the network graph, current and older shapes |
 //! | `GET /api/dht/topology/stream` | the same, pushed every 5 s (server-sent events) |
@@ -25,9 +26,12 @@
 
 pub mod dht;
 pub mod error;
+pub mod forward;
 pub mod health;
 pub mod metrics;
 pub mod page;
+pub mod penalty;
+pub mod route;
 pub mod services;
 pub mod topology;
 pub mod workers;
@@ -114,6 +118,10 @@ pub fn router(discovery: Discovery) -> Router {
 }
 
 fn routes(discovery: Discovery, options: &HttpOptions, stop: watch::Receiver<bool>, cors: Option<CorsLayer>) -> Router {
+    // The route handler takes `State<Discovery>` as its router's state.
+    let forwarding = Router::new()
+        .route(route::PATH, route::handler(forward::RouteConfig::default()))
+        .with_state::<AppState>(discovery.clone());
     let state = AppState {
         discovery,
         network: Arc::new(topology::network::Network::new(options.topology.clone())),
@@ -127,6 +135,7 @@ fn routes(discovery: Discovery, options: &HttpOptions, stop: watch::Receiver<boo
         .route("/api/services/discover/:service_type", get(services::discover))
         .route("/api/worker/find/:service_type", get(services::discover))
         .route("/api/services/list", get(services::list))
+        .merge(forwarding)
         .route("/api/dht/bootstrap", get(dht::bootstrap))
         .route("/api/dht/topology", get(topology::topology))
         .route("/api/dht/topology/stream", get(topology::stream))
