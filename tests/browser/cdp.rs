@@ -31,7 +31,8 @@ pub fn find_chromium() -> Option<PathBuf> {
 
 /// A running headless Chromium with one attached page.
 pub struct Browser {
-    child: Child,
+    // Declared before the profile so the browser is gone before its directory.
+    _child: Reaped,
     ws: WebSocket<MaybeTlsStream<TcpStream>>,
     session: String,
     next: u64,
@@ -42,33 +43,37 @@ impl Browser {
     /// Starts `exe` with a fresh profile and a `width` x `height` window.
     pub fn launch(exe: &Path, width: u32, height: u32) -> Browser {
         let profile = tempfile::tempdir().unwrap();
-        let mut child = Command::new(exe)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--disable-dev-shm-usage",
-                "--remote-debugging-port=0",
-                &format!("--window-size={width},{height}"),
-                &format!("--user-data-dir={}", profile.path().display()),
-                "about:blank",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("chromium starts");
-        let url = devtools_url(&mut child);
+        let mut child = Reaped(
+            Command::new(exe)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-quic",
+                    "--no-first-run",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    "--remote-debugging-port=0",
+                    &format!("--window-size={width},{height}"),
+                    &format!("--user-data-dir={}", profile.path().display()),
+                    "about:blank",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("chromium starts"),
+        );
+        // From here a panic drops `child`, which kills the browser.
+        let url = devtools_url(&mut child.0)
+            .unwrap_or_else(|| panic!("chromium did not print its DevTools address within {DEVTOOLS_WAIT:?}"));
         let (ws, _) = tungstenite::connect(url.as_str()).expect("DevTools WebSocket");
         if let MaybeTlsStream::Plain(s) = ws.get_ref() {
             s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         }
-        let mut b = Browser { child, ws, session: String::new(), next: 0, _profile: profile };
+        let mut b = Browser { _child: child, ws, session: String::new(), next: 0, _profile: profile };
         let target = b.call("Target.createTarget", json!({"url": "about:blank"}), false)["targetId"].clone();
         let attached = b.call("Target.attachToTarget", json!({"targetId": target, "flatten": true}), false);
         b.session = attached["sessionId"].as_str().expect("a session id").to_owned();
@@ -157,16 +162,22 @@ impl Browser {
     }
 }
 
-impl Drop for Browser {
+/// A child process killed and reaped when dropped, panics included.
+struct Reaped(Child);
+
+impl Drop for Reaped {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
+/// How long Chromium may take to start (a loaded 2-core machine is slow).
+const DEVTOOLS_WAIT: Duration = Duration::from_secs(90);
+
 /// Reads the browser's WebSocket address from the line Chromium prints on
-/// stderr, within 30 s.
-fn devtools_url(child: &mut Child) -> String {
+/// stderr, within [`DEVTOOLS_WAIT`].
+fn devtools_url(child: &mut Child) -> Option<String> {
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -176,5 +187,5 @@ fn devtools_url(child: &mut Child) -> String {
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(30)).expect("chromium prints its DevTools address")
+    rx.recv_timeout(DEVTOOLS_WAIT).ok()
 }
