@@ -10,12 +10,15 @@
 //! and the engine's and discovery layer's other counters.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use axum::Extension;
 
 use super::error::ApiError;
+use super::limits::HttpGuard;
 use crate::discovery::metrics::{read, LookupResult, Metrics, LATENCY_BUCKETS};
 use crate::discovery::Discovery;
 use crate::engine::{PeerKind, Stats, RPC_LABELS};
@@ -72,11 +75,11 @@ pub async fn snapshot(d: &Discovery) -> Result<EngineSnapshot, ApiError> {
     Ok(s)
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+pub(crate) fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
     family(out, name, kind, help);
     let _ = writeln!(out, "{name} {value}");
 }
@@ -150,9 +153,15 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
 }
 
 /// `GET /metrics`
-pub async fn metrics(State(d): State<Discovery>) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(
+    State(d): State<Discovery>,
+    guard: Option<Extension<Arc<HttpGuard>>>,
+) -> Result<impl IntoResponse, ApiError> {
     let snap = snapshot(&d).await?;
-    let body = render(&snap, d.metrics(), d.local_worker_count());
+    let mut body = render(&snap, d.metrics(), d.local_worker_count());
+    if let Some(Extension(g)) = guard {
+        g.render(&mut body);
+    }
     Ok(([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], body))
 }
 

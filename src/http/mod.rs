@@ -15,31 +15,40 @@
 //! | `GET /metrics` | Prometheus text |
 //!
 //! Errors are JSON ([`error`]). [`serve`] takes a listener the caller bound
-//! (tests bind `127.0.0.1:0`) and a shutdown future.
+//! (tests bind `127.0.0.1:0`) and a shutdown future; [`serve_with`] also
+//! takes the [`HttpLimits`] (timeouts, connection caps, body and work
+//! bounds, see [`limits`]) that [`serve`] sets to their defaults.
 
 pub mod dht;
 pub mod error;
+pub mod limits;
 pub mod metrics;
+mod server;
 pub mod services;
 pub mod workers;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, Uri};
 use axum::routing::{delete, get, post};
-use axum::Router;
+use axum::{Extension, Router};
 
 use crate::discovery::Discovery;
 use error::ApiError;
-
-/// Largest request body accepted, bytes.
-pub const MAX_BODY: usize = 64 * 1024;
+pub use limits::{HttpGuard, HttpLimits};
 /// The heartbeat period workers are told to keep.
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 30;
 
-/// Every route, over `discovery`.
+/// Every route, over `discovery`, with the default limits.
 pub fn router(discovery: Discovery) -> Router {
+    router_with(discovery, Arc::new(HttpGuard::new(HttpLimits::default())))
+}
+
+/// Every route, over `discovery`, under `guard`'s request limits.
+pub fn router_with(discovery: Discovery, guard: Arc<HttpGuard>) -> Router {
+    let body_limit = guard.limits.max_body;
     Router::new()
         .route("/api/worker/register", post(workers::register))
         .route("/api/worker/heartbeat", post(workers::heartbeat))
@@ -52,7 +61,9 @@ pub fn router(discovery: Discovery) -> Router {
         .route("/metrics", get(metrics::metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&guard), limits::request_timeout))
+        .layer(Extension(guard))
         .with_state(discovery)
 }
 
@@ -68,11 +79,23 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     }
 }
 
-/// Serves the routes on `listener` until `shutdown` completes.
+/// Serves the routes on `listener` with the default limits until
+/// `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     discovery: Discovery,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(discovery)).with_graceful_shutdown(shutdown).await
+    serve_with(listener, discovery, HttpLimits::default(), shutdown).await
+}
+
+/// Serves the routes on `listener` under `limits` until `shutdown` completes.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    discovery: Discovery,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let guard = Arc::new(HttpGuard::new(limits));
+    server::run(listener, router_with(discovery, Arc::clone(&guard)), guard, shutdown).await
 }
