@@ -30,6 +30,7 @@
 //!   filters, local cache and coordinator fallback.
 //! - [`http`]: the axum surface the platform's workers and frontend speak.
 //! - [`client`], [`crawl`]: what `dhtctl` is built from.
+//! - [`fuzzing`]: the property of each fuzz target, replayed by `cargo test`.
 //!
 //! Binaries: `dhtd` (the daemon, and `dhtd demo`), `dhtctl` (the CLI).
 //! Nothing below [`node`] imports tokio; the engine's extension handlers for
@@ -43,6 +44,7 @@ pub mod contact;
 pub mod crawl;
 pub mod discovery;
 pub mod engine;
+pub mod fuzzing;
 pub mod http;
 pub mod id;
 pub mod lookup;

@@ -10,9 +10,9 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{io_err, PersistError, MAX_STATE_BYTES};
+use super::{format, io_err, PersistError, SavedState, MAX_STATE_BYTES};
 
 /// What sits at the state path, when it is not a regular file.
 fn kind_of(meta: &fs::Metadata) -> &'static str {
@@ -83,4 +83,21 @@ pub(super) fn read_state(path: &Path) -> Result<Option<Vec<u8>>, PersistError> {
         return Err(PersistError::Corrupt { path: path.to_path_buf(), reason });
     }
     Ok(Some(bytes))
+}
+
+/// Decodes the bytes of the state file at `path` (named in errors).
+pub(super) fn decode_at(path: &Path, bytes: &[u8]) -> Result<SavedState, PersistError> {
+    let body = format::decode(bytes).map_err(|d| PersistError::from_defect(path, d))?;
+    SavedState::from_body(body).map_err(|reason| PersistError::Corrupt { path: path.to_path_buf(), reason })
+}
+
+/// Decodes state-file bytes exactly as [`super::StateDir::load`] does, for
+/// tools and the fuzz target; errors name the file `<state bytes>`.
+pub fn decode_state(bytes: &[u8]) -> Result<SavedState, PersistError> {
+    decode_at(&PathBuf::from("<state bytes>"), bytes)
+}
+
+/// Encodes `state` exactly as [`super::StateDir::save`] writes it.
+pub fn encode_state(state: &SavedState) -> Result<Vec<u8>, PersistError> {
+    format::encode(&state.to_body()).map_err(|e| PersistError::Encode(e.to_string()))
 }

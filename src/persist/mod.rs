@@ -50,6 +50,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use file::{decode_state, encode_state};
 pub use format::FORMAT_VERSION;
 pub use live::{
     republish_spread, restore, restore_paced, save, shutdown_saving, snapshot, spawn_autosave, RestorePacing,
@@ -340,10 +341,7 @@ impl StateDir {
     pub fn load(&self) -> Result<Option<SavedState>, PersistError> {
         let path = &self.file;
         let Some(bytes) = file::read_state(path)? else { return Ok(None) };
-        let body = format::decode(&bytes).map_err(|d| PersistError::from_defect(path, d))?;
-        let state =
-            SavedState::from_body(body).map_err(|reason| PersistError::Corrupt { path: path.clone(), reason })?;
-        Ok(Some(state))
+        file::decode_at(path, &bytes).map(Some)
     }
 
     /// [`StateDir::load`] with the module's policy applied: a truncated or
@@ -382,7 +380,7 @@ impl StateDir {
         if last.is_some_and(|t| t > state.saved_at) {
             return Ok(());
         }
-        let bytes = format::encode(&state.to_body()).map_err(|e| PersistError::Encode(e.to_string()))?;
+        let bytes = encode_state(state)?;
         self.write_atomic(&bytes)?;
         *last = Some(state.saved_at);
         Ok(())
