@@ -20,6 +20,8 @@
 //! - [`rpc`]: outstanding requests, matched by message id and sender.
 //! - [`lookup`]: the iterative lookup state machine (alpha-parallel).
 //! - [`store`]: records with expiry and memory bounds.
+//! - [`limits`]: rate limits, storage quotas, reply budgets and bounded
+//!   maps: what a stranger can make a node spend.
 //! - [`engine`]: one node, tying the above together, plus republishing,
 //!   replication to newcomers and bucket refresh.
 //! - [`node`]: the tokio driver on a real UDP socket and its async handle.
@@ -47,6 +49,7 @@ pub mod engine;
 pub mod fuzzing;
 pub mod http;
 pub mod id;
+pub mod limits;
 pub mod lookup;
 pub mod node;
 pub mod persist;
