@@ -129,6 +129,11 @@ pub async fn resolve_all(seeds: &[Seed]) -> (Vec<SocketAddr>, Vec<SeedError>) {
 #[derive(Deserialize)]
 struct SeedsDoc {
     seeds: Vec<SeedEntry>,
+    /// Peers whose HTTP address the serving node does not know (kadmesh's
+    /// `/api/dht/bootstrap` keeps them out of `seeds`, where the platform's
+    /// client requires a `tunnel_url`).
+    #[serde(default)]
+    more_seeds: Vec<SeedEntry>,
 }
 
 #[derive(Deserialize)]
@@ -149,6 +154,7 @@ pub async fn fetch_bootstrap_url(url: &str, timeout: Duration) -> Result<Vec<See
     let doc: SeedsDoc = resp.json().await.map_err(|e| err(format!("not a seeds document: {e}")))?;
     doc.seeds
         .into_iter()
+        .chain(doc.more_seeds)
         .map(|s| {
             let host = s.host.trim_start_matches('[').trim_end_matches(']').to_string();
             if host.is_empty() || host.contains('/') {

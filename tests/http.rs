@@ -325,10 +325,16 @@ async fn list_bootstrap_topology_health_and_metrics_have_the_platform_shapes() {
     let (_, v) = c.get(2, "/api/dht/bootstrap").await;
     let seeds = v["seeds"].as_array().unwrap();
     assert_eq!((v["seed_count"].as_u64(), v["ttl"].as_u64()), (Some(seeds.len() as u64), Some(300)));
-    assert_eq!(seeds.len(), 4, "itself and its three peers: {v}");
+    // Only itself in `seeds`: the platform's client needs every seed's tunnel_url,
+    // whose host it takes as the UDP host; peers, whose URLs we do not know, go to `more_seeds`.
+    assert_eq!(seeds.len(), 1, "{v}");
+    assert_eq!(v["more_seeds"].as_array().unwrap().len(), 3, "its three peers: {v}");
     assert_eq!(seeds[0]["host"], "127.0.0.1");
     assert_eq!(seeds[0]["dht_port"], c.net.addr(2).unwrap().port());
     assert_eq!(seeds[0]["node_id"], c.net.nodes[2].node().id().to_hex());
+    let url = reqwest::Url::parse(seeds[0]["tunnel_url"].as_str().unwrap()).unwrap();
+    assert_eq!(url.host_str(), Some("127.0.0.1"));
+    assert_eq!(url.port(), Some(c.urls[2].rsplit(':').next().unwrap().parse().unwrap()));
 
     let (_, v) = c.get(0, "/api/dht/topology").await;
     let nodes = v["nodes"].as_array().unwrap();

@@ -98,7 +98,7 @@ struct RunArgs {
     #[arg(long, default_value_t = 600)]
     stale_after: u64,
     /// Seconds discover answers are cached (0 disables).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 1)]
     cache_ttl: u64,
     /// Host name or IP other nodes reach this node's UDP port at (for /api/dht/bootstrap).
     #[arg(long, env = "DHT_PUBLIC_HOST")]

@@ -117,10 +117,22 @@ pub struct ServiceSummary {
 impl Discovery {
     /// Healthy workers of `service` that pass `filter`, least loaded first.
     pub async fn discover(&self, service: &str, filter: &DiscoverFilter) -> Result<DiscoverAnswer, DiscoveryError> {
+        self.discover_with(service, filter, true).await
+    }
+
+    /// [`discover`](Self::discover), reading the DHT even when a cached
+    /// answer is fresh if `use_cache` is false (`Cache-Control: no-cache`);
+    /// the new answer still replaces the cached one.
+    pub async fn discover_with(
+        &self,
+        service: &str,
+        filter: &DiscoverFilter,
+        use_cache: bool,
+    ) -> Result<DiscoverAnswer, DiscoveryError> {
         check_service(service)?;
         let metrics = &self.inner.metrics;
         let cache_key = format!("{service}?{filter:?}");
-        if let Some(mut hit) = self.inner.cache.get(&cache_key) {
+        if let Some(mut hit) = self.inner.cache.get(&cache_key).filter(|_| use_cache) {
             hit.cached = true;
             metrics.lookup(LookupResult::Cache);
             return Ok(hit);

@@ -210,13 +210,41 @@ impl Discovery {
         results.into_iter().flatten().flatten().collect()
     }
 
+    /// The newest record of `id`: the DHT's, or this node's registry's when
+    /// that is at least as new. The DHT is read even for a worker registered
+    /// here, because it may have registered again (or been unregistered)
+    /// through another node since, and that must show at once.
     async fn fetch_record(&self, id: &str) -> Option<WorkerRecord> {
-        if let Some(r) = self.inner.registry.get(id) {
-            return Some(r);
-        }
+        let remote = self.fetch_remote(id).await;
+        let record = self.reconcile(id, remote)?;
+        Some(self.inner.liveness.observe(record, self.now()))
+    }
+
+    /// `worker:{id}` as the DHT holds it.
+    pub(crate) async fn fetch_remote(&self, id: &str) -> Option<WorkerRecord> {
         bump(&self.inner.metrics.record_fetches);
         let got = self.node().get(worker_key(id)).await.ok()?;
         got.value.as_ref().and_then(WorkerRecord::from_value).filter(|r| r.worker_id == id)
+    }
+
+    /// Picks the newer of this node's registration of `id` and `remote`. A
+    /// newer record written through another node means the worker moved
+    /// there: this node forgets it, so it never republishes the old record
+    /// over the new one.
+    pub(crate) fn reconcile(&self, id: &str, remote: Option<WorkerRecord>) -> Option<WorkerRecord> {
+        let Some(local) = self.inner.registry.get(id) else { return remote };
+        let me = self.node().id().to_hex();
+        match remote {
+            Some(r) if r.version > local.version && r.node_id.as_deref() != Some(me.as_str()) => {
+                tracing::info!(worker_id = id, "worker re-registered through another node; no longer published here");
+                self.inner.registry.remove(id);
+                for s in &local.services {
+                    self.inner.cache.invalidate(s);
+                }
+                Some(r)
+            }
+            _ => Some(local),
+        }
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Metrics {
     pub lookup_latency: Histogram,
     /// Worker records written (puts of `worker:{id}`).
     pub record_puts: AtomicU64,
+    /// Legacy `service:{type}` lists written (see `discovery::legacy`).
+    pub legacy_list_writes: AtomicU64,
     /// Worker records read (gets of `worker:{id}`).
     pub record_fetches: AtomicU64,
     /// Provider write requests sent (`kadmesh_provider_add`/`_remove`).

@@ -9,18 +9,22 @@
 //! - The nodes closest to `service:{type}` hold a *provider set* for it
 //!   ([`crate::engine::providers`]): entries merged by worker id, so
 //!   concurrent announcements through any nodes are never lost. The legacy
-//!   `service:{type}` JSON list that stock Python workers write under the
-//!   same key is left alone and read too.
+//!   `service:{type}` JSON list under the same key, the only place the
+//!   platform's own client looks, is read too, and rebuilt from the provider
+//!   set by nodes with workers of that service (`legacy`).
 //! - The nodes closest to [`SERVICE_INDEX_KEY`] hold a provider set whose
 //!   entries are service names, for `GET /api/services/list`.
 //!
 //! # Layout
-//! - [`record`]: the worker record and its health rule.
+//! - [`record`]: the worker record and its health rule; [`liveness`]: the
+//!   rule for the platform's monotonic `last_seen`.
 //! - [`input`]: checking register/heartbeat bodies and discover filters.
 //! - [`wire`]: the calling side of the provider-set procedures.
 //! - `registry`: workers registered through this node and their publish
 //!   schedule; `publish`: register, heartbeat, unregister and the
-//!   refresher; `announce`: batched provider writes to the closest nodes.
+//!   refresher; `announce`: batched provider writes to the closest nodes;
+//!   `legacy`: the `service:{type}` JSON list the platform's client reads,
+//!   rebuilt from the provider set.
 //! - `lookup`: reading provider sets from several replicas and fetching
 //!   records; `discover`: filtering, ranking, caching and the coordinator
 //!   fallback.
@@ -38,6 +42,8 @@ pub mod coordinator;
 pub mod demo;
 mod discover;
 pub mod input;
+mod legacy;
+pub mod liveness;
 mod lookup;
 pub mod metrics;
 mod publish;
@@ -128,6 +134,11 @@ pub struct DiscoveryConfig {
     pub public_host: Option<String>,
     /// This node's public HTTP URL, shown as its `tunnel_url`.
     pub public_url: Option<String>,
+    /// Services assigned to a worker that registers without naming any (the
+    /// platform's agent does, and launches what `assigned_services` names).
+    pub default_services: Vec<String>,
+    /// Added to [`default_services`](Self::default_services) for such a worker when it reports a GPU.
+    pub gpu_services: Vec<String>,
 }
 
 impl Default for DiscoveryConfig {
@@ -138,7 +149,9 @@ impl Default for DiscoveryConfig {
             refresh_interval: Duration::from_secs(120),
             min_republish: Duration::from_secs(60),
             load_threshold: 0.2,
-            cache_ttl: Duration::from_secs(10),
+            // Short enough that an unregistration or a new URL is seen
+            // everywhere within a second, long enough to absorb a hot loop.
+            cache_ttl: Duration::from_secs(1),
             coordinator_url: None,
             coordinator_timeout: Duration::from_secs(5),
             read_replicas: 3,
@@ -152,6 +165,8 @@ impl Default for DiscoveryConfig {
             negative_cache_ttl: Duration::from_secs(2),
             public_host: None,
             public_url: None,
+            default_services: vec!["ocr".to_owned()],
+            gpu_services: vec!["llm-inference".to_owned()],
         }
     }
 }
@@ -168,6 +183,10 @@ impl DiscoveryConfig {
         }
         if self.stale_after < self.worker_ttl {
             return bad("stale-after must be at least the worker ttl");
+        }
+        let assigned = self.default_services.iter().chain(&self.gpu_services);
+        if let Some(bad) = assigned.clone().find(|s| input::check_service(s).is_err()) {
+            return Err(DiscoveryError::Config(format!("default service {bad:?} is not a valid service name")));
         }
         if self.read_replicas == 0 || self.fetch_parallelism == 0 || self.publish_concurrency == 0 {
             return bad("read replicas, fetch parallelism and publish concurrency must be at least 1");
@@ -217,6 +236,8 @@ struct Inner {
     config: DiscoveryConfig,
     clock: Clock,
     registry: Registry,
+    liveness: liveness::Liveness,
+    legacy: legacy::LegacyLists,
     announcer: announce::Announcer,
     cache: cache::Cache<DiscoverAnswer>,
     /// Recent "no healthy worker" reasons, by the same key as `cache`.
@@ -247,6 +268,8 @@ impl Discovery {
             publishing: tokio::sync::Semaphore::new(config.publish_concurrency),
             clock: Clock::new(),
             registry: Registry::default(),
+            liveness: liveness::Liveness::default(),
+            legacy: legacy::LegacyLists::default(),
             announcer: announce::Announcer::default(),
             coordinator,
             metrics: Metrics::default(),

@@ -55,8 +55,11 @@ pub struct PublishReport {
 
 impl Discovery {
     /// Registers a worker through this node and publishes it.
-    pub async fn register(&self, reg: Registration) -> Result<RegisterOutcome, DiscoveryError> {
+    pub async fn register(&self, mut reg: Registration) -> Result<RegisterOutcome, DiscoveryError> {
         let now = self.now();
+        if reg.services.is_empty() {
+            reg.services = self.assigned_services(&reg);
+        }
         let record = self.new_record(reg, now);
         let size = record.to_json().len();
         if size > MAX_RECORD_BYTES {
@@ -78,7 +81,22 @@ impl Discovery {
         bump(&self.inner.metrics.registrations);
         let report = self.publish_bounded(&id).await;
         let record = self.inner.registry.get(&id).unwrap_or(record);
+        self.legacy_lists_changed(record.services.clone());
         Ok(RegisterOutcome { record, report })
+    }
+
+    /// What a worker that named no services is told to run: the default
+    /// services, plus the GPU ones when it reports a GPU.
+    fn assigned_services(&self, reg: &Registration) -> Vec<String> {
+        let cfg = &self.inner.config;
+        let extra = if super::record::reports_gpu(&reg.capabilities) { cfg.gpu_services.as_slice() } else { &[] };
+        let mut out: Vec<String> = Vec::new();
+        for s in cfg.default_services.iter().chain(extra) {
+            if !out.contains(s) {
+                out.push(s.clone());
+            }
+        }
+        out
     }
 
     /// The record of a fresh registration: healthy, idle, heard from now.
@@ -204,6 +222,7 @@ impl Discovery {
         for t in tasks {
             let _ = t.await;
         }
+        self.legacy_lists_changed(record.services.clone());
         Ok(())
     }
 
@@ -239,7 +258,15 @@ impl Discovery {
             .into_iter()
             .map(|id| {
                 let me = self.clone();
-                tokio::spawn(async move { me.publish(&id).await })
+                tokio::spawn(async move {
+                    // A scheduled refresh must not write back an old record over
+                    // a newer registration made through another node.
+                    let remote = me.fetch_remote(&id).await;
+                    if me.reconcile(&id, remote).is_some() && me.inner.registry.get(&id).is_none() {
+                        return Ok(PublishReport::default());
+                    }
+                    me.publish(&id).await
+                })
             })
             .collect();
         for t in tasks {
@@ -247,6 +274,32 @@ impl Discovery {
                 return Err(e);
             }
         }
+        self.refresh_legacy_lists(now).await
+    }
+
+    /// Rebuilds the legacy list of every service of the workers registered
+    /// here that was not rebuilt within the last refresh interval.
+    async fn refresh_legacy_lists(&self, now: f64) -> Result<(), NodeError> {
+        let interval = self.inner.config.refresh_interval.as_secs_f64();
+        let mut services: Vec<String> = self.local_workers().into_iter().flat_map(|w| w.services).collect();
+        services.sort();
+        services.dedup();
+        for s in services.into_iter().filter(|s| self.inner.legacy.due(s, now, interval)) {
+            self.refresh_legacy_list(&s).await?;
+        }
         Ok(())
+    }
+
+    /// Rebuilds the legacy lists of `services` in the background, now that
+    /// their provider sets changed.
+    fn legacy_lists_changed(&self, services: Vec<String>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            for s in services {
+                if let Err(e) = me.refresh_legacy_list(&s).await {
+                    tracing::debug!(service = %s, error = %e, "legacy list not rebuilt");
+                }
+            }
+        });
     }
 }

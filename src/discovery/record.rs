@@ -100,6 +100,14 @@ pub struct WorkerRecord {
     pub node_id: Option<String>,
 }
 
+/// Whether capabilities report a GPU (`has_gpu`, a `gpu_count` above zero,
+/// or a non-empty `gpu_type`).
+pub fn reports_gpu(c: &Map<String, Json>) -> bool {
+    c.get("has_gpu").and_then(Json::as_bool).unwrap_or(false)
+        || c.get("gpu_count").and_then(number).is_some_and(|n| n > 0.0)
+        || c.get("gpu_type").and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty())
+}
+
 /// A JSON number, or a string holding one (some Python writers stringify).
 fn number(v: &Json) -> Option<f64> {
     let f = match v {
@@ -179,10 +187,7 @@ impl WorkerRecord {
     /// Whether the worker reported a GPU (`has_gpu`, a `gpu_count` above
     /// zero, or a non-empty `gpu_type`).
     pub fn has_gpu(&self) -> bool {
-        let c = &self.capabilities;
-        c.get("has_gpu").and_then(Json::as_bool).unwrap_or(false)
-            || c.get("gpu_count").and_then(number).is_some_and(|n| n > 0.0)
-            || c.get("gpu_type").and_then(Json::as_str).is_some_and(|s| !s.trim().is_empty())
+        reports_gpu(&self.capabilities)
     }
 
     /// Free memory: the heartbeat's `available_memory`, else the one in

@@ -33,10 +33,10 @@ impl Engine {
                 let ttl = self.config.record_ttl;
                 Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
             }
-            Call::FindNode { key, .. } => self.send_neighbours(from, id, &key),
+            Call::FindNode { key, .. } => self.send_neighbours(now, from, id, &key),
             Call::FindValue { key, .. } => match self.servable(&key, now) {
                 Some(r) => Some(wire::found_value(&r.value)),
-                None => self.send_neighbours(from, id, &key),
+                None => self.send_neighbours(now, from, id, &key),
             },
             Call::Stun => Some(wire::stun_value(from)),
             Call::Other { name, args } => self.on_extension(now, from, &name, args),
@@ -61,11 +61,23 @@ impl Engine {
         (fresh || ours || close()).then_some(r)
     }
 
-    /// Answers with the contacts closest to `key`, encoded without a
-    /// `Value` (the commonest reply); returns no body for the caller to send.
-    fn send_neighbours(&mut self, requester: SocketAddr, id: MessageId, key: &crate::id::Key) -> Option<Value> {
-        let near = self.routing.closest_answering(key, self.config.k, |c| crate::rpc::same_endpoint(c.addr, requester));
-        match wire::encode_nodes_response(id, &near) {
+    /// Answers with the good contacts closest to `key` (see
+    /// [`crate::routing::freshness`]), encoded without a `Value` (the
+    /// commonest reply), and pings those among them not heard from lately;
+    /// returns no body for the caller to send.
+    fn send_neighbours(
+        &mut self,
+        now: Time,
+        requester: SocketAddr,
+        id: MessageId,
+        key: &crate::id::Key,
+    ) -> Option<Value> {
+        let skip = |c: &Contact| crate::rpc::same_endpoint(c.addr, requester);
+        let handout = self.routing.handout(key, self.config.k, now, skip);
+        for c in handout.check {
+            self.send_check(now, c);
+        }
+        match wire::encode_nodes_response(id, &handout.contacts) {
             Ok(p) => self.transmits.push_back(super::Transmit { to: requester, payload: p.into() }),
             Err(e) => tracing::debug!(to = %requester, error = %e, "response not sent"),
         }
@@ -142,13 +154,14 @@ impl Engine {
             }
             Ctx::Eviction { peer } => {
                 self.routing.ping_answered(&peer, now);
+                self.learn_answered(now, Contact::new(peer, from));
             }
             Ctx::Verify { peer } if wire::parse_ping_reply(&body).ok() != Some(peer) => self.verify_failed(now, peer),
             Ctx::Hello { peer } => {
                 self.peers.insert(peer, PeerKind::Extended);
-                self.learn(now, Contact::new(peer, from));
+                self.learn_answered(now, Contact::new(peer, from));
             }
-            Ctx::Fire { peer } | Ctx::Verify { peer } => self.learn(now, Contact::new(peer, from)),
+            Ctx::Fire { peer } | Ctx::Verify { peer } => self.learn_answered(now, Contact::new(peer, from)),
         }
     }
 
@@ -178,7 +191,7 @@ impl Engine {
         let Some((pending, _)) = self.take_reply(now, from, &id) else { return false };
         // What on_response and on_op_reply do with this reply;
         // `fast_and_general_nodes_replies_act_alike` holds them together.
-        self.learn(now, Contact::new(peer, pending.to));
+        self.learn_answered(now, Contact::new(peer, pending.to));
         self.on_lookup_nodes(now, op, peer, contacts);
         true
     }
@@ -220,8 +233,14 @@ impl Engine {
 
     fn send_verify(&mut self, now: Time, peer: crate::id::NodeId) {
         if let Some(c) = self.routing.get(&peer) {
-            self.send_request(now, c.addr, Call::Ping { sender: self.id }, Ctx::Verify { peer });
+            self.send_check(now, c);
         }
+    }
+
+    /// A base `ping` (every peer answers it, stock or ours) to find out
+    /// whether `c` can be reached; the answer makes it good, silence a strike.
+    fn send_check(&mut self, now: Time, c: Contact) {
+        self.send_request(now, c.addr, Call::Ping { sender: self.id }, Ctx::Verify { peer: c.id });
     }
 
     /// Counts a timeout; on a contact's first one, pings it. Until it answers, lookups
@@ -237,14 +256,32 @@ impl Engine {
         }
     }
 
-    /// We heard from `contact`: keep the routing table current, check a full
-    /// bucket's oldest contact, and hand a genuinely new contact the records
-    /// it is now responsible for. Contacts parked in a replacement cache are
-    /// not "new" (the Python package re-sends them everything each time).
+    /// A request came from `contact`: what [`learn_answered`](Self::learn_answered) does, except
+    /// that a request proves nothing about whether the sender can be reached, so a newcomer is
+    /// checked with a ping first and gets records only once it answers.
     pub(crate) fn learn(&mut self, now: Time, contact: Contact) {
-        match self.routing.insert(contact, now) {
+        self.learn_contact(now, contact, false);
+    }
+
+    /// `contact` answered one of our queries: keep the routing table current, check a full
+    /// bucket's oldest contact, and hand a newly verified contact the records it is now
+    /// responsible for. Contacts parked in a replacement cache are not "new" (the Python
+    /// package re-sends them everything each time).
+    pub(crate) fn learn_answered(&mut self, now: Time, contact: Contact) {
+        self.learn_contact(now, contact, true);
+    }
+
+    fn learn_contact(&mut self, now: Time, contact: Contact, answered: bool) {
+        let outcome = self.routing.insert(contact, now);
+        if answered && self.routing.mark_answered(&contact.id, now) {
+            self.hand_over_records(now, contact);
+        }
+        match outcome {
             InsertOutcome::Inserted => {
-                self.hand_over_records(now, contact);
+                if !answered {
+                    self.send_check(now, contact);
+                    self.routing.note_checked(&contact.id, now);
+                }
                 self.probe_if_due(now, contact);
             }
             InsertOutcome::Updated => self.probe_if_due(now, contact),

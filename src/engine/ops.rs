@@ -217,14 +217,14 @@ impl Engine {
         rtt: Duration,
     ) {
         if let Some(p) = peer {
-            self.learn(now, Contact::new(p, to));
+            self.learn_answered(now, Contact::new(p, to));
         }
         match self.ops.get_mut(&op) {
             Some(Op::Lookup { purpose, .. }) if peer.is_none() && kind == RpcKind::Ping => {
                 // A seed answering after the bootstrap lookup started.
                 if let (Ok(id), Purpose::Bootstrap { seeds_reached, .. }) = (wire::parse_ping_reply(&body), purpose) {
                     *seeds_reached += 1;
-                    self.learn(now, Contact::new(id, to));
+                    self.learn_answered(now, Contact::new(id, to));
                 }
             }
             Some(Op::Lookup { lookup, .. }) => {
@@ -273,7 +273,7 @@ impl Engine {
                     _ => Outcome::Call(Some(body)),
                 };
                 if let Outcome::Ping(Some(r)) = &outcome {
-                    self.learn(now, Contact::new(r.id, to));
+                    self.learn_answered(now, Contact::new(r.id, to));
                 }
                 self.emit(op, outcome);
             }
@@ -463,7 +463,7 @@ impl Engine {
     fn finish_pinging(&mut self, now: Time, op: QueryId) {
         let Some(Op::Pinging { seeds_tried, reached, .. }) = self.ops.remove(&op) else { return };
         for c in &reached {
-            self.learn(now, *c);
+            self.learn_answered(now, *c);
         }
         let purpose = Purpose::Bootstrap { seeds_tried, seeds_reached: reached.len() };
         self.start_lookup(now, op, self.id, LookupKind::FindNode, purpose);

@@ -72,7 +72,15 @@ fn self_host(d: &Discovery, headers: &HeaderMap) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
-/// `GET /api/dht/bootstrap`
+/// `GET /api/dht/bootstrap`: `seeds` for every client, `more_seeds` for ours.
+///
+/// The platform's own client reads `tunnel_url` of every entry in `seeds`
+/// (a missing or null one raises) and takes its host name as the seed's UDP
+/// host. So `seeds` lists only nodes whose HTTP URL we know and whose host is
+/// their UDP host: this node, under its public URL when that URL names the
+/// same host, else `http://{host}:{port the client reached us on}`. Peers,
+/// whose HTTP address we do not know, go to `more_seeds` (host and port
+/// only), which kadmesh nodes read too and the platform's client ignores.
 pub async fn bootstrap(State(d): State<Discovery>, headers: HeaderMap) -> Result<Json<Json_>, ApiError> {
     let mut peers = peers(&d).await?;
     let rank = |k: PeerKind| match k {
@@ -87,13 +95,43 @@ pub async fn bootstrap(State(d): State<Discovery>, headers: HeaderMap) -> Result
             "node_id": d.node().id().to_hex(),
             "host": host,
             "dht_port": d.node().local_addr().port(),
-            "tunnel_url": d.config().public_url,
+            "tunnel_url": self_url(&d, &host, &headers),
         }));
     }
-    for p in peers.into_iter().take(MAX_SEEDS - seeds.len()) {
-        seeds.push(json!({"node_id": p.id.to_hex(), "host": p.addr.ip().to_string(), "dht_port": p.addr.port()}));
+    let more: Vec<Json_> = peers
+        .into_iter()
+        .take(MAX_SEEDS)
+        .map(|p| json!({"node_id": p.id.to_hex(), "host": p.addr.ip().to_string(), "dht_port": p.addr.port()}))
+        .collect();
+    Ok(Json(json!({"seed_count": seeds.len(), "seeds": seeds, "more_seeds": more, "ttl": SEEDS_TTL})))
+}
+
+/// This node's HTTP URL with `host` as its host: the public URL when it
+/// names that host, else plain HTTP on the port the client used.
+fn self_url(d: &Discovery, host: &str, headers: &HeaderMap) -> String {
+    if let Some(url) = &d.config().public_url {
+        if reqwest::Url::parse(url).ok().and_then(|u| u.host_str().map(|h| h.trim_matches(['[', ']']) == host))
+            == Some(true)
+        {
+            return url.clone();
+        }
     }
-    Ok(Json(json!({"seed_count": seeds.len(), "seeds": seeds, "ttl": SEEDS_TTL})))
+    let port = headers.get(HOST).and_then(|h| h.to_str().ok()).and_then(host_port);
+    let host = if host.contains(':') { format!("[{host}]") } else { host.to_owned() };
+    match port {
+        Some(p) => format!("http://{host}:{p}"),
+        None => format!("http://{host}"),
+    }
+}
+
+/// The port in a `Host` header (`name:port`, `[v6]:port`), if any.
+fn host_port(value: &str) -> Option<u16> {
+    let after = match value.rfind(']') {
+        Some(i) => &value[i + 1..],
+        None if value.matches(':').count() == 1 => &value[value.find(':')?..],
+        None => return None,
+    };
+    after.strip_prefix(':')?.parse().ok()
 }
 
 fn worker_node(w: &WorkerRecord, now: f64, d: &Discovery) -> Json_ {
@@ -177,4 +215,15 @@ pub async fn health(State(d): State<Discovery>) -> Result<Json<Json_>, ApiError>
         "uptime_seconds": d.uptime().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn host_header_ports() {
+        assert_eq!(super::host_port("127.0.0.1:8080"), Some(8080));
+        assert_eq!(super::host_port("[::1]:9000"), Some(9000));
+        assert_eq!(super::host_port("example.org"), None);
+        assert_eq!(super::host_port("[::1]"), None);
+    }
 }

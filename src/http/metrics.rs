@@ -140,6 +140,7 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     for (name, c, help) in [
         ("kadmesh_record_puts_total", &m.record_puts, "Worker records written to the DHT."),
         ("kadmesh_record_fetches_total", &m.record_fetches, "Worker records read from the DHT."),
+        ("kadmesh_legacy_list_writes_total", &m.legacy_list_writes, "Legacy service: lists written."),
         ("kadmesh_provider_writes_total", &m.provider_writes, "Provider write requests sent."),
         ("kadmesh_provider_reads_total", &m.provider_reads, "Provider pages requested."),
         ("kadmesh_extension_failures_total", &m.extension_failures, "Extension requests unanswered."),

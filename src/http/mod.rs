@@ -8,6 +8,7 @@
 //! | `POST /api/worker/heartbeat` | update load/status (404 if unknown) |
 //! | `DELETE /api/worker/unregister/{worker_id}` | remove at once (404 if unknown) |
 //! | `GET /api/services/discover/{service_type}` | healthy workers by load; `gpu`, `min_memory`, `limit` |
+//! | `GET /api/worker/find/{service_type}` | the same as discover (the platform's `dht_router` calls it) |
 //! | `GET /api/services/list` | known services and healthy-worker counts |
 //! | `GET /api/dht/bootstrap` | seeds for new nodes |
 //! | `GET /api/dht/topology` | the graph, current and older shapes |
@@ -54,6 +55,7 @@ pub fn router_with(discovery: Discovery, guard: Arc<HttpGuard>) -> Router {
         .route("/api/worker/heartbeat", post(workers::heartbeat))
         .route("/api/worker/unregister/:worker_id", delete(workers::unregister))
         .route("/api/services/discover/:service_type", get(services::discover))
+        .route("/api/worker/find/:service_type", get(services::discover))
         .route("/api/services/list", get(services::list))
         .route("/api/dht/bootstrap", get(dht::bootstrap))
         .route("/api/dht/topology", get(dht::topology))

@@ -57,6 +57,8 @@ pub async fn register(
         "worker_id": out.record.worker_id,
         "node_id": d.node().id().to_hex(),
         "services": out.record.services,
+        // The platform's agent launches exactly these.
+        "assigned_services": out.record.services,
         "heartbeat_interval": HEARTBEAT_INTERVAL_SECS,
         "expires_in": d.config().worker_ttl.as_secs(),
         "dht": out.report.map(|r| json!({

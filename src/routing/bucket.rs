@@ -31,11 +31,23 @@ pub(crate) struct Entry {
     /// A lookup gave up waiting on it since we last heard from it (a
     /// timeout may still follow; until then it only counts as suspect).
     pub(crate) suspect: bool,
+    /// When it answered one of our own queries, first and last: only such
+    /// a contact is known to be reachable (see [`super::freshness`]).
+    pub(crate) answered: Option<Answered>,
+    /// When we last sent it a check ping.
+    pub(crate) checked: Option<Time>,
+}
+
+/// When a contact answered our queries: the first time and the latest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Answered {
+    pub(crate) first: Time,
+    pub(crate) last: Time,
 }
 
 impl Entry {
     fn new(contact: Contact, now: Time) -> Self {
-        Entry { contact, last_seen: now, failures: 0, suspect: false }
+        Entry { contact, last_seen: now, failures: 0, suspect: false, answered: None, checked: None }
     }
 
     /// Neither timed out nor stalled since we last heard from it.
@@ -128,6 +140,11 @@ impl KBucket {
         };
         self.entries[pos..].rotate_left(1);
         let Some(entry) = self.entries.last_mut() else { return false };
+        if entry.contact.addr != contact.addr {
+            // An answer from the old address says nothing about the new one.
+            entry.answered = None;
+            entry.checked = None;
+        }
         entry.contact.addr = contact.addr;
         entry.last_seen = entry.last_seen.max(now);
         entry.failures = 0;
@@ -202,6 +219,27 @@ impl KBucket {
             let contact = self.entries[pos].contact;
             self.update(contact, now);
         }
+    }
+
+    /// The live contact answered one of our queries at `now`. True if it
+    /// never had before: it has just become verified.
+    pub(crate) fn mark_answered(&mut self, id: &NodeId, now: Time) -> bool {
+        let Some(pos) = self.position(id) else { return false };
+        let entry = &mut self.entries[pos];
+        match &mut entry.answered {
+            Some(a) => {
+                a.last = a.last.max(now);
+                false
+            }
+            None => {
+                entry.answered = Some(Answered { first: now, last: now });
+                true
+            }
+        }
+    }
+
+    pub(crate) fn entry_mut(&mut self, id: &NodeId) -> Option<&mut Entry> {
+        self.position(id).map(|pos| &mut self.entries[pos])
     }
 
     /// Marks a live contact suspect (a lookup stalled on it).

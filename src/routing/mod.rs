@@ -44,6 +44,7 @@
 //! [`record_failure`]: RoutingTable::record_failure
 
 mod bucket;
+pub mod freshness;
 
 use std::ops::RangeInclusive;
 use std::time::Duration;
@@ -59,6 +60,16 @@ use crate::time::Time;
 pub const K: usize = 20;
 /// Replacement contacts kept per bucket; the most recently heard are kept.
 pub const REPLACEMENT_CACHE: usize = 20;
+
+/// The contacts to put in a reply, and those to ping first (see [`freshness`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Handout {
+    /// Good contacts, closest first: what the reply may carry.
+    pub contacts: Vec<Contact>,
+    /// Contacts among the closest that have not answered us lately: the
+    /// caller pings each (the table has already noted the check as sent).
+    pub check: Vec<Contact>,
+}
 
 /// What [`RoutingTable::insert`] did with a contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +248,52 @@ impl RoutingTable {
     /// slow, and a live node among the k closest must still receive our stores.)
     pub fn closest_answering(&self, target: &NodeId, n: usize, skip: impl Fn(&Contact) -> bool) -> Vec<Contact> {
         self.closest_where(target, n, |e| e.answering() && !skip(&e.contact))
+    }
+
+    /// The `n` closest contacts we may hand to others (see [`freshness`]): only good ones,
+    /// skipping those for which `skip` holds (the requester). Contacts closer than the last
+    /// one returned that are due a check are listed in [`Handout::check`] and noted as checked.
+    pub fn handout(&mut self, target: &NodeId, n: usize, now: Time, skip: impl Fn(&Contact) -> bool) -> Handout {
+        // Twice n candidates: enough to fill n with good ones unless most are unverified.
+        let candidates = self.closest_answering(target, n.saturating_mul(2), skip);
+        let mut out = Handout::default();
+        for c in candidates {
+            if out.contacts.len() >= n {
+                break;
+            }
+            let Some(entry) = self.bucket_of_mut(&c.id).and_then(|b| b.entry_mut(&c.id)) else { continue };
+            if entry.check_due(now) {
+                entry.checked = Some(now);
+                out.check.push(c);
+            }
+            if entry.is_good(now) {
+                out.contacts.push(c);
+            }
+        }
+        out
+    }
+
+    /// The live contact `id` answered one of our queries. True if it had never answered
+    /// before: it has just become verified (what record handover waits for).
+    pub fn mark_answered(&mut self, id: &NodeId, now: Time) -> bool {
+        self.bucket_of_mut(id).is_some_and(|b| b.mark_answered(id, now))
+    }
+
+    /// We have just sent this live contact a check ping.
+    pub fn note_checked(&mut self, id: &NodeId, now: Time) {
+        if let Some(entry) = self.bucket_of_mut(id).and_then(|b| b.entry_mut(id)) {
+            entry.checked = Some(now);
+        }
+    }
+
+    /// Has this live contact ever answered one of our queries (from its current address)?
+    pub fn is_verified(&self, id: &NodeId) -> bool {
+        self.bucket_of(id).and_then(|b| b.get(id)).is_some_and(|e| e.answered.is_some())
+    }
+
+    /// Is this live contact good now: answered us within [`freshness::GOOD_FOR`], not failing?
+    pub fn is_good(&self, id: &NodeId, now: Time) -> bool {
+        self.bucket_of(id).and_then(|b| b.get(id)).is_some_and(|e| e.is_good(now))
     }
 
     /// Like [`closest`](Self::closest) but leaving out contacts whose last request timed out

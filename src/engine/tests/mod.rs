@@ -432,8 +432,9 @@ fn engine_with_contacts(config: Config) -> Engine {
 fn engine_knowing(config: Config, n: usize) -> Engine {
     let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), config, Time::ZERO);
     for (i, &(first, last)) in CONTACTS.iter().enumerate().take(n) {
-        let ping = Datagram::Request { id: MessageId([i as u8; 20]), call: Call::Ping { sender: id_at(first, last) } };
-        e.handle_datagram(Time::ZERO, addr(i + 1), &ping.encode().unwrap());
+        // Known and verified, as if each had answered one of our queries
+        // (see `routing::freshness`), without an rtt sample.
+        e.learn_answered(Time::ZERO, Contact::new(id_at(first, last), addr(i + 1)));
     }
     assert_eq!(e.routing().len(), n);
     sent_requests(&mut e);
@@ -871,10 +872,16 @@ fn a_stalled_query_marks_the_contact_suspect() {
     assert_eq!(listed, sorted(vec![contact_id(2), contact_id(3), contact_id(4)]));
 }
 
-/// Contact `i` pings `e`; how many records `e` then handed it.
+/// Contact `i` pings `e` and answers the check ping `e` sends back (a
+/// requester is verified before it gets records); how many records `e`
+/// then handed it.
 fn records_handed_on_ping(e: &mut Engine, now: Time, i: usize) -> usize {
-    let sent = ping_from(e, now, i);
+    let mut sent = ping_from(e, now, i);
     assert!(e.routing().contains(&contact_id(i)));
+    if let Some(&(to, id, _)) = sent.iter().find(|(to, _, c)| *to == addr(i + 1) && matches!(c, Call::Ping { .. })) {
+        answer(e, now, to, id, Value::Bin(contact_id(i).0.to_vec()));
+        sent.extend(sent_to(e));
+    }
     sent.iter().filter(|(to, _, c)| *to == addr(i + 1) && matches!(c, Call::Store { .. })).count()
 }
 
@@ -952,5 +959,6 @@ fn a_replication_that_finds_k_closer_nodes_drops_our_copy_instead_of_pushing_it(
     assert!(e.store().get(&key, now).is_none(), "the leftover copy must be dropped");
 }
 
+mod freshness;
 mod joining;
 mod put_reuse;

@@ -1,0 +1,217 @@
+//! The legacy `service:{type}` JSON list, kept for the platform's Python
+//! client, which looks for a service's workers nowhere else.
+//!
+//! The provider set is the source of truth; the list is derived from it. A
+//! node with workers of a service registered here rebuilds the list at every
+//! refresh and whenever one of them registers or leaves
+//! ([`Discovery::refresh_legacy_list`]):
+//! - live provider entries (our side's workers) are in;
+//! - ids the list holds now or held when this node last read it (workers the
+//!   platform's own code added by read-modify-write), and that are not in the
+//!   provider set, stay while their `worker:{id}` record is healthy;
+//! - withdrawn providers and workers whose record is gone or dead are out.
+//!
+//! The result keeps the current list's order, appends newcomers, is capped to
+//! fit a value a stock peer accepts ([`MAX_LIST_BYTES`]), and is written with
+//! an ordinary `store` to the k closest nodes only when its members changed.
+//! Their read-modify-write racing with ours can drop entries, but every
+//! rebuild puts back whatever is alive, so nobody's workers are missing for
+//! longer than one refresh interval. Entries of workers that are gone leave
+//! the list at the next rebuild.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
+
+use super::record::{Health, MAX_RECORD_BYTES};
+use super::{service_key, Discovery};
+use crate::node::NodeError;
+use crate::wire::Value;
+
+/// Largest list written: like a record, it must fit a stock `store`.
+pub const MAX_LIST_BYTES: usize = MAX_RECORD_BYTES;
+/// Most remembered ids per service (the platform's workers found in lists).
+const MAX_REMEMBERED: usize = 4096;
+
+/// Per service: legacy ids seen in lists, and whether a rebuild is running.
+#[derive(Debug, Default)]
+pub(crate) struct LegacyLists {
+    state: Mutex<HashMap<String, ServiceState>>,
+}
+
+#[derive(Debug, Default)]
+struct ServiceState {
+    remembered: BTreeSet<String>,
+    running: bool,
+    again: bool,
+    /// When the last rebuild started (Unix seconds).
+    last: f64,
+}
+
+impl LegacyLists {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, ServiceState>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `service`'s list was last rebuilt `interval` or more before `now`.
+    pub(crate) fn due(&self, service: &str, now: f64, interval: f64) -> bool {
+        self.lock().get(service).is_none_or(|s| now - s.last >= interval)
+    }
+
+    fn mark(&self, service: &str, now: f64) {
+        self.lock().entry(service.to_owned()).or_default().last = now;
+    }
+
+    /// Claims the rebuild of `service`; false (and a rerun noted) if one runs.
+    fn start(&self, service: &str) -> bool {
+        let mut map = self.lock();
+        let s = map.entry(service.to_owned()).or_default();
+        if s.running {
+            s.again = true;
+            return false;
+        }
+        s.running = true;
+        true
+    }
+
+    /// Ends a rebuild; true if another was asked for meanwhile.
+    fn finish(&self, service: &str) -> bool {
+        let mut map = self.lock();
+        let Some(s) = map.get_mut(service) else { return false };
+        s.running = false;
+        std::mem::take(&mut s.again)
+    }
+
+    fn remember(&self, service: &str, ids: &[String]) -> Vec<String> {
+        let mut map = self.lock();
+        let s = map.entry(service.to_owned()).or_default();
+        for id in ids.iter().take(MAX_REMEMBERED.saturating_sub(s.remembered.len())) {
+            s.remembered.insert(id.clone());
+        }
+        s.remembered.iter().cloned().collect()
+    }
+
+    fn keep_only(&self, service: &str, alive: &HashSet<String>) {
+        if let Some(s) = self.lock().get_mut(service) {
+            s.remembered.retain(|id| alive.contains(id));
+        }
+    }
+}
+
+/// The new list: `current` order first, then `added`; only ids in `members`,
+/// each once, cut to fit [`MAX_LIST_BYTES`].
+pub(crate) fn build_list(current: &[String], added: &[String], members: &HashSet<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut seen = HashSet::new();
+    let mut bytes = 2;
+    for id in current.iter().chain(added) {
+        if !members.contains(id) || !seen.insert(id.as_str()) {
+            continue;
+        }
+        // JSON: the quoted id plus ", " between entries; ids need no escaping (valid_id).
+        let cost = id.len() + 2 + if out.is_empty() { 0 } else { 2 };
+        if bytes + cost > MAX_LIST_BYTES {
+            break;
+        }
+        bytes += cost;
+        out.push(id.clone());
+    }
+    out
+}
+
+impl Discovery {
+    /// Rebuilds the legacy list of `service` (see the module docs) and writes
+    /// it when its members changed; true if it wrote. Concurrent calls for
+    /// one service run once more after the one in progress, not in parallel.
+    pub(crate) async fn refresh_legacy_list(&self, service: &str) -> Result<bool, NodeError> {
+        if !self.inner.legacy.start(service) {
+            return Ok(false);
+        }
+        let mut wrote = false;
+        loop {
+            self.inner.legacy.mark(service, self.now());
+            let result = self.rebuild_legacy_list(service).await;
+            let again = self.inner.legacy.finish(service);
+            wrote |= *result.as_ref().unwrap_or(&false);
+            if result.is_err() || !again || !self.inner.legacy.start(service) {
+                return result.map(|_| wrote);
+            }
+        }
+    }
+
+    async fn rebuild_legacy_list(&self, service: &str) -> Result<bool, NodeError> {
+        let key = service_key(service);
+        let found = self.collect_providers(key).await?;
+        let remembered = self.inner.legacy.remember(service, &found.legacy);
+        // Candidates come lightest first: live provider entries, then legacy ids.
+        let live = |id: &String| found.entries.get(id).is_some_and(|e| e.is_live());
+        let live_ours: Vec<String> = found.candidates().into_iter().filter(live).collect();
+        let others: Vec<String> = remembered.into_iter().filter(|id| !found.entries.contains_key(id)).collect();
+        let (now, window) = (self.now(), self.inner.config.worker_ttl);
+        let healthy = |r: &super::WorkerRecord| {
+            r.health(now, window) == Health::Healthy
+                && (r.services.is_empty() || r.services.iter().any(|s| s == service))
+        };
+        let alive_others: HashSet<String> =
+            self.fetch_records(others, None, healthy).await.into_iter().map(|r| r.worker_id).collect();
+        self.inner.legacy.keep_only(service, &alive_others);
+        let members: HashSet<String> = live_ours.iter().cloned().chain(alive_others.iter().cloned()).collect();
+        let mut added = live_ours;
+        added.extend(alive_others.iter().cloned());
+        let list = build_list(&found.legacy, &added, &members);
+        let old: HashSet<&String> = found.legacy.iter().collect();
+        if old.len() == list.len() && list.iter().all(|id| old.contains(id)) {
+            return Ok(false);
+        }
+        let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned());
+        super::metrics::bump(&self.inner.metrics.legacy_list_writes);
+        self.node().put(key, Value::Str(json)).await?;
+        Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn the_list_keeps_order_drops_non_members_and_appends_newcomers() {
+        let members: HashSet<String> = ids(&["a", "c", "d", "e"]).into_iter().collect();
+        let list = build_list(&ids(&["c", "b", "a"]), &ids(&["d", "a", "e", "d"]), &members);
+        assert_eq!(list, ids(&["c", "a", "d", "e"]));
+    }
+
+    #[test]
+    fn the_list_fits_a_stock_store() {
+        let many: Vec<String> = (0..2000).map(|i| format!("worker-{i:05}")).collect();
+        let members: HashSet<String> = many.iter().cloned().collect();
+        let list = build_list(&[], &many, &members);
+        let json = serde_json::to_string(&list).unwrap();
+        assert!(json.len() <= MAX_LIST_BYTES, "{}", json.len());
+        assert!(list.len() > 300, "as many as fit: {}", list.len());
+    }
+
+    #[test]
+    fn one_rebuild_at_a_time_and_one_rerun_for_callers_meanwhile() {
+        let l = LegacyLists::default();
+        assert!(l.start("ocr"));
+        assert!(!l.start("ocr"));
+        assert!(!l.start("ocr"));
+        assert!(l.start("llm"), "services are independent");
+        assert!(l.finish("ocr"), "a rerun was asked for");
+        assert!(l.start("ocr"));
+        assert!(!l.finish("ocr"));
+    }
+
+    #[test]
+    fn remembered_ids_are_bounded_and_pruned_to_the_alive() {
+        let l = LegacyLists::default();
+        let many: Vec<String> = (0..MAX_REMEMBERED + 50).map(|i| format!("w{i}")).collect();
+        assert_eq!(l.remember("ocr", &many).len(), MAX_REMEMBERED);
+        l.keep_only("ocr", &ids(&["w1", "w2"]).into_iter().collect());
+        assert_eq!(l.remember("ocr", &[]), ids(&["w1", "w2"]));
+    }
+}
