@@ -8,10 +8,20 @@ use super::ops::Op;
 use super::{rpc_kind, Ctx, Engine, PeerKind, QueryId};
 use crate::contact::Contact;
 use crate::id::NodeId;
+use crate::limits::reply::ReplyBudget;
 use crate::routing::InsertOutcome;
 use crate::rpc::{Pending, RpcKind};
 use crate::time::Time;
-use crate::wire::{self, Call, MessageId, Value};
+use crate::wire::{self, Call, MessageId, Value, HEADER_LEN};
+
+/// The id an extension request names as its sender (its first argument,
+/// for every extension of ours), for the reply budget.
+fn extension_sender(call: &Call) -> Option<crate::id::NodeId> {
+    match call {
+        Call::Other { args, .. } => args.first()?.as_bytes().and_then(crate::id::NodeId::from_slice),
+        _ => None,
+    }
+}
 
 /// Our extension procedures (see proto-spec/EXTENSIONS.md). Stock peers do
 /// not answer them, which is how we tell the two apart.
@@ -20,26 +30,38 @@ pub const HELLO: &str = "kadmesh_hello";
 pub const STORE_TTL: &str = "kadmesh_store_ttl";
 
 impl Engine {
-    pub(super) fn on_request(&mut self, now: Time, from: SocketAddr, id: MessageId, call: Call) {
+    /// Answers a request of `len` bytes; replies to an address that has not
+    /// answered us stay within the reply budget ([`crate::limits::reply`]).
+    pub(super) fn on_request(&mut self, now: Time, from: SocketAddr, id: MessageId, call: Call, len: usize) {
         self.stats.count_received(rpc_kind(&call));
+        let sender = call.sender().or_else(|| extension_sender(&call));
         if let Some(sender) = call.sender() {
             if sender != self.id {
                 self.learn(now, Contact::new(sender, from));
             }
         }
+        let budget = self.reply_budget(from, sender, len);
         let reply = match call {
             Call::Ping { .. } => Some(Value::Bin(self.id.0.to_vec())),
             Call::Store { sender, key, value } => {
                 let ttl = self.config.record_ttl;
-                Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
+                Some(Value::Bool(self.accept_store(now, from, key, value, Some(sender), ttl)))
             }
-            Call::FindNode { key, .. } => self.send_neighbours(now, from, id, &key),
+            Call::FindNode { key, .. } => self.send_neighbours(now, from, id, &key, budget),
             Call::FindValue { key, .. } => match self.servable(&key, now) {
-                Some(r) => Some(wire::found_value(&r.value)),
-                None => self.send_neighbours(now, from, id, &key),
+                // A value too large for the budget: point at the closest
+                // nodes instead, as if we did not hold it.
+                Some(r) if budget.fits(HEADER_LEN + wire::encoded_len(&wire::found_value(&r.value))) => {
+                    Some(wire::found_value(&r.value))
+                }
+                Some(_) => {
+                    self.stats.replies_trimmed += 1;
+                    self.send_neighbours(now, from, id, &key, budget)
+                }
+                None => self.send_neighbours(now, from, id, &key, budget),
             },
             Call::Stun => Some(wire::stun_value(from)),
-            Call::Other { name, args } => self.on_extension(now, from, &name, args),
+            Call::Other { name, args } => self.on_extension(now, from, &name, args, budget),
         };
         if let Some(body) = reply {
             self.send_response(from, id, body);
@@ -71,28 +93,42 @@ impl Engine {
         requester: SocketAddr,
         id: MessageId,
         key: &crate::id::Key,
+        budget: ReplyBudget,
     ) -> Option<Value> {
         let skip = |c: &Contact| crate::rpc::same_endpoint(c.addr, requester);
         let handout = self.routing.handout(key, self.config.k, now, skip);
         for c in handout.check {
             self.send_check(now, c);
         }
-        match wire::encode_nodes_response(id, &handout.contacts) {
+        let size = |cs: &[Contact]| wire::encode_nodes_response(id, cs).map_or(usize::MAX, |p| p.len());
+        let fit = budget.longest_fitting(&handout.contacts, size);
+        if fit < handout.contacts.len() {
+            self.stats.replies_trimmed += 1;
+        }
+        match wire::encode_nodes_response(id, &handout.contacts[..fit]) {
             Ok(p) => self.transmits.push_back(super::Transmit { to: requester, payload: p.into() }),
             Err(e) => tracing::debug!(to = %requester, error = %e, "response not sent"),
         }
         None
     }
 
+    /// Stores a record that arrived from `source`, charged to its quota
+    /// unless the source is exempt.
     fn accept_store(
         &mut self,
         now: Time,
+        source: SocketAddr,
         key: crate::id::Key,
         value: Value,
         from: Option<crate::id::NodeId>,
         ttl: std::time::Duration,
     ) -> bool {
-        match self.store.put(key, value, from, now, ttl) {
+        let stored = if self.config.limits.applies_to(source.ip()) {
+            self.store.put_from(source.ip(), key, value, from, now, ttl)
+        } else {
+            self.store.put(key, value, from, now, ttl)
+        };
+        match stored {
             Ok(()) => {
                 self.stats.stores_accepted += 1;
                 true
@@ -122,12 +158,19 @@ impl Engine {
         // day to live, and cutting it would lose it at the next sweep.
         let held = self.store.get(&key, now).map_or(Duration::ZERO, |r| r.expires_at.saturating_since(now));
         let ttl = Duration::from_secs(secs).max(held).min(self.config.record_ttl);
-        Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
+        Some(Value::Bool(self.accept_store(now, from, key, value, Some(sender), ttl)))
     }
 
     /// Unknown procedures get no reply, exactly like rpcudp, so callers that
     /// probe for extensions see the same silence from us as from Python.
-    fn on_extension(&mut self, now: Time, from: SocketAddr, name: &str, args: Vec<Value>) -> Option<Value> {
+    fn on_extension(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        name: &str,
+        args: Vec<Value>,
+        budget: ReplyBudget,
+    ) -> Option<Value> {
         match name {
             HELLO => {
                 if let Some(sender) = args.first().and_then(|v| v.as_bytes()).and_then(crate::id::NodeId::from_slice) {
@@ -136,7 +179,7 @@ impl Engine {
                 Some(hello_body())
             }
             STORE_TTL => self.on_store_ttl(now, from, args),
-            n if n.starts_with(super::providers::PREFIX) => self.on_provider_rpc(now, from, n, args),
+            n if n.starts_with(super::providers::PREFIX) => self.on_provider_rpc(now, from, n, args, budget),
             _ => {
                 tracing::debug!(%from, name, "ignoring unknown procedure");
                 None
@@ -304,7 +347,7 @@ impl Engine {
         if kind == PeerKind::Extended {
             return;
         }
-        let due = match (kind, self.probed.get(&contact.id)) {
+        let due = match (kind, self.probed.peek(&contact.id)) {
             (_, None) => true,
             (PeerKind::Base, Some(&at)) => now >= at + REPROBE_AFTER,
             (PeerKind::Unknown | PeerKind::Extended, Some(_)) => false,

@@ -16,6 +16,7 @@
 //! outputs, which is what makes seeded simulations reproducible.
 
 mod config;
+mod guard;
 mod inbound;
 mod maintenance;
 mod ops;
@@ -33,6 +34,7 @@ use bytes::Bytes;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 pub use config::Config;
+pub use guard::LimitStats;
 pub use inbound::{HELLO, REPROBE_AFTER, STORE_TTL};
 pub use outcome::{BootstrapOutcome, Event, GetOutcome, LookupStats, Outcome, PingReply, PutOutcome, QueryId};
 pub use stats::{Stats, RPC_LABELS};
@@ -92,9 +94,12 @@ pub struct Engine {
     store: RecordStore,
     ops: HashMap<QueryId, Op>,
     next_op: u64,
-    peers: HashMap<NodeId, PeerKind>,
-    /// When each contact was last sent `kadmesh_hello`.
-    probed: HashMap<NodeId, Time>,
+    /// Bounded (LRU): the sender of any `kadmesh_hello` lands here.
+    peers: crate::limits::LruMap<NodeId, PeerKind>,
+    /// When each contact was last sent `kadmesh_hello` (LRU-bounded).
+    probed: crate::limits::LruMap<NodeId, Time>,
+    /// Drops requests over the per-source and global rates.
+    limiter: crate::limits::RateLimiter,
     maintenance: Maintenance,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
@@ -115,19 +120,20 @@ impl Engine {
         Engine {
             id,
             routing: RoutingTable::new(id, config.k, now),
-            store: RecordStore::new(config.store_limits),
+            store: RecordStore::with_quota(config.store_limits, config.limits.records),
+            providers: providers::ProviderStore::with_quota(Default::default(), config.limits.providers),
+            peers: crate::limits::LruMap::new(config.limits.max_peer_state),
+            probed: crate::limits::LruMap::new(config.limits.max_peer_state),
+            limiter: crate::limits::RateLimiter::new(config.limits.rate.clone(), now),
             config,
             rng,
             in_flight: InFlight::default(),
             ops: HashMap::default(),
             next_op: 0,
-            peers: HashMap::default(),
-            probed: HashMap::default(),
             maintenance,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
-            providers: providers::ProviderStore::default(),
             rtt: crate::rtt::RttEstimate::default(),
             put_targets: targets::PutTargets::default(),
             joining: false,
@@ -161,7 +167,7 @@ impl Engine {
 
     /// What `id` is known to speak.
     pub fn peer_kind(&self, id: &NodeId) -> PeerKind {
-        self.peers.get(id).copied().unwrap_or(PeerKind::Unknown)
+        self.peers.peek(id).copied().unwrap_or(PeerKind::Unknown)
     }
 
     /// Commands and maintenance operations in progress.
@@ -213,11 +219,14 @@ impl Engine {
     /// debug level and dropped; it never changes state.
     pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, data: &[u8]) {
         self.stats.datagrams_received += 1;
+        if !self.admit(now, from, data) {
+            return;
+        }
         if self.on_lookup_nodes_fast(now, from, data) {
             return;
         }
         match crate::wire::decode(data) {
-            Ok(Datagram::Request { id, call }) => self.on_request(now, from, id, call),
+            Ok(Datagram::Request { id, call }) => self.on_request(now, from, id, call, data.len()),
             Ok(Datagram::Response { id, body }) => self.on_response(now, from, id, body),
             Err(e) => {
                 self.stats.malformed += 1;

@@ -45,6 +45,8 @@ pub struct EngineSnapshot {
     pub provider_entries: usize,
     /// Operations in progress.
     pub ops: usize,
+    /// What the engine's limits refused and hold.
+    pub limits: crate::engine::LimitStats,
 }
 
 /// Reads the snapshot from the engine.
@@ -69,6 +71,7 @@ pub async fn snapshot(d: &Discovery) -> Result<EngineSnapshot, ApiError> {
                 provider_sets: e.providers().set_count(),
                 provider_entries: e.providers().entry_count(),
                 ops: e.ops_in_progress(),
+                limits: e.limit_stats(),
             }
         })
         .await?;
@@ -111,6 +114,31 @@ fn lookup_families(out: &mut String, m: &Metrics) {
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {sum}\n{name}_count {total}");
 }
 
+fn limit_families(out: &mut String, l: &crate::engine::LimitStats) {
+    let name = "kadmesh_requests_dropped_total";
+    family(out, name, "counter", "Requests dropped by the rate limiter, by the bucket that refused them.");
+    for (bucket, n) in [("ip", l.rate.dropped_ip), ("prefix", l.rate.dropped_prefix), ("global", l.rate.dropped_global)]
+    {
+        let _ = writeln!(out, "{name}{{bucket=\"{bucket}\"}} {n}");
+    }
+    let name = "kadmesh_quota_refusals_total";
+    family(out, name, "counter", "Network writes refused for their source's storage quota.");
+    let _ = writeln!(out, "{name}{{store=\"records\"}} {}", l.record_quota_refusals);
+    let _ = writeln!(out, "{name}{{store=\"providers\"}} {}", l.provider_quota_refusals);
+    let trimmed = "Replies cut to the size budget towards an address that has not answered us.";
+    single(out, "kadmesh_replies_trimmed_total", "counter", trimmed, l.replies_trimmed);
+    let name = "kadmesh_bounded_map_entries";
+    family(out, name, "gauge", "Entries of the maps keyed by what strangers choose (each LRU-bounded).");
+    for (map, n) in [
+        ("peer_kinds", l.peer_state.0),
+        ("probes", l.peer_state.1),
+        ("rate_ips", l.rate_sources.0),
+        ("rate_prefixes", l.rate_sources.1),
+    ] {
+        let _ = writeln!(out, "{name}{{map=\"{map}\"}} {n}");
+    }
+}
+
 /// The whole exposition.
 pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     let mut out = String::with_capacity(4096);
@@ -134,6 +162,7 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     single(&mut out, "kadmesh_provider_entries", "gauge", "Provider entries held.", e.provider_entries);
     single(&mut out, "kadmesh_operations_in_progress", "gauge", "Engine operations running.", e.ops);
     single(&mut out, "kadmesh_workers_registered", "gauge", "Workers registered through this node.", workers);
+    limit_families(&mut out, &e.limits);
     family(&mut out, "kadmesh_bootstrap_url_fetches_total", "counter", "Bootstrap-URL fetches, by result.");
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"ok\"}} {}", read(&m.bootstrap_url_ok));
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"error\"}} {}", read(&m.bootstrap_url_failed));

@@ -28,6 +28,58 @@ pub use lru::LruMap;
 pub use quota::{Quota, Share, SourceQuota};
 pub use rate::{Rate, RateLimiter, RateLimits, RateStats, Throttled};
 
+/// Every limit the engine applies to what arrives from the network, with
+/// its default; a field of [`crate::engine::Config`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Request rate limits ([`rate`]).
+    pub rate: RateLimits,
+    /// What one source may have stored in the record store ([`quota`]).
+    /// Default: 1/64 of the default store per IP (1,562 records, 4 MB),
+    /// 1/16 per prefix.
+    pub records: Quota,
+    /// What one source may have stored in the provider store. Default:
+    /// 2,000 entries per IP, 8,000 per prefix (of 200,000).
+    pub providers: Quota,
+    /// Most peers whose kind (stock or ours) and probe time are remembered
+    /// (LRU). Default 8,192: well above a routing table's few hundred
+    /// contacts, so only strangers' churn is forgotten.
+    pub max_peer_state: usize,
+    /// Largest reply/request byte ratio towards an address that has not
+    /// answered one of our queries ([`reply`]); zero turns the bound off.
+    /// Default 10.
+    pub reply_ratio: usize,
+    /// Requests and writes from loopback addresses are exempt from the rate
+    /// limits and quotas. Default on: 127.0.0.0/8 and ::1 can only come from
+    /// this host (the kernel drops them from outside), and local test
+    /// networks and `dhtd demo` run every node on 127.0.0.1.
+    pub exempt_loopback: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // The record and provider stores' default capacities (`store` and
+        // `engine::providers` sit above this module, so they are repeated;
+        // `limits_match_the_store_defaults` in tests/limits_strangers.rs
+        // checks them).
+        Limits {
+            rate: RateLimits::default(),
+            records: Quota::records(100_000, 256 * 1024 * 1024),
+            providers: Quota::providers(200_000),
+            max_peer_state: 8_192,
+            reply_ratio: reply::MAX_UNVERIFIED_RATIO,
+            exempt_loopback: true,
+        }
+    }
+}
+
+impl Limits {
+    /// Whether traffic from `ip` is subject to the rate limits and quotas.
+    pub fn applies_to(&self, ip: IpAddr) -> bool {
+        !(self.exempt_loopback && ip.is_loopback())
+    }
+}
+
 /// The network a source address belongs to for prefix limits: its /24
 /// (IPv4, or IPv4-mapped IPv6) or its /64 (IPv6), the usual unit one host
 /// or one customer controls.

@@ -37,6 +37,12 @@ pub struct Quota {
 }
 
 impl Quota {
+    /// No quota: writes are never refused for their source.
+    pub fn off() -> Quota {
+        let all = Share { items: usize::MAX, bytes: usize::MAX };
+        Quota { enabled: false, per_ip: all, per_prefix: all }
+    }
+
     /// Record-store quotas for a store of `max_records` / `max_bytes`: one
     /// IP may fill 1/64 of it, one prefix 1/16 (with the 256 MB default:
     /// 4 MB per IP, 16 MB per prefix).
@@ -76,6 +82,18 @@ pub struct SourceQuota<K> {
     by_prefix: HashMap<SourcePrefix, Usage>,
     charged: HashMap<K, (IpAddr, usize)>,
     refused: u64,
+}
+
+impl<K> Default for SourceQuota<K> {
+    fn default() -> Self {
+        SourceQuota {
+            quota: Quota::off(),
+            by_ip: HashMap::new(),
+            by_prefix: HashMap::new(),
+            charged: HashMap::new(),
+            refused: 0,
+        }
+    }
 }
 
 impl<K: Hash + Eq + Clone> SourceQuota<K> {

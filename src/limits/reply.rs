@@ -24,12 +24,13 @@ pub enum ReplyBudget {
 
 impl ReplyBudget {
     /// The budget for a request of `request_len` bytes from a source that
-    /// has (`verified`) or has not answered one of our queries.
-    pub fn for_request(request_len: usize, verified: bool) -> ReplyBudget {
-        if verified {
+    /// has (`verified`) or has not answered one of our queries;
+    /// `ratio` is the bound (zero: none).
+    pub fn for_request(request_len: usize, verified: bool, ratio: usize) -> ReplyBudget {
+        if verified || ratio == 0 {
             ReplyBudget::Unbounded
         } else {
-            ReplyBudget::Bytes(request_len.saturating_mul(MAX_UNVERIFIED_RATIO))
+            ReplyBudget::Bytes(request_len.saturating_mul(ratio))
         }
     }
 
@@ -67,9 +68,10 @@ mod tests {
 
     #[test]
     fn unverified_sources_get_ten_times_their_request() {
-        assert_eq!(ReplyBudget::for_request(60, false), ReplyBudget::Bytes(600));
-        assert!(ReplyBudget::for_request(60, true).fits(60_000));
-        assert!(!ReplyBudget::for_request(60, false).fits(601));
+        assert_eq!(ReplyBudget::for_request(60, false, MAX_UNVERIFIED_RATIO), ReplyBudget::Bytes(600));
+        assert!(ReplyBudget::for_request(60, true, MAX_UNVERIFIED_RATIO).fits(60_000));
+        assert!(!ReplyBudget::for_request(60, false, MAX_UNVERIFIED_RATIO).fits(601));
+        assert_eq!(ReplyBudget::for_request(60, false, 0), ReplyBudget::Unbounded);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! - [`python`]: spawn real Python `kademlia` peers ([`python::PyNode`]) to
 //!   talk to from Rust.
+//! - [`raw`]: a raw UDP stranger on a chosen loopback address.
 // Every test file compiles this module but uses only part of it.
 #![allow(dead_code)]
 
 pub mod python;
+pub mod raw;
