@@ -6,8 +6,11 @@
 //! `kadmesh_rpc_timeouts_total`, `kadmesh_routing_table_size`,
 //! `kadmesh_peers{peer}`, `kadmesh_records_held`, `kadmesh_record_bytes`,
 //! `kadmesh_provider_sets`, `kadmesh_provider_entries`,
-//! `kadmesh_bootstrap_url_fetches_total{result}`, `kadmesh_workers_registered`
-//! and the engine's and discovery layer's other counters.
+//! `kadmesh_bootstrap_url_fetches_total{result}`, `kadmesh_workers_registered`,
+//! the limits against strangers (`kadmesh_requests_dropped_total{bucket}`,
+//! `kadmesh_quota_refusals_total{store}`, `kadmesh_replies_trimmed_total`,
+//! `kadmesh_bounded_map_entries{map}`, the `kadmesh_http_*` families of
+//! [`super::limits`]) and the engine's and discovery layer's other counters.
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -210,6 +213,8 @@ mod tests {
         assert!(text.contains("kadmesh_lookup_duration_seconds_count 1\n"));
         assert!(text.contains("kadmesh_rpcs_sent_total{kind=\"find_value\"} 0\n"));
         assert!(text.contains("kadmesh_workers_registered 2\n"));
+        assert!(text.contains("kadmesh_requests_dropped_total{bucket=\"prefix\"} 0\n"));
+        assert!(text.contains("kadmesh_bounded_map_entries{map=\"peer_kinds\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

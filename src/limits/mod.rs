@@ -74,6 +74,18 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Every defence off (for measuring what they cost; never on a public
+    /// network). Peer state stays bounded.
+    pub fn off() -> Limits {
+        Limits {
+            rate: RateLimits { enabled: false, ..RateLimits::default() },
+            records: Quota::off(),
+            providers: Quota::off(),
+            reply_ratio: 0,
+            ..Limits::default()
+        }
+    }
+
     /// Whether traffic from `ip` is subject to the rate limits and quotas.
     pub fn applies_to(&self, ip: IpAddr) -> bool {
         !(self.exempt_loopback && ip.is_loopback())
