@@ -38,7 +38,7 @@ impl Engine {
     /// Whether the datagram from `from` may be handled: requests pass the
     /// rate limiter unless their source is exempt; everything else passes.
     pub(super) fn admit(&mut self, now: Time, from: SocketAddr, data: &[u8]) -> bool {
-        if data.first() != Some(&REQUEST_TYPE) || !self.config.limits.applies_to(from.ip()) {
+        if data.first() != Some(&REQUEST_TYPE) || !self.svc.config.limits.applies_to(from.ip()) {
             return true;
         }
         self.limiter.check(now, from.ip()).is_ok()
@@ -48,10 +48,11 @@ impl Engine {
     /// claiming to be `sender`: unbounded when that contact answered one of
     /// our queries from this very address, else `reply_ratio` times `len`.
     pub(super) fn reply_budget(&self, from: SocketAddr, sender: Option<NodeId>, len: usize) -> ReplyBudget {
-        let verified = sender
-            .is_some_and(|id| self.routing.get(&id).is_some_and(|c| c.addr == from) && self.routing.is_verified(&id));
-        let exempt = !self.config.limits.applies_to(from.ip());
-        ReplyBudget::for_request(len, verified || exempt, self.config.limits.reply_ratio)
+        let routing = &self.svc.routing;
+        let verified =
+            sender.is_some_and(|id| routing.get(&id).is_some_and(|c| c.addr == from) && routing.is_verified(&id));
+        let limits = &self.svc.config.limits;
+        ReplyBudget::for_request(len, verified || !limits.applies_to(from.ip()), limits.reply_ratio)
     }
 
     /// What the limits refused and hold.
@@ -60,8 +61,8 @@ impl Engine {
             rate: self.limiter.stats(),
             record_quota_refusals: self.store.quota_refusals(),
             provider_quota_refusals: self.providers.quota_refusals(),
-            replies_trimmed: self.stats.replies_trimmed,
-            peer_state: (self.peers.len(), self.probed.len()),
+            replies_trimmed: self.svc.stats.replies_trimmed,
+            peer_state: self.peers.sizes(),
             rate_sources: self.limiter.tracked(),
         }
     }

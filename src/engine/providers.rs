@@ -325,7 +325,7 @@ impl Engine {
 
     fn provider_sender(&mut self, now: Time, from: SocketAddr, sender: &Value) -> Option<()> {
         let sender = sender.as_bytes().and_then(NodeId::from_slice)?;
-        if sender != self.id {
+        if sender != self.svc.id {
             self.learn(now, Contact::new(sender, from));
         }
         Some(())
@@ -338,7 +338,7 @@ impl Engine {
         self.provider_sender(now, from, &sender)?;
         let mut accepted = 0;
         for e in entries.iter().filter_map(|v| parse_write_entry(v, gone, now)) {
-            let stored = if self.config.limits.applies_to(from.ip()) {
+            let stored = if self.svc.config.limits.applies_to(from.ip()) {
                 self.providers.upsert_from(from.ip(), key, e, now)
             } else {
                 self.providers.upsert(key, e, now)
@@ -371,7 +371,7 @@ impl Engine {
         };
         let page = self.provider_page(&key, after, max, now, room);
         if page.is_none() {
-            self.stats.replies_trimmed += 1;
+            self.svc.stats.replies_trimmed += 1;
         }
         page
     }

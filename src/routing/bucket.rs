@@ -248,6 +248,14 @@ impl KBucket {
         }
     }
 
+    /// A request came from this live contact at `now`: if it has answered
+    /// us before (from this address), that is as good as an answer (BEP 5).
+    pub(crate) fn note_request(&mut self, id: &NodeId, now: Time) {
+        if let Some(a) = self.position(id).and_then(|pos| self.entries[pos].answered.as_mut()) {
+            a.last = a.last.max(now);
+        }
+    }
+
     pub(crate) fn entry_mut(&mut self, id: &NodeId) -> Option<&mut Entry> {
         self.position(id).map(|pos| &mut self.entries[pos])
     }

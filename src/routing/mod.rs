@@ -279,6 +279,14 @@ impl RoutingTable {
         self.bucket_of_mut(id).is_some_and(|b| b.mark_answered(id, now))
     }
 
+    /// A request came from this live contact: once it has answered one of our queries, its
+    /// requests keep it good too (BEP 5: "ever responded, and sent us a query lately").
+    pub fn note_request(&mut self, id: &NodeId, now: Time) {
+        if let Some(b) = self.bucket_of_mut(id) {
+            b.note_request(id, now);
+        }
+    }
+
     /// We have just sent this live contact a check ping.
     pub fn note_checked(&mut self, id: &NodeId, now: Time) {
         if let Some(entry) = self.bucket_of_mut(id).and_then(|b| b.entry_mut(id)) {

@@ -7,5 +7,6 @@
 // Every test file compiles this module but uses only part of it.
 #![allow(dead_code)]
 
+pub mod platform;
 pub mod python;
 pub mod raw;

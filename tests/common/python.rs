@@ -21,7 +21,8 @@
 //! [`id`](PyNode::id), [`set`](PyNode::set), [`get`](PyNode::get),
 //! [`bootstrap`](PyNode::bootstrap), [`neighbors`](PyNode::neighbors) (the
 //! routing table as Python recorded it), [`ping`](PyNode::ping),
-//! [`stun`](PyNode::stun); across all hosted servers at once:
+//! [`stun`](PyNode::stun), [`visit`](PyNode::visit) (a short-lived
+//! client that comes and goes); across all hosted servers at once:
 //! [`get_all`](PyNode::get_all), [`get_many`](PyNode::get_many),
 //! [`holders`](PyNode::holders). Values cross as [`Value`] (str, int, uint,
 //! f64, bool, bytes: what `Server.set` accepts), bit-exact.
@@ -31,7 +32,7 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::Duration;
 
@@ -49,17 +50,32 @@ pub const GRACE: Duration = Duration::from_secs(5);
 /// The Python interpreter that has `kademlia` installed: `$KADMESH_PYTHON`,
 /// else `<repo>/.venv/bin/python`. Panics with a hint when neither exists.
 pub fn python_bin() -> PathBuf {
+    find_python().unwrap_or_else(|| {
+        panic!(
+            "no Python with the `kademlia` package: run `scripts/test` (it creates .venv), \
+             or set KADMESH_PYTHON to a python that has kademlia==2.2.3 installed"
+        )
+    })
+}
+
+/// `$KADMESH_PYTHON`, else `<repo>/.venv/bin/python` if it exists.
+pub fn find_python() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("KADMESH_PYTHON").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+        return Some(PathBuf::from(p));
     }
     let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    if venv.exists() {
-        return venv;
+    venv.exists().then_some(venv)
+}
+
+/// True (after printing why) when no Python with `kademlia` is available:
+/// the calling test should return at once. `scripts/test` and CI set
+/// `KADMESH_PYTHON`, so there these tests always run.
+pub fn skip_without_python(test: &str) -> bool {
+    if find_python().is_some() {
+        return false;
     }
-    panic!(
-        "no Python with the `kademlia` package: run `scripts/test` (it creates .venv), \
-         or set KADMESH_PYTHON to a python that has kademlia==2.2.3 installed"
-    )
+    eprintln!("skipping {test}: KADMESH_PYTHON is unset and there is no .venv; run scripts/test (it creates .venv)");
+    true
 }
 
 /// Path of the driver script.
@@ -72,10 +88,72 @@ struct Pipe {
     lines: mpsc::UnboundedReceiver<String>,
 }
 
-/// One Python process hosting `count` `kademlia.network.Server`s.
-pub struct PyNode {
+/// A Python driver script running as a child process: command lines go to
+/// its stdin, each answered by one JSON line `{"ok", "result" | "error"}`.
+/// The child is killed when this drops.
+pub struct Script {
     child: Child,
     pipe: Mutex<Pipe>,
+}
+
+impl Script {
+    /// Starts `script` under [`python_bin`] with `args` and returns it with
+    /// its startup line; `Err` (child killed) when no startup line comes.
+    pub async fn spawn(script: &Path, args: &[String]) -> Result<(Script, Json), String> {
+        let mut cmd = Command::new(python_bin());
+        cmd.arg(script).args(args);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        let mut child = cmd.spawn().map_err(|e| format!("cannot start {:?}: {e}", python_bin()))?;
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::unbounded_channel();
+        // A plain thread: std pipes block, and it ends by itself at EOF.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut pipe = Pipe { stdin, lines };
+        match read_reply(&mut pipe, PY_TIMEOUT + GRACE).await {
+            Ok(hello) => Ok((Script { child, pipe: Mutex::new(pipe) }, hello)),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(format!("{} did not start: {e}", script.display()))
+            }
+        }
+    }
+
+    /// Sends one raw command line and returns its `result`, or the
+    /// Python-side error text.
+    pub async fn try_cmd(&self, line: &str) -> Result<Json, String> {
+        let mut pipe = self.pipe.lock().await;
+        writeln!(pipe.stdin, "{line}").and_then(|_| pipe.stdin.flush()).map_err(|e| format!("write: {e}"))?;
+        let reply = read_reply(&mut pipe, PY_TIMEOUT + GRACE).await?;
+        match reply["ok"].as_bool() {
+            Some(true) => Ok(reply["result"].clone()),
+            _ => Err(reply["error"].as_str().unwrap_or("malformed reply").to_owned()),
+        }
+    }
+
+    /// [`try_cmd`](Self::try_cmd), panicking on error.
+    pub async fn cmd(&self, line: &str) -> Json {
+        self.try_cmd(line).await.unwrap_or_else(|e| panic!("python `{line}` failed: {e}"))
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One Python process hosting `count` `kademlia.network.Server`s.
+pub struct PyNode {
+    script: Script,
     addrs: Vec<SocketAddr>,
     ids: Vec<NodeId>,
 }
@@ -95,39 +173,17 @@ impl PyNode {
     /// the package's default 20 (a small k makes lookups cross the network
     /// in a small test network instead of finding every value locally).
     pub async fn spawn_with_k(count: usize, k: usize, bootstrap: &[SocketAddr]) -> PyNode {
-        let mut cmd = Command::new(python_bin());
-        cmd.arg(pynode_script()).arg("--count").arg(count.to_string()).arg("--ksize").arg(k.to_string());
-        cmd.arg("--timeout").arg(PY_TIMEOUT.as_secs_f64().to_string());
+        let mut args = vec!["--count".to_owned(), count.to_string(), "--ksize".to_owned(), k.to_string()];
+        args.extend(["--timeout".to_owned(), PY_TIMEOUT.as_secs_f64().to_string()]);
         for seed in bootstrap {
-            cmd.arg("--bootstrap").arg(seed.to_string());
+            args.extend(["--bootstrap".to_owned(), seed.to_string()]);
         }
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {:?}: {e}", python_bin()));
-        let stdin = child.stdin.take().expect("piped stdin");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, lines) = mpsc::unbounded_channel();
-        // A plain thread: std pipes block, and it ends by itself at EOF.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut pipe = Pipe { stdin, lines };
-        let hello = match read_reply(&mut pipe, PY_TIMEOUT + GRACE).await {
-            Ok(hello) => hello,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("pynode.py did not start: {e}");
-            }
-        };
+        let (script, hello) = Script::spawn(&pynode_script(), &args).await.unwrap_or_else(|e| panic!("{e}"));
         let ports = hello["ports"].as_array().expect("startup line has ports");
         let addrs = ports.iter().map(|p| SocketAddr::from(([127, 0, 0, 1], p.as_u64().expect("port") as u16)));
         let ids = hello["ids"].as_array().expect("startup line has ids");
         let ids = ids.iter().map(|h| NodeId::from_hex(h.as_str().expect("id hex")).expect("id"));
-        PyNode { child, pipe: Mutex::new(pipe), addrs: addrs.collect(), ids: ids.collect() }
+        PyNode { script, addrs: addrs.collect(), ids: ids.collect() }
     }
 
     /// How many servers this process hosts.
@@ -153,18 +209,12 @@ impl PyNode {
     /// Sends one raw command line (see pynode.py) and returns its `result`,
     /// or the Python-side error text.
     pub async fn try_cmd(&self, line: &str) -> Result<Json, String> {
-        let mut pipe = self.pipe.lock().await;
-        writeln!(pipe.stdin, "{line}").and_then(|_| pipe.stdin.flush()).map_err(|e| format!("write: {e}"))?;
-        let reply = read_reply(&mut pipe, PY_TIMEOUT + GRACE).await?;
-        match reply["ok"].as_bool() {
-            Some(true) => Ok(reply["result"].clone()),
-            _ => Err(reply["error"].as_str().unwrap_or("malformed reply").to_owned()),
-        }
+        self.script.try_cmd(line).await
     }
 
     /// [`try_cmd`](Self::try_cmd), panicking on error.
     pub async fn cmd(&self, line: &str) -> Json {
-        self.try_cmd(line).await.unwrap_or_else(|e| panic!("python `{line}` failed: {e}"))
+        self.script.cmd(line).await
     }
 
     /// `Server.set(key, value)` on server `i`: whether any peer stored it.
@@ -217,18 +267,19 @@ impl PyNode {
         r.as_str().map(|h| NodeId::from_hex(h).expect("ping returns an id"))
     }
 
+    /// A short-lived stock client: a fresh `Server` bootstraps from `seed`,
+    /// gets `key` and stops. Returns its id, its port and what it got.
+    pub async fn visit(&self, seed: SocketAddr, key: &str) -> (NodeId, u16, Option<Value>) {
+        let r = self.cmd(&format!("visit {} {} {key}", seed.ip(), seed.port())).await;
+        let id = NodeId::from_hex(r[0].as_str().expect("visitor id")).expect("id");
+        (id, r[1].as_u64().expect("visitor port") as u16, from_tagged(&r[2]))
+    }
+
     /// `protocol.stun(addr)` from server `i`: our address as the peer saw it.
     pub async fn stun(&self, i: usize, addr: SocketAddr) -> Option<SocketAddr> {
         let r = self.cmd(&format!("@{i} stun {} {}", addr.ip(), addr.port())).await;
         let (ip, port) = (r.get(0)?.as_str()?, r.get(1)?.as_u64()?);
         Some(SocketAddr::new(ip.parse().ok()?, u16::try_from(port).ok()?))
-    }
-}
-
-impl Drop for PyNode {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

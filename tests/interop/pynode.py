@@ -20,8 +20,11 @@ Protocol (one line in, exactly one JSON line out, in order):
   getall KEY             -> result: list of `get KEY` on every hosted server
   getmany KEY...         -> result: {KEY: [`get KEY` on every hosted server]}, all at once
   holders KEY            -> result: list, per hosted server, of whether it stores KEY
+  visit HOST PORT KEY    a short-lived client: a fresh Server on its own port
+                         bootstraps from HOST:PORT, gets KEY and stops
+                         -> result: [id_hex, port, tagged value or null]
   quit                   -> result: null, then exit (EOF on stdin also exits)
-`@I` picks hosted server I (default 0). Replies are {"ok": true, "result": R}
+`@I` picks hosted server I (default 0); `--count 0` hosts none (for visits). Replies are {"ok": true, "result": R}
 or {"ok": false, "error": "..."}; every command runs under --timeout seconds.
 Tagged values: {"str": s}, {"int": n}, {"float": "16 hex digits of the
 big-endian IEEE bits"}, {"bool": b}, {"bytes": "hex"}: exact both ways.
@@ -89,8 +92,22 @@ def parse(line):
     return index, cmd, args
 
 
-async def run_command(servers, line):
+async def visit(host, port, key, ksize):
+    """A stock client that comes and goes: bootstrap, one get, stop."""
+    client = Server(ksize=ksize)
+    await client.listen(0, "127.0.0.1")
+    try:
+        await client.bootstrap([(host, port)])
+        value = await client.get(key)
+        return [client.node.id.hex(), client.transport.get_extra_info("sockname")[1], encode_value(value)]
+    finally:
+        client.stop()
+
+
+async def run_command(servers, line, ksize):
     index, cmd, args = parse(line)
+    if cmd == "visit":
+        return await visit(args[0], int(args[1]), args[2], ksize)
     server = servers[index]
     if cmd == "set":
         return await server.set(args[0], decode_value(args[1]))
@@ -119,7 +136,7 @@ async def run_command(servers, line):
     raise ValueError(f"unknown command {cmd!r}")
 
 
-async def serve(servers, timeout):
+async def serve(servers, timeout, ksize):
     loop = asyncio.get_running_loop()
     while True:
         line = await loop.run_in_executor(None, sys.stdin.readline)
@@ -129,7 +146,7 @@ async def serve(servers, timeout):
                 print(json.dumps(reply), flush=True)
             return
         try:
-            result = await asyncio.wait_for(run_command(servers, line), timeout)
+            result = await asyncio.wait_for(run_command(servers, line, ksize), timeout)
             reply = {"ok": True, "result": result}
         except asyncio.TimeoutError:
             reply = {"ok": False, "error": f"timed out after {timeout}s"}
@@ -154,7 +171,7 @@ async def main():
     ports = [s.transport.get_extra_info("sockname")[1] for s in servers]
     print(json.dumps({"ports": ports, "ids": [s.node.id.hex() for s in servers]}), flush=True)
     try:
-        await serve(servers, a.timeout)
+        await serve(servers, a.timeout, a.ksize)
     finally:
         for s in servers:
             s.stop()
