@@ -38,8 +38,9 @@ pub struct HttpLimits {
     /// keep-alive connection may sit idle between requests. Default 10 s.
     pub header_read_timeout: Duration,
     /// Longest one request may run, body read and answer included; then a
-    /// JSON 503 `timeout`. Default 30 s (a discover lookup gives up after
-    /// 10 s by itself).
+    /// JSON 503 `timeout`. Default 90 s: above the route's own 60 s total
+    /// (`forward::RouteConfig::total_timeout`; keep it so if that is
+    /// raised), far above a discover lookup's 10 s.
     pub request_timeout: Duration,
     /// Open connections at once, all clients together. Default 512.
     pub max_connections: usize,
@@ -59,7 +60,7 @@ impl Default for HttpLimits {
     fn default() -> Self {
         HttpLimits {
             header_read_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(90),
             max_connections: 512,
             max_connections_per_ip: 32,
             max_body: 64 * 1024,
