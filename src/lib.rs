@@ -20,6 +20,8 @@
 //! - [`rpc`]: outstanding requests, matched by message id and sender.
 //! - [`lookup`]: the iterative lookup state machine (alpha-parallel).
 //! - [`store`]: records with expiry and memory bounds.
+//! - [`limits`]: rate limits, storage quotas, reply budgets and bounded
+//!   maps: what a stranger can make a node spend.
 //! - [`engine`]: one node, tying the above together: its operations (each
 //!   command and maintenance task a state machine of its own), republishing,
 //!   replication to newcomers and bucket refresh.
@@ -31,6 +33,7 @@
 //!   filters, local cache and coordinator fallback.
 //! - [`http`]: the axum surface the platform's workers and frontend speak.
 //! - [`client`], [`crawl`]: what `dhtctl` is built from.
+//! - [`fuzzing`]: the property of each fuzz target, replayed by `cargo test`.
 //!
 //! # The path of a `find_node` reply
 //! 1. [`engine::Engine::handle_datagram`] decodes it (a fast path for nodes replies).
@@ -52,8 +55,10 @@ pub mod contact;
 pub mod crawl;
 pub mod discovery;
 pub mod engine;
+pub mod fuzzing;
 pub mod http;
 pub mod id;
+pub mod limits;
 pub mod lookup;
 pub mod node;
 pub mod persist;

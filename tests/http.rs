@@ -272,7 +272,7 @@ async fn every_error_case_returns_its_status_and_a_json_message() {
     let (status, v) = answer(raw(b"{not json".to_vec()).await.unwrap()).await;
     assert_error(status, &v, 400, "invalid_input");
     let (status, v) = answer(raw(vec![b' '; 100 * 1024]).await.unwrap()).await;
-    assert_error(status, &v, 400, "invalid_input");
+    assert_error(status, &v, 413, "payload_too_large");
     let (status, v) = answer(raw(Vec::new()).await.unwrap()).await;
     assert_error(status, &v, 400, "invalid_input");
     let hb = "/api/worker/heartbeat";

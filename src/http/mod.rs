@@ -21,17 +21,21 @@
 //!
 //! Errors are JSON ([`error`]). [`serve`] takes a listener the caller bound
 //! (tests bind `127.0.0.1:0`) and a shutdown future; [`serve_with`] also
-//! takes [`HttpOptions`] (CORS, topology limits). Every request is logged at
-//! debug level (tower-http's trace layer: `RUST_LOG=tower_http=debug`).
+//! takes [`HttpOptions`] (CORS, topology limits, and the [`HttpLimits`]:
+//! timeouts, connection caps, body and work bounds, see [`limits`]). Every
+//! request is logged at debug level (tower-http's trace layer:
+//! `RUST_LOG=tower_http=debug`).
 
 pub mod dht;
 pub mod error;
 pub mod forward;
 pub mod health;
+pub mod limits;
 pub mod metrics;
 pub mod page;
 pub mod penalty;
 pub mod route;
+mod server;
 pub mod services;
 pub mod topology;
 pub mod workers;
@@ -42,16 +46,17 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::{HeaderValue, Method, Uri};
 use axum::routing::{delete, get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::trace::TraceLayer;
 
 use crate::discovery::Discovery;
 use error::ApiError;
+pub use limits::{HttpGuard, HttpLimits};
 pub use topology::network::TopologyConfig;
 
-/// Largest request body accepted, bytes.
+/// Largest request body accepted by default, bytes ([`HttpLimits::max_body`]).
 pub const MAX_BODY: usize = 64 * 1024;
 /// The heartbeat period workers are told to keep.
 pub const HEARTBEAT_INTERVAL_SECS: u64 = 30;
@@ -63,6 +68,8 @@ pub struct HttpOptions {
     pub cors_origins: Vec<String>,
     /// Limits of the topology's crawl.
     pub topology: TopologyConfig,
+    /// Timeouts, connection caps, body and work bounds.
+    pub limits: HttpLimits,
 }
 
 impl HttpOptions {
@@ -114,10 +121,17 @@ impl FromRef<AppState> for Discovery {
 /// Every route, over `discovery`, with default options and no stop signal.
 pub fn router(discovery: Discovery) -> Router {
     let (_, stop) = watch::channel(false);
-    routes(discovery, &HttpOptions::default(), stop, None)
+    let guard = Arc::new(HttpGuard::new(HttpLimits::default()));
+    routes(discovery, &HttpOptions::default(), stop, None, guard)
 }
 
-fn routes(discovery: Discovery, options: &HttpOptions, stop: watch::Receiver<bool>, cors: Option<CorsLayer>) -> Router {
+fn routes(
+    discovery: Discovery,
+    options: &HttpOptions,
+    stop: watch::Receiver<bool>,
+    cors: Option<CorsLayer>,
+    guard: Arc<HttpGuard>,
+) -> Router {
     // The route handler takes `State<Discovery>` as its router's state.
     let forwarding = Router::new()
         .route(route::PATH, route::handler(forward::RouteConfig::default()))
@@ -128,6 +142,7 @@ fn routes(discovery: Discovery, options: &HttpOptions, stop: watch::Receiver<boo
         rate: Arc::default(),
         stop,
     };
+    let body_limit = guard.limits.max_body;
     let router = Router::new()
         .route("/api/worker/register", post(workers::register))
         .route("/api/worker/heartbeat", post(workers::heartbeat))
@@ -145,7 +160,9 @@ fn routes(discovery: Discovery, options: &HttpOptions, stop: watch::Receiver<boo
         .merge(page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&guard), limits::request_timeout))
+        .layer(Extension(guard))
         .with_state(state);
     let router = match cors {
         Some(cors) => router.layer(cors),
@@ -166,7 +183,8 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     }
 }
 
-/// Serves the routes on `listener` until `shutdown` completes.
+/// Serves the routes on `listener` with the default limits until
+/// `shutdown` completes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     discovery: Discovery,
@@ -175,8 +193,8 @@ pub async fn serve(
     serve_with(listener, discovery, HttpOptions::default(), shutdown).await
 }
 
-/// Serves the routes with `options` until `shutdown` completes; live
-/// streams end then too, so the server can finish.
+/// Serves the routes with `options` (their limits included) until
+/// `shutdown` completes; live streams end then too, so the server can finish.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     discovery: Discovery,
@@ -185,10 +203,11 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let cors = options.cors().map_err(|m| std::io::Error::new(std::io::ErrorKind::InvalidInput, m))?;
     let (tx, rx) = watch::channel(false);
-    let router = routes(discovery, &options, rx, cors);
+    let guard = Arc::new(HttpGuard::new(options.limits.clone()));
+    let router = routes(discovery, &options, rx, cors, Arc::clone(&guard));
     let stopping = async move {
         shutdown.await;
         tx.send_replace(true);
     };
-    axum::serve(listener, router).with_graceful_shutdown(stopping).await
+    server::run(listener, router, guard, stopping).await
 }

@@ -4,22 +4,31 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
-use axum::Json;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
 use serde_json::{json, Value as Json_};
 
 use super::error::ApiError;
-use super::{HEARTBEAT_INTERVAL_SECS, MAX_BODY};
+use super::limits::{bump, HttpGuard};
+use super::HEARTBEAT_INTERVAL_SECS;
 use crate::discovery::input::{check_worker_id, parse_heartbeat, parse_registration};
 use crate::discovery::Discovery;
 
-/// The JSON document of a request body.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Json_, ApiError> {
-    let bytes = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => {
-            ApiError::invalid(format!("the request body is larger than {MAX_BODY} bytes or could not be read"))
+/// The JSON document of a request body; a body over the limit is a 413.
+fn json_body(guard: &HttpGuard, body: Result<Bytes, BytesRejection>) -> Result<Json_, ApiError> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            bump(&guard.counters.bodies_too_large);
+            let detail = format!("the request body is larger than {} bytes", guard.limits.max_body);
+            return ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "payload_too_large", detail };
         }
-        other => ApiError::invalid(other.body_text()),
+        match e {
+            BytesRejection::FailedToBufferBody(_) => ApiError::invalid("the request body could not be read"),
+            other => ApiError::invalid(other.body_text()),
+        }
     })?;
     if bytes.is_empty() {
         return Err(ApiError::invalid("the request body is empty; send a JSON object"));
@@ -30,9 +39,18 @@ fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Json_, ApiError> {
 /// `POST /api/worker/register`
 pub async fn register(
     State(d): State<Discovery>,
+    Extension(guard): Extension<Arc<HttpGuard>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Json_>, ApiError> {
-    let reg = parse_registration(&json_body(body)?).map_err(|e| ApiError::invalid(e.0))?;
+    let reg = parse_registration(&json_body(&guard, body)?).map_err(|e| ApiError::invalid(e.0))?;
+    let most = guard.limits.max_services_per_registration;
+    if reg.services.len() > most {
+        bump(&guard.counters.too_many_services);
+        return Err(ApiError::invalid(format!(
+            "field \"services\" names {} services; at most {most} are allowed",
+            reg.services.len()
+        )));
+    }
     let out = d.register(reg).await?;
     Ok(Json(json!({
         "status": "registered",
@@ -53,9 +71,10 @@ pub async fn register(
 /// `POST /api/worker/heartbeat`
 pub async fn heartbeat(
     State(d): State<Discovery>,
+    Extension(guard): Extension<Arc<HttpGuard>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Json_>, ApiError> {
-    let hb = parse_heartbeat(&json_body(body)?).map_err(|e| ApiError::invalid(e.0))?;
+    let hb = parse_heartbeat(&json_body(&guard, body)?).map_err(|e| ApiError::invalid(e.0))?;
     let out = d.heartbeat(hb).await?;
     Ok(Json(json!({
         "status": "ok",

@@ -40,6 +40,7 @@ pub fn http_options(args: &RunArgs) -> HttpOptions {
             max_workers: args.topology_max_workers,
             ..TopologyConfig::default()
         },
+        limits: kadmesh::http::HttpLimits::default(),
     }
 }
 
