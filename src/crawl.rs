@@ -122,6 +122,8 @@ pub struct CrawledNode {
     pub software: Software,
     /// How many visited nodes listed it as a contact.
     pub reported_by: usize,
+    /// The ids it listed as its contacts when visited (its routing links).
+    pub links: Vec<NodeId>,
 }
 
 impl CrawledNode {
@@ -250,7 +252,10 @@ impl<'a> Walk<'a> {
             return;
         }
         let reported_by = usize::from(id.is_some());
-        self.nodes.insert(addr, CrawledNode { addr, id, rtt: None, software: Software::Unknown, reported_by });
+        self.nodes.insert(
+            addr,
+            CrawledNode { addr, id, rtt: None, software: Software::Unknown, reported_by, links: Vec::new() },
+        );
         self.queue.push_back(addr);
     }
 
@@ -274,6 +279,9 @@ impl<'a> Walk<'a> {
             n.id = v.id.or(n.id);
             n.rtt = v.rtt;
             n.software = v.software;
+            n.links = v.contacts.iter().map(|c| c.id).collect();
+            n.links.sort();
+            n.links.dedup();
         }
         for c in v.contacts {
             self.learn(c.addr, Some(c.id));

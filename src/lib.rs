@@ -19,6 +19,9 @@
 //!   replacement caches.
 //! - [`rpc`]: outstanding requests, matched by message id and sender.
 //! - [`lookup`]: the iterative lookup state machine (alpha-parallel).
+//! - [`store`]: records with expiry and memory bounds.
+//! - [`limits`]: rate limits, storage quotas, reply budgets and bounded
+//!   maps: what a stranger can make a node spend.
 //! - [`store`]: records with expiry and memory bounds; [`signed`]: signed
 //!   worker records and the rule for replacing them; [`endorsement`]:
 //!   coordinator certificates for workers.
@@ -33,6 +36,7 @@
 //!   filters, local cache and coordinator fallback.
 //! - [`http`]: the axum surface the platform's workers and frontend speak.
 //! - [`client`], [`crawl`]: what `dhtctl` is built from.
+//! - [`fuzzing`]: the property of each fuzz target, replayed by `cargo test`.
 //!
 //! # The path of a `find_node` reply
 //! 1. [`engine::Engine::handle_datagram`] decodes it (a fast path for nodes replies).
@@ -41,7 +45,8 @@
 //! 4. Its `op::search::Search` feeds the [`lookup::Lookup`] and sends the next queries.
 //! 5. Once done it returns `Step::Done`; the router drops it and queues an [`engine::Event`].
 //!
-//! Binaries: `dhtd` (the daemon, and `dhtd demo`), `dhtctl` (the CLI).
+//! Binaries: `dhtd` (the daemon; `dhtd demo`, `dhtd config`, `dhtd health`),
+//! `dhtctl` (the CLI).
 //! Nothing below [`node`] imports tokio; the engine's extension handlers for
 //! provider sets live in `engine::providers`, still without I/O.
 #![deny(clippy::unwrap_used)]
@@ -54,8 +59,10 @@ pub mod crawl;
 pub mod discovery;
 pub mod endorsement;
 pub mod engine;
+pub mod fuzzing;
 pub mod http;
 pub mod id;
+pub mod limits;
 pub mod lookup;
 pub mod node;
 pub mod persist;

@@ -11,6 +11,11 @@
 //! otherwise the newcomer is refused with [`StoreError::Full`]. That keeps
 //! fresh, long-lived records over stale ones, and a flood of short-lived
 //! records cannot push out long-lived ones.
+//!
+//! A write from the network ([`RecordStore::put_from`]) is charged to its
+//! source address ([`crate::limits::quota`]): over the source's share it is
+//! refused with [`StoreError::Quota`], and it never evicts a live record,
+//! so a flood from one place cannot push out what others stored.
 
 use std::collections::BTreeSet;
 
@@ -18,6 +23,7 @@ use foldhash::HashMap;
 use std::time::Duration;
 
 use crate::id::{Key, NodeId};
+use crate::limits::{Quota, SourceQuota};
 use crate::time::Time;
 use crate::wire::{encoded_len, Value};
 
@@ -74,6 +80,10 @@ pub enum StoreError {
     /// The store is full of records that outlive this one; raise the limits.
     #[error("record store is full")]
     Full,
+    /// The sender's address (or its /24, /64) holds its whole share of this
+    /// store; its older records must expire first.
+    #[error("the sender's storage quota is used up")]
+    Quota,
 }
 
 /// The records this node holds.
@@ -86,15 +96,50 @@ pub struct RecordStore {
     /// datagram, and walking down the tree cost cache misses each time.
     earliest: Option<Time>,
     bytes: usize,
+    /// Which source each network-written record is charged to.
+    quota: SourceQuota<Key>,
 }
 
 impl RecordStore {
-    /// An empty store with these limits.
+    /// An empty store with these limits and no source quota.
     pub fn new(limits: StoreLimits) -> Self {
         RecordStore { limits, ..Default::default() }
     }
 
-    /// Stores or replaces `key` at `now`, expiring after `ttl`.
+    /// An empty store with these limits, charging network writes to their
+    /// source under `quota`.
+    pub fn with_quota(limits: StoreLimits, quota: Quota) -> Self {
+        RecordStore { limits, quota: SourceQuota::new(quota), ..Default::default() }
+    }
+
+    /// Stores a record that came from the network from `source`: refused
+    /// with [`StoreError::Quota`] when the source holds its share, and with
+    /// [`StoreError::Full`] rather than evicting a live record.
+    pub fn put_from(
+        &mut self,
+        source: std::net::IpAddr,
+        key: Key,
+        value: Value,
+        publisher: Option<NodeId>,
+        now: Time,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let size = encoded_len(&value);
+        if !self.quota.admits(source, &key, size) {
+            return Err(StoreError::Quota);
+        }
+        self.put_evicting(key, value, publisher, now, ttl, |t| t <= now)?;
+        self.quota.charge(source, key, size);
+        Ok(())
+    }
+
+    /// Network writes refused for their source's quota so far.
+    pub fn quota_refusals(&self) -> u64 {
+        self.quota.refused()
+    }
+
+    /// Stores or replaces `key` at `now`, expiring after `ttl` (this
+    /// node's own writes: republishing, replication, restore).
     pub fn put(
         &mut self,
         key: Key,
@@ -103,27 +148,46 @@ impl RecordStore {
         now: Time,
         ttl: Duration,
     ) -> Result<(), StoreError> {
+        let expires_at = now + ttl;
+        self.put_evicting(key, value, publisher, now, ttl, |t| t < expires_at)
+    }
+
+    /// `put`, evicting records whose expiry `evictable` approves to make room.
+    fn put_evicting(
+        &mut self,
+        key: Key,
+        value: Value,
+        publisher: Option<NodeId>,
+        now: Time,
+        ttl: Duration,
+        evictable: impl Fn(Time) -> bool,
+    ) -> Result<(), StoreError> {
         let size = encoded_len(&value);
         if size > self.limits.max_value_bytes {
             return Err(StoreError::TooLarge { size, max: self.limits.max_value_bytes });
         }
         let expires_at = now + ttl;
-        let old = self.remove(&key);
-        if let Err(e) = self.make_room(size, expires_at) {
+        let old = self.records.remove(&key);
+        if let Some(o) = &old {
+            self.unindex(o);
+        }
+        if let Err(e) = self.make_room(size, evictable) {
             if let Some(old) = old {
                 self.insert(old);
             }
             return Err(e);
         }
+        // The record is replaced: whoever it was charged to gets the share back.
+        self.quota.release(&key);
         let publisher = publisher.or(old.and_then(|o| o.publisher));
         self.insert(Record { key, value, publisher, stored_at: now, expires_at, size });
         Ok(())
     }
 
-    fn make_room(&mut self, size: usize, expires_at: Time) -> Result<(), StoreError> {
+    fn make_room(&mut self, size: usize, evictable: impl Fn(Time) -> bool) -> Result<(), StoreError> {
         while self.records.len() + 1 > self.limits.max_records || self.bytes + size > self.limits.max_bytes {
             match self.by_expiry.first() {
-                Some(&(t, k)) if t < expires_at => {
+                Some(&(t, k)) if evictable(t) => {
                     self.remove(&k);
                 }
                 _ => return Err(StoreError::Full),
@@ -155,12 +219,19 @@ impl RecordStore {
     /// Removes `key`.
     pub fn remove(&mut self, key: &Key) -> Option<Record> {
         let r = self.records.remove(key)?;
+        self.unindex(&r);
+        self.quota.release(key);
+        Some(r)
+    }
+
+    /// Takes a record just removed from `records` out of the byte count and
+    /// the expiry index.
+    fn unindex(&mut self, r: &Record) {
         self.bytes -= r.size;
         self.by_expiry.remove(&(r.expires_at, r.key));
         if self.earliest == Some(r.expires_at) {
             self.earliest = self.by_expiry.first().map(|(t, _)| *t);
         }
-        Some(r)
     }
 
     /// Drops every record expired at `now`; returns how many.
@@ -251,6 +322,32 @@ mod tests {
         s.put(key(3), Value::Int(3), None, Time::ZERO, 3 * HOUR).unwrap();
         assert!(s.get(&key(1), Time::ZERO).is_none());
         assert_eq!(s.len(), 2);
+    }
+
+    #[test]
+    fn a_flood_from_one_source_fills_its_share_and_never_evicts_others() {
+        use crate::limits::Share;
+        let limits = StoreLimits { max_records: 10, ..Default::default() };
+        let share = |items| Share { items, bytes: 1 << 20 };
+        let quota = Quota { enabled: true, per_ip: share(3), per_prefix: share(6) };
+        let mut s = RecordStore::with_quota(limits, quota);
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        for i in 0..6u8 {
+            s.put_from(ip(&format!("192.168.{i}.1")), key(i), Value::Int(1), None, Time::ZERO, HOUR).unwrap();
+        }
+        let flood: Vec<_> = (100..200u8)
+            .map(|i| s.put_from(ip("10.0.0.1"), key(i), Value::Int(1), None, Time::ZERO, 9 * HOUR))
+            .collect();
+        assert_eq!(flood.iter().filter(|r| r.is_ok()).count(), 3);
+        assert_eq!(flood[3], Err(StoreError::Quota));
+        assert_eq!(s.quota_refusals(), 97);
+        let rotating = s.put_from(ip("10.0.0.2"), key(210), Value::Int(1), None, Time::ZERO, 9 * HOUR);
+        assert_eq!(rotating, Ok(()), "the /24 still has room");
+        let full = s.put_from(ip("10.0.9.1"), key(211), Value::Int(1), None, Time::ZERO, 9 * HOUR);
+        assert_eq!(full, Err(StoreError::Full), "a full store refuses instead of evicting");
+        assert!((0..6).all(|i| s.get(&key(i), Time::ZERO).is_some()), "every other record kept");
+        s.remove(&key(100));
+        assert_eq!(s.put_from(ip("10.0.0.1"), key(220), Value::Int(1), None, Time::ZERO, HOUR), Ok(()));
     }
 
     #[test]

@@ -23,6 +23,8 @@ fn quiet() -> DiscoveryConfig {
         cache_ttl: Duration::ZERO,
         publish_wait: Duration::from_secs(30),
         min_republish: Duration::ZERO,
+        // These tests discover every one of up to 500 workers.
+        max_candidates: 1000,
         ..DiscoveryConfig::default()
     }
 }

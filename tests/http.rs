@@ -266,7 +266,7 @@ async fn every_error_case_returns_its_status_and_a_json_message() {
     let (status, v) = answer(raw(b"{not json".to_vec()).await.unwrap()).await;
     assert_error(status, &v, 400, "invalid_input");
     let (status, v) = answer(raw(vec![b' '; 100 * 1024]).await.unwrap()).await;
-    assert_error(status, &v, 400, "invalid_input");
+    assert_error(status, &v, 413, "payload_too_large");
     let (status, v) = answer(raw(Vec::new()).await.unwrap()).await;
     assert_error(status, &v, 400, "invalid_input");
     let hb = "/api/worker/heartbeat";
@@ -315,19 +315,26 @@ async fn list_bootstrap_topology_health_and_metrics_have_the_platform_shapes() {
     assert_eq!(url.host_str(), Some("127.0.0.1"));
     assert_eq!(url.port(), Some(c.urls[2].rsplit(':').next().unwrap().parse().unwrap()));
 
+    // Node 0 lists the network, not only what it registered or looked up:
+    // w2 registered through node 1 and node 0 never discovered it.
     let (_, v) = c.get(0, "/api/dht/topology").await;
     let nodes = v["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 5, "itself, three peers, its worker: {v}");
+    assert_eq!(nodes.len(), 6, "itself, three peers, both workers: {v}");
     let w1 = nodes.iter().find(|n| n["id"] == "w1").unwrap();
     assert_eq!((w1["node_type"].as_str(), w1["status"].as_str()), (Some("worker"), Some("healthy")));
-    assert_eq!(v["connections"].as_array().unwrap().len(), 4);
-    assert_eq!(v["edges"].as_array().unwrap().len(), 4);
-    assert_eq!(v["connections"][0]["type"], "dht_connection");
+    assert_eq!(w1["worker_type"], "gpu");
+    assert!(nodes.iter().any(|n| n["id"] == "w2"), "{v}");
+    let links = v["connections"].as_array().unwrap();
+    let kind = |k: &str| links.iter().filter(|l| l["type"] == k).count();
+    assert_eq!(kind("worker_registration"), 2, "{v}");
+    // Itself to its three peers, and the peers' own routing links (each pair once).
+    assert_eq!(kind("dht_connection"), 6, "{v}");
+    assert_eq!(v["edges"].as_array().unwrap().len(), links.len());
     assert!(v["edges"][0]["from"].is_string() && v["edges"][0]["to"].is_string());
     let stats = &v["stats"];
-    assert_eq!((stats["total_nodes"].as_u64(), stats["worker_count"].as_u64()), (Some(5), Some(1)));
-    assert_eq!((stats["coordinator_count"].as_u64(), stats["healthy_count"].as_u64()), (Some(4), Some(5)));
-    assert_eq!((v["node_count"].as_u64(), v["dht_enabled"].as_bool()), (Some(5), Some(true)));
+    assert_eq!((stats["total_nodes"].as_u64(), stats["worker_count"].as_u64()), (Some(6), Some(2)));
+    assert_eq!((stats["coordinator_count"].as_u64(), stats["healthy_count"].as_u64()), (Some(4), Some(6)));
+    assert_eq!((v["node_count"].as_u64(), v["dht_enabled"].as_bool()), (Some(6), Some(true)));
 
     let (_, v) = c.get(3, "/health").await;
     assert_eq!((v["status"].as_str(), v["peers"].as_u64()), (Some("healthy"), Some(3)));

@@ -72,6 +72,10 @@ struct Cli {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Engine override: turn off the defences against strangers (rate
+    /// limits, quotas, reply budgets), to measure what they cost.
+    #[arg(long)]
+    no_limits: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -100,6 +104,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         put_lookup_every: cli.put_lookup_every_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },
+        no_limits: cli.no_limits,
     };
     std::fs::create_dir_all(&cli.out)?;
     let reports =

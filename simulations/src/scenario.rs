@@ -56,6 +56,9 @@ pub struct RunOptions {
     pub max_wall: Option<Duration>,
     /// Threads per scenario (see [`SimParams::threads`]).
     pub threads: usize,
+    /// Turns the engines' defences off (`kadmesh::limits::Limits::off`),
+    /// to measure what they cost legitimate traffic.
+    pub no_limits: bool,
 }
 
 impl Default for RunOptions {
@@ -72,6 +75,7 @@ impl Default for RunOptions {
             put_lookup_every: None,
             max_wall: None,
             threads: 1,
+            no_limits: false,
         }
     }
 }
@@ -126,6 +130,9 @@ impl Scenario {
         p.engine.record_ttl = o.record_ttl.unwrap_or(p.engine.record_ttl);
         p.engine.replicate_interval = o.replicate_interval.unwrap_or(p.engine.replicate_interval);
         p.engine.put_lookup_every = o.put_lookup_every.unwrap_or(p.engine.put_lookup_every);
+        if o.no_limits {
+            p.engine.limits = kadmesh::limits::Limits::off();
+        }
         let at = |f: f64| p.duration.mul_f64(f);
         let events = match self {
             Scenario::Steady => vec![],

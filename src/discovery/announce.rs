@@ -130,7 +130,9 @@ impl Discovery {
             for _ in 0..tries {
                 bump(&metrics.provider_writes);
                 match self.node().call(addr, call.clone()).await {
-                    Ok(Some(v)) if parse_write_reply(&v).is_some() => {
+                    // "0 accepted" (the replica's quota or bounds refused
+                    // every entry) is a failed write, not an acknowledgement.
+                    Ok(Some(v)) if parse_write_reply(&v).is_some_and(|n| n > 0) => {
                         answered = true;
                         break;
                     }

@@ -20,9 +20,6 @@ use super::{service_key, Discovery, DiscoveryError, SERVICE_INDEX_KEY};
 use crate::id::Key;
 use crate::node::NodeError;
 
-/// Most services `list_services` reports.
-const MAX_LISTED: usize = 256;
-
 /// Where an answer came from.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Source {
@@ -140,6 +137,10 @@ impl Discovery {
             metrics.lookup(LookupResult::Cache);
             return Ok(hit);
         }
+        if let Some(reason) = self.recent_miss(&cache_key, service) {
+            metrics.lookup(LookupResult::Unavailable);
+            return Err(DiscoveryError::NoHealthyWorkers { service: service.to_owned(), reason });
+        }
         let alone = self.node().with_engine(|e, _| e.routing().is_empty()).await?;
         let mut reason = if alone && self.inner.coordinator.is_some() {
             "this node has no DHT peers yet".to_owned()
@@ -175,7 +176,16 @@ impl Discovery {
             }
         }
         metrics.lookup(LookupResult::Unavailable);
+        self.inner.negative.insert(cache_key, reason.clone());
         Err(DiscoveryError::NoHealthyWorkers { service: service.to_owned(), reason })
+    }
+
+    /// The remembered reason of a recent miss, unless a worker registered
+    /// here offers the service now.
+    fn recent_miss(&self, cache_key: &str, service: &str) -> Option<String> {
+        let reason = self.inner.negative.get(cache_key)?;
+        let local = self.inner.registry.records().iter().any(|w| w.services.iter().any(|s| s == service));
+        (!local).then(|| format!("{reason} (remembered from a recent lookup)"))
     }
 
     fn answer(&self, cache_key: String, service: &str, source: Source, how: LookupResult) -> DiscoverAnswer {
@@ -192,8 +202,9 @@ impl Discovery {
         filter: &DiscoverFilter,
     ) -> Result<(Vec<WorkerRecord>, usize, usize), NodeError> {
         let found = self.collect_providers(service_key(service)).await?;
-        let ids = found.candidates();
+        let mut ids = found.candidates();
         let providers = ids.len();
+        ids.truncate(self.inner.config.max_candidates);
         let (now, window) = (self.now(), self.inner.config.worker_ttl);
         let endorser = self.inner.config.endorsement_key.as_ref();
         let accept = |r: &WorkerRecord| {
@@ -234,7 +245,8 @@ impl Discovery {
         let index = self.collect_providers(Key::for_key(SERVICE_INDEX_KEY)).await?;
         names.extend(index.entries.into_values().filter(|e| e.is_live()).map(|e| e.id));
         names.extend(self.inner.cache.values().into_iter().map(|a| a.service));
-        let names: Vec<String> = names.into_iter().filter(|n| valid_service(n)).take(MAX_LISTED).collect();
+        let names: Vec<String> =
+            names.into_iter().filter(|n| valid_service(n)).take(self.inner.config.max_listed_services).collect();
         let mut out = Vec::new();
         for chunk in names.chunks(8) {
             let mut tasks = tokio::task::JoinSet::new();

@@ -129,6 +129,17 @@ pub struct DiscoveryConfig {
     pub publish_concurrency: usize,
     /// Longest a discover lookup runs before it answers with what it has.
     pub lookup_timeout: Duration,
+    /// Most candidate workers one discover fetches records of (the lightest
+    /// announced first); bounds the DHT reads one request can cause.
+    /// Default 64.
+    pub max_candidates: usize,
+    /// Most services one `list_services` call counts workers of (each
+    /// costs a discover). Default 64.
+    pub max_listed_services: usize,
+    /// How long a "no healthy worker" answer is remembered, so repeated
+    /// discovers of a service nobody runs cost one lookup per window; a
+    /// worker registering here is visible at once. Zero disables. Default 2 s.
+    pub negative_cache_ttl: Duration,
     /// Host name or IP other nodes reach this node's UDP port at (for
     /// `/api/dht/bootstrap`); default: the bound IP, else the HTTP Host.
     pub public_host: Option<String>,
@@ -172,6 +183,9 @@ impl Default for DiscoveryConfig {
             publish_wait: Duration::from_secs(3),
             publish_concurrency: 8,
             lookup_timeout: Duration::from_secs(10),
+            max_candidates: 64,
+            max_listed_services: 64,
+            negative_cache_ttl: Duration::from_secs(2),
             public_host: None,
             public_url: None,
             default_services: vec!["ocr".to_owned()],
@@ -203,6 +217,9 @@ impl DiscoveryConfig {
         }
         if self.read_replicas == 0 || self.fetch_parallelism == 0 || self.publish_concurrency == 0 {
             return bad("read replicas, fetch parallelism and publish concurrency must be at least 1");
+        }
+        if self.max_candidates == 0 || self.max_listed_services == 0 {
+            return bad("max candidates and max listed services must be at least 1");
         }
         Ok(())
     }
@@ -258,6 +275,8 @@ struct Inner {
     bridged_at: std::sync::Mutex<Option<f64>>,
     announcer: announce::Announcer,
     cache: cache::Cache<DiscoverAnswer>,
+    /// Recent "no healthy worker" reasons, by the same key as `cache`.
+    negative: cache::Cache<String>,
     coordinator: Option<Coordinator>,
     metrics: Metrics,
     publishing: tokio::sync::Semaphore,
@@ -284,6 +303,7 @@ impl Discovery {
             keys,
             bindings: bindings::Bindings::default(),
             cache: cache::Cache::new(config.cache_ttl),
+            negative: cache::Cache::new(config.negative_cache_ttl),
             publishing: tokio::sync::Semaphore::new(config.publish_concurrency),
             clock: Clock::new(),
             registry: Registry::default(),

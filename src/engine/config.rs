@@ -60,6 +60,9 @@ pub struct Config {
     /// Seed of the engine's random number generator (message ids, jitter,
     /// refresh targets); simulations set it, the daemon draws it.
     pub rng_seed: u64,
+    /// What strangers may make this node do: rate limits, storage quotas,
+    /// reply budgets, bounded peer state ([`crate::limits::Limits`]).
+    pub limits: crate::limits::Limits,
 }
 
 impl Default for Config {
@@ -84,6 +87,7 @@ impl Default for Config {
             max_maintenance_ops: 4,
             max_handover_per_contact: 256,
             rng_seed: 0,
+            limits: crate::limits::Limits::default(),
         }
     }
 }

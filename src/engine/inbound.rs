@@ -9,9 +9,10 @@ use super::services::rpc_kind;
 use super::{Engine, PeerKind};
 use crate::contact::Contact;
 use crate::id::{Key, NodeId};
+use crate::limits::reply::ReplyBudget;
 use crate::store::Record;
 use crate::time::Time;
-use crate::wire::{self, Call, MessageId, Value};
+use crate::wire::{self, Call, MessageId, Value, HEADER_LEN};
 
 /// Our extension procedures (see proto-spec/EXTENSIONS.md). Stock peers do
 /// not answer them, which is how we tell the two apart.
@@ -20,26 +21,38 @@ pub const HELLO: &str = "kadmesh_hello";
 pub const STORE_TTL: &str = "kadmesh_store_ttl";
 
 impl Engine {
-    pub(super) fn on_request(&mut self, now: Time, from: SocketAddr, id: MessageId, call: Call) {
+    /// Answers a request of `len` bytes; replies to an address that has not
+    /// answered us stay within the reply budget ([`crate::limits::reply`]).
+    pub(super) fn on_request(&mut self, now: Time, from: SocketAddr, id: MessageId, call: Call, len: usize) {
         self.svc.stats.count_received(rpc_kind(&call));
+        let sender = call.sender().or_else(|| extension_sender(&call));
         if let Some(sender) = call.sender() {
             if sender != self.svc.id {
                 self.learn(now, Contact::new(sender, from));
             }
         }
+        let budget = self.reply_budget(from, sender, len);
         let reply = match call {
             Call::Ping { .. } => Some(Value::Bin(self.svc.id.0.to_vec())),
             Call::Store { sender, key, value } => {
                 let ttl = self.svc.config.record_ttl;
-                Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
+                Some(Value::Bool(self.accept_store(now, from, key, value, Some(sender), ttl)))
             }
-            Call::FindNode { key, .. } => self.send_neighbours(now, from, id, &key),
+            Call::FindNode { key, .. } => self.send_neighbours(now, from, id, &key, budget),
             Call::FindValue { key, .. } => match self.servable(&key, now) {
-                Some(r) => Some(wire::found_value(&r.value)),
-                None => self.send_neighbours(now, from, id, &key),
+                // A value too large for the budget: point at the closest
+                // nodes instead, as if we did not hold it.
+                Some(r) if budget.fits(HEADER_LEN + wire::encoded_len(&wire::found_value(&r.value))) => {
+                    Some(wire::found_value(&r.value))
+                }
+                Some(_) => {
+                    self.svc.stats.replies_trimmed += 1;
+                    self.send_neighbours(now, from, id, &key, budget)
+                }
+                None => self.send_neighbours(now, from, id, &key, budget),
             },
             Call::Stun => Some(wire::stun_value(from)),
-            Call::Other { name, args } => self.on_extension(now, from, &name, args),
+            Call::Other { name, args } => self.on_extension(now, from, &name, args, budget),
         };
         if let Some(body) = reply {
             self.svc.send_response(from, id, body);
@@ -66,27 +79,54 @@ impl Engine {
     /// [`crate::routing::freshness`]), encoded without a `Value` (the
     /// commonest reply), and pings those among them not heard from lately;
     /// returns no body for the caller to send.
-    fn send_neighbours(&mut self, now: Time, requester: SocketAddr, id: MessageId, key: &Key) -> Option<Value> {
+    fn send_neighbours(
+        &mut self,
+        now: Time,
+        requester: SocketAddr,
+        id: MessageId,
+        key: &Key,
+        budget: ReplyBudget,
+    ) -> Option<Value> {
         let skip = |c: &Contact| crate::rpc::same_endpoint(c.addr, requester);
         let handout = self.svc.routing.handout(key, self.svc.config.k, now, skip);
         for c in handout.check {
             self.send_check(now, c);
         }
-        match wire::encode_nodes_response(id, &handout.contacts) {
+        let size = |cs: &[Contact]| wire::encode_nodes_response(id, cs).map_or(usize::MAX, |p| p.len());
+        let fit = budget.longest_fitting(&handout.contacts, size);
+        if fit < handout.contacts.len() {
+            self.svc.stats.replies_trimmed += 1;
+        }
+        match wire::encode_nodes_response(id, &handout.contacts[..fit]) {
             Ok(p) => self.svc.transmits.push_back(super::Transmit { to: requester, payload: p.into() }),
             Err(e) => tracing::debug!(to = %requester, error = %e, "response not sent"),
         }
         None
     }
 
-    fn accept_store(&mut self, now: Time, key: Key, value: Value, from: Option<NodeId>, ttl: Duration) -> bool {
-        // A live signed worker record is replaced only by its owner's newer one.
+    /// Stores a record that arrived from `source`, charged to its quota
+    /// unless the source is exempt. A live signed worker record is replaced
+    /// only by its owner's newer one.
+    fn accept_store(
+        &mut self,
+        now: Time,
+        source: SocketAddr,
+        key: Key,
+        value: Value,
+        from: Option<NodeId>,
+        ttl: Duration,
+    ) -> bool {
         let held = self.store.get(&key, now).map(|r| &r.value);
         if !crate::signed::admits(&key, held, &value, now.as_millis()) {
             self.svc.stats.stores_refused += 1;
             return false;
         }
-        match self.store.put(key, value, from, now, ttl) {
+        let stored = if self.svc.config.limits.applies_to(source.ip()) {
+            self.store.put_from(source.ip(), key, value, from, now, ttl)
+        } else {
+            self.store.put(key, value, from, now, ttl)
+        };
+        match stored {
             Ok(()) => {
                 self.svc.stats.stores_accepted += 1;
                 true
@@ -116,12 +156,19 @@ impl Engine {
         // day to live, and cutting it would lose it at the next sweep.
         let held = self.store.get(&key, now).map_or(Duration::ZERO, |r| r.expires_at.saturating_since(now));
         let ttl = Duration::from_secs(secs).max(held).min(self.svc.config.record_ttl);
-        Some(Value::Bool(self.accept_store(now, key, value, Some(sender), ttl)))
+        Some(Value::Bool(self.accept_store(now, from, key, value, Some(sender), ttl)))
     }
 
     /// Unknown procedures get no reply, exactly like rpcudp, so callers that
     /// probe for extensions see the same silence from us as from Python.
-    fn on_extension(&mut self, now: Time, from: SocketAddr, name: &str, args: Vec<Value>) -> Option<Value> {
+    fn on_extension(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        name: &str,
+        args: Vec<Value>,
+        budget: ReplyBudget,
+    ) -> Option<Value> {
         match name {
             HELLO => {
                 if let Some(sender) = args.first().and_then(|v| v.as_bytes()).and_then(NodeId::from_slice) {
@@ -130,12 +177,21 @@ impl Engine {
                 Some(hello_body())
             }
             STORE_TTL => self.on_store_ttl(now, from, args),
-            n if n.starts_with(super::providers::PREFIX) => self.on_provider_rpc(now, from, n, args),
+            n if n.starts_with(super::providers::PREFIX) => self.on_provider_rpc(now, from, n, args, budget),
             _ => {
                 tracing::debug!(%from, name, "ignoring unknown procedure");
                 None
             }
         }
+    }
+}
+
+/// The id an extension request names as its sender (its first argument,
+/// for every extension of ours), for the reply budget.
+fn extension_sender(call: &Call) -> Option<NodeId> {
+    match call {
+        Call::Other { args, .. } => args.first()?.as_bytes().and_then(NodeId::from_slice),
+        _ => None,
     }
 }
 

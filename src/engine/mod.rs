@@ -27,6 +27,7 @@
 //!   refresh schedule and handover to newcomers.
 
 mod config;
+mod guard;
 mod inbound;
 mod maintenance;
 mod op;
@@ -45,6 +46,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 pub use config::{Config, ConfigError};
+pub use guard::LimitStats;
 pub use inbound::{HELLO, STORE_TTL};
 pub use outcome::{BootstrapOutcome, Event, GetOutcome, LookupStats, Outcome, PingReply, PutOutcome, QueryId};
 pub use peers::{PeerKind, REPROBE_AFTER};
@@ -87,6 +89,8 @@ pub struct Engine {
     ops: HashMap<QueryId, Box<dyn Operation>>,
     next_op: u64,
     events: VecDeque<Event>,
+    /// Drops requests over the per-source and global rates.
+    limiter: crate::limits::RateLimiter,
 }
 
 impl Engine {
@@ -95,10 +99,11 @@ impl Engine {
     pub fn new(id: NodeId, config: Config, now: Time) -> Self {
         Engine {
             maintenance: Maintenance::new(&config, now),
-            store: RecordStore::new(config.store_limits),
-            providers: providers::ProviderStore::new(config.provider_limits),
+            store: RecordStore::with_quota(config.store_limits, config.limits.records),
+            providers: providers::ProviderStore::with_quota(config.provider_limits, config.limits.providers),
+            peers: Peers::new(config.limits.max_peer_state),
+            limiter: crate::limits::RateLimiter::new(config.limits.rate.clone(), now),
             svc: Services::new(id, config, now),
-            peers: Peers::default(),
             put_targets: PutTargets::default(),
             joining: false,
             ops: HashMap::default(),
@@ -180,11 +185,14 @@ impl Engine {
     /// debug level and dropped; it never changes state.
     pub fn handle_datagram(&mut self, now: Time, from: SocketAddr, data: &[u8]) {
         self.svc.stats.datagrams_received += 1;
+        if !self.admit(now, from, data) {
+            return;
+        }
         if self.on_lookup_nodes_fast(now, from, data) {
             return;
         }
         match crate::wire::decode(data) {
-            Ok(Datagram::Request { id, call }) => self.on_request(now, from, id, call),
+            Ok(Datagram::Request { id, call }) => self.on_request(now, from, id, call, data.len()),
             Ok(Datagram::Response { id, body }) => self.on_response(now, from, id, body),
             Err(e) => {
                 self.svc.stats.malformed += 1;

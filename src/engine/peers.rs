@@ -9,7 +9,7 @@
 //! ([`Cx::learn_answered`](super::op::Cx::learn_answered)) and the engine
 //! does it here.
 
-use foldhash::HashMap;
+use crate::limits::LruMap;
 use std::time::Duration;
 
 use super::inbound::HELLO;
@@ -36,18 +36,30 @@ pub enum PeerKind {
     Extended,
 }
 
-/// Which peers speak our extensions, and when each was last asked.
-#[derive(Debug, Default)]
+/// Which peers speak our extensions, and when each was last asked. Both
+/// maps are LRU-bounded: the sender of any `kadmesh_hello` lands in the
+/// first, so a stranger with fresh ids must not grow it.
+#[derive(Debug)]
 pub(super) struct Peers {
-    kinds: HashMap<NodeId, PeerKind>,
+    kinds: LruMap<NodeId, PeerKind>,
     /// When each contact was last sent `kadmesh_hello`.
-    probed: HashMap<NodeId, Time>,
+    probed: LruMap<NodeId, Time>,
 }
 
 impl Peers {
+    /// Remembers at most `max` peers in each map.
+    pub(super) fn new(max: usize) -> Self {
+        Peers { kinds: LruMap::new(max), probed: LruMap::new(max) }
+    }
+
+    /// Entries held: (kinds, probe times).
+    pub(super) fn sizes(&self) -> (usize, usize) {
+        (self.kinds.len(), self.probed.len())
+    }
+
     /// What `id` is known to speak.
     pub(super) fn kind(&self, id: &NodeId) -> PeerKind {
-        self.kinds.get(id).copied().unwrap_or(PeerKind::Unknown)
+        self.kinds.peek(id).copied().unwrap_or(PeerKind::Unknown)
     }
 
     /// Records what `id` speaks.
@@ -105,7 +117,7 @@ impl Engine {
         if kind == PeerKind::Extended {
             return;
         }
-        let due = match (kind, self.peers.probed.get(&contact.id)) {
+        let due = match (kind, self.peers.probed.peek(&contact.id)) {
             (_, None) => true,
             (PeerKind::Base, Some(&at)) => now >= at + REPROBE_AFTER,
             (PeerKind::Unknown | PeerKind::Extended, Some(_)) => false,

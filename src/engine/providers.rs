@@ -29,6 +29,7 @@ use std::time::Duration;
 use super::Engine;
 use crate::contact::Contact;
 use crate::id::{Key, NodeId};
+use crate::limits::{Quota, SourceQuota};
 use crate::time::Time;
 use crate::wire::{Value, HEADER_LEN};
 
@@ -100,6 +101,8 @@ pub struct ProviderStore {
     sets: HashMap<Key, BTreeMap<String, ProviderEntry>>,
     entries: usize,
     next_sweep: Option<Time>,
+    /// Which source each entry written from the network is charged to.
+    quota: SourceQuota<(Key, String)>,
 }
 
 impl ProviderStore {
@@ -113,7 +116,37 @@ impl ProviderStore {
     /// tombstone beats a live entry of the same version). Returns whether the
     /// set now reflects `entry` or something newer; `false` when the id is
     /// invalid or the bounds leave no room.
-    pub fn upsert(&mut self, key: Key, mut entry: ProviderEntry, now: Time) -> bool {
+    pub fn upsert(&mut self, key: Key, entry: ProviderEntry, now: Time) -> bool {
+        self.merge(key, entry, now, true)
+    }
+
+    /// An empty store with these limits, charging network writes to their
+    /// source under `quota` (see [`crate::limits::quota`]).
+    pub fn with_quota(limits: ProviderLimits, quota: Quota) -> Self {
+        ProviderStore { limits, quota: SourceQuota::new(quota), ..Default::default() }
+    }
+
+    /// [`ProviderStore::upsert`] for an entry written from the network by
+    /// `source`: a new entry is refused when the source holds its share,
+    /// and never evicts a live entry to make room.
+    pub fn upsert_from(&mut self, source: std::net::IpAddr, key: Key, entry: ProviderEntry, now: Time) -> bool {
+        let item = (key, entry.id.clone());
+        if self.sets.get(&key).is_some_and(|s| s.contains_key(&entry.id)) {
+            return self.merge(key, entry, now, false);
+        }
+        if !self.quota.admits(source, &item, 1) || !self.merge(key, entry, now, false) {
+            return false;
+        }
+        self.quota.charge(source, item, 1);
+        true
+    }
+
+    /// Network writes refused for their source's quota so far.
+    pub fn quota_refusals(&self) -> u64 {
+        self.quota.refused()
+    }
+
+    fn merge(&mut self, key: Key, mut entry: ProviderEntry, now: Time, evict_live: bool) -> bool {
         if !valid_id(&entry.id) {
             return false;
         }
@@ -129,7 +162,8 @@ impl ProviderStore {
             }
             return true;
         }
-        if entry.expires_at <= now || !self.make_room(&key, entry.expires_at, now) {
+        let evict_before = if evict_live { entry.expires_at } else { now };
+        if entry.expires_at <= now || !self.make_room(&key, evict_before, now) {
             return false;
         }
         self.sets.entry(key).or_default().insert(entry.id.clone(), entry);
@@ -151,6 +185,7 @@ impl ProviderStore {
             set.values().min_by_key(|e| e.expires_at).filter(|e| e.expires_at <= now || e.expires_at < expires_at);
         let Some(id) = victim.map(|e| e.id.clone()) else { return false };
         set.remove(&id);
+        self.quota.release(&(*key, id));
         self.entries -= 1;
         true
     }
@@ -183,8 +218,15 @@ impl ProviderStore {
             return 0;
         }
         let before = self.entries;
-        self.sets.retain(|_, set| {
-            set.retain(|_, e| e.expires_at > now);
+        let quota = &mut self.quota;
+        self.sets.retain(|key, set| {
+            set.retain(|id, e| {
+                let keep = e.expires_at > now;
+                if !keep {
+                    quota.release(&(*key, id.clone()));
+                }
+                keep
+            });
             !set.is_empty()
         });
         self.entries = self.sets.values().map(BTreeMap::len).sum();
@@ -271,11 +313,12 @@ impl Engine {
         from: SocketAddr,
         name: &str,
         args: Vec<Value>,
+        budget: crate::limits::reply::ReplyBudget,
     ) -> Option<Value> {
         match name {
             ADD => self.on_provider_write(now, from, args, false),
             REMOVE => self.on_provider_write(now, from, args, true),
-            LIST => self.on_provider_list(now, from, args),
+            LIST => self.on_provider_list(now, from, args, budget),
             _ => None,
         }
     }
@@ -295,14 +338,25 @@ impl Engine {
         self.provider_sender(now, from, &sender)?;
         let mut accepted = 0;
         for e in entries.iter().filter_map(|v| parse_write_entry(v, gone, now)) {
-            if self.providers.upsert(key, e, now) {
+            let stored = if self.svc.config.limits.applies_to(from.ip()) {
+                self.providers.upsert_from(from.ip(), key, e, now)
+            } else {
+                self.providers.upsert(key, e, now)
+            };
+            if stored {
                 accepted += 1;
             }
         }
         Some(Value::Int(accepted))
     }
 
-    fn on_provider_list(&mut self, now: Time, from: SocketAddr, args: Vec<Value>) -> Option<Value> {
+    fn on_provider_list(
+        &mut self,
+        now: Time,
+        from: SocketAddr,
+        args: Vec<Value>,
+        budget: crate::limits::reply::ReplyBudget,
+    ) -> Option<Value> {
         let [sender, key, after, max] = <[Value; 4]>::try_from(args).ok()?;
         let key = key.as_bytes().and_then(NodeId::from_slice)?;
         let max = uint(&max).filter(|m| *m > 0)?.min(MAX_ENTRIES_PER_CALL as u64) as usize;
@@ -311,13 +365,23 @@ impl Engine {
             v => Some(v.as_str()?),
         };
         self.provider_sender(now, from, &sender)?;
-        Some(self.provider_page(&key, after, max, now))
+        let room = match budget {
+            crate::limits::reply::ReplyBudget::Unbounded => MAX_PAGE_DATAGRAM,
+            crate::limits::reply::ReplyBudget::Bytes(b) => b.min(MAX_PAGE_DATAGRAM),
+        };
+        let page = self.provider_page(&key, after, max, now, room);
+        if page.is_none() {
+            self.svc.stats.replies_trimmed += 1;
+        }
+        page
     }
 
-    /// One `LIST` reply body: as many entries after `after` as fit
-    /// [`MAX_PAGE_DATAGRAM`], at most `max`.
-    fn provider_page(&self, key: &Key, after: Option<&str>, max: usize, now: Time) -> Value {
-        let mut budget = MAX_PAGE_DATAGRAM - PAGE_OVERHEAD;
+    /// One `LIST` reply body: as many entries after `after` as fit a
+    /// datagram of `room` bytes (at most [`MAX_PAGE_DATAGRAM`]), at most
+    /// `max`. `None` when not even one entry fits (a reply budget that
+    /// small): an empty page would read as the end of the set.
+    fn provider_page(&self, key: &Key, after: Option<&str>, max: usize, now: Time, room: usize) -> Option<Value> {
+        let mut budget = room.saturating_sub(PAGE_OVERHEAD);
         let mut entries = Vec::new();
         let mut next = Value::Nil;
         let mut last: Option<&str> = None;
@@ -325,6 +389,9 @@ impl Engine {
             let v = page_entry(e, now);
             let size = v.to_msgpack().len();
             if entries.len() >= max || size > budget {
+                if last.is_none() && entries.len() < max {
+                    return None;
+                }
                 next = last.map_or(Value::Nil, |id| Value::Str(id.to_owned()));
                 break;
             }
@@ -333,17 +400,18 @@ impl Engine {
             entries.push(v);
         }
         let live = Value::from_u64(self.providers.live(key, now) as u64);
-        Value::Map(vec![
+        Some(Value::Map(vec![
             (Value::from("entries"), Value::Array(entries)),
             (Value::from("next"), next),
             (Value::from("live"), live),
-        ])
+        ]))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::reply::ReplyBudget;
 
     fn entry(id: &str, version: u64, expires: u64, gone: bool) -> ProviderEntry {
         ProviderEntry { id: id.into(), version, expires_at: Time::from_secs(expires), load: Some(0.5), gone }
@@ -420,7 +488,7 @@ mod tests {
 
     fn list(e: &mut Engine, after: Value, max: i64) -> Value {
         let args = vec![Value::Bin(vec![9; 20]), Value::Bin(key().0.to_vec()), after, Value::Int(max)];
-        e.on_provider_rpc(Time::ZERO, "127.0.0.1:9".parse().unwrap(), LIST, args).unwrap()
+        e.on_provider_rpc(Time::ZERO, "127.0.0.1:9".parse().unwrap(), LIST, args, ReplyBudget::Unbounded).unwrap()
     }
 
     #[test]
@@ -455,16 +523,28 @@ mod tests {
         let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let id = Value::Bin(vec![9; 20]);
         for args in [vec![], vec![id.clone(), Value::Bin(vec![1; 3]), Value::Array(vec![])], vec![id.clone()]] {
-            assert_eq!(e.on_provider_rpc(Time::ZERO, from, ADD, args), None);
+            assert_eq!(e.on_provider_rpc(Time::ZERO, from, ADD, args, ReplyBudget::Unbounded), None);
         }
         let too_many = Value::Array(vec![Value::Nil; MAX_ENTRIES_PER_CALL + 1]);
-        assert_eq!(e.on_provider_rpc(Time::ZERO, from, ADD, vec![id.clone(), id.clone(), too_many]), None);
-        let bad = Value::Array(vec![Value::Array(vec![Value::from("w1"), Value::Int(-1), Value::Int(5), Value::Nil])]);
-        assert_eq!(e.on_provider_rpc(Time::ZERO, from, ADD, vec![id.clone(), id.clone(), bad]), Some(Value::Int(0)));
         assert_eq!(
-            e.on_provider_rpc(Time::ZERO, from, LIST, vec![id.clone(), id.clone(), Value::Nil, Value::Int(0)]),
+            e.on_provider_rpc(Time::ZERO, from, ADD, vec![id.clone(), id.clone(), too_many], ReplyBudget::Unbounded),
             None
         );
-        assert_eq!(e.on_provider_rpc(Time::ZERO, from, "kadmesh_provider_nope", vec![]), None);
+        let bad = Value::Array(vec![Value::Array(vec![Value::from("w1"), Value::Int(-1), Value::Int(5), Value::Nil])]);
+        assert_eq!(
+            e.on_provider_rpc(Time::ZERO, from, ADD, vec![id.clone(), id.clone(), bad], ReplyBudget::Unbounded),
+            Some(Value::Int(0))
+        );
+        assert_eq!(
+            e.on_provider_rpc(
+                Time::ZERO,
+                from,
+                LIST,
+                vec![id.clone(), id.clone(), Value::Nil, Value::Int(0)],
+                ReplyBudget::Unbounded
+            ),
+            None
+        );
+        assert_eq!(e.on_provider_rpc(Time::ZERO, from, "kadmesh_provider_nope", vec![], ReplyBudget::Unbounded), None);
     }
 }

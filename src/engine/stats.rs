@@ -25,6 +25,9 @@ pub struct Stats {
     pub handovers: u64,
     /// Records re-stored by the republisher.
     pub republished: u64,
+    /// Replies shortened (or a value answered with contacts) to fit the
+    /// budget towards an address that has not answered us.
+    pub replies_trimmed: u64,
 }
 
 /// The labels of [`Stats::sent`] and [`Stats::received`], in order.

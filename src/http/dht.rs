@@ -1,10 +1,6 @@
-//! DHT routes: bootstrap seeds, topology and health, built from the routing
-//! table (and what each contact speaks), the workers registered here and the
-//! workers seen in recent answers.
-//!
-//! In the topology, DHT nodes are `node_type: "coordinator"` (they are the
-//! backbone the frontend draws coordinators as), with `peer` telling
-//! `kadmesh`, `python` (answers only the base protocol) or `unknown`.
+//! `GET /api/dht/bootstrap`: seeds for new nodes, built from the routing
+//! table and what each contact speaks. The topology lives in
+//! [`super::topology`], health in [`super::health`].
 
 use std::net::SocketAddr;
 
@@ -14,7 +10,7 @@ use axum::Json;
 use serde_json::{json, Value as Json_};
 
 use super::error::ApiError;
-use crate::discovery::{Discovery, Health, WorkerRecord};
+use crate::discovery::Discovery;
 use crate::engine::PeerKind;
 use crate::id::NodeId;
 
@@ -43,14 +39,6 @@ pub async fn peers(d: &Discovery) -> Result<Vec<Peer>, ApiError> {
         })
         .await?;
     Ok(peers)
-}
-
-fn peer_label(kind: PeerKind) -> &'static str {
-    match kind {
-        PeerKind::Extended => "kadmesh",
-        PeerKind::Base => "python",
-        PeerKind::Unknown => "unknown",
-    }
 }
 
 /// The host other nodes reach this one at: the configured public host, the
@@ -132,89 +120,6 @@ fn host_port(value: &str) -> Option<u16> {
         None => return None,
     };
     after.strip_prefix(':')?.parse().ok()
-}
-
-fn worker_node(w: &WorkerRecord, now: f64, d: &Discovery) -> Json_ {
-    json!({
-        "id": w.worker_id,
-        "node_id": w.worker_id,
-        "node_type": "worker",
-        "tunnel_url": w.tunnel_url,
-        "dht_port": null,
-        "services": w.services,
-        "load": w.load,
-        "status": w.health(now, d.config().worker_ttl).as_str(),
-        "capabilities": w.capabilities,
-    })
-}
-
-/// `GET /api/dht/topology`: the graph in both the current
-/// (`connections`/`stats`) and the older (`edges`/`node_count`) shapes.
-pub async fn topology(State(d): State<Discovery>) -> Result<Json<Json_>, ApiError> {
-    let me = d.node().id().to_hex();
-    let now = d.now();
-    let local = d.local_workers();
-    let mut services: Vec<String> = local.iter().flat_map(|w| w.services.clone()).collect();
-    services.sort();
-    services.dedup();
-    let mut nodes = vec![json!({
-        "id": me, "node_id": me, "node_type": "coordinator", "tunnel_url": d.config().public_url,
-        "dht_port": d.node().local_addr().port(), "services": services, "load": null, "status": "healthy",
-        "capabilities": {"dht": "kadmesh", "version": env!("CARGO_PKG_VERSION")}, "peer": "self",
-    })];
-    let mut links: Vec<(String, String, &str)> = Vec::new();
-    for p in peers(&d).await? {
-        let id = p.id.to_hex();
-        nodes.push(json!({
-            "id": id, "node_id": id, "node_type": "coordinator", "tunnel_url": null, "dht_port": p.addr.port(),
-            "host": p.addr.ip().to_string(), "services": [], "load": null, "status": "healthy",
-            "capabilities": {}, "peer": peer_label(p.kind),
-        }));
-        links.push((me.clone(), id, "dht_connection"));
-    }
-    let mut workers: Vec<WorkerRecord> = local.clone();
-    workers.extend(d.recent_workers().into_iter().filter(|r| !local.iter().any(|l| l.worker_id == r.worker_id)));
-    // Every DHT node listed answered recently enough to be in the table.
-    let mut healthy = nodes.len();
-    for w in &workers {
-        healthy += usize::from(w.health(now, d.config().worker_ttl) == Health::Healthy);
-        nodes.push(worker_node(w, now, &d));
-        let via = w.node_id.clone().filter(|n| nodes.iter().any(|x| x["id"] == n.as_str())).unwrap_or(me.clone());
-        links.push((w.worker_id.clone(), via, "worker_registration"));
-    }
-    let peers_total = nodes.len() - workers.len();
-    Ok(Json(json!({
-        "nodes": nodes,
-        "connections": links.iter().map(|(s, t, k)| json!({"source_id": s, "target_id": t, "type": k})).collect::<Vec<_>>(),
-        "edges": links.iter().map(|(s, t, k)| json!({"from": s, "to": t, "type": k})).collect::<Vec<_>>(),
-        "stats": {
-            "total_nodes": nodes.len(),
-            "coordinator_count": peers_total,
-            "worker_count": workers.len(),
-            "healthy_count": healthy,
-        },
-        "dht_enabled": true,
-        "node_count": nodes.len(),
-        "timestamp": now,
-    })))
-}
-
-/// `GET /health`: `healthy` when this node has DHT peers, `degraded` when it
-/// is alone (still HTTP 200: a lone first seed is legitimate).
-pub async fn health(State(d): State<Discovery>) -> Result<Json<Json_>, ApiError> {
-    let (peers, records) = d.node().with_engine(|e, _| (e.routing().len(), e.store().len())).await?;
-    Ok(Json(json!({
-        "status": if peers > 0 { "healthy" } else { "degraded" },
-        "node_id": d.node().id().to_hex(),
-        "dht_port": d.node().local_addr().port(),
-        "peers": peers,
-        "bootstrapped": peers > 0,
-        "workers_registered": d.local_worker_count(),
-        "records_held": records,
-        "coordinator_url": d.coordinator_url(),
-        "uptime_seconds": d.uptime().as_secs(),
-        "version": env!("CARGO_PKG_VERSION"),
-    })))
 }
 
 #[cfg(test)]

@@ -4,12 +4,13 @@
 //!
 //! | code | status | when |
 //! |---|---|---|
-//! | `invalid_input` | 400 | missing or mistyped field, bad URL or name, body not JSON or too large |
+//! | `invalid_input` | 400 | missing or mistyped field, bad URL or name, body not JSON, too many services |
 //! | `unauthorized` | 401 | `--api-token` set and the request lacks it |
 //! | `forbidden` | 403 | the change needs the worker's credential, or a wrong one was sent |
 //! | `not_found` | 404 | unknown worker, unknown route |
 //! | `method_not_allowed` | 405 | known route, wrong method |
-//! | `payload_too_large` | 413 | a routed request's body is over the limit |
+//! | `payload_too_large` | 413 | a body over the limit ([`super::HttpLimits::max_body`], or a routed request's) |
+//! | `timeout` | 503 | the request ran past [`super::HttpLimits::request_timeout`] |
 //! | `no_healthy_workers` | 503 | nobody can name a healthy worker of the service |
 //! | `unavailable` | 503 | the DHT node has stopped |
 //! | `bad_gateway` | 502 | a routed request's answer is over the limit |

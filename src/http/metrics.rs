@@ -6,16 +6,22 @@
 //! `kadmesh_rpc_timeouts_total`, `kadmesh_routing_table_size`,
 //! `kadmesh_peers{peer}`, `kadmesh_records_held`, `kadmesh_record_bytes`,
 //! `kadmesh_provider_sets`, `kadmesh_provider_entries`,
-//! `kadmesh_bootstrap_url_fetches_total{result}`, `kadmesh_workers_registered`
-//! and the engine's and discovery layer's other counters.
+//! `kadmesh_bootstrap_url_fetches_total{result}`, `kadmesh_workers_registered`,
+//! the limits against strangers (`kadmesh_requests_dropped_total{bucket}`,
+//! `kadmesh_quota_refusals_total{store}`, `kadmesh_replies_trimmed_total`,
+//! `kadmesh_bounded_map_entries{map}`, the `kadmesh_http_*` families of
+//! [`super::limits`]) and the engine's and discovery layer's other counters.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
+use axum::Extension;
 
 use super::error::ApiError;
+use super::limits::HttpGuard;
 use crate::discovery::metrics::{read, LookupResult, Metrics, LATENCY_BUCKETS};
 use crate::discovery::Discovery;
 use crate::engine::{PeerKind, Stats, RPC_LABELS};
@@ -42,6 +48,8 @@ pub struct EngineSnapshot {
     pub provider_entries: usize,
     /// Operations in progress.
     pub ops: usize,
+    /// What the engine's limits refused and hold.
+    pub limits: crate::engine::LimitStats,
 }
 
 /// Reads the snapshot from the engine.
@@ -66,17 +74,18 @@ pub async fn snapshot(d: &Discovery) -> Result<EngineSnapshot, ApiError> {
                 provider_sets: e.providers().set_count(),
                 provider_entries: e.providers().entry_count(),
                 ops: e.ops_in_progress(),
+                limits: e.limit_stats(),
             }
         })
         .await?;
     Ok(s)
 }
 
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+pub(crate) fn single(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
     family(out, name, kind, help);
     let _ = writeln!(out, "{name} {value}");
 }
@@ -108,6 +117,31 @@ fn lookup_families(out: &mut String, m: &Metrics) {
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}\n{name}_sum {sum}\n{name}_count {total}");
 }
 
+fn limit_families(out: &mut String, l: &crate::engine::LimitStats) {
+    let name = "kadmesh_requests_dropped_total";
+    family(out, name, "counter", "Requests dropped by the rate limiter, by the bucket that refused them.");
+    for (bucket, n) in [("ip", l.rate.dropped_ip), ("prefix", l.rate.dropped_prefix), ("global", l.rate.dropped_global)]
+    {
+        let _ = writeln!(out, "{name}{{bucket=\"{bucket}\"}} {n}");
+    }
+    let name = "kadmesh_quota_refusals_total";
+    family(out, name, "counter", "Network writes refused for their source's storage quota.");
+    let _ = writeln!(out, "{name}{{store=\"records\"}} {}", l.record_quota_refusals);
+    let _ = writeln!(out, "{name}{{store=\"providers\"}} {}", l.provider_quota_refusals);
+    let trimmed = "Replies cut to the size budget towards an address that has not answered us.";
+    single(out, "kadmesh_replies_trimmed_total", "counter", trimmed, l.replies_trimmed);
+    let name = "kadmesh_bounded_map_entries";
+    family(out, name, "gauge", "Entries of the maps keyed by what strangers choose (each LRU-bounded).");
+    for (map, n) in [
+        ("peer_kinds", l.peer_state.0),
+        ("probes", l.peer_state.1),
+        ("rate_ips", l.rate_sources.0),
+        ("rate_prefixes", l.rate_sources.1),
+    ] {
+        let _ = writeln!(out, "{name}{{map=\"{map}\"}} {n}");
+    }
+}
+
 /// The whole exposition.
 pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     let mut out = String::with_capacity(4096);
@@ -131,6 +165,7 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     single(&mut out, "kadmesh_provider_entries", "gauge", "Provider entries held.", e.provider_entries);
     single(&mut out, "kadmesh_operations_in_progress", "gauge", "Engine operations running.", e.ops);
     single(&mut out, "kadmesh_workers_registered", "gauge", "Workers registered through this node.", workers);
+    limit_families(&mut out, &e.limits);
     family(&mut out, "kadmesh_bootstrap_url_fetches_total", "counter", "Bootstrap-URL fetches, by result.");
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"ok\"}} {}", read(&m.bootstrap_url_ok));
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"error\"}} {}", read(&m.bootstrap_url_failed));
@@ -151,9 +186,15 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
 }
 
 /// `GET /metrics`
-pub async fn metrics(State(d): State<Discovery>) -> Result<impl IntoResponse, ApiError> {
+pub async fn metrics(
+    State(d): State<Discovery>,
+    guard: Option<Extension<Arc<HttpGuard>>>,
+) -> Result<impl IntoResponse, ApiError> {
     let snap = snapshot(&d).await?;
-    let body = render(&snap, d.metrics(), d.local_worker_count());
+    let mut body = render(&snap, d.metrics(), d.local_worker_count());
+    if let Some(Extension(g)) = guard {
+        g.render(&mut body);
+    }
     Ok(([(CONTENT_TYPE, CONTENT_TYPE_TEXT)], body))
 }
 
@@ -172,6 +213,8 @@ mod tests {
         assert!(text.contains("kadmesh_lookup_duration_seconds_count 1\n"));
         assert!(text.contains("kadmesh_rpcs_sent_total{kind=\"find_value\"} 0\n"));
         assert!(text.contains("kadmesh_workers_registered 2\n"));
+        assert!(text.contains("kadmesh_requests_dropped_total{bucket=\"prefix\"} 0\n"));
+        assert!(text.contains("kadmesh_bounded_map_entries{map=\"peer_kinds\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

@@ -10,14 +10,17 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::{Extension, Json};
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Value as Json_};
 
 use super::error::ApiError;
-use super::{HEARTBEAT_INTERVAL_SECS, MAX_BODY};
+use super::limits::{bump, HttpGuard};
+use super::HEARTBEAT_INTERVAL_SECS;
 use crate::discovery::input::{check_worker_id, parse_heartbeat, parse_registration};
 use crate::discovery::keys::parse_credential;
 use crate::discovery::Discovery;
@@ -25,13 +28,18 @@ use crate::discovery::Discovery;
 /// The header carrying a worker's credential.
 pub const CREDENTIAL_HEADER: &str = "x-kadmesh-credential";
 
-/// The JSON document of a request body.
-fn json_body(body: Result<Bytes, BytesRejection>) -> Result<Json_, ApiError> {
-    let bytes = body.map_err(|e| match e {
-        BytesRejection::FailedToBufferBody(_) => {
-            ApiError::invalid(format!("the request body is larger than {MAX_BODY} bytes or could not be read"))
+/// The JSON document of a request body; a body over the limit is a 413.
+fn json_body(guard: &HttpGuard, body: Result<Bytes, BytesRejection>) -> Result<Json_, ApiError> {
+    let bytes = body.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            bump(&guard.counters.bodies_too_large);
+            let detail = format!("the request body is larger than {} bytes", guard.limits.max_body);
+            return ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, code: "payload_too_large", detail };
         }
-        other => ApiError::invalid(other.body_text()),
+        match e {
+            BytesRejection::FailedToBufferBody(_) => ApiError::invalid("the request body could not be read"),
+            other => ApiError::invalid(other.body_text()),
+        }
     })?;
     if bytes.is_empty() {
         return Err(ApiError::invalid("the request body is empty; send a JSON object"));
@@ -72,12 +80,21 @@ fn credential(headers: &HeaderMap, body: Option<&Json_>) -> Result<Option<Signin
 /// `POST /api/worker/register`
 pub async fn register(
     State(d): State<Discovery>,
+    Extension(guard): Extension<Arc<HttpGuard>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Json_>, ApiError> {
     check_api_token(&d, &headers)?;
-    let body = json_body(body)?;
+    let body = json_body(&guard, body)?;
     let reg = parse_registration(&body).map_err(|e| ApiError::invalid(e.0))?;
+    let most = guard.limits.max_services_per_registration;
+    if reg.services.len() > most {
+        bump(&guard.counters.too_many_services);
+        return Err(ApiError::invalid(format!(
+            "field \"services\" names {} services; at most {most} are allowed",
+            reg.services.len()
+        )));
+    }
     let out = d.register(reg, credential(&headers, Some(&body))?).await?;
     Ok(Json(json!({
         "status": "registered",
@@ -101,11 +118,12 @@ pub async fn register(
 /// `POST /api/worker/heartbeat`
 pub async fn heartbeat(
     State(d): State<Discovery>,
+    Extension(guard): Extension<Arc<HttpGuard>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Json_>, ApiError> {
     check_api_token(&d, &headers)?;
-    let body = json_body(body)?;
+    let body = json_body(&guard, body)?;
     let hb = parse_heartbeat(&body).map_err(|e| ApiError::invalid(e.0))?;
     let out = d.heartbeat(hb, credential(&headers, Some(&body))?).await?;
     Ok(Json(json!({

@@ -8,6 +8,7 @@
 
 mod bootstrap;
 mod clock;
+mod socket;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use bootstrap::{bootstrap_with_retry, Backoff};
 pub use clock::Clock;
+pub use socket::SocketBuffers;
 
 use crate::contact::Contact;
 use crate::engine::{BootstrapOutcome, Config, Engine, GetOutcome, Outcome, PingReply, PutOutcome, QueryId};
@@ -70,8 +72,21 @@ impl Node {
     /// Starts a node on an already bound socket. The engine's RNG seed is
     /// mixed with OS randomness: message ids must not be predictable on a
     /// real network (simulations drive [`Engine`] directly with fixed seeds).
-    pub fn spawn(socket: UdpSocket, id: NodeId, mut config: Config) -> Result<NodeHandle, NodeError> {
+    /// The socket's kernel buffers are enlarged to [`SocketBuffers`]'
+    /// defaults; [`Node::spawn_with_buffers`] chooses them.
+    pub fn spawn(socket: UdpSocket, id: NodeId, config: Config) -> Result<NodeHandle, NodeError> {
+        Node::spawn_with_buffers(socket, id, config, SocketBuffers::default())
+    }
+
+    /// [`Node::spawn`] with chosen socket buffer sizes.
+    pub fn spawn_with_buffers(
+        socket: UdpSocket,
+        id: NodeId,
+        mut config: Config,
+        buffers: SocketBuffers,
+    ) -> Result<NodeHandle, NodeError> {
         config.validate()?;
+        buffers.apply(&socket);
         config.rng_seed ^= rand::random::<u64>();
         let local_addr = socket.local_addr()?;
         let clock = Clock::new();

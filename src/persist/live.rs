@@ -22,6 +22,30 @@ pub fn republish_spread(config: &Config) -> Duration {
     config.republish_interval / 6
 }
 
+/// How a restarted node pings its saved contacts: in waves, stopping once
+/// enough answered, so a large state file never turns into a burst of
+/// thousands of pings (and a whole network restarting at once does not
+/// flood itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestorePacing {
+    /// Contacts pinged per wave. Default 32.
+    pub wave: usize,
+    /// Pause between waves. Default 200 ms.
+    pub gap: Duration,
+    /// Waves stop once this many contacts answered: the bootstrap's own
+    /// lookup fills the table from them. Default 8.
+    pub enough: usize,
+    /// Most contacts pinged in all; when none of them answers the caller
+    /// falls back to its seeds. Default 256.
+    pub max_pinged: usize,
+}
+
+impl Default for RestorePacing {
+    fn default() -> Self {
+        RestorePacing { wave: 32, gap: Duration::from_millis(200), enough: 8, max_pinged: 256 }
+    }
+}
+
 /// The node's current state.
 pub async fn snapshot(node: &NodeHandle) -> Result<SavedState, NodeError> {
     node.with_engine(|engine, now| SavedState::capture(engine, now)).await
@@ -33,6 +57,15 @@ pub async fn snapshot(node: &NodeHandle) -> Result<SavedState, NodeError> {
 /// when it reached nobody (the whole network restarted too), fall back to
 /// the configured seeds.
 pub async fn restore(node: &NodeHandle, state: SavedState) -> Result<BootstrapOutcome, NodeError> {
+    restore_paced(node, state, RestorePacing::default()).await
+}
+
+/// [`restore`] with explicit pacing of the rejoin pings.
+pub async fn restore_paced(
+    node: &NodeHandle,
+    state: SavedState,
+    pacing: RestorePacing,
+) -> Result<BootstrapOutcome, NodeError> {
     if node.id() != state.id {
         tracing::warn!(saved = %state.id, running = %node.id(), "restoring state saved under another node id");
     }
@@ -49,7 +82,23 @@ pub async fn restore(node: &NodeHandle, state: SavedState) -> Result<BootstrapOu
         contacts = addrs.len(),
         "restored saved state; rejoining through saved contacts"
     );
-    node.bootstrap(addrs).await
+    let mut total = BootstrapOutcome { seeds_reached: 0, seeds_tried: 0, table_size: 0 };
+    let most = addrs.len().min(pacing.max_pinged);
+    for (i, wave) in addrs[..most].chunks(pacing.wave.max(1)).enumerate() {
+        if i > 0 {
+            tokio::time::sleep(pacing.gap).await;
+        }
+        let got = node.bootstrap(wave.to_vec()).await?;
+        total = BootstrapOutcome {
+            seeds_reached: total.seeds_reached + got.seeds_reached,
+            seeds_tried: total.seeds_tried + got.seeds_tried,
+            table_size: got.table_size,
+        };
+        if total.seeds_reached >= pacing.enough {
+            break;
+        }
+    }
+    Ok(total)
 }
 
 /// Snapshots `node` and writes it to `dir`.

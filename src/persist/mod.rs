@@ -23,6 +23,7 @@
 //! | truncated or corrupt (our magic, damaged body or checksum) | `Err(Truncated \| Corrupt)` | renamed to `kadmesh.state.corrupt-<unix-ms>`, one error line logged, `Ok(None)`: the node starts clean with a new id |
 //! | written by a newer format version | `Err(FutureVersion)` | `Err`: the daemon refuses to start |
 //! | not a kadmesh state file at all | `Err(Foreign)` | `Err`: the daemon refuses to start |
+//! | a symlink, FIFO, device or directory | `Err(NotRegular)`, never followed or read | `Err`: the daemon refuses to start |
 //!
 //! Why the split: with atomic writes, damage means the disk or someone else
 //! broke the file. An unattended volunteer worker should keep serving rather
@@ -35,10 +36,13 @@
 //! # Layout
 //! `format` owns the bytes; this file the types, the directory and the
 //! policy; `live` the glue to a running [`NodeHandle`](crate::node::NodeHandle)
-//! (snapshot, restore, autosave, save on shutdown).
+//! (snapshot, restore, autosave, save on shutdown); `lock` keeps a second
+//! daemon off a directory in use.
 
+mod file;
 mod format;
 mod live;
+mod lock;
 
 use std::fs;
 use std::io::{self, Write};
@@ -48,8 +52,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+pub use file::{decode_state, encode_state};
 pub use format::FORMAT_VERSION;
-pub use live::{republish_spread, restore, save, shutdown_saving, snapshot, spawn_autosave};
+pub use live::{
+    republish_spread, restore, restore_paced, save, shutdown_saving, snapshot, spawn_autosave, RestorePacing,
+};
+pub use lock::{DirLock, LOCK_FILE};
 
 use crate::contact::Contact;
 use crate::engine::Engine;
@@ -102,6 +110,20 @@ pub enum PersistError {
         /// The version this build reads.
         supported: u16,
     },
+    /// Something other than a regular file sits at the state path (a
+    /// symlink, FIFO, device, directory); it is never followed or read.
+    /// Replace it with the real file or choose another data directory.
+    #[error(
+        "{} is {kind}, not a regular file; the state file is never read through a link or from a \
+         FIFO or device: replace it or choose another data directory",
+        path.display()
+    )]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What is there.
+        kind: &'static str,
+    },
     /// Shorter than it declares (an interrupted copy, a full disk).
     #[error("{} is truncated ({found} of {expected} bytes); move it away to start with a new node id", path.display())]
     Truncated {
@@ -123,6 +145,16 @@ pub enum PersistError {
     /// The state could not be encoded (a bug: report it).
     #[error("cannot encode the node state: {0}")]
     Encode(String),
+    /// Another process holds the data directory (two daemons on one
+    /// directory would overwrite each other's state); stop it or use another.
+    #[error("data directory {} is in use by {} (lock file {LOCK_FILE}); stop that process or choose another --data-dir",
+        path.display(), holder.map_or("another process".to_owned(), |p| format!("process {p}")))]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+        /// The holder's PID, as it wrote it into the lock file.
+        holder: Option<u32>,
+    },
     /// The node stopped before its state could be read.
     #[error(transparent)]
     Node(#[from] NodeError),
@@ -181,17 +213,14 @@ impl SavedState {
     /// left of their lifetime (capped at the engine's `record_ttl`), and
     /// published records, each republished at a random moment within
     /// `republish_spread` through the engine's rate-limited queue. Returns
-    /// the saved contacts' addresses: bootstrap from them to rejoin.
+    /// the saved contacts' addresses, capped to what a routing table can
+    /// hold ([`capped_contacts`]): bootstrap from them to rejoin.
     pub fn restore_into(self, engine: &mut Engine, now: Time, republish_spread: Duration) -> Vec<SocketAddr> {
         for r in self.records {
             engine.restore_record(now, r);
         }
         engine.restore_published(now, self.published, republish_spread);
-        let me = engine.id();
-        let mut addrs: Vec<SocketAddr> = self.contacts.iter().filter(|c| c.id != me).map(|c| c.addr).collect();
-        addrs.sort();
-        addrs.dedup();
-        addrs
+        capped_contacts(engine.id(), engine.config().k, &self.contacts)
     }
 
     fn to_body(&self) -> BodyV1 {
@@ -243,6 +272,27 @@ impl SavedState {
             records,
         })
     }
+}
+
+/// The addresses of `contacts` a routing table of `local` with buckets of
+/// `k` could hold: at most `k` per distance prefix (one bucket's worth at
+/// each depth), so a state file with 50,000 contacts yields at most
+/// 160 x `k`, not 50,000 pings. Ordered round-robin over depths, nearest
+/// depth first, so a caller pinging the first few reaches every region.
+pub fn capped_contacts(local: NodeId, k: usize, contacts: &[Contact]) -> Vec<SocketAddr> {
+    let mut by_depth: Vec<Vec<SocketAddr>> = vec![Vec::new(); crate::id::ID_BITS + 1];
+    let mut seen = std::collections::HashSet::new();
+    for c in contacts.iter().filter(|c| c.id != local) {
+        let depth = &mut by_depth[local.distance(&c.id).leading_zeros()];
+        if depth.len() < k && seen.insert(c.addr) {
+            depth.push(c.addr);
+        }
+    }
+    let mut out = Vec::new();
+    for round in 0..k {
+        out.extend(by_depth.iter().rev().filter_map(|d| d.get(round)));
+    }
+    out
 }
 
 fn id_of(b: &Blob, what: &str) -> Result<NodeId, String> {
@@ -299,23 +349,12 @@ impl StateDir {
     }
 
     /// The saved state; `None` when nothing was saved yet. Any defect is an
-    /// error and the file is left untouched.
+    /// error and the file is left untouched; anything but a regular file
+    /// (a symlink, a FIFO, a device) is refused unread.
     pub fn load(&self) -> Result<Option<SavedState>, PersistError> {
         let path = &self.file;
-        let len = match fs::metadata(path) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io_err(path, "cannot read the state file")(e)),
-        };
-        if len > MAX_STATE_BYTES {
-            let reason = format!("{len} bytes, more than the {MAX_STATE_BYTES}-byte limit");
-            return Err(PersistError::Corrupt { path: path.clone(), reason });
-        }
-        let bytes = fs::read(path).map_err(io_err(path, "cannot read the state file"))?;
-        let body = format::decode(&bytes).map_err(|d| PersistError::from_defect(path, d))?;
-        let state =
-            SavedState::from_body(body).map_err(|reason| PersistError::Corrupt { path: path.clone(), reason })?;
-        Ok(Some(state))
+        let Some(bytes) = file::read_state(path)? else { return Ok(None) };
+        file::decode_at(path, &bytes).map(Some)
     }
 
     /// [`StateDir::load`] with the module's policy applied: a truncated or
@@ -354,7 +393,7 @@ impl StateDir {
         if last.is_some_and(|t| t > state.saved_at) {
             return Ok(());
         }
-        let bytes = format::encode(&state.to_body()).map_err(|e| PersistError::Encode(e.to_string()))?;
+        let bytes = encode_state(state)?;
         self.write_atomic(&bytes)?;
         *last = Some(state.saved_at);
         Ok(())

@@ -134,10 +134,20 @@ impl KBucket {
 
     /// Moves a live contact to most-recently-seen, taking the new address and
     /// clearing its failures. False if the contact is not live here.
+    ///
+    /// A different address is taken only once the old one has failed to
+    /// answer (libtorrent's rule): anyone can send a datagram carrying a
+    /// known node's id, and taking its address at once would let a stranger
+    /// redirect that node's traffic with one ping. Until then the datagram
+    /// from the new address changes nothing (true: the id is live here).
     pub(crate) fn update(&mut self, contact: Contact, now: Time) -> bool {
         let Some(pos) = self.position(&contact.id) else {
             return false;
         };
+        let old = &self.entries[pos];
+        if old.contact.addr != contact.addr && old.failures == 0 && !old.suspect {
+            return true;
+        }
         self.entries[pos..].rotate_left(1);
         let Some(entry) = self.entries.last_mut() else { return false };
         if entry.contact.addr != contact.addr {

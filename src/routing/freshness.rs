@@ -164,7 +164,9 @@ mod tests {
         t.mark_answered(&cs[0].id, secs(0));
         t.mark_answered(&cs[1].id, secs(0));
         t.record_failure(&cs[0].id, 3);
-        // cs[1] is heard from another address: its old answer no longer counts.
+        // cs[1] failed and is then heard from another address: its old
+        // answer no longer counts (while it answers, a new address is ignored).
+        t.record_failure(&cs[1].id, 3);
         t.insert(Contact::new(cs[1].id, ([127, 0, 0, 2], 1).into()), secs(1));
         assert!(!t.is_verified(&cs[1].id));
         let h = t.handout(&cs[0].id, 2, secs(1), |_| false);

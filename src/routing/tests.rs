@@ -55,7 +55,13 @@ fn insert_orders_least_recently_seen_first_and_updates_address() {
     }
     assert_eq!(bucket_ids(&table, 0), vec![a.id, b.id, c.id]);
 
+    // A datagram with a's id from elsewhere moves nothing while a answers...
     let moved = contact(a.id, 4000);
+    assert_eq!(table.insert(moved, secs(3)), InsertOutcome::Updated);
+    assert_eq!((table.get(&a.id), table.last_seen(&a.id)), (Some(a), Some(secs(1))));
+    assert_eq!(bucket_ids(&table, 0), vec![a.id, b.id, c.id]);
+    // ...but once the old address failed to answer, the new one is taken.
+    table.record_failure(&a.id, 3);
     assert_eq!(table.insert(moved, secs(5)), InsertOutcome::Updated);
     assert_eq!(bucket_ids(&table, 0), vec![b.id, c.id, a.id]);
     assert_eq!(table.get(&a.id), Some(moved));

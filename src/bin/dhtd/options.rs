@@ -1,0 +1,145 @@
+//! Every option of the `dhtd` daemon, in one struct: each field is a flag
+//! (`--name`), an environment variable (`DHT_NAME`) and a TOML key (the field
+//! name) at once, with its default and help beside it.
+//!
+//! Adding an option is adding one field here: `config` reads the file and
+//! reports the source of every field generically, through clap's own
+//! description of the arguments. Only an extra, non-`DHT_` environment name
+//! needs a line in [`ENV_ALIASES`].
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+/// Environment names the platform already uses, accepted when the `DHT_`
+/// name is unset: (argument id, alias).
+pub const ENV_ALIASES: &[(&str, &str)] = &[("coordinator_url", "COORDINATOR_URL"), ("worker_ttl", "WORKER_TTL")];
+
+/// Arguments that are about finding the configuration, not part of it.
+pub const NOT_IN_FILE: &[&str] = &["config"];
+
+/// When log lines carry ANSI colours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// Only when stderr is a terminal (and `NO_COLOR` is unset).
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// The daemon's options.
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    /// TOML file with any of these options (keys are the long names with
+    /// `_`, e.g. `http_bind = "0.0.0.0:8080"`); flags and DHT_ variables override it.
+    #[arg(long, env = "DHT_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// UDP port to listen on (0: any free port).
+    #[arg(long, env = "DHT_PORT", default_value_t = 8468)]
+    pub port: u16,
+    /// UDP bind address. 0.0.0.0 by default: other nodes must reach it, and a
+    /// node bound to 127.0.0.1 cannot talk to a seed on another machine.
+    #[arg(long, env = "DHT_BIND", default_value = "0.0.0.0")]
+    pub bind: IpAddr,
+    /// Seed node host:port; repeat, or comma-separate in DHT_SEEDS.
+    #[arg(long = "seed", env = "DHT_SEEDS", value_name = "HOST:PORT", value_delimiter = ',')]
+    pub seeds: Vec<String>,
+    /// URL serving {"seeds": [{"host", "dht_port"}]} (the platform's
+    /// /api/dht/bootstrap); retried with backoff while it fails.
+    #[arg(long, env = "DHT_BOOTSTRAP_URL")]
+    pub bootstrap_url: Option<String>,
+    /// Node id as 40 hex digits (default: the saved one with --data-dir, else random).
+    #[arg(long, env = "DHT_NODE_ID")]
+    pub node_id: Option<String>,
+    /// Directory for this node's state (id, contacts, records), locked while
+    /// the daemon runs; restored at start, saved every --save-every seconds
+    /// and on shutdown.
+    #[arg(long, env = "DHT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Seconds between state saves (with --data-dir).
+    #[arg(long, env = "DHT_SAVE_EVERY", default_value_t = 300)]
+    pub save_every: u64,
+    /// RPC timeout in seconds.
+    #[arg(long, env = "DHT_RPC_TIMEOUT", default_value_t = 5.0)]
+    pub rpc_timeout: f64,
+    /// Address of the HTTP surface and the network page. Loopback by default:
+    /// set 0.0.0.0:8080 to serve other machines (the image does).
+    #[arg(long, env = "DHT_HTTP_BIND", default_value = "127.0.0.1:8080")]
+    pub http_bind: SocketAddr,
+    /// Do not serve HTTP (a pure DHT node).
+    #[arg(long, env = "DHT_NO_HTTP")]
+    pub no_http: bool,
+    /// Coordinator to answer discover requests the DHT cannot (also COORDINATOR_URL).
+    #[arg(long, env = "DHT_COORDINATOR_URL")]
+    pub coordinator_url: Option<String>,
+    /// Seconds a worker stays healthy after its last heartbeat (also WORKER_TTL).
+    #[arg(long, env = "DHT_WORKER_TTL", default_value_t = 300)]
+    pub worker_ttl: u64,
+    /// Seconds between re-writes of registered workers' records.
+    #[arg(long, env = "DHT_REFRESH_INTERVAL", default_value_t = 120)]
+    pub refresh_interval: u64,
+    /// Seconds of silence after which a registered worker is dropped.
+    #[arg(long, env = "DHT_STALE_AFTER", default_value_t = 600)]
+    pub stale_after: u64,
+    /// Seconds discover answers are cached (0 disables).
+    #[arg(long, env = "DHT_CACHE_TTL", default_value_t = 1)]
+    pub cache_ttl: u64,
+    /// Host name or IP other nodes reach this node's UDP port at (for /api/dht/bootstrap).
+    #[arg(long, env = "DHT_PUBLIC_HOST")]
+    pub public_host: Option<String>,
+    /// This node's public HTTP URL (shown as its tunnel_url).
+    #[arg(long, env = "DHT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Token every register, heartbeat and unregister must carry as
+    /// `Authorization: Bearer <token>` (default: none required).
+    #[arg(long, env = "DHT_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+    /// Endorsement mode: serve only workers certified by this coordinator
+    /// public key (64 hex digits; `dhtctl keygen` makes one, `dhtctl endorse` certifies).
+    #[arg(long, env = "DHT_ENDORSEMENT_KEY", value_parser = parse_public_key_hex)]
+    pub endorsement_key: Option<String>,
+    /// Refuse worker tunnel URLs on loopback, private or localhost hosts.
+    #[arg(long, env = "DHT_REFUSE_PRIVATE_URLS")]
+    pub refuse_private_urls: bool,
+    /// Services assigned to a worker that registers naming none (the
+    /// platform's agent launches what `assigned_services` names).
+    #[arg(long, env = "DHT_DEFAULT_SERVICES", value_delimiter = ',', default_value = "ocr")]
+    pub default_services: Vec<String>,
+    /// Added to the default services of such a worker when it reports a GPU.
+    #[arg(long, env = "DHT_GPU_SERVICES", value_delimiter = ',', default_value = "llm-inference")]
+    pub gpu_services: Vec<String>,
+    /// Origins allowed to read the HTTP JSON from a browser (CORS); repeat or
+    /// comma-separate; `*` allows any. None by default.
+    #[arg(long = "cors-origin", env = "DHT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Least seconds between two network crawls behind /api/dht/topology.
+    #[arg(long, env = "DHT_CRAWL_EVERY", default_value_t = 15)]
+    pub crawl_every: u64,
+    /// Most nodes one topology crawl visits.
+    #[arg(long, env = "DHT_CRAWL_MAX_NODES", default_value_t = 2000)]
+    pub crawl_max_nodes: usize,
+    /// Most workers the topology lists.
+    #[arg(long, env = "DHT_TOPOLOGY_MAX_WORKERS", default_value_t = 2000)]
+    pub topology_max_workers: usize,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, env = "DHT_LOG_JSON")]
+    pub log_json: bool,
+    /// Colours in text logs.
+    #[arg(long, env = "DHT_LOG_COLOR", value_enum, default_value_t = Color::Auto)]
+    pub log_color: Color,
+}
+
+/// An Ed25519 public key given as 64 hex digits (checked, kept as text).
+pub fn parse_public_key_hex(text: &str) -> Result<String, String> {
+    public_key(text).map(|_| text.trim().to_owned())
+}
+
+/// The Ed25519 public key in 64 hex digits.
+pub fn public_key(text: &str) -> Result<ed25519_dalek::VerifyingKey, String> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes).map_err(|_| "expected 64 hex digits".to_owned())?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "not a valid Ed25519 public key".to_owned())
+}

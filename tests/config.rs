@@ -1,0 +1,182 @@
+//! `dhtd config` reports every source correctly, the data-directory lock
+//! keeps a second daemon out, and an unreachable bootstrap URL is retried,
+//! not fatal. Real `dhtd` processes.
+
+#[path = "support/process.rs"]
+mod process;
+
+use std::collections::HashMap;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// Runs `dhtd args` with a clean DHT_ environment plus `env`.
+fn dhtd(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dhtd"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DHT_") || k == "COORDINATOR_URL" || k == "WORKER_TTL" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.args(args).envs(env.iter().copied()).output().expect("dhtd runs")
+}
+
+/// `dhtd config`'s table: key -> (value, source).
+fn table(out: &Output) -> HashMap<String, (String, String)> {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let (key, value, source) = match words.as_slice() {
+                [k, v, "env", name] => (k.to_string(), v.to_string(), format!("env {name}")),
+                [k, v, s] => (k.to_string(), v.to_string(), s.to_string()),
+                other => panic!("bad line {l:?}: {other:?}"),
+            };
+            (key, (value, source))
+        })
+        .collect()
+}
+
+#[test]
+fn dhtd_config_reports_default_file_env_alias_and_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dhtd.toml");
+    std::fs::write(&file, "port = 9100\nworker_ttl = 200\nseeds = [\"a.example:8468\", \"b.example:8468\"]\ncache_ttl = 7\nlog_json = true\n").unwrap();
+    let env = [
+        ("DHT_CONFIG", file.to_str().unwrap()),
+        ("DHT_CACHE_TTL", "3"),
+        ("COORDINATOR_URL", "http://coord.example"),
+        ("WORKER_TTL", "250"),
+    ];
+    let t = table(&dhtd(&["config", "--stale-after", "900", "--http-bind", "0.0.0.0:9000"], &env));
+    let at = |k: &str| t.get(k).cloned().unwrap_or_else(|| panic!("no {k} in {t:?}"));
+    assert_eq!(at("bind"), ("0.0.0.0".into(), "default".into()));
+    assert_eq!(at("refresh_interval"), ("120".into(), "default".into()));
+    assert_eq!(at("port"), ("9100".into(), "file".into()));
+    assert_eq!(at("seeds"), ("a.example:8468,b.example:8468".into(), "file".into()));
+    assert_eq!(at("log_json"), ("true".into(), "file".into()));
+    // env beats the file; the platform's old names count as env, and beat the file too.
+    assert_eq!(at("cache_ttl"), ("3".into(), "env DHT_CACHE_TTL".into()));
+    assert_eq!(at("coordinator_url"), ("http://coord.example".into(), "env COORDINATOR_URL".into()));
+    assert_eq!(at("worker_ttl"), ("250".into(), "env WORKER_TTL".into()));
+    assert_eq!(at("config"), (file.to_str().unwrap().into(), "env DHT_CONFIG".into()));
+    // flags beat everything.
+    assert_eq!(at("stale_after"), ("900".into(), "flag".into()));
+    assert_eq!(at("http_bind"), ("0.0.0.0:9000".into(), "flag".into()));
+    let t = table(&dhtd(&["config", "--worker-ttl", "100"], &[("DHT_WORKER_TTL", "90"), ("WORKER_TTL", "80")]));
+    assert_eq!(t["worker_ttl"], ("100".into(), "flag".into()));
+    let t = table(&dhtd(&["config"], &[("DHT_WORKER_TTL", "90"), ("WORKER_TTL", "80")]));
+    assert_eq!(t["worker_ttl"], ("90".into(), "env DHT_WORKER_TTL".into()), "the DHT_ name wins over the alias");
+    let t = table(&dhtd(&["config"], &[]));
+    assert_eq!(t["http_bind"], ("127.0.0.1:8080".into(), "default".into()), "HTTP on loopback unless configured");
+}
+
+#[test]
+fn a_bad_config_file_is_refused_in_one_line_naming_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, needle) in [
+        ("no_such_option = 1\n", "unknown key `no_such_option`"),
+        ("port = \"many\"\n", "invalid value 'many' for '--port"),
+        ("port = [\n", "config file"),
+        ("no_http = \"maybe\"\n", "expected true or false"),
+    ] {
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, text).unwrap();
+        let out = dhtd(&["config", "--config", file.to_str().unwrap()], &[]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text:?} accepted");
+        assert!(err.contains(needle), "{text:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+}
+
+#[test]
+fn a_second_dhtd_on_a_data_dir_in_use_refuses_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let common = ["--port", "0", "--bind", "127.0.0.1", "--no-http", "--data-dir", data];
+    let mut first = process::Dhtd::start(&common, &[]);
+    let lock = dir.path().join("kadmesh.lock");
+    let mut holder = String::new();
+    for _ in 0..100 {
+        holder = std::fs::read_to_string(&lock).unwrap_or_default();
+        if !holder.trim().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = dhtd(&common, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the second daemon started: {err}");
+    assert!(err.contains(&format!("in use by process {}", holder.trim())), "{err}");
+    assert!(first.terminate(Duration::from_secs(10)).is_some(), "the first daemon did not stop cleanly");
+    // Released with the process: a new daemon may take the directory.
+    let mut again = process::Dhtd::start(&common, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(again.terminate(Duration::from_secs(10)).is_some(), "the directory stayed locked");
+}
+
+#[test]
+fn an_unreachable_bootstrap_url_is_retried_not_fatal() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/api/dht/bootstrap", closed.local_addr().unwrap());
+    drop(closed);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("dhtd.log");
+    let args = ["--port", "0", "--bind", "127.0.0.1", "--no-http", "--log-color", "always", "--bootstrap-url", &url];
+    let mut d = process::Dhtd::start_logging(&args, &[], Some(std::fs::File::create(&log).unwrap()));
+    // Attempts at 0 s, 1 s and 3 s: at least two within 2.5 s.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(d.terminate(Duration::from_secs(10)).is_some(), "dhtd died or hung when its bootstrap URL failed");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let tries = text.matches("bootstrap URL failed; this node is alone until it answers").count();
+    assert!(tries >= 2, "{tries} attempt(s):\n{text}");
+    assert!(text.contains("retry_in_s"), "{text}");
+    assert!(text.contains("effective configuration:") && text.contains("bootstrap_url=http://"), "{text}");
+    assert!(text.contains('\u{1b}'), "--log-color always colours even a file");
+}
+
+#[test]
+fn logs_written_to_a_file_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("dhtd.log");
+    let mut d = process::Dhtd::start_logging(
+        &["--port", "0", "--bind", "127.0.0.1", "--no-http"],
+        &[],
+        Some(std::fs::File::create(&log).unwrap()),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.terminate(Duration::from_secs(10)).is_some());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("effective configuration:"), "{text}");
+    assert!(!text.contains('\u{1b}'), "ANSI codes in a log file: {text:?}");
+}
+
+#[test]
+fn every_http_request_is_logged_at_debug_level() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("dhtd.log");
+    let bind = format!("127.0.0.1:{port}");
+    let args = ["--port", "0", "--bind", "127.0.0.1", "--http-bind", &bind];
+    let env = [("RUST_LOG", "info,tower_http=debug")];
+    let mut d = process::Dhtd::start_logging(&args, &env, Some(std::fs::File::create(&log).unwrap()));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut status = 0;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let got = rt.block_on(async { reqwest::get(format!("http://{bind}/health/live?probe=access-log")).await });
+        if let Ok(r) = got {
+            status = r.status().as_u16();
+            break;
+        }
+    }
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(d.terminate(Duration::from_secs(10)).is_some());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let line = text.lines().find(|l| l.contains("/health/live?probe=access-log") && l.contains("DEBUG"));
+    assert!(line.is_some_and(|l| l.contains("GET")), "no access log line:\n{text}");
+    assert!(text.lines().any(|l| l.contains("finished processing request") && l.contains("status=200")), "{text}");
+}
