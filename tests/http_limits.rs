@@ -77,11 +77,11 @@ async fn slow_loris_and_idle_connections_are_closed_within_the_header_timeout() 
     let mut slow = Vec::new();
     for _ in 0..20 {
         let mut c = connect(s.addr, [127, 0, 0, 1]).await;
-        c.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+        c.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n").await.unwrap();
         slow.push(c);
     }
     let mut idle = connect(s.addr, [127, 0, 0, 1]).await;
-    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    idle.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     for c in &mut slow {
         let (_, closed) = read_to_close(c, Duration::from_secs(5)).await;
         assert!(closed, "a slow-loris connection stayed open");

@@ -23,8 +23,9 @@ use super::wire::Announce;
 use super::{service_key, Discovery};
 use crate::node::NodeError;
 
-/// Only the nodes this close to a record's key bridge it, so a worker is
-/// announced a handful of times per interval, not once per replica.
+/// Only the nodes with fewer than this many kadmesh peers closer to a
+/// record's key bridge it, so a worker is announced a handful of times per
+/// interval, not once per replica.
 pub const BRIDGE_CLOSEST: usize = 3;
 
 impl Discovery {
@@ -34,7 +35,15 @@ impl Discovery {
         let held: Vec<(crate::id::Key, crate::wire::Value)> = self
             .node()
             .with_engine(|e, now| {
-                let near = |key: &crate::id::Key| e.routing().would_be_among_closest(&e.id(), key, BRIDGE_CLOSEST);
+                // Only nodes that bridge count: stock peers closer to the key
+                // never announce, so they must not stop us from doing it.
+                let near = |key: &crate::id::Key| {
+                    let mine = key.distance(&e.id());
+                    let closer = e.routing().closest(key, e.config().k).into_iter().filter(|c| {
+                        key.distance(&c.id) < mine && e.peer_kind(&c.id) == crate::engine::PeerKind::Extended
+                    });
+                    closer.count() < BRIDGE_CLOSEST
+                };
                 let held = e.store().iter().filter(|r| r.expires_at > now && near(&r.key));
                 held.map(|r| (r.key, r.value.clone())).collect()
             })
