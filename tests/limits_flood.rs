@@ -33,7 +33,7 @@ async fn a_flooder_is_throttled_while_another_peer_keeps_its_answers() {
         while sent < 30_000 && started.elapsed() < Duration::from_secs(6) {
             flooder.sock.send_to(&ping, to).await.unwrap();
             sent += 1;
-            if sent % 64 == 0 {
+            if sent.is_multiple_of(64) {
                 tokio::task::yield_now().await;
             }
         }
