@@ -99,12 +99,14 @@ fn the_page_draws_the_network_searches_opens_details_by_keyboard_and_follows_joi
     // A worker joins through the HTTP surface: drawn within 10 s.
     let register = r#"fetch('/api/worker/register', {method: 'POST', headers: {'Content-Type': 'application/json'},
         body: JSON.stringify({worker_id: 'browser-test-worker', tunnel_url: 'https://browser-test-worker.example-tunnel.net',
-        capabilities: {has_gpu: true, gpu_type: 'Test GPU'}, services: ['ocr']})}).then(r => r.status)"#;
+        capabilities: {has_gpu: true, gpu_type: 'Test GPU'}, services: ['ocr']})}).then(async r => { window.testCredential = (await r.json()).credential; return r.status; })"#;
     assert_eq!(b.eval(register), json!(200));
     let joined = b.wait_for("kadmesh.drawn().includes('browser-test-worker')", Duration::from_secs(10));
     assert!(joined.is_some(), "a joining worker was not drawn within 10 s");
     b.screenshot(&shots().join("4-joined.png"));
-    let leave = "fetch('/api/worker/unregister/browser-test-worker', {method: 'DELETE'}).then(r => r.status)";
+    // Unregistering needs the credential the registration answered (issue 14).
+    let leave = "fetch('/api/worker/unregister/browser-test-worker', {method: 'DELETE', \
+                 headers: {'X-Kadmesh-Credential': window.testCredential}}).then(r => r.status)";
     assert_eq!(b.eval(leave), json!(200));
     let left = b.wait_for("!kadmesh.drawn().includes('browser-test-worker')", Duration::from_secs(10));
     assert!(left.is_some(), "a leaving worker was still drawn after 10 s");
