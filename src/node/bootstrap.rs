@@ -70,3 +70,26 @@ pub async fn bootstrap_with_retry(
         wait = (wait * 2).min(backoff.max);
     }
 }
+
+/// How often [`keep_seeds_in_touch`] looks for seeds missing from the table.
+pub const SEED_RECHECK: Duration = Duration::from_secs(5);
+
+/// After bootstrap: every `every`, pings each seed whose address is not in
+/// the routing table, until the node stops. A seed evicted while a link was
+/// cut (both sides of a partition drop each other after two timeouts) comes
+/// back as soon as it answers, instead of the two halves staying apart until
+/// an hourly bucket refresh happens to cross. One ping per missing seed per
+/// interval; nothing while every seed is known.
+pub async fn keep_seeds_in_touch(node: &NodeHandle, seeds: &[Seed], every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let (addrs, _) = resolve_all(seeds).await;
+        let known = node.with_engine(|e, _| e.routing().contacts().map(|c| c.addr).collect::<Vec<_>>()).await;
+        let Ok(known) = known else { return };
+        for addr in addrs.into_iter().filter(|a| !known.contains(a)) {
+            if let Err(NodeError::Stopped) = node.ping(addr).await {
+                return;
+            }
+        }
+    }
+}

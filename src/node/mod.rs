@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-pub use bootstrap::{bootstrap_with_retry, Backoff};
+pub use bootstrap::{bootstrap_with_retry, keep_seeds_in_touch, Backoff, SEED_RECHECK};
 pub use clock::Clock;
 pub use socket::SocketBuffers;
 

@@ -132,7 +132,9 @@ async fn join(
         }
         if let Err(e) = bootstrap_with_retry(&n, &seeds, Backoff::default()).await {
             tracing::error!(error = %e, "bootstrap stopped");
+            return;
         }
+        kadmesh::node::keep_seeds_in_touch(&n, &seeds, kadmesh::node::SEED_RECHECK).await;
     });
     Ok(())
 }
