@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use kadmesh::discovery::testnet::Testnet;
 use kadmesh::discovery::{service_key, DiscoveryConfig};
-use kadmesh::engine::Config;
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+
+mod common;
 
 struct Cluster {
     net: Testnet,
@@ -21,17 +21,7 @@ struct Cluster {
 }
 
 async fn cluster(n: usize, cfg: DiscoveryConfig) -> Cluster {
-    let net = Testnet::start(n, 0, Config::default(), cfg).await.unwrap();
-    let (mut urls, mut stops) = (Vec::new(), Vec::new());
-    for d in &net.nodes {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        urls.push(format!("http://{}", listener.local_addr().unwrap()));
-        let (tx, rx) = oneshot::channel::<()>();
-        tokio::spawn(kadmesh::http::serve(listener, d.clone(), async {
-            let _ = rx.await;
-        }));
-        stops.push(tx);
-    }
+    let (net, urls, stops) = common::surface::start(n, cfg).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     Cluster { net, urls, _stops: stops, http }
 }
