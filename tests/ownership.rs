@@ -301,7 +301,9 @@ async fn a_forged_provider_remove_does_not_hide_a_live_signed_worker() {
         let msg = MessageId([0x80 + i as u8; 20]);
         sock.send_to(&Datagram::Request { id: msg, call }.encode().unwrap(), c.net.addr(i).unwrap()).await.unwrap();
     }
-    // Every replica now holds the tombstone...
+    // Every replica now holds the tombstone. (The emptied legacy list is not
+    // asserted: the register call's own legacy write may land after the
+    // forgery and put "w8" back, which is the repair working, not a leak.)
     for _ in 0..50 {
         let p = c.net.nodes[1].find_providers("ocr").await.unwrap();
         if p.removed == ["w8"] {
@@ -310,7 +312,8 @@ async fn a_forged_provider_remove_does_not_hide_a_live_signed_worker() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let seen = c.net.nodes[1].find_providers("ocr").await.unwrap();
-    assert_eq!((seen.removed, seen.legacy), (vec!["w8".to_owned()], vec![]));
+    assert_eq!(seen.removed, vec!["w8".to_owned()]);
+    assert!(seen.legacy.iter().all(|id| id == "w8"), "legacy list holds strangers: {:?}", seen.legacy);
     // ...and the worker is still found, through its live signed record.
     c.all_see("w8", &url_of("w8", "a")).await;
     c.net.shutdown().await;
