@@ -14,6 +14,8 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::platform::PlatformClient;
@@ -469,4 +471,103 @@ async fn a_stopped_short_lived_client_is_left_out_within_one_ping_timeout_of_its
         "still handed out {:?} after it stopped",
         stopped.elapsed()
     );
+}
+
+/// k of the mixed network: far below its 20 nodes, so gets walk routing
+/// tables across both implementations instead of reading their own store.
+const MIXED_K: usize = 4;
+/// Sets, then gets, made through the stock peers.
+const MIXED_OPS: usize = 60;
+/// How long a short-lived client waits between two visits.
+const VISIT_GAP: Duration = Duration::from_millis(700);
+
+/// The `q` quantile (nearest rank) of `samples`.
+fn quantile(samples: &[Duration], q: f64) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn figures(d: &[Duration]) -> String {
+    let slow = d.iter().filter(|t| **t >= Duration::from_secs(1)).count();
+    format!(
+        "p50 {:?}, p99 {:?}, max {:?}, {slow} of {} took 1 s or more",
+        quantile(d, 0.5),
+        quantile(d, 0.99),
+        quantile(d, 1.0),
+        d.len()
+    )
+}
+
+/// A short-lived stock client coming and going until `stop`: each visit is
+/// a fresh `Server` on a new port that asks one of `seeds` (in turn) alone,
+/// answers the ping that verifies it, and stops. Counts visits in `visits`.
+async fn come_and_go(seeds: Vec<SocketAddr>, stop: tokio::sync::watch::Receiver<bool>, visits: Arc<AtomicUsize>) {
+    let visitor = PyNode::spawn_with_k(0, MIXED_K, &[]).await;
+    let mut made = 0;
+    while !*stop.borrow() {
+        visitor.visit(seeds[made % seeds.len()], "mixed-0", true).await;
+        made += 1;
+        visits.fetch_add(1, Ordering::SeqCst);
+        sleep(VISIT_GAP).await;
+    }
+}
+
+/// Issue 11: a mixed network of 10 kadmesh and 10 stock nodes where 3
+/// short-lived clients come and go. They talk to our nodes only, so a stock
+/// peer can only meet one after it left through a `find_node` reply of ours:
+/// every 5 s a stock peer waits on one is a dead contact we handed out.
+/// The assertion is the issue's: stock gets' p99 under 1 s. A stock get
+/// mostly finds its value in its first round (its own table), so the sets,
+/// which walk every hand-out, show more: their figures are printed (at
+/// e9a74e1, before the hand-out rule, 13 of 60 took 5-10 s; with it, about 7
+/// of 60 took 5 s: a client is still handed out until its check times out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and_go() {
+    if skip_without_python("stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and_go") {
+        return;
+    }
+    let node = Config { k: MIXED_K, ..Config::default() };
+    let net = Testnet::start(10, 0, node, short_windows()).await.unwrap();
+    let stock = PyNode::spawn_with_k(10, MIXED_K, &[net.addr(0).unwrap()]).await;
+    for (i, d) in net.nodes.iter().enumerate() {
+        d.node().bootstrap(vec![stock.addr(i)]).await.unwrap();
+    }
+    let ours: Vec<SocketAddr> = (0..10).map(|i| net.addr(i).unwrap()).collect();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let visits = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..3)
+        .map(|v| tokio::spawn(come_and_go(ours[v * 3..v * 3 + 3].to_vec(), stopped.clone(), visits.clone())))
+        .collect();
+    while visits.load(Ordering::SeqCst) < 3 {
+        sleep(Duration::from_millis(50)).await;
+    }
+    let keys: Vec<String> = (0..MIXED_OPS).map(|i| format!("mixed-{i}")).collect();
+    let started = Instant::now();
+    let sets = stock.set_many(&keys).await;
+    let stored = sets.iter().filter(|(ok, _)| *ok).count();
+    let sets: Vec<Duration> = sets.into_iter().map(|(_, t)| t).collect();
+    let mut gets = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let t = Instant::now();
+        let got = stock.get((i + 5) % 10, key).await;
+        gets.push(t.elapsed());
+        assert_eq!(got, Some(kadmesh::wire::Value::from(key.as_str())), "stock get of {key}");
+    }
+    stop.send(true).unwrap();
+    for c in clients {
+        c.await.unwrap();
+    }
+    let visits = visits.load(Ordering::SeqCst);
+    eprintln!(
+        "10 kadmesh + 10 stock nodes (k = {MIXED_K}), 3 short-lived clients visiting {visits} times in {:?}:\n  \
+         {MIXED_OPS} stock sets at once ({stored} stored): {}\n  {MIXED_OPS} stock gets one by one: {}",
+        started.elapsed(),
+        figures(&sets),
+        figures(&gets)
+    );
+    assert!(visits >= 6, "the short-lived clients came and went only {visits} times");
+    assert!(quantile(&gets, 0.99) < Duration::from_secs(1), "stock peers' get p99: {}", figures(&gets));
+    net.shutdown().await;
 }
