@@ -20,7 +20,8 @@
 //! - [`rpc`]: outstanding requests, matched by message id and sender.
 //! - [`lookup`]: the iterative lookup state machine (alpha-parallel).
 //! - [`store`]: records with expiry and memory bounds.
-//! - [`engine`]: one node, tying the above together, plus republishing,
+//! - [`engine`]: one node, tying the above together: its operations (each
+//!   command and maintenance task a state machine of its own), republishing,
 //!   replication to newcomers and bucket refresh.
 //! - [`node`]: the tokio driver on a real UDP socket and its async handle.
 //! - [`seeds`]: resolving `host:port` seeds and bootstrap URLs.
@@ -30,6 +31,13 @@
 //!   filters, local cache and coordinator fallback.
 //! - [`http`]: the axum surface the platform's workers and frontend speak.
 //! - [`client`], [`crawl`]: what `dhtctl` is built from.
+//!
+//! # The path of a `find_node` reply
+//! 1. [`engine::Engine::handle_datagram`] decodes it (a fast path for nodes replies).
+//! 2. `engine::router` matches it to its request by id and sender, and learns the sender.
+//! 3. The request's `ReplyTo::Op` names the operation; the router lends it `op::Cx`.
+//! 4. Its `op::search::Search` feeds the [`lookup::Lookup`] and sends the next queries.
+//! 5. Once done it returns `Step::Done`; the router drops it and queues an [`engine::Event`].
 //!
 //! Binaries: `dhtd` (the daemon, and `dhtd demo`), `dhtctl` (the CLI).
 //! Nothing below [`node`] imports tokio; the engine's extension handlers for

@@ -256,13 +256,6 @@ impl Lookup {
         }
     }
 
-    /// Whether `id` is a candidate we are waiting on (replies from others are ignored).
-    pub fn is_waiting_on(&self, id: &NodeId) -> bool {
-        self.candidates
-            .get(&id.distance(&self.target))
-            .is_some_and(|c| matches!(c.state, State::Waiting { .. } | State::Stalled))
-    }
-
     /// The outcome so far (normally called after `Next::Done`).
     pub fn finish(&self) -> LookupResult {
         let answered = self.candidates.values().filter(|c| c.state == State::Succeeded);

@@ -86,3 +86,11 @@ async fn bootstrap_by_hostname_and_bounded_retry_when_nobody_answers() {
     let out = bootstrap_with_retry(&alone, &[dead_seed], backoff).await.unwrap();
     assert_eq!((out.seeds_reached, out.seeds_tried, out.table_size), (0, 1, 0));
 }
+
+#[tokio::test]
+async fn a_node_with_unusable_settings_is_refused_naming_the_field() {
+    let config = Config { k: 0, ..Config::default() };
+    let err = Node::bind(SocketAddr::from(([127, 0, 0, 1], 0)), config).await.unwrap_err();
+    assert!(matches!(err, kadmesh::node::NodeError::Config(kadmesh::engine::ConfigError::Zero("k"))), "{err}");
+    assert!(err.to_string().contains('k'), "{err}");
+}

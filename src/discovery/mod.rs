@@ -24,7 +24,8 @@
 //!   schedule; `publish`: register, heartbeat, unregister and the
 //!   refresher; `announce`: batched provider writes to the closest nodes;
 //!   `legacy`: the `service:{type}` JSON list the platform's client reads,
-//!   rebuilt from the provider set.
+//!   rebuilt from the provider set; `bridge`: workers that registered the
+//!   old way, announced into provider sets by the replicas of their records.
 //! - `lookup`: reading provider sets from several replicas and fetching
 //!   records; `discover`: filtering, ranking, caching and the coordinator
 //!   fallback.
@@ -37,6 +38,7 @@
 //! announcements fresh until [`Discovery::shutdown`] or the node stops.
 
 mod announce;
+mod bridge;
 pub mod cache;
 pub mod coordinator;
 pub mod demo;
@@ -221,6 +223,8 @@ struct Inner {
     registry: Registry,
     liveness: liveness::Liveness,
     legacy: legacy::LegacyLists,
+    /// When held legacy worker records were last bridged (Unix seconds).
+    bridged_at: std::sync::Mutex<Option<f64>>,
     announcer: announce::Announcer,
     cache: cache::Cache<DiscoverAnswer>,
     coordinator: Option<Coordinator>,
@@ -250,6 +254,7 @@ impl Discovery {
             registry: Registry::default(),
             liveness: liveness::Liveness::default(),
             legacy: legacy::LegacyLists::default(),
+            bridged_at: std::sync::Mutex::new(None),
             announcer: announce::Announcer::default(),
             coordinator,
             metrics: Metrics::default(),

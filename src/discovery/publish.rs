@@ -274,7 +274,25 @@ impl Discovery {
                 return Err(e);
             }
         }
+        self.bridge_if_due(now).await?;
         self.refresh_legacy_lists(now).await
+    }
+
+    /// Once per refresh interval, announces the legacy worker records this
+    /// node holds (see `bridge`).
+    async fn bridge_if_due(&self, now: f64) -> Result<(), NodeError> {
+        {
+            let mut at = self.inner.bridged_at.lock().unwrap_or_else(|e| e.into_inner());
+            if !super::bridge::due(*at, now, self.inner.config.refresh_interval) {
+                return Ok(());
+            }
+            *at = Some(now);
+        }
+        let n = self.bridge_held_records().await?;
+        if n > 0 {
+            tracing::debug!(workers = n, "announced workers that registered the old way");
+        }
+        Ok(())
     }
 
     /// Rebuilds the legacy list of every service of the workers registered

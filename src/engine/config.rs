@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::providers::ProviderLimits;
 use crate::lookup::ALPHA;
 use crate::routing::K;
 use crate::store::StoreLimits;
@@ -37,6 +38,8 @@ pub struct Config {
     pub cache_ttl: Duration,
     /// Memory bounds of the record store.
     pub store_limits: StoreLimits,
+    /// Bounds of the provider sets this node holds for the network.
+    pub provider_limits: ProviderLimits,
     /// How often a publisher re-stores its own records.
     pub republish_interval: Duration,
     /// How long a replica waits without being refreshed before it
@@ -47,7 +50,7 @@ pub struct Config {
     /// How long the k closest nodes a put found for one of our keys are
     /// trusted: a re-put within this stores straight to them (plus closer
     /// contacts learned since) instead of looking the key up again. Zero
-    /// looks up every time. See [`targets`](super::targets).
+    /// looks up every time. See `engine::op::targets`.
     pub put_lookup_every: Duration,
     /// Most maintenance operations (republish, replicate, refresh) in flight
     /// at once; the rest queue, so a restart with many records cannot flood.
@@ -73,6 +76,7 @@ impl Default for Config {
             record_ttl: 24 * HOUR,
             cache_ttl: Duration::from_secs(60),
             store_limits: StoreLimits::default(),
+            provider_limits: ProviderLimits::default(),
             republish_interval: HOUR,
             replicate_interval: HOUR,
             refresh_interval: HOUR,
@@ -81,5 +85,99 @@ impl Default for Config {
             max_handover_per_contact: 256,
             rng_seed: 0,
         }
+    }
+}
+
+/// A setting that would make an engine misbehave, from
+/// [`Config::validate`]. Each names the field to fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// `k` or `alpha` is zero: lookups would query nobody and buckets hold
+    /// nobody. Use at least 1 (the paper's 20 and 3 are the defaults).
+    #[error("{0} must be at least 1")]
+    Zero(&'static str),
+    /// A timeout or interval is zero: requests would time out as they are
+    /// sent, or maintenance would run on every timer. Give it a positive
+    /// duration.
+    #[error("{0} must be longer than zero")]
+    ZeroDuration(&'static str),
+    /// `store_limits.max_value_bytes` exceeds what one `store` datagram can
+    /// carry: such values would be accepted and then fail to send. Keep it
+    /// at or below [`MAX_VALUE_BYTES`](crate::store::MAX_VALUE_BYTES).
+    #[error("store_limits.max_value_bytes ({0}) exceeds the datagram limit ({max})", max = crate::store::MAX_VALUE_BYTES)]
+    ValueTooLarge(usize),
+    /// A store or provider-set bound is zero: nothing could ever be held.
+    /// Give it at least 1.
+    #[error("{0} must be at least 1")]
+    ZeroLimit(&'static str),
+}
+
+impl Config {
+    /// Checks settings that come from user input (flags, files) before an
+    /// engine runs on them; [`Node::spawn`](crate::node::Node::spawn) calls it.
+    ///
+    /// A `lookup_stall_min` above `lookup_stall` is allowed: the maximum
+    /// wins (clients set a short stall and keep the default minimum).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (name, n) in [("k", self.k), ("alpha", self.alpha)] {
+            if n == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        let durations = [
+            ("rpc_timeout", self.rpc_timeout),
+            ("extension_timeout", self.extension_timeout),
+            ("lookup_stall", self.lookup_stall),
+            ("record_ttl", self.record_ttl),
+            ("republish_interval", self.republish_interval),
+            ("replicate_interval", self.replicate_interval),
+            ("refresh_interval", self.refresh_interval),
+        ];
+        if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
+            return Err(ConfigError::ZeroDuration(name));
+        }
+        if self.store_limits.max_value_bytes > crate::store::MAX_VALUE_BYTES {
+            return Err(ConfigError::ValueTooLarge(self.store_limits.max_value_bytes));
+        }
+        let p = &self.provider_limits;
+        let limits = [
+            ("store_limits.max_records", self.store_limits.max_records),
+            ("store_limits.max_bytes", self.store_limits.max_bytes),
+            ("provider_limits.max_per_set", p.max_per_set),
+            ("provider_limits.max_sets", p.max_sets),
+            ("provider_limits.max_entries", p.max_entries),
+            ("provider_limits.max_ttl (s)", p.max_ttl.as_secs() as usize),
+        ];
+        match limits.iter().find(|(_, n)| *n == 0) {
+            Some((name, _)) => Err(ConfigError::ZeroLimit(name)),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn each_bad_setting_is_named() {
+        let bad = |f: fn(&mut Config)| {
+            let mut c = Config::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(bad(|c| c.k = 0), ConfigError::Zero("k"));
+        assert_eq!(bad(|c| c.alpha = 0), ConfigError::Zero("alpha"));
+        assert_eq!(bad(|c| c.rpc_timeout = Duration::ZERO), ConfigError::ZeroDuration("rpc_timeout"));
+        assert_eq!(bad(|c| c.refresh_interval = Duration::ZERO), ConfigError::ZeroDuration("refresh_interval"));
+        let big = bad(|c| c.store_limits.max_value_bytes = crate::store::MAX_VALUE_BYTES + 1);
+        assert_eq!(big, ConfigError::ValueTooLarge(crate::store::MAX_VALUE_BYTES + 1));
+        assert_eq!(bad(|c| c.provider_limits.max_sets = 0), ConfigError::ZeroLimit("provider_limits.max_sets"));
+        assert!(bad(|c| c.store_limits.max_records = 0).to_string().contains("max_records"));
     }
 }

@@ -14,13 +14,15 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use super::ops::Purpose;
-use super::{Config, Ctx, Engine};
+use super::op::find::FindNode;
+use super::op::put::{store_call, Put};
+use super::op::Operation;
+use super::services::ReplyTo;
+use super::{Config, Engine};
 use crate::contact::Contact;
 use crate::id::{Key, NodeId};
-use crate::lookup::LookupKind;
 use crate::time::Time;
-use crate::wire::Value;
+use crate::wire::{Call, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Task {
@@ -127,7 +129,7 @@ impl Engine {
     /// `spread`, at a random moment, through the rate-limited queue.
     pub fn restore_published(&mut self, now: Time, records: Vec<(Key, Value)>, spread: Duration) {
         for (key, value) in records {
-            let after = Duration::from_millis(self.rng.gen_range(0..=spread.as_millis() as u64));
+            let after = Duration::from_millis(self.svc.rng.gen_range(0..=spread.as_millis() as u64));
             self.maintenance.publish(key, value, now, after);
         }
     }
@@ -136,7 +138,7 @@ impl Engine {
     /// (capped at `record_ttl`) and its original `stored_at`, so an old copy
     /// is not taken for a freshly refreshed one.
     pub fn restore_record(&mut self, now: Time, record: crate::store::Record) {
-        let remaining = record.expires_at.saturating_since(now).min(self.config.record_ttl);
+        let remaining = record.expires_at.saturating_since(now).min(self.svc.config.record_ttl);
         if remaining.is_zero() {
             return;
         }
@@ -153,7 +155,7 @@ impl Engine {
                 break;
             }
             self.maintenance.publish_due.pop_first();
-            let next = now + jittered(self.config.republish_interval, &mut self.rng);
+            let next = now + jittered(self.svc.config.republish_interval, &mut self.svc.rng);
             if let Some(entry) = self.maintenance.published.get_mut(&key) {
                 entry.1 = next;
                 self.maintenance.publish_due.insert((next, key));
@@ -168,7 +170,7 @@ impl Engine {
     }
 
     fn sweep(&mut self, now: Time) {
-        let stale = now - self.config.replicate_interval;
+        let stale = now - self.svc.config.replicate_interval;
         self.maintenance.handed_over.retain(|_, at| *at > stale);
         let unrefreshed = self
             .store
@@ -180,7 +182,7 @@ impl Engine {
         // publisher's newer value, and we no longer serve it, so it is dropped
         // (under churn such leftovers grew to 3x the live records in 3 hours).
         let (mut keep, mut drop): (Vec<Key>, Vec<Key>) =
-            unrefreshed.partition(|key| self.routing.would_be_among_closest(&self.id, key, self.config.k));
+            unrefreshed.partition(|key| self.svc.routing.would_be_among_closest(&self.svc.id, key, self.svc.config.k));
         // Sorted: HashMap order differs between processes and seeded runs must replay.
         keep.sort_unstable();
         drop.sort_unstable();
@@ -190,8 +192,8 @@ impl Engine {
         for key in keep {
             self.maintenance.enqueue(Task::Replicate(key));
         }
-        for index in self.routing.lonely_buckets(now, self.config.refresh_interval) {
-            let target = self.routing.random_id_in_bucket(index, &mut self.rng);
+        for index in self.svc.routing.lonely_buckets(now, self.svc.config.refresh_interval) {
+            let target = self.svc.routing.random_id_in_bucket(index, &mut self.svc.rng);
             self.maintenance.enqueue(Task::Refresh(target));
         }
     }
@@ -209,26 +211,21 @@ impl Engine {
     }
 
     fn start_task(&mut self, now: Time, task: Task) -> bool {
-        let (target, kind, purpose) = match task {
+        let op: Box<dyn Operation> = match task {
             Task::Republish(key) => match self.maintenance.published.get(&key) {
-                Some((value, _)) => {
-                    (key, LookupKind::FindNode, Purpose::Put { value: value.clone(), report: false, ttl: None })
-                }
+                Some((value, _)) => Put::task(key, value.clone(), None),
                 None => return false,
             },
             Task::Replicate(key) => match self.store.get(&key, now) {
                 // Another replica re-stored it while this task waited in the queue.
-                Some(r) if r.stored_at > now - self.config.replicate_interval => return false,
-                Some(r) => {
-                    let ttl = Some(r.expires_at.saturating_since(now));
-                    (key, LookupKind::FindNode, Purpose::Put { value: r.value.clone(), report: false, ttl })
-                }
+                Some(r) if r.stored_at > now - self.svc.config.replicate_interval => return false,
+                Some(r) => Put::task(key, r.value.clone(), Some(r.expires_at.saturating_since(now))),
                 None => return false,
             },
-            Task::Refresh(target) => (target, LookupKind::FindNode, Purpose::Refresh),
+            Task::Refresh(target) => FindNode::refresh(target),
         };
-        let op = self.alloc_op();
-        self.start_lookup(now, op, target, kind, purpose);
+        let id = self.alloc_op();
+        self.launch(now, id, op);
         true
     }
 
@@ -248,30 +245,30 @@ impl Engine {
             return;
         }
         let recent = self.maintenance.handed_over.get(&newcomer.id);
-        if recent.is_some_and(|&at| now.saturating_since(at) < self.config.replicate_interval) {
+        if recent.is_some_and(|&at| now.saturating_since(at) < self.svc.config.replicate_interval) {
             return;
         }
-        let k = self.config.k;
+        let k = self.svc.config.k;
         let mut sent = 0;
         let mut keys: Vec<Key> = self.store.keys().collect();
         keys.sort_unstable();
         for key in keys {
-            if sent >= self.config.max_handover_per_contact {
+            if sent >= self.svc.config.max_handover_per_contact {
                 break;
             }
             // Cheap test first: we hand over only keys we are the closest to.
-            if self.routing.has_closer_than_local(&key, &newcomer.id) {
+            if self.svc.routing.has_closer_than_local(&key, &newcomer.id) {
                 continue;
             }
-            if !self.routing.would_be_among_closest(&newcomer.id, &key, k) {
+            if !self.svc.routing.would_be_among_closest(&newcomer.id, &key, k) {
                 continue;
             }
             let Some(r) = self.store.get(&key, now) else { continue };
             let ttl = Some(r.expires_at.saturating_since(now));
             let call = self.store_call(newcomer.id, key, r.value.clone(), ttl);
-            if self.send_request(now, newcomer.addr, call, Ctx::Fire { peer: newcomer.id }) {
+            if self.svc.send_request(now, newcomer.addr, call, ReplyTo::Fire { peer: newcomer.id }) {
                 sent += 1;
-                self.stats.handovers += 1;
+                self.svc.stats.handovers += 1;
             }
         }
         // Remembered only when something went: a contact that needed nothing
@@ -279,5 +276,10 @@ impl Engine {
         if sent > 0 {
             self.maintenance.handed_over.insert(newcomer.id, now);
         }
+    }
+
+    /// The store request that gives `peer` our copy of `key` (see [`store_call`]).
+    pub(super) fn store_call(&self, peer: NodeId, key: Key, value: Value, ttl: Option<Duration>) -> Call {
+        store_call(self.svc.id, self.peers.kind(&peer), key, value, ttl)
     }
 }

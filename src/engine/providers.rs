@@ -282,7 +282,7 @@ impl Engine {
 
     fn provider_sender(&mut self, now: Time, from: SocketAddr, sender: &Value) -> Option<()> {
         let sender = sender.as_bytes().and_then(NodeId::from_slice)?;
-        if sender != self.id {
+        if sender != self.svc.id {
             self.learn(now, Contact::new(sender, from));
         }
         Some(())

@@ -38,6 +38,10 @@ pub enum NodeError {
     /// `store` request); store a smaller value or a reference to it.
     #[error("value refused: {0}")]
     Rejected(crate::store::StoreError),
+    /// The engine settings are unusable (see [`Config::validate`]); the
+    /// error names the field to fix.
+    #[error("invalid engine settings: {0}")]
+    Config(#[from] crate::engine::ConfigError),
     /// The engine answered a command with an outcome of another kind (a bug).
     #[error("unexpected outcome for {0}")]
     Unexpected(&'static str),
@@ -67,6 +71,7 @@ impl Node {
     /// mixed with OS randomness: message ids must not be predictable on a
     /// real network (simulations drive [`Engine`] directly with fixed seeds).
     pub fn spawn(socket: UdpSocket, id: NodeId, mut config: Config) -> Result<NodeHandle, NodeError> {
+        config.validate()?;
         config.rng_seed ^= rand::random::<u64>();
         let local_addr = socket.local_addr()?;
         let clock = Clock::new();

@@ -4,7 +4,7 @@
 //! for the k closest nodes costs about as many datagrams as the k stores
 //! that follow it (in the 2000-node simulation, 22 queries per put). The k
 //! closest to a key change slowly, so a re-put within
-//! [`Config::put_lookup_every`](super::Config::put_lookup_every) of the last
+//! [`Config::put_lookup_every`](crate::engine::Config::put_lookup_every) of the last
 //! lookup stores straight to the nodes that lookup found, plus any closer
 //! contact learned since.
 //!
@@ -22,12 +22,10 @@
 use foldhash::HashMap;
 use std::time::Duration;
 
-use super::ops::Op;
-use super::{Ctx, Engine, QueryId};
 use crate::contact::Contact;
 use crate::id::{Key, NodeId};
+use crate::routing::RoutingTable;
 use crate::time::Time;
-use crate::wire::{Call, Value};
 
 #[derive(Debug)]
 struct Target {
@@ -51,7 +49,7 @@ impl Targets {
 
 /// The last lookup result of every key we publish.
 #[derive(Debug, Default)]
-pub(super) struct PutTargets {
+pub(in crate::engine) struct PutTargets {
     by_key: HashMap<Key, Targets>,
 }
 
@@ -108,67 +106,30 @@ impl PutTargets {
     }
 
     /// Forgets `key` (it is no longer published).
-    pub(super) fn forget(&mut self, key: &Key) {
+    pub(in crate::engine) fn forget(&mut self, key: &Key) {
         self.by_key.remove(key);
     }
 }
 
-impl Engine {
-    /// Where to store `key` without a lookup: the nodes its last put found,
-    /// if that was recent, merged with closer contacts learned since.
-    pub(super) fn reusable_targets(&self, key: &Key, now: Time) -> Option<Vec<Contact>> {
-        let cached = self.put_targets.fresh(key, now, self.config.put_lookup_every)?;
-        // Table entries first: on equal ids the dedup keeps their current address.
-        let mut all = self.routing.closest_unfailed(key, self.config.k);
-        all.extend(cached);
-        all.sort_by_key(|c| c.id.distance(key));
-        all.dedup_by_key(|c| c.id);
-        all.truncate(self.config.k);
-        Some(all)
-    }
-
-    /// Asks `nearest` for the neighbourhood of `key` on behalf of the
-    /// lookup-free put `op`, which stays open until the answer is in.
-    pub(super) fn check_neighbourhood(
-        &mut self,
-        now: Time,
-        op: QueryId,
-        key: Key,
-        value: Value,
-        nearest: Option<Contact>,
-    ) {
-        let Some(c) = nearest else { return };
-        if !matches!(self.ops.get(&op), Some(Op::Storing { .. })) {
-            return;
-        }
-        let call = Call::FindNode { sender: self.id, key };
-        if self.send_request(now, c.addr, call, Ctx::Op { op, peer: Some(c.id) }) {
-            if let Some(Op::Storing { pending, probe, .. }) = self.ops.get_mut(&op) {
-                *pending += 1;
-                *probe = Some((c.id, value));
-            }
-        }
-    }
-
-    /// The neighbourhood answer of put `op` (empty if it never came): stores
-    /// to the newcomers among the k closest.
-    pub(super) fn on_neighbourhood(&mut self, now: Time, op: QueryId, mut nodes: Vec<Contact>) {
-        let Some(Op::Storing { key, pending, probe, .. }) = self.ops.get_mut(&op) else { return };
-        let key = *key;
-        *pending = pending.saturating_sub(1);
-        let Some((_, value)) = probe.take() else { return };
-        nodes.retain(|c| c.id != self.id && self.routing.failures(&c.id).is_none_or(|f| f == 0));
-        let mut sent = 0;
-        for c in self.put_targets.admit(&key, nodes, self.config.k) {
-            let call = self.store_call(c.id, key, value.clone(), None);
-            sent += usize::from(self.send_request(now, c.addr, call, Ctx::Op { op, peer: Some(c.id) }));
-        }
-        if let Some(Op::Storing { pending, attempted, .. }) = self.ops.get_mut(&op) {
-            *pending += sent;
-            *attempted += sent;
-        }
-        self.finish_storing_if_done(op);
-    }
+/// Where to store `key` without a lookup: the nodes its last put found, if
+/// that was within `max_age` and they are still trusted, merged with the
+/// `k` closest contacts of `routing` (closer ones learned since).
+pub(super) fn reusable(
+    targets: &PutTargets,
+    routing: &RoutingTable,
+    key: &Key,
+    now: Time,
+    max_age: Duration,
+    k: usize,
+) -> Option<Vec<Contact>> {
+    let cached = targets.fresh(key, now, max_age)?;
+    // Table entries first: on equal ids the dedup keeps their current address.
+    let mut all = routing.closest_unfailed(key, k);
+    all.extend(cached);
+    all.sort_by_key(|c| c.id.distance(key));
+    all.dedup_by_key(|c| c.id);
+    all.truncate(k);
+    Some(all)
 }
 
 #[cfg(test)]

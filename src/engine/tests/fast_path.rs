@@ -2,8 +2,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::super::{Config, Engine, Transmit};
 use crate::contact::Contact;
+use crate::engine::{Config, Engine, Transmit};
 use crate::id::NodeId;
 use crate::time::Time;
 use crate::wire::{self, Call, Datagram, MessageId};
@@ -56,7 +56,7 @@ fn fast_and_general_nodes_replies_act_alike() {
             e.learn(Time::ZERO, *c);
         }
         // One known contact has timed out: replies naming it must drop it.
-        e.routing.record_failure(&pool[3].id, 5);
+        e.svc.routing.record_failure(&pool[3].id, 5);
         drain(e);
     }
     let mut now = Time::from_secs(1);

@@ -1,0 +1,115 @@
+//! Workers that registered the old way, brought into the provider sets.
+//!
+//! The platform's Python workers write `worker:{id}` and add themselves to
+//! the `service:{type}` JSON list by read-modify-write. That list is a weak
+//! source: a read-modify-write racing with any other writer, ours included,
+//! can drop their entry for good, and nothing of theirs ever puts it back.
+//! Their worker record is a strong one: they rewrite it every 30 s, and it
+//! names the services.
+//!
+//! So a node that holds such a record as one of its [`BRIDGE_CLOSEST`]
+//! closest replicas announces the worker into each named service's provider
+//! set, once per refresh interval while the record is healthy, with a
+//! lifetime of two intervals ([`Discovery::bridge_held_records`]). The
+//! provider set then names it, discover finds it without the list, and the
+//! next rebuild of the list (`legacy`) puts it back: no worker of theirs is
+//! missing for longer than about one refresh interval. Records written
+//! through a kadmesh node (`node_id` set) announce themselves and are skipped.
+
+use std::time::Duration;
+
+use super::record::{Health, WorkerRecord};
+use super::wire::Announce;
+use super::{service_key, Discovery};
+use crate::node::NodeError;
+
+/// Only the nodes this close to a record's key bridge it, so a worker is
+/// announced a handful of times per interval, not once per replica.
+pub const BRIDGE_CLOSEST: usize = 3;
+
+impl Discovery {
+    /// Announces the healthy legacy worker records this node holds as one of
+    /// the closest replicas (see the module docs); returns how many.
+    pub(crate) async fn bridge_held_records(&self) -> Result<usize, NodeError> {
+        let held: Vec<(crate::id::Key, crate::wire::Value)> = self
+            .node()
+            .with_engine(|e, now| {
+                let near = |key: &crate::id::Key| e.routing().would_be_among_closest(&e.id(), key, BRIDGE_CLOSEST);
+                let held = e.store().iter().filter(|r| r.expires_at > now && near(&r.key));
+                held.map(|r| (r.key, r.value.clone())).collect()
+            })
+            .await?;
+        let (now, cfg) = (self.now(), &self.inner.config);
+        let mut bridged = 0;
+        for (key, value) in held {
+            let Some(record) = WorkerRecord::from_value(&value).filter(is_legacy) else { continue };
+            // Only a record under its own `worker:{id}` key speaks for that worker.
+            if super::worker_key(&record.worker_id) != key {
+                continue;
+            }
+            let record = self.inner.liveness.observe(record, now);
+            if record.health(now, cfg.worker_ttl) != Health::Healthy {
+                continue;
+            }
+            let ttl = cfg.refresh_interval * 2;
+            for s in &record.services {
+                let item = Announce {
+                    id: record.worker_id.clone(),
+                    version: version(&record, now),
+                    ttl,
+                    load: Some(record.load),
+                };
+                let (me, key) = (self.clone(), service_key(s));
+                tokio::spawn(async move { me.announce(key, item, false).await });
+            }
+            bridged += 1;
+        }
+        Ok(bridged)
+    }
+}
+
+/// Written by the platform's own code, not through a kadmesh node, and
+/// naming at least one service.
+fn is_legacy(r: &WorkerRecord) -> bool {
+    r.node_id.is_none() && !r.services.is_empty()
+}
+
+/// A provider version for a bridged entry: when its record was last seen to
+/// change, in Unix milliseconds (newer heartbeats give newer versions).
+fn version(r: &WorkerRecord, now: f64) -> u64 {
+    (r.last_seen.unwrap_or(now) * 1000.0).max(0.0) as u64
+}
+
+/// How often [`Discovery::bridge_held_records`] runs: once per refresh interval.
+pub(crate) fn due(last: Option<f64>, now: f64, interval: Duration) -> bool {
+    last.is_none_or(|at| now - at >= interval.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_platform_written_records_with_services_are_bridged() {
+        let theirs = WorkerRecord::from_json(
+            r#"{"worker_id":"w","tunnel_url":"https://w","services":["ocr"],"last_seen":815.2}"#,
+        )
+        .unwrap();
+        assert!(is_legacy(&theirs));
+        let mut ours = theirs.clone();
+        ours.node_id = Some("ab".into());
+        assert!(!is_legacy(&ours));
+        let mut idle = theirs.clone();
+        idle.services.clear();
+        assert!(!is_legacy(&idle));
+        assert_eq!(version(&theirs, 0.0), 815_200);
+    }
+
+    #[test]
+    fn bridging_runs_once_per_interval() {
+        let i = Duration::from_secs(120);
+        assert!(due(None, 10.0, i));
+        assert!(!due(Some(10.0), 129.0, i));
+        assert!(due(Some(10.0), 130.0, i));
+    }
+}

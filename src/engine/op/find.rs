@@ -1,0 +1,90 @@
+//! Lookups that report what they found: `get` (a find_value lookup, then a
+//! short-lived cache copy at the closest node that lacked the value) and
+//! `find_node` (the k closest nodes). A bucket refresh is a `find_node`
+//! that reports to the maintenance queue instead of the caller.
+
+use super::search::{SearchOp, Then};
+use super::{Cx, Finished, Operation, Step};
+use crate::contact::Contact;
+use crate::engine::services::ReplyTo;
+use crate::engine::{Engine, GetOutcome, LookupStats, Outcome, PeerKind, QueryId};
+use crate::id::{Key, NodeId};
+use crate::lookup::{LookupKind, LookupResult};
+use crate::time::Time;
+use crate::wire::Call;
+
+impl Engine {
+    /// Looks up `key`: this node's store first, then the network.
+    pub fn get(&mut self, now: Time, key: Key) -> QueryId {
+        let op = self.alloc_op();
+        if let Some(r) = self.servable(&key, now) {
+            let outcome = GetOutcome { key, value: Some(r.value.clone()), local: true, stats: LookupStats::default() };
+            self.emit(op, Outcome::Get(outcome));
+            return op;
+        }
+        self.launch(now, op, Box::new(SearchOp::new(Get { key })));
+        op
+    }
+
+    /// The k closest nodes to `target`.
+    pub fn find_node(&mut self, now: Time, target: NodeId) -> QueryId {
+        let op = self.alloc_op();
+        self.launch(now, op, Box::new(SearchOp::new(FindNode { target, report: true })));
+        op
+    }
+}
+
+/// A `get` that missed the local store.
+struct Get {
+    key: Key,
+}
+
+impl Then for Get {
+    fn lookup(&self) -> (NodeId, LookupKind) {
+        (self.key, LookupKind::FindValue)
+    }
+
+    fn found(&mut self, cx: &mut Cx, r: LookupResult, stats: LookupStats) -> Step {
+        // Paper 2.3: cache the value at the closest node that lacked it, for a
+        // short while. Not at stock peers: a plain store would live there for a
+        // day and be re-replicated over newer values every hour.
+        let extended = |c: &Contact| cx.peers.kind(&c.id) == PeerKind::Extended;
+        if let (Some(v), Some(c)) = (&r.value, r.store_at.filter(extended)) {
+            // A value too big to carry its lifetime would go as a plain store.
+            let ttl = Some(cx.svc.config.cache_ttl);
+            let call = super::put::store_call(cx.svc.id, PeerKind::Extended, self.key, v.clone(), ttl);
+            if matches!(call, Call::Other { .. }) {
+                cx.svc.send_request(cx.now, c.addr, call, ReplyTo::Fire { peer: c.id });
+            }
+        }
+        let outcome = GetOutcome { key: self.key, value: r.value, local: false, stats };
+        Step::Done(Finished::Report(Outcome::Get(outcome)))
+    }
+}
+
+/// A `find_node` command, or a bucket refresh (`report: false`).
+pub(in crate::engine) struct FindNode {
+    target: NodeId,
+    report: bool,
+}
+
+impl FindNode {
+    /// A refresh lookup of `target` for the maintenance queue.
+    pub(in crate::engine) fn refresh(target: NodeId) -> Box<dyn Operation> {
+        Box::new(SearchOp::new(FindNode { target, report: false }))
+    }
+}
+
+impl Then for FindNode {
+    fn lookup(&self) -> (NodeId, LookupKind) {
+        (self.target, LookupKind::FindNode)
+    }
+
+    fn found(&mut self, _cx: &mut Cx, r: LookupResult, stats: LookupStats) -> Step {
+        if !self.report {
+            return Step::Done(Finished::Task);
+        }
+        let outcome = Outcome::FindNode { target: self.target, closest: r.closest, stats };
+        Step::Done(Finished::Report(outcome))
+    }
+}

@@ -1,0 +1,187 @@
+//! The lookup phase every lookup-based operation runs: it starts a
+//! [`Lookup`] from the routing table, sends the queries it asks for, feeds
+//! replies and failures back, and hands over the result when it is done.
+//!
+//! The [`Lookup`] itself is pure (no sends, no table); this is the part that
+//! touches the services: contacts that stall are marked suspect, contacts
+//! that just timed out on us are neither started from nor followed.
+
+use super::{Cx, Operation, Reply, Step};
+use crate::contact::Contact;
+use crate::engine::LookupStats;
+use crate::id::NodeId;
+use crate::lookup::{Lookup, LookupKind, LookupResult, Next};
+use crate::rpc::RpcKind;
+use crate::time::Time;
+use crate::wire::{self, Call, FindValueReply, Value};
+
+/// A running lookup and when it started.
+pub(in crate::engine) struct Search {
+    lookup: Lookup,
+    started: Time,
+}
+
+/// Where a search stands after an input.
+pub(super) enum Progress {
+    /// Still waiting on queries.
+    Running,
+    /// Done: what it found, and how it went.
+    Found(LookupResult, LookupStats),
+}
+
+impl Search {
+    /// Starts a lookup of `target` at `cx.now` and sends its first queries.
+    pub(super) fn start(cx: &mut Cx, target: NodeId, kind: LookupKind) -> (Search, Progress) {
+        let svc = &mut *cx.svc;
+        svc.routing.touch(&target, cx.now);
+        let k = svc.config.k;
+        // Twice k starting contacts: when the k closest we know are dead,
+        // the next ones take their place instead of the lookup ending empty.
+        // Contacts that just timed out are left out while a ping checks them.
+        let mut seeds = svc.routing.closest_unfailed(&target, 2 * k);
+        if seeds.is_empty() {
+            seeds = svc.routing.closest(&target, 2 * k);
+        }
+        let stall = svc.rtt.stall_after(svc.config.lookup_stall_min, svc.config.lookup_stall);
+        let lookup = Lookup::new(target, svc.id, kind, k, svc.config.alpha, stall).with_seeds(seeds);
+        let mut search = Search { lookup, started: cx.now };
+        let progress = search.drive(cx);
+        (search, progress)
+    }
+
+    /// When the earliest query in flight stalls.
+    pub(super) fn next_stall(&self) -> Option<Time> {
+        self.lookup.next_stall()
+    }
+
+    /// Sends whatever the lookup wants sent; the result once it is done.
+    pub(super) fn drive(&mut self, cx: &mut Cx) -> Progress {
+        loop {
+            let next = self.lookup.next(cx.now);
+            for id in self.lookup.take_stalled() {
+                cx.svc.routing.mark_suspect(&id);
+            }
+            match next {
+                Next::Query(c) => {
+                    let (sender, key) = (cx.svc.id, self.lookup.target());
+                    let call = match self.lookup.kind() {
+                        LookupKind::FindNode => Call::FindNode { sender, key },
+                        LookupKind::FindValue => Call::FindValue { sender, key },
+                    };
+                    if !cx.send(c.addr, call, Some(c.id)) {
+                        self.lookup.on_failure(&c.id);
+                    }
+                }
+                Next::Wait => return Progress::Running,
+                Next::Done => return self.found(cx.now),
+            }
+        }
+    }
+
+    fn found(&self, now: Time) -> Progress {
+        let r = self.lookup.finish();
+        let duration = now.saturating_since(self.started);
+        let stats = LookupStats { queried: r.queried, failed: r.failed, hops: r.hops, duration };
+        Progress::Found(r, stats)
+    }
+
+    /// A reply to one of its queries. Replies from a bare address (a
+    /// bootstrap seed's ping) are not the lookup's.
+    pub(super) fn on_reply(&mut self, cx: &mut Cx, reply: Reply) -> Progress {
+        let Some(p) = reply.peer else { return Progress::Running };
+        match parse_lookup_reply(reply.kind, &reply.body) {
+            Some(FindValueReply::Value(v)) => self.lookup.on_value(&p, v),
+            Some(FindValueReply::Nodes(n)) => return self.on_nodes(cx, p, n),
+            None => self.lookup.on_failure(&p),
+        }
+        self.drive(cx)
+    }
+
+    /// `peer` answered with `contacts`.
+    pub(super) fn on_nodes(&mut self, cx: &mut Cx, peer: NodeId, mut contacts: Vec<Contact>) -> Progress {
+        // Others may still list a node that has just timed out on us.
+        contacts.retain(|c| cx.svc.routing.failures(&c.id).is_none_or(|f| f == 0));
+        self.lookup.on_nodes(&peer, contacts);
+        self.drive(cx)
+    }
+
+    /// A request timed out; a query's if `peer` is known.
+    pub(super) fn on_failure(&mut self, cx: &mut Cx, peer: Option<NodeId>) -> Progress {
+        if let Some(p) = peer {
+            self.lookup.on_failure(&p);
+        }
+        self.drive(cx)
+    }
+}
+
+/// A find_value reply as value or nodes; a find_node reply as nodes.
+pub(super) fn parse_lookup_reply(kind: RpcKind, body: &Value) -> Option<FindValueReply> {
+    match kind {
+        RpcKind::FindValue => wire::parse_find_value_reply(body).ok(),
+        _ => wire::parse_find_node_reply(body).ok().map(FindValueReply::Nodes),
+    }
+}
+
+/// What an operation that is one lookup and then a result does with it.
+pub(super) trait Then: Send {
+    /// The target and kind of its lookup.
+    fn lookup(&self) -> (NodeId, LookupKind);
+    /// The lookup is done.
+    fn found(&mut self, cx: &mut Cx, result: LookupResult, stats: LookupStats) -> Step;
+}
+
+/// An operation made of one lookup, started at its first poll, and `T`.
+pub(super) struct SearchOp<T> {
+    then: T,
+    search: Option<Search>,
+}
+
+impl<T: Then> SearchOp<T> {
+    pub(super) fn new(then: T) -> Self {
+        SearchOp { then, search: None }
+    }
+
+    fn step(&mut self, cx: &mut Cx, progress: Progress) -> Step {
+        match progress {
+            Progress::Running => Step::Wait,
+            Progress::Found(r, stats) => self.then.found(cx, r, stats),
+        }
+    }
+}
+
+impl<T: Then> Operation for SearchOp<T> {
+    fn poll(&mut self, cx: &mut Cx) -> Step {
+        let progress = match &mut self.search {
+            Some(s) => s.drive(cx),
+            None => {
+                let (target, kind) = self.then.lookup();
+                let (s, progress) = Search::start(cx, target, kind);
+                self.search = Some(s);
+                progress
+            }
+        };
+        self.step(cx, progress)
+    }
+
+    fn on_reply(&mut self, cx: &mut Cx, reply: Reply) -> Step {
+        let Some(s) = &mut self.search else { return Step::Wait };
+        let progress = s.on_reply(cx, reply);
+        self.step(cx, progress)
+    }
+
+    fn on_failure(&mut self, cx: &mut Cx, peer: Option<NodeId>, _kind: RpcKind) -> Step {
+        let Some(s) = &mut self.search else { return Step::Wait };
+        let progress = s.on_failure(cx, peer);
+        self.step(cx, progress)
+    }
+
+    fn search(&self) -> Option<&Search> {
+        self.search.as_ref()
+    }
+
+    fn on_nodes(&mut self, cx: &mut Cx, peer: NodeId, contacts: Vec<Contact>) -> Step {
+        let Some(s) = &mut self.search else { return Step::Wait };
+        let progress = s.on_nodes(cx, peer, contacts);
+        self.step(cx, progress)
+    }
+}

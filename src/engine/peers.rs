@@ -1,0 +1,153 @@
+//! What the node knows of other nodes beyond the routing table, and how it
+//! keeps the table honest: learning a contact (table insert, the eviction
+//! ping of a full bucket, the check ping of a new requester, handover to a
+//! newly verified contact, the `kadmesh_hello` question), and checking a
+//! contact that failed a request.
+//!
+//! All of it is node-wide: any reply, request or operation can teach us a
+//! contact, so operations ask for contacts to be learned
+//! ([`Cx::learn_answered`](super::op::Cx::learn_answered)) and the engine
+//! does it here.
+
+use foldhash::HashMap;
+use std::time::Duration;
+
+use super::inbound::HELLO;
+use super::services::ReplyTo;
+use super::Engine;
+use crate::contact::Contact;
+use crate::id::NodeId;
+use crate::routing::InsertOutcome;
+use crate::time::Time;
+use crate::wire::{Call, Value};
+
+/// How long a contact that did not answer `kadmesh_hello` is taken for a
+/// stock peer before it is asked again.
+pub const REPROBE_AFTER: Duration = Duration::from_secs(600);
+
+/// What a peer is known to speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerKind {
+    /// Not asked yet, or the question is in flight.
+    Unknown,
+    /// Answers only the base RPCs (a stock Python peer, or an old node).
+    Base,
+    /// Answers our extension RPCs; the string is its version.
+    Extended,
+}
+
+/// Which peers speak our extensions, and when each was last asked.
+#[derive(Debug, Default)]
+pub(super) struct Peers {
+    kinds: HashMap<NodeId, PeerKind>,
+    /// When each contact was last sent `kadmesh_hello`.
+    probed: HashMap<NodeId, Time>,
+}
+
+impl Peers {
+    /// What `id` is known to speak.
+    pub(super) fn kind(&self, id: &NodeId) -> PeerKind {
+        self.kinds.get(id).copied().unwrap_or(PeerKind::Unknown)
+    }
+
+    /// Records what `id` speaks.
+    pub(super) fn insert(&mut self, id: NodeId, kind: PeerKind) {
+        self.kinds.insert(id, kind);
+    }
+}
+
+impl Engine {
+    /// A request came from `contact`: what [`learn_answered`](Self::learn_answered) does, except
+    /// that a request proves nothing about whether the sender can be reached, so a newcomer is
+    /// checked with a ping first and gets records only once it answers.
+    pub(crate) fn learn(&mut self, now: Time, contact: Contact) {
+        self.learn_contact(now, contact, false);
+    }
+
+    /// `contact` answered one of our queries: keep the routing table current, check a full
+    /// bucket's oldest contact, and hand a newly verified contact the records it is now
+    /// responsible for. Contacts parked in a replacement cache are not "new" (the Python
+    /// package re-sends them everything each time).
+    pub(crate) fn learn_answered(&mut self, now: Time, contact: Contact) {
+        self.learn_contact(now, contact, true);
+    }
+
+    fn learn_contact(&mut self, now: Time, contact: Contact, answered: bool) {
+        let outcome = self.svc.routing.insert(contact, now);
+        if !answered {
+            self.svc.routing.note_request(&contact.id, now);
+        } else if self.svc.routing.mark_answered(&contact.id, now) {
+            self.hand_over_records(now, contact);
+        }
+        match outcome {
+            InsertOutcome::Inserted => {
+                if !answered {
+                    self.send_check(now, contact);
+                    self.svc.routing.note_checked(&contact.id, now);
+                }
+                self.probe_if_due(now, contact);
+            }
+            InsertOutcome::Updated => self.probe_if_due(now, contact),
+            InsertOutcome::Full { ping } => {
+                let call = self.svc.ping();
+                self.svc.send_request(now, ping.addr, call, ReplyTo::Eviction { peer: ping.id });
+            }
+            InsertOutcome::Pending | InsertOutcome::IsSelf => {}
+        }
+    }
+
+    /// Asks a contact whether it speaks our extensions: once when first
+    /// seen, and again after [`REPROBE_AFTER`] if it stayed silent, so one
+    /// lost datagram does not brand one of ours a stock peer for good.
+    fn probe_if_due(&mut self, now: Time, contact: Contact) {
+        // Checked on every datagram: the common case (one of ours) costs one lookup.
+        let kind = self.peers.kind(&contact.id);
+        if kind == PeerKind::Extended {
+            return;
+        }
+        let due = match (kind, self.peers.probed.get(&contact.id)) {
+            (_, None) => true,
+            (PeerKind::Base, Some(&at)) => now >= at + REPROBE_AFTER,
+            (PeerKind::Unknown | PeerKind::Extended, Some(_)) => false,
+        };
+        if due {
+            self.peers.probed.insert(contact.id, now);
+            let call = Call::Other { name: HELLO.into(), args: vec![Value::Bin(self.svc.id.0.to_vec())] };
+            self.svc.send_request(now, contact.addr, call, ReplyTo::Hello { peer: contact.id });
+        }
+    }
+
+    /// Counts a timeout; on a contact's first one, pings it. Until it answers, lookups
+    /// neither start from it nor follow others' pointers to it; if the ping times out
+    /// too it is gone (with the default two strikes), so after a mass failure dead
+    /// contacts leave within two timeouts instead of costing every later lookup a stall.
+    pub(super) fn contact_failed(&mut self, now: Time, peer: NodeId) {
+        if self.svc.routing.record_failure(&peer, self.svc.config.max_failures) {
+            return;
+        }
+        if self.svc.routing.failures(&peer) == Some(1) {
+            self.send_verify(now, peer);
+        }
+    }
+
+    /// The check ping went unanswered (or someone else answered): one more
+    /// strike, and another check until `max_failures` evicts it.
+    pub(super) fn verify_failed(&mut self, now: Time, peer: NodeId) {
+        if !self.svc.routing.record_failure(&peer, self.svc.config.max_failures) {
+            self.send_verify(now, peer);
+        }
+    }
+
+    fn send_verify(&mut self, now: Time, peer: NodeId) {
+        if let Some(c) = self.svc.routing.get(&peer) {
+            self.send_check(now, c);
+        }
+    }
+
+    /// A base `ping` (every peer answers it, stock or ours) to find out
+    /// whether `c` can be reached; the answer makes it good, silence a strike.
+    pub(super) fn send_check(&mut self, now: Time, c: Contact) {
+        let call = self.svc.ping();
+        self.svc.send_request(now, c.addr, call, ReplyTo::Verify { peer: c.id });
+    }
+}

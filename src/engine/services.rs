@@ -1,0 +1,111 @@
+//! The services every operation borrows: the routing table, the requests in
+//! flight, the outgoing queue, the RNG, the settings and the counters.
+//!
+//! They are one struct so that the engine can lend them to an operation
+//! (inside a [`Cx`](super::op::Cx)) while it keeps the operation table to
+//! itself: an operation sends requests and reads the table, but cannot
+//! reach other operations or the engine's inputs. Every request sent
+//! carries a [`ReplyTo`] saying who takes its reply.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+use super::{Config, QueryId, Stats, Transmit};
+use crate::id::NodeId;
+use crate::routing::RoutingTable;
+use crate::rpc::{InFlight, RpcKind};
+use crate::rtt::RttEstimate;
+use crate::time::Time;
+use crate::wire::{Call, Datagram, MessageId, Value};
+
+/// Who takes the reply to (or the failure of) an outstanding request.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum ReplyTo {
+    /// Operation `op`; `peer` is who we expect to answer (`None` for a
+    /// bare address, such as a seed or a command's ping).
+    Op { op: QueryId, peer: Option<NodeId> },
+    /// The engine: checking the least-recently-seen contact of a full bucket.
+    Eviction { peer: NodeId },
+    /// The engine: asking a new contact whether it speaks our extensions.
+    Hello { peer: NodeId },
+    /// Nobody waits for the answer (record handover, a get's cache copy).
+    Fire { peer: NodeId },
+    /// The engine: a contact just failed a request; is it gone, or was a
+    /// datagram lost?
+    Verify { peer: NodeId },
+}
+
+/// The shared services of one node.
+pub(super) struct Services {
+    /// This node's id.
+    pub(super) id: NodeId,
+    pub(super) config: Config,
+    pub(super) rng: StdRng,
+    pub(super) routing: RoutingTable,
+    pub(super) in_flight: InFlight<ReplyTo>,
+    pub(super) transmits: VecDeque<Transmit>,
+    pub(super) stats: Stats,
+    /// Round trips of our requests, for lookups' stall threshold.
+    pub(super) rtt: RttEstimate,
+}
+
+impl Services {
+    pub(super) fn new(id: NodeId, config: Config, now: Time) -> Self {
+        Services {
+            id,
+            rng: StdRng::seed_from_u64(config.rng_seed),
+            routing: RoutingTable::new(id, config.k, now),
+            config,
+            in_flight: InFlight::default(),
+            transmits: VecDeque::new(),
+            stats: Stats::default(),
+            rtt: RttEstimate::default(),
+        }
+    }
+
+    /// Queues a request to `to` and tracks it until its reply or timeout;
+    /// false (nothing sent) if it does not encode.
+    pub(super) fn send_request(&mut self, now: Time, to: SocketAddr, call: Call, reply_to: ReplyTo) -> bool {
+        let kind = rpc_kind(&call);
+        let id = MessageId(self.rng.gen());
+        let payload = match (Datagram::Request { id, call }).encode() {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::debug!(%to, error = %e, "request not sent");
+                return false;
+            }
+        };
+        let timeout = if kind == RpcKind::Extension { self.config.extension_timeout } else { self.config.rpc_timeout };
+        self.in_flight.insert(id, to, kind, now, timeout, reply_to);
+        self.stats.count_sent(kind);
+        self.transmits.push_back(Transmit { to, payload: payload.into() });
+        true
+    }
+
+    /// Queues a reply to request `id` from `to`.
+    pub(super) fn send_response(&mut self, to: SocketAddr, id: MessageId, body: Value) {
+        match (Datagram::Response { id, body }).encode() {
+            Ok(p) => self.transmits.push_back(Transmit { to, payload: p.into() }),
+            Err(e) => tracing::debug!(%to, error = %e, "response not sent"),
+        }
+    }
+
+    /// A ping carrying our id.
+    pub(super) fn ping(&self) -> Call {
+        Call::Ping { sender: self.id }
+    }
+}
+
+/// Which procedure `call` asks for.
+pub(super) fn rpc_kind(call: &Call) -> RpcKind {
+    match call {
+        Call::Ping { .. } => RpcKind::Ping,
+        Call::Store { .. } => RpcKind::Store,
+        Call::FindNode { .. } => RpcKind::FindNode,
+        Call::FindValue { .. } => RpcKind::FindValue,
+        Call::Stun => RpcKind::Stun,
+        Call::Other { .. } => RpcKind::Extension,
+    }
+}

@@ -1,0 +1,172 @@
+//! Records over time: expiry, republish, re-replication by the k closest
+//! only, and records restored after a restart.
+
+use super::*;
+
+#[test]
+fn records_expire_on_schedule() {
+    let mut net = Net::new(10, |_| Config { k: 4, record_ttl: Duration::from_secs(60), ..Config::default() });
+    net.bootstrap_all();
+    let key = NodeId::for_key("short-lived");
+    // A raw store from outside the publisher path: nobody republishes it.
+    let target = net.nodes[0].closest(&key, 1)[0];
+    let call = Call::Store { sender: net.nodes[0].id(), key, value: Value::Int(1) };
+    let _ = net.run(0, |e, now| e.call(now, target.addr, call), Duration::from_secs(10));
+    let holder = net.by_addr[&target.addr];
+    assert!(net.nodes[holder].store().get(&key, net.now).is_some());
+    net.advance(Duration::from_secs(61));
+    assert!(net.nodes[holder].store().get(&key, net.now).is_none());
+    assert_eq!(net.nodes[holder].store().len(), 0);
+}
+
+#[test]
+fn republished_record_survives_replacement_of_its_holders() {
+    let cfg = |_| Config {
+        k: 4,
+        republish_interval: Duration::from_secs(60),
+        replicate_interval: Duration::from_secs(60),
+        refresh_interval: Duration::from_secs(60),
+        record_ttl: Duration::from_secs(300),
+        ..Config::default()
+    };
+    let mut net = Net::new(30, cfg);
+    net.bootstrap_all();
+    let key = NodeId::for_key("survivor");
+    net.put(0, key, Value::Str("alive".into()));
+    let holders: Vec<usize> = (1..30).filter(|&i| net.nodes[i].store().get(&key, net.now).is_some()).collect();
+    assert!(!holders.is_empty());
+    for h in &holders {
+        net.down.insert(*h);
+    }
+    // Newcomers take their place; the publisher's republish reaches them.
+    for _ in 0..8 {
+        let i = net.add(cfg(0));
+        let _ = net.run(i, |e, now| e.bootstrap(now, &[addr(0)]), Duration::from_secs(30));
+    }
+    net.advance(Duration::from_secs(200));
+    let reader = 31;
+    assert_eq!(net.get(reader, key), Some(Value::Str("alive".into())));
+}
+
+#[test]
+fn only_a_node_among_the_k_closest_re_replicates() {
+    let cfg = Config { k: 3, replicate_interval: Duration::from_secs(60), ..Config::default() };
+    let mut e = engine_with_contacts(cfg);
+    // We are third closest to `third` (in the k = 3 closest) and fourth to
+    // `far` (3 contacts closer): both held since t = 0, neither published.
+    let (third, far) = (id_at(0x80, 3), id_at(0, 0));
+    for key in [third, far] {
+        e.store.put(key, Value::Int(1), None, Time::ZERO, Duration::from_secs(3600)).unwrap();
+    }
+    // Past replicate_interval: the sweep starts a replication lookup per eligible key.
+    e.handle_timeout(Time::from_secs(61));
+    let looked_up: Vec<Key> = sent_requests(&mut e)
+        .into_iter()
+        .filter_map(|c| match c {
+            Call::FindNode { key, .. } => Some(key),
+            _ => None,
+        })
+        .collect();
+    assert!(looked_up.contains(&third), "the third closest must re-replicate: {looked_up:?}");
+    assert!(!looked_up.contains(&far), "a node with k closer contacts re-replicated");
+    // The far copy is dropped: we no longer serve it and must not spread it.
+    assert!(e.store().get(&far, Time::from_secs(61)).is_none());
+    assert!(e.store().get(&third, Time::from_secs(61)).is_some());
+}
+
+#[test]
+fn restore_record_keeps_stored_at_and_caps_the_remaining_lifetime() {
+    let cfg = Config { record_ttl: Duration::from_secs(3600), ..Config::default() };
+    let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), cfg, Time::ZERO);
+    let now = Time::from_secs(10_000);
+    let saved = |n: u8, stored_at: u64, expires_at: u64| crate::store::Record {
+        key: id_at(n, n),
+        value: Value::Int(n.into()),
+        publisher: None,
+        stored_at: Time::from_secs(stored_at),
+        expires_at: Time::from_secs(expires_at),
+        size: 1,
+    };
+    for r in [
+        saved(1, 9_000, 11_000),  // plain: kept as saved
+        saved(2, 9_500, 90_000),  // lives longer than record_ttl from now: capped
+        saved(3, 12_000, 12_500), // stored "after" now (clock stepped back): clamped
+        saved(4, 5_000, 10_000),  // expired exactly now
+        saved(5, 5_000, 9_000),   // expired while down
+    ] {
+        e.restore_record(now, r);
+    }
+    let times = |n: u8| e.store().get(&id_at(n, n), now).map(|r| (r.stored_at.as_secs(), r.expires_at.as_secs()));
+    assert_eq!(times(1), Some((9_000, 11_000)));
+    assert_eq!(times(2), Some((9_500, 13_600)));
+    assert_eq!(times(3), Some((10_000, 12_500)));
+    // Not restored at all, not even as a dead entry awaiting expiry.
+    assert_eq!(e.store().len(), 3);
+}
+
+#[test]
+fn a_replication_that_reaches_nobody_keeps_the_old_stored_at() {
+    let cfg = Config { replicate_interval: Duration::from_secs(60), ..Config::default() };
+    let start = Time::from_secs(10_000);
+    // No contacts at all: every lookup ends at once, empty.
+    let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), cfg, start);
+    let key = id_at(0x80, 3);
+    let record = crate::store::Record {
+        key,
+        value: Value::Int(1),
+        publisher: None,
+        stored_at: Time::from_secs(5_000),
+        expires_at: Time::from_secs(50_000),
+        size: 1,
+    };
+    e.restore_record(start, record);
+    // Past replicate_interval: the sweep runs the replicate task.
+    let later = start + Duration::from_secs(61);
+    e.handle_timeout(later);
+    assert_eq!(e.stats().republished, 1, "the replicate task did not run");
+    assert_eq!(e.ops_in_progress(), 0);
+    let r = e.store().get(&key, later).unwrap();
+    assert_eq!(r.stored_at, Time::from_secs(5_000), "an unreplicated record looks just replicated");
+    assert_eq!(r.expires_at, Time::from_secs(50_000));
+    // A user's put with nobody to store at still keeps the local copy.
+    let mine = id_at(0x80, 5);
+    let q = e.put(later, mine, Value::Int(2));
+    match e.poll_event() {
+        Some(Event { id, outcome: Outcome::Put(p) }) if id == q => {
+            assert_eq!((p.stored, p.attempted, p.stored_locally), (0, 0, true))
+        }
+        other => panic!("expected a put outcome, got {other:?}"),
+    }
+    assert_eq!(e.store().get(&mine, later).map(|r| r.stored_at), Some(later));
+}
+
+#[test]
+fn a_replication_that_finds_k_closer_nodes_drops_our_copy_instead_of_pushing_it() {
+    // k = 3 and we know only contact 0, so our thin table says we are among
+    // the 3 closest to `key` (as after a restart): the sweep replicates.
+    let cfg = Config { k: 3, replicate_interval: Duration::from_secs(60), ..Config::default() };
+    let mut e = engine_knowing(cfg, 1);
+    let key = id_at(0, 0);
+    e.store.put(key, Value::Int(1), None, Time::ZERO, Duration::from_secs(3600)).unwrap();
+    let now = Time::from_secs(61);
+    e.handle_timeout(now);
+    let mut pending = sent_to(&mut e);
+    assert_eq!(find_nodes_to(&pending), vec![addr(1)], "the sweep must start a replication lookup");
+    // The lookup learns of contacts 1 and 2: with contact 0, three nodes closer than us.
+    let mut stores = Vec::new();
+    while let Some((to, id, call)) = pending.pop() {
+        match call {
+            Call::FindNode { .. } => {
+                let others = if to == addr(1) { vec![known(1), known(2)] } else { vec![] };
+                answer(&mut e, now, to, id, crate::wire::contacts_value(&others));
+                pending.extend(sent_to(&mut e));
+            }
+            Call::Store { .. } | Call::Other { .. } if !matches!(&call, Call::Other { name, .. } if name == crate::engine::inbound::HELLO) => {
+                stores.push(to)
+            }
+            _ => {}
+        }
+    }
+    assert!(stores.is_empty(), "a leftover copy was pushed to {stores:?}");
+    assert!(e.store().get(&key, now).is_none(), "the leftover copy must be dropped");
+}
