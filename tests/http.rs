@@ -13,6 +13,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use common::surface::serve;
 use kadmesh::discovery::testnet::Testnet;
 use kadmesh::discovery::{Discovery, DiscoveryConfig};
 use kadmesh::engine::Config;
@@ -28,28 +29,12 @@ struct Cluster {
     http: reqwest::Client,
 }
 
-async fn serve(d: Discovery) -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    tokio::spawn(kadmesh::http::serve(listener, d, async {
-        let _ = rx.await;
-    }));
-    (url, tx)
-}
-
 fn fast() -> DiscoveryConfig {
     DiscoveryConfig { cache_ttl: Duration::ZERO, min_republish: Duration::ZERO, ..DiscoveryConfig::default() }
 }
 
 async fn cluster(n: usize, cfg: DiscoveryConfig) -> Cluster {
-    let net = Testnet::start(n, 0, Config::default(), cfg).await.unwrap();
-    let (mut urls, mut stops) = (Vec::new(), Vec::new());
-    for d in &net.nodes {
-        let (url, stop) = serve(d.clone()).await;
-        urls.push(url);
-        stops.push(stop);
-    }
+    let (net, urls, stops) = common::surface::start(n, cfg).await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     Cluster { net, urls, _stops: stops, http }
 }

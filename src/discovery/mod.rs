@@ -19,6 +19,7 @@
 //! - [`record`]: the worker record and its health rule; [`liveness`]: the
 //!   rule for the platform's monotonic `last_seen`.
 //! - [`input`]: checking register/heartbeat bodies and discover filters.
+//! - [`url`]: the rule for a URL this node forwards a request to.
 //! - [`wire`]: the calling side of the provider-set procedures.
 //! - `registry`: workers registered through this node and their publish
 //!   schedule; `publish`: register, heartbeat, unregister and the
@@ -52,6 +53,7 @@ mod publish;
 pub mod record;
 mod registry;
 pub mod testnet;
+pub mod url;
 pub mod wire;
 
 use std::sync::Arc;

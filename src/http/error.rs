@@ -7,8 +7,10 @@
 //! | `invalid_input` | 400 | missing or mistyped field, bad URL or name, body not JSON or too large |
 //! | `not_found` | 404 | unknown worker, unknown route |
 //! | `method_not_allowed` | 405 | known route, wrong method |
+//! | `payload_too_large` | 413 | a routed request's body is over the limit |
 //! | `no_healthy_workers` | 503 | nobody can name a healthy worker of the service |
 //! | `unavailable` | 503 | the DHT node has stopped |
+//! | `bad_gateway` | 502 | a routed request's answer is over the limit |
 //! | `internal` | 500 | a bug; the message says what |
 
 use axum::http::StatusCode;

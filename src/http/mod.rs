@@ -10,6 +10,7 @@
 //! | `GET /api/services/discover/{service_type}` | healthy workers by load; `gpu`, `min_memory`, `limit` |
 //! | `GET /api/worker/find/{service_type}` | the same as discover (the platform's `dht_router` calls it) |
 //! | `GET /api/services/list` | known services and healthy-worker counts |
+//! | `POST /api/services/route/{service_type}` | forward the body to a healthy worker ([`route`]) |
 //! | `GET /api/dht/bootstrap` | seeds for new nodes |
 //! | `GET /api/dht/topology` | the graph, current and older shapes |
 //! | `GET /health` | node status |
@@ -20,7 +21,10 @@
 
 pub mod dht;
 pub mod error;
+pub mod forward;
 pub mod metrics;
+pub mod penalty;
+pub mod route;
 pub mod services;
 pub mod workers;
 
@@ -48,6 +52,7 @@ pub fn router(discovery: Discovery) -> Router {
         .route("/api/services/discover/:service_type", get(services::discover))
         .route("/api/worker/find/:service_type", get(services::discover))
         .route("/api/services/list", get(services::list))
+        .route(route::PATH, route::handler(forward::RouteConfig::default()))
         .route("/api/dht/bootstrap", get(dht::bootstrap))
         .route("/api/dht/topology", get(dht::topology))
         .route("/health", get(dht::health))

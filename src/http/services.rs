@@ -10,7 +10,7 @@ use crate::discovery::input::DiscoverFilter;
 use crate::discovery::Discovery;
 
 /// Query pairs, percent-decoded.
-fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+pub(super) fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
     let Some(raw) = raw else { return Vec::new() };
     let url = format!("http://q/?{raw}");
     reqwest::Url::parse(&url).map(|u| u.query_pairs().into_owned().collect()).unwrap_or_default()
@@ -33,7 +33,7 @@ pub async fn discover(
 
 /// Whether the request asks for an answer from the source (`no-cache`,
 /// `no-store` or `max-age=0` among its `Cache-Control` directives).
-fn no_cache(headers: &HeaderMap) -> bool {
+pub(super) fn no_cache(headers: &HeaderMap) -> bool {
     headers.get_all(CACHE_CONTROL).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(|d| {
         let d = d.trim().to_ascii_lowercase();
         d == "no-cache" || d == "no-store" || d == "max-age=0"
