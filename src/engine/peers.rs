@@ -87,7 +87,7 @@ impl Engine {
     fn learn_contact(&mut self, now: Time, contact: Contact, answered: bool) {
         let outcome = self.svc.routing.insert(contact, now);
         if !answered {
-            self.svc.routing.note_request(&contact.id, now);
+            self.svc.routing.note_request(&contact, now);
         } else if self.svc.routing.mark_answered(&contact.id, now) {
             self.hand_over_records(now, contact);
         }

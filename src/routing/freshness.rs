@@ -4,22 +4,44 @@
 //! answer, so every unreachable address we put in a `find_node` reply costs
 //! each of its lookups 5 s. Hearing a request from an address proves nothing
 //! about whether it can be reached (a short-lived script, a client behind
-//! NAT, a node that has just left), so, as in BEP 5, only a *good* contact is
-//! handed out: one that answered one of our own queries within
-//! [`GOOD_FOR`] (or, having answered once from its address, sent us a
-//! request within it, as BEP 5 allows), and has neither timed out nor
-//! stalled since.
+//! NAT, a node that has just left), and one answer proves it could be reached
+//! then, not that it stays. A contact is handed out only when all of these
+//! hold:
 //!
-//! A contact that has not answered lately is checked with a base `ping`
-//! (every peer answers it) when it would be handed out, at most once per
-//! [`recheck_gap`]. The gap grows with how long the contact has been
-//! answering (Kademlia §2.2: the longer a node has been up, the likelier it
-//! stays up): a client that answered for ten seconds is re-checked every
-//! 2.5 s it is handed out, so once it stops it is left out within one ping
-//! timeout of its next hand-out; a node answering for 40 minutes or more is
-//! re-checked at most every ten. A new requester is checked as soon as it is
-//! first seen. (Simulation, 500 nodes, steady hour: an eighth and five
-//! minutes cost 17% more bandwidth per worker, mostly pings.)
+//! 1. **Good** (BEP 5): it answered one of our own queries within
+//!    [`GOOD_FOR`] (or, having answered once from its address, sent us a
+//!    request from it within that time), and has neither timed out nor
+//!    stalled since.
+//! 2. **Confirmed**: no check of it is pending. libtorrent hands out only
+//!    `confirmed()` nodes, those whose last query was answered; we count a
+//!    check in flight as not answered yet. A contact we decided to check is
+//!    left out until it answers, so a stopped one is never handed out again
+//!    (its check times out and counts a failure), instead of for the 5 s its
+//!    check takes to time out.
+//! 3. **Settled**, when the asker is a stock peer or not known yet
+//!    ([`Asker::Other`]): it answered us at two moments at least [`SETTLE`]
+//!    apart. A short-lived client (a `dhtctl` run, a script asking one node)
+//!    answers the check its first request triggers and is gone a moment
+//!    later; until it has answered again a while later it stays out. Our own
+//!    nodes ([`Asker::Ours`]) get young contacts too: a dead one costs them
+//!    one lookup stall (`lookup_stall`, at most 1 s) before they move on, and
+//!    when a network has just started every contact is young.
+//!
+//! A contact is checked with a base `ping` (every peer answers it) when it
+//! would be handed out and:
+//! - it never answered: at most every [`UNVERIFIED_RECHECK`] (a new
+//!   requester is checked as soon as it is first seen);
+//! - a check of it is pending: again after [`UNVERIFIED_RECHECK`] (a check
+//!   resolves within the RPC timeout, so this only repeats a lost one);
+//! - it is young and the asker is not one of ours: once [`SETTLE`] has
+//!   passed since its first answer, so the answer settles it (our own nodes
+//!   get it unchecked, so a network of our nodes alone never waits on this);
+//! - it is settled: after [`recheck_gap`] since it was last heard from. The
+//!   gap grows with how long the contact has been answering (Kademlia §2.2:
+//!   the longer a node has been up, the likelier it stays up): a quarter of
+//!   that time, 1 s to 10 min. A long-lived node heard from lately is handed
+//!   out without any ping. (Simulation, 500 nodes, steady hour, one eighth
+//!   and five minutes: 17% more bandwidth per worker, mostly pings.)
 
 use std::time::Duration;
 
@@ -35,9 +57,26 @@ pub const RECHECK_MIN: Duration = Duration::from_secs(1);
 pub const RECHECK_MAX: Duration = Duration::from_secs(10 * 60);
 /// A contact is re-checked after a quarter of the time it has been answering.
 const RECHECK_DIVISOR: u32 = 4;
-/// A contact that never answered is asked again at most this often (its
-/// check may have been lost; a failed check already asks again itself).
+/// A contact that never answered, or whose check is pending, is asked again
+/// at most this often (its check may have been lost; a failed check already
+/// asks again itself).
 pub const UNVERIFIED_RECHECK: Duration = Duration::from_secs(5);
+/// A contact is settled once two of its answers are at least this far
+/// apart; until then only our own nodes are given it. Longer than a
+/// one-shot client lives on loopback or a LAN (bootstrap, one operation).
+pub const SETTLE: Duration = Duration::from_secs(2);
+
+/// Who asks for contacts: decides whether a contact that is not settled
+/// yet may be in the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// One of our nodes (it answered `kadmesh_hello`): it gives up on a dead
+    /// contact after one lookup stall.
+    Ours,
+    /// A stock peer, or a node not known to be ours yet: it may wait a fixed
+    /// 5 s on each dead contact.
+    Other,
+}
 
 /// How long after its last answer a contact that has been answering since
 /// `first` is checked again.
@@ -51,20 +90,38 @@ impl Entry {
         self.answering() && self.answered.is_some_and(|a| now.saturating_since(a.last) <= GOOD_FOR)
     }
 
-    /// Should we ping it before (or while) handing it out? Failing
-    /// contacts are left out: a check of those is already under way.
-    pub(crate) fn check_due(&self, now: Time) -> bool {
+    /// We sent it a check and have not had an answer from it since.
+    pub(crate) fn check_pending(&self) -> bool {
+        self.checked.is_some_and(|c| self.answered.is_none_or(|a| a.replied < c))
+    }
+
+    /// Two of its answers are at least [`SETTLE`] apart.
+    pub(crate) fn settled(&self) -> bool {
+        self.answered.is_some_and(|a| a.replied.saturating_since(a.first) >= SETTLE)
+    }
+
+    /// May it be put in a reply to `asker` now (rules 1-3 of the module doc)?
+    pub(crate) fn may_hand_out(&self, now: Time, asker: Asker) -> bool {
+        self.is_good(now) && !self.check_pending() && (asker == Asker::Ours || self.settled())
+    }
+
+    /// Should we ping it before handing it to `asker`? Failing contacts are
+    /// left out: a check of those is already under way. A young contact is
+    /// checked only for an [`Asker::Other`], the only asker it is kept from.
+    pub(crate) fn check_due(&self, now: Time, asker: Asker) -> bool {
         if !self.answering() {
             return false;
         }
         let since_check = |gap: Duration| self.checked.is_none_or(|c| now.saturating_since(c) >= gap);
-        match self.answered {
-            None => since_check(UNVERIFIED_RECHECK),
-            Some(a) => {
-                let gap = recheck_gap(a.first, now);
-                now.saturating_since(a.last) >= gap && since_check(gap)
-            }
+        let Some(a) = self.answered.filter(|_| !self.check_pending()) else {
+            return since_check(UNVERIFIED_RECHECK);
+        };
+        if !self.settled() {
+            // Checked once SETTLE has passed, the answer settles it.
+            return asker == Asker::Other && now.saturating_since(a.first) >= SETTLE;
         }
+        let gap = recheck_gap(a.first, now);
+        now.saturating_since(a.last) >= gap && since_check(gap)
     }
 }
 
@@ -95,6 +152,13 @@ mod tests {
         (t, contacts)
     }
 
+    /// `c` answers one of our queries at each of `times`.
+    fn answers(t: &mut RoutingTable, c: &Contact, times: &[Time]) {
+        for &at in times {
+            t.mark_answered(&c.id, at);
+        }
+    }
+
     #[test]
     fn recheck_gap_grows_with_time_answering_within_bounds() {
         assert_eq!(recheck_gap(secs(100), secs(100)), RECHECK_MIN);
@@ -108,54 +172,151 @@ mod tests {
         assert!(t.mark_answered(&cs[0].id, secs(1)));
         assert!(!t.mark_answered(&cs[0].id, secs(1)), "second answer is not a first verification");
         let target = cs[1].id;
-        let h = t.handout(&target, 4, secs(1), |_| false);
+        let h = t.handout(&target, 4, secs(1), Asker::Ours, |_| false);
         assert_eq!(h.contacts, vec![cs[0]]);
         assert_eq!(h.check.len(), 3);
         assert!(!h.check.contains(&cs[0]));
         // Checks are noted: asking again at once sends none.
-        assert!(t.handout(&target, 4, Time::from_millis(1500), |_| false).check.is_empty());
+        assert!(t.handout(&target, 4, Time::from_millis(1500), Asker::Ours, |_| false).check.is_empty());
         // Unanswered checks are repeated after UNVERIFIED_RECHECK.
-        let again = t.handout(&target, 4, secs(1) + UNVERIFIED_RECHECK, |_| false).check;
+        let again = t.handout(&target, 4, secs(1) + UNVERIFIED_RECHECK, Asker::Ours, |_| false).check;
         assert!(cs[1..].iter().all(|c| again.contains(c)));
     }
 
     #[test]
     fn a_contact_silent_for_longer_than_good_for_is_left_out_and_checked() {
         let (mut t, cs) = table(1);
-        t.mark_answered(&cs[0].id, secs(0));
-        let late = secs(0) + GOOD_FOR + Duration::from_secs(1);
-        let h = t.handout(&cs[0].id, 1, late, |_| false);
+        answers(&mut t, &cs[0], &[secs(0), secs(10)]);
+        let late = secs(10) + GOOD_FOR + Duration::from_secs(1);
+        let h = t.handout(&cs[0].id, 1, late, Asker::Other, |_| false);
         assert!(h.contacts.is_empty());
         assert_eq!(h.check, vec![cs[0]]);
         // Its answer makes it good again.
         t.mark_answered(&cs[0].id, late);
-        assert_eq!(t.handout(&cs[0].id, 1, late, |_| false).contacts, vec![cs[0]]);
+        assert_eq!(t.handout(&cs[0].id, 1, late, Asker::Other, |_| false).contacts, vec![cs[0]]);
+    }
+
+    #[test]
+    fn a_stopped_client_is_never_handed_out_once_its_check_is_pending() {
+        let (mut t, cs) = table(1);
+        // A client that answered for ten seconds, then stopped at 10 s.
+        answers(&mut t, &cs[0], &[secs(0), secs(10)]);
+        let first = t.handout(&cs[0].id, 1, secs(10), Asker::Other, |_| false);
+        assert_eq!(first.contacts, vec![cs[0]], "handed out while it answered lately");
+        assert!(first.check.is_empty());
+        // Past its re-check gap the next hand-out checks it and leaves it out ...
+        let checked = secs(14);
+        let h = t.handout(&cs[0].id, 1, checked, Asker::Other, |_| false);
+        assert_eq!(h.check, vec![cs[0]]);
+        assert!(h.contacts.is_empty(), "handed out while its check is pending");
+        // ... for every asker, all through the check's timeout, without a second check.
+        for ms in [14_001, 15_000, 18_999] {
+            for asker in [Asker::Ours, Asker::Other] {
+                let h = t.handout(&cs[0].id, 1, Time::from_millis(ms), asker, |_| false);
+                assert!(h.contacts.is_empty() && h.check.is_empty(), "at {ms} ms to {asker:?}: {h:?}");
+            }
+        }
+        // A request from it proves nothing about the check.
+        t.note_request(&cs[0], Time::from_millis(15_000));
+        assert!(t.handout(&cs[0].id, 1, Time::from_millis(15_500), Asker::Ours, |_| false).contacts.is_empty());
+        // The check timed out: one strike, and still left out (not checked again here:
+        // the engine re-checks a failed contact itself).
+        t.record_failure(&cs[0].id, 3);
+        assert!(t.handout(&cs[0].id, 1, secs(19), Asker::Ours, |_| false).contacts.is_empty());
+    }
+
+    #[test]
+    fn a_checked_contact_that_answers_is_handed_out_again() {
+        let (mut t, cs) = table(1);
+        answers(&mut t, &cs[0], &[secs(0), secs(10)]);
+        assert_eq!(t.handout(&cs[0].id, 1, secs(14), Asker::Other, |_| false).check, vec![cs[0]]);
+        t.mark_answered(&cs[0].id, Time::from_millis(14_040));
+        let h = t.handout(&cs[0].id, 1, Time::from_millis(14_050), Asker::Other, |_| false);
+        assert_eq!(h.contacts, vec![cs[0]]);
+        assert!(h.check.is_empty());
+    }
+
+    #[test]
+    fn a_verified_long_lived_peer_is_handed_out_without_an_extra_ping() {
+        let (mut t, cs) = table(1);
+        // Answering for an hour; asked about lately by a lookup of ours.
+        answers(&mut t, &cs[0], &[secs(0), secs(1800), secs(3600)]);
+        for at in [secs(3600), secs(3700), secs(3600) + RECHECK_MAX - Duration::from_secs(1)] {
+            for asker in [Asker::Ours, Asker::Other] {
+                let h = t.handout(&cs[0].id, 1, at, asker, |_| false);
+                assert_eq!(h.contacts, vec![cs[0]], "at {at:?} to {asker:?}");
+                assert!(h.check.is_empty(), "pinged at {at:?}");
+            }
+        }
+        // Its requests keep it from being due, too.
+        t.note_request(&cs[0], secs(3600) + RECHECK_MAX);
+        let h = t.handout(&cs[0].id, 1, secs(3601) + RECHECK_MAX, Asker::Other, |_| false);
+        assert_eq!((h.contacts, h.check), (vec![cs[0]], vec![]));
+    }
+
+    #[test]
+    fn a_young_contact_goes_to_our_nodes_and_to_others_only_once_settled() {
+        let (mut t, cs) = table(1);
+        // Answered the check its first request triggered, and stopped 300 ms later.
+        answers(&mut t, &cs[0], &[secs(100)]);
+        let early = Time::from_millis(100_200);
+        assert!(t.handout(&cs[0].id, 1, early, Asker::Other, |_| false).contacts.is_empty());
+        assert_eq!(t.handout(&cs[0].id, 1, early, Asker::Ours, |_| false).contacts, vec![cs[0]]);
+        // Once SETTLE has passed since its answer it is checked, and left out for everyone.
+        let due = secs(100) + SETTLE;
+        let h = t.handout(&cs[0].id, 1, due - Duration::from_millis(1), Asker::Other, |_| false);
+        assert!(h.check.is_empty(), "checked before SETTLE: its answer would not settle it");
+        let h = t.handout(&cs[0].id, 1, due, Asker::Other, |_| false);
+        assert_eq!((h.contacts, h.check), (vec![], vec![cs[0]]));
+        assert!(t.handout(&cs[0].id, 1, due, Asker::Ours, |_| false).contacts.is_empty());
+        // A node that stayed answers it and is settled: now anyone gets it.
+        t.mark_answered(&cs[0].id, due + Duration::from_millis(30));
+        let h = t.handout(&cs[0].id, 1, due + Duration::from_millis(40), Asker::Other, |_| false);
+        assert_eq!((h.contacts, h.check), (vec![cs[0]], vec![]));
+    }
+
+    #[test]
+    fn two_answers_close_together_do_not_settle_a_contact() {
+        let (mut t, cs) = table(1);
+        answers(&mut t, &cs[0], &[secs(5), Time::from_millis(5_100), Time::from_millis(6_900)]);
+        assert!(t.handout(&cs[0].id, 1, Time::from_millis(6_950), Asker::Other, |_| false).contacts.is_empty());
+        t.mark_answered(&cs[0].id, secs(7));
+        assert_eq!(t.handout(&cs[0].id, 1, secs(7), Asker::Other, |_| false).contacts, vec![cs[0]]);
     }
 
     #[test]
     fn a_young_contact_is_rechecked_soon_an_old_one_rarely() {
         let (mut t, cs) = table(2);
         // cs[0] has answered for an hour, cs[1] for ten seconds.
-        t.mark_answered(&cs[0].id, secs(0));
-        t.mark_answered(&cs[0].id, secs(3600));
-        t.mark_answered(&cs[1].id, secs(3590));
-        t.mark_answered(&cs[1].id, secs(3600));
-        let h = t.handout(&cs[0].id, 2, secs(3604), |_| false);
-        assert_eq!(h.contacts.len(), 2, "both still good");
+        answers(&mut t, &cs[0], &[secs(0), secs(3600)]);
+        answers(&mut t, &cs[1], &[secs(3590), secs(3600)]);
+        let h = t.handout(&cs[0].id, 2, secs(3604), Asker::Other, |_| false);
         assert_eq!(h.check, vec![cs[1]], "only the young one is due a check after 4 s");
-        let h = t.handout(&cs[0].id, 2, secs(3600) + RECHECK_MAX, |_| false);
+        assert_eq!(h.contacts, vec![cs[0]], "and it is left out until it answers");
+        let h = t.handout(&cs[0].id, 2, secs(3600) + RECHECK_MAX, Asker::Other, |_| false);
         assert!(h.check.contains(&cs[0]));
     }
 
     #[test]
     fn requests_keep_a_verified_contact_fresh_but_never_verify_one() {
         let (mut t, cs) = table(2);
-        t.mark_answered(&cs[0].id, secs(0));
-        t.note_request(&cs[0].id, secs(3000));
-        t.note_request(&cs[1].id, secs(3000));
-        let h = t.handout(&cs[0].id, 2, secs(3001), |_| false);
+        answers(&mut t, &cs[0], &[secs(0), secs(10)]);
+        t.note_request(&cs[0], secs(3000));
+        t.note_request(&cs[1], secs(3000));
+        let h = t.handout(&cs[0].id, 2, secs(3001), Asker::Other, |_| false);
         assert_eq!(h.contacts, vec![cs[0]], "its request counts; the never-verified one stays out");
         assert_eq!(h.check, vec![cs[1]]);
+    }
+
+    #[test]
+    fn a_request_naming_a_contact_from_another_address_does_not_keep_it_good() {
+        let (mut t, cs) = table(1);
+        answers(&mut t, &cs[0], &[secs(0), secs(10)]);
+        let forged = Contact::new(cs[0].id, ([10, 0, 0, 9], 1).into());
+        t.note_request(&forged, secs(10) + GOOD_FOR);
+        assert!(!t.is_good(&cs[0].id, secs(11) + GOOD_FOR));
+        t.note_request(&cs[0], secs(10) + GOOD_FOR);
+        assert!(t.is_good(&cs[0].id, secs(11) + GOOD_FOR));
     }
 
     #[test]
@@ -169,7 +330,7 @@ mod tests {
         t.record_failure(&cs[1].id, 3);
         t.insert(Contact::new(cs[1].id, ([127, 0, 0, 2], 1).into()), secs(1));
         assert!(!t.is_verified(&cs[1].id));
-        let h = t.handout(&cs[0].id, 2, secs(1), |_| false);
+        let h = t.handout(&cs[0].id, 2, secs(1), Asker::Ours, |_| false);
         assert!(h.contacts.is_empty());
         assert_eq!(h.check.iter().map(|c| c.id).collect::<Vec<_>>(), vec![cs[1].id]);
     }
