@@ -21,7 +21,12 @@
 //! - **settled**: it answered us at two moments at least [`SETTLE`] apart. A
 //!   short-lived client (a `dhtctl` run, a script asking one node) answers
 //!   the check its first request triggers and is gone a moment later; until
-//!   it has answered again a while later it stays out.
+//!   it has answered again a while later it stays out. Only when fewer than
+//!   k of the 2k closest candidates are settled (a network that has just
+//!   started, where every contact is young) do confirmed young ones fill the
+//!   rest of the reply, after the settled ones: a short reply would send the
+//!   asker's stores to nodes that are not the closest, and its later gets
+//!   would miss them.
 //!
 //! Our own nodes ([`Asker::Ours`]) get every good contact, young or being
 //! checked: a dead one costs their lookup one stall (`lookup_stall`, at most
@@ -104,6 +109,12 @@ impl Entry {
     /// Two of its answers are at least [`SETTLE`] apart.
     pub(crate) fn settled(&self) -> bool {
         self.answered.is_some_and(|a| a.replied.saturating_since(a.first) >= SETTLE)
+    }
+
+    /// Confirmed and good, though not settled: may fill a reply to a stock
+    /// or unknown asker that settled contacts cannot fill.
+    pub(crate) fn may_fill(&self, now: Time) -> bool {
+        self.is_good(now) && !self.check_pending()
     }
 
     /// May it be put in a reply to `asker` now (see the module doc)?
@@ -264,38 +275,69 @@ mod tests {
         assert_eq!((h.contacts, h.check), (vec![cs[0]], vec![]));
     }
 
+    /// cs[1] has answered since 0 s, lately at 90 s: settled, and not due a
+    /// check before 110 s.
+    fn settled_neighbour(t: &mut RoutingTable, cs: &[Contact]) {
+        answers(t, &cs[1], &[secs(0), secs(90)]);
+    }
+
     #[test]
     fn a_young_contact_goes_to_our_nodes_and_to_others_only_once_settled() {
-        let (mut t, cs) = table(1);
-        // Answered the check its first request triggered at 100 s.
+        let (mut t, cs) = table(2);
+        settled_neighbour(&mut t, &cs);
+        // cs[0] answered the check its first request triggered at 100 s.
         answers(&mut t, &cs[0], &[secs(100)]);
+        let (young, old) = (vec![cs[0]], vec![cs[1]]);
         let early = Time::from_millis(100_200);
-        assert_eq!(t.handout(&cs[0].id, 1, early, Asker::Other, |_| false), Handout::default());
-        assert_eq!(t.handout(&cs[0].id, 1, early, Asker::Ours, |_| false).contacts, vec![cs[0]]);
+        let h = t.handout(&cs[0].id, 1, early, Asker::Other, |_| false);
+        assert_eq!((h.contacts, h.check), (old.clone(), vec![]), "the settled one, though farther");
+        assert_eq!(t.handout(&cs[0].id, 1, early, Asker::Ours, |_| false).contacts, young);
         // Re-checked a second after its answer; answering it is not enough yet.
         let h = t.handout(&cs[0].id, 1, Time::from_millis(101_500), Asker::Other, |_| false);
-        assert_eq!((h.contacts, h.check), (vec![], vec![cs[0]]));
+        assert_eq!((h.contacts, h.check), (old.clone(), young.clone()));
         t.mark_answered(&cs[0].id, Time::from_millis(101_550));
-        assert!(t.handout(&cs[0].id, 1, Time::from_millis(101_600), Asker::Other, |_| false).contacts.is_empty());
+        assert_eq!(t.handout(&cs[0].id, 1, Time::from_millis(101_600), Asker::Other, |_| false).contacts, old);
         // Once SETTLE has passed since its first answer it is checked again;
         // our own nodes get it meanwhile.
         let due = secs(100) + SETTLE;
         let h = t.handout(&cs[0].id, 1, due, Asker::Other, |_| false);
-        assert_eq!((h.contacts, h.check), (vec![], vec![cs[0]]));
-        assert_eq!(t.handout(&cs[0].id, 1, due, Asker::Ours, |_| false).contacts, vec![cs[0]]);
+        assert_eq!((h.contacts, h.check), (old, young.clone()));
+        assert_eq!(t.handout(&cs[0].id, 1, due, Asker::Ours, |_| false).contacts, young);
         // A node that stayed answers it and is settled: now anyone gets it.
         t.mark_answered(&cs[0].id, due + Duration::from_millis(30));
         let h = t.handout(&cs[0].id, 1, due + Duration::from_millis(40), Asker::Other, |_| false);
-        assert_eq!((h.contacts, h.check), (vec![cs[0]], vec![]));
+        assert_eq!((h.contacts, h.check), (young, vec![]));
     }
 
     #[test]
     fn two_answers_close_together_do_not_settle_a_contact() {
-        let (mut t, cs) = table(1);
-        answers(&mut t, &cs[0], &[secs(5), Time::from_millis(5_100), Time::from_millis(6_900)]);
-        assert!(t.handout(&cs[0].id, 1, Time::from_millis(6_950), Asker::Other, |_| false).contacts.is_empty());
-        t.mark_answered(&cs[0].id, secs(7));
-        assert_eq!(t.handout(&cs[0].id, 1, secs(7), Asker::Other, |_| false).contacts, vec![cs[0]]);
+        let (mut t, cs) = table(2);
+        settled_neighbour(&mut t, &cs);
+        answers(&mut t, &cs[0], &[secs(100), Time::from_millis(100_100), Time::from_millis(101_900)]);
+        let h = t.handout(&cs[0].id, 1, Time::from_millis(101_950), Asker::Other, |_| false);
+        assert_eq!(h.contacts, vec![cs[1]]);
+        t.mark_answered(&cs[0].id, secs(102));
+        assert_eq!(t.handout(&cs[0].id, 1, secs(102), Asker::Other, |_| false).contacts, vec![cs[0]]);
+    }
+
+    #[test]
+    fn young_contacts_fill_a_reply_to_a_stock_peer_only_after_the_settled_ones() {
+        let (mut t, cs) = table(4);
+        settled_neighbour(&mut t, &cs);
+        // cs[0] and cs[2] young and confirmed, cs[3] never answered.
+        answers(&mut t, &cs[0], &[secs(100)]);
+        answers(&mut t, &cs[2], &[secs(100)]);
+        let now = Time::from_millis(100_100);
+        let h = t.handout(&cs[0].id, 2, now, Asker::Other, |_| false);
+        assert_eq!(h.contacts, vec![cs[1], cs[0]], "the settled one first, then the closest young one");
+        assert_eq!(t.handout(&cs[0].id, 3, now, Asker::Other, |_| false).contacts, vec![cs[1], cs[0], cs[2]]);
+        // Only the 2n closest are candidates: for n = 1 those are cs[0] and
+        // cs[2], neither settled, so the closest young one fills the reply.
+        assert_eq!(t.handout(&cs[0].id, 1, now, Asker::Other, |_| false).contacts, vec![cs[0]]);
+        // A young one whose check is pending does not fill anything.
+        let h = t.handout(&cs[0].id, 2, Time::from_millis(101_500), Asker::Other, |_| false);
+        assert_eq!(h.check, vec![cs[0], cs[2]], "cs[3]'s check went out at 100.1 s");
+        assert_eq!(h.contacts, vec![cs[1]]);
     }
 
     #[test]

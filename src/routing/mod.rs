@@ -65,7 +65,8 @@ pub const REPLACEMENT_CACHE: usize = 20;
 /// The contacts to put in a reply, and those to ping first (see [`freshness`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Handout {
-    /// Contacts we may hand out, closest first: what the reply may carry.
+    /// Contacts we may hand out, closest first (young fillers last): what
+    /// the reply may carry.
     pub contacts: Vec<Contact>,
     /// Contacts among the closest that are due a check: the caller pings
     /// each (the table has already noted the check as sent, and leaves them
@@ -253,9 +254,10 @@ impl RoutingTable {
     }
 
     /// The `n` closest contacts we may hand to `asker` (see [`freshness`]), skipping those for
-    /// which `skip` holds (the requester). Contacts closer than the last one returned that are
-    /// due a check are listed in [`Handout::check`], noted as checked and left out until they
-    /// answer.
+    /// which `skip` holds (the requester): closest first, then, for a stock or unknown asker
+    /// when too few are settled, young ones to fill the reply. Contacts closer than the last
+    /// one considered that are due a check are listed in [`Handout::check`] and noted as
+    /// checked (a stock or unknown asker gets none of them until they answer).
     pub fn handout(
         &mut self,
         target: &NodeId,
@@ -267,6 +269,7 @@ impl RoutingTable {
         // Twice n candidates: enough to fill n with good ones unless most are unverified.
         let candidates = self.closest_answering(target, n.saturating_mul(2), skip);
         let mut out = Handout::default();
+        let mut young = Vec::new();
         for c in candidates {
             if out.contacts.len() >= n {
                 break;
@@ -278,8 +281,12 @@ impl RoutingTable {
             }
             if entry.may_hand_out(now, asker) {
                 out.contacts.push(c);
+            } else if entry.may_fill(now) {
+                young.push(c);
             }
         }
+        let room = n.saturating_sub(out.contacts.len());
+        out.contacts.extend(young.into_iter().take(room));
         out
     }
 

@@ -27,10 +27,22 @@ fn a_requester_is_handed_out_only_after_it_answers_our_check_ping() {
     assert!(listed.contains(&contact_id(1)), "one of our nodes gets it once it answered");
 }
 
+/// An engine with k = 3 knowing every contact but 1 (the newcomer of each
+/// test), each settled and heard from at `now`: besides the asker, contact
+/// 0, three settled contacts, enough to fill any reply to it.
+fn engine_with_settled_contacts(now: Time) -> Engine {
+    let mut e = engine_with_contacts(Config { k: 3, ..Config::default() });
+    e.svc.routing.remove(&contact_id(1));
+    for i in [0, 2, 3, 4] {
+        ping_from(&mut e, now, i);
+    }
+    e
+}
+
 #[test]
 fn a_stock_peer_gets_a_requester_only_once_it_answered_again_a_while_later() {
-    let mut e = engine_knowing(Config::default(), 1);
-    let start = Time::from_secs(1);
+    let start = Time::from_secs(100);
+    let mut e = engine_with_settled_contacts(start);
     let check = check_ping_after_request(&mut e, start, 1);
     answer(&mut e, start, addr(2), check, Value::Bin(contact_id(1).0.to_vec()));
     // Contact 0 has not answered `kadmesh_hello`: it may be a stock peer.
@@ -61,8 +73,8 @@ fn a_requester_that_never_answers_gets_no_records_and_leaves_the_table() {
 
 #[test]
 fn a_short_lived_client_that_answered_once_is_never_handed_to_a_stock_peer() {
-    let mut e = engine_knowing(Config::default(), 1);
     let start = Time::from_secs(100);
+    let mut e = engine_with_settled_contacts(start);
     let check = check_ping_after_request(&mut e, start, 1);
     answer(&mut e, start, addr(2), check, Value::Bin(contact_id(1).0.to_vec()));
     // It stops 300 ms later. Whenever someone asks for its neighbourhood, up
