@@ -50,9 +50,12 @@
 //!   1 s to 10 min. A long-lived node heard from lately is handed out without
 //!   any ping.
 //!
-//! Simulation (500 nodes, `steady` and `crash30`, one hour): a network of our
-//! nodes alone costs the same as before these rules (stock askers are where
-//! they differ); see the README section on the platform's Python nodes.
+//! Cost (simulator, 500 nodes, one hour, seed 1, before / after the
+//! confirmed and settled rules): bandwidth per worker-hour p50 1215 / 1213 kB
+//! in `steady`, 1312 / 1302 kB in `crash30`, datagrams to dead addresses in
+//! `crash30` 27,681 / 27,837: a network of our nodes alone behaves as before.
+//! In a mixed network (`tests/churn_clients.rs`) stock peers' gets stay in
+//! milliseconds while short-lived clients come and go.
 
 use std::time::Duration;
 
