@@ -102,7 +102,7 @@ impl Discovery {
             for s in gone {
                 self.inner.cache.invalidate(&s);
                 let me = self.clone();
-                let item = self.tombstone(&id, version);
+                let item = self.tombstone(&id, version, &service_key(&s));
                 tokio::spawn(async move { me.announce(service_key(&s), item, true).await });
             }
         }
@@ -203,9 +203,22 @@ impl Discovery {
         Ok(record)
     }
 
-    fn tombstone(&self, id: &str, version: u64) -> Announce {
+    /// The tombstone of worker `id` in the set `set`, signed by its key.
+    fn tombstone(&self, id: &str, version: u64, set: &Key) -> Announce {
         let cfg = &self.inner.config;
-        Announce { id: id.to_owned(), version, ttl: cfg.worker_ttl + cfg.refresh_interval, load: None }
+        let ttl = cfg.worker_ttl + cfg.refresh_interval;
+        self.sign_entry(Announce { id: id.to_owned(), version, ttl, load: None, signature: None }, set, true)
+    }
+
+    /// Worker `item` signed for the set `set` by the worker's key, when this
+    /// node holds it, to be served no longer than its ttl from now. (Entries
+    /// of the service index name services, which nobody owns: unsigned.)
+    fn sign_entry(&self, item: Announce, set: &Key, gone: bool) -> Announce {
+        let expires_at = (self.now() + item.ttl.as_secs_f64()).ceil() as u64;
+        match self.inner.keys.get(&item.id) {
+            Some(k) => item.signed(set, gone, expires_at, &k),
+            None => item,
+        }
     }
 
     /// Publishes `id` and waits up to `publish_wait` for it.
@@ -236,9 +249,9 @@ impl Discovery {
         let mut tasks = Vec::new();
         for s in &record.services {
             self.inner.cache.invalidate(s);
-            let item = Announce { id: id.to_owned(), version, ttl, load: Some(record.load) };
-            tasks.push(announce(service_key(s), item));
-            let index = Announce { id: s.clone(), version, ttl, load: None };
+            let item = Announce { id: id.to_owned(), version, ttl, load: Some(record.load), signature: None };
+            tasks.push(announce(service_key(s), self.sign_entry(item, &service_key(s), false)));
+            let index = Announce { id: s.clone(), version, ttl, load: None, signature: None };
             announce(Key::for_key(SERVICE_INDEX_KEY), index);
         }
         let put = {
@@ -266,7 +279,8 @@ impl Discovery {
         let mut tasks = Vec::new();
         for s in &record.services {
             self.inner.cache.invalidate(s);
-            let (me, item, key) = (self.clone(), self.tombstone(&record.worker_id, version), service_key(s));
+            let key = service_key(s);
+            let (me, item) = (self.clone(), self.tombstone(&record.worker_id, version, &key));
             tasks.push(tokio::spawn(async move { me.announce(key, item, true).await }));
         }
         let key = worker_key(&record.worker_id);
