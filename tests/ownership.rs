@@ -473,3 +473,64 @@ async fn endorsement_mode_serves_only_workers_the_coordinator_certified() {
     }
     c.net.shutdown().await;
 }
+
+/// The body of a request of worker `id` that keeps its own `key`: its
+/// record signed as in EXTENSIONS.md §5.1 and its `ocr` entry signed as in
+/// §3.5 (a tombstone of both when `status` is "offline").
+fn own_record(key: &ed25519_dalek::SigningKey, id: &str, url: &str, seq: u64, status: &str, load: f64) -> Json {
+    use kadmesh::engine::providers::signature::{sign, Signed};
+    let now = kadmesh::node::Clock::new().unix_secs().floor();
+    let gone = status == "offline";
+    let expires = if gone { now } else { now + 300.0 };
+    let pk = hex::encode(key.verifying_key().to_bytes());
+    let t = json!({"worker_id": id, "tunnel_url": url, "services": ["ocr"], "status": status, "last_seen": now,
+                   "expires_at": expires, "load": load, "public_key": pk, "seq": seq})
+    .to_string();
+    let set = kadmesh::discovery::service_key("ocr");
+    let until = expires as u64 + 600;
+    let entry = Signed { key: &set, id, version: seq, gone, load: (!gone).then_some(load), expires_at: until };
+    let sig = hex::encode(sign(&entry, key).sig);
+    json!({"signed_record": kadmesh::signed::sign(&t, key).unwrap(),
+           "entry_signatures": {"ocr": {"expires_at": until, "sig": sig}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_its_own_key_registers_heartbeats_and_re_registers() {
+    let c = cluster(3, config()).await;
+    let post = |node: usize, path: &str, body: Json| {
+        c.send(c.http.post(format!("{}/api/worker/{path}", c.urls[node])).json(&body), None)
+    };
+    let me = ed25519_dalek::SigningKey::from_bytes(&[0x31; 32]);
+    let seq = kadmesh::node::Clock::new().unix_secs() as u64 * 1000;
+    let (a, b) = (url_of("w12", "a"), url_of("w12", "b"));
+    let (status, v) = post(0, "register", own_record(&me, "w12", &a, seq, "healthy", 0.2)).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["credential"].is_null(), "the node never knew the secret: {v}");
+    assert_eq!(v["public_key"], hex::encode(me.verifying_key().to_bytes()));
+    every_node_holds_signed(&c, "w12").await;
+    c.all_see("w12", &a).await;
+    let (status, v) = post(0, "heartbeat", own_record(&me, "w12", &a, seq + 1, "healthy", 0.9)).await;
+    assert_eq!((status, v["published"].as_bool()), (200, Some(true)), "{v}");
+    let plain = post(0, "heartbeat", json!({"worker_id": "w12", "current_load": 0.1})).await;
+    assert_refused(plain, 403, "forbidden");
+    // Another key, on this node or another, and a replay are refused.
+    let thief = ed25519_dalek::SigningKey::from_bytes(&[0x32; 32]);
+    for node in [0, 1] {
+        let stolen = own_record(&thief, "w12", &url_of("w12", "evil"), seq + 100, "healthy", 0.0);
+        assert_refused(post(node, "register", stolen).await, 403, "forbidden");
+    }
+    assert_refused(post(0, "register", own_record(&me, "w12", &a, seq, "healthy", 0.2)).await, 403, "forbidden");
+    // Re-registered with a new URL through another node: found everywhere.
+    let (status, v) = post(1, "register", own_record(&me, "w12", &b, seq + 2, "healthy", 0.2)).await;
+    assert_eq!(status, 200, "{v}");
+    c.all_see("w12", &b).await;
+    // Unregistered with its signed tombstone.
+    let url = format!("{}/api/worker/unregister/w12", c.urls[1]);
+    let tomb = own_record(&me, "w12", &b, seq + 3, "offline", 0.0);
+    let (status, v) = c.send(c.http.delete(url).json(&tomb), None).await;
+    assert_eq!(status, 200, "{v}");
+    for node in 0..3 {
+        assert_eq!(c.discover(node).await, [], "node {node}");
+    }
+    c.net.shutdown().await;
+}

@@ -301,16 +301,19 @@ impl Discovery {
         let Some(local) = self.inner.registry.get(id) else { return remote };
         let me = self.node().id().to_hex();
         let lapsed = local.expires_at.is_none_or(|e| e <= self.now());
+        // A worker that signs its own records is at the seq it signed.
+        let local_version = self.inner.self_signed.get(id).map_or(local.version, |o| o.record.version);
         match remote {
             Some(r)
                 if r.verified
                     && (r.public_key == local.public_key || lapsed)
-                    && r.version > local.version
+                    && r.seq.or(r.version) > local_version
                     && r.node_id.as_deref() != Some(me.as_str()) =>
             {
                 tracing::info!(worker_id = id, "worker re-registered through another node; no longer published here");
                 self.inner.registry.remove(id);
                 self.inner.keys.remove(id);
+                self.inner.self_signed.remove(id);
                 for s in &local.services {
                     self.inner.cache.invalidate(s);
                 }
