@@ -150,3 +150,19 @@ fn malformed_provider_calls_get_no_reply() {
     );
     assert_eq!(e.on_provider_rpc(Time::ZERO, from, "kadmesh_provider_nope", vec![], ReplyBudget::Unbounded), None);
 }
+
+#[test]
+fn the_largest_entries_are_as_the_spec_says() {
+    let id = "x".repeat(MAX_ID_LEN);
+    let mut e = ProviderEntry {
+        id,
+        version: u64::MAX,
+        expires_at: Time::from_millis(u64::MAX),
+        load: Some(0.5),
+        gone: false,
+        signature: None,
+    };
+    assert_eq!(wire::page_entry(&e, Time::ZERO).to_msgpack().len(), 159);
+    e.signature = Some(EntrySignature { public_key: [1; 32], expires_at: u64::MAX, sig: [2; 64] });
+    assert_eq!(wire::page_entry(&e, Time::ZERO).to_msgpack().len(), 268);
+}
