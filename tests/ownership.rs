@@ -364,7 +364,7 @@ async fn a_forged_provider_remove_is_refused_and_never_hides_a_worker() {
         let to = c.net.addr(i).unwrap();
         let replies = raw_calls(&sock, to, ocr_calls(&[forged("w8", i64::MAX as u64, None)], true)).await;
         assert_eq!(replies, [Some(0)], "node {i} took the unsigned tombstone");
-        assert_eq!(raw_calls(&sock, to, ocr_calls(&[stolen.clone()], true)).await, [Some(0)], "node {i}");
+        assert_eq!(raw_calls(&sock, to, ocr_calls(std::slice::from_ref(&stolen), true)).await, [Some(0)], "node {i}");
     }
     let seen = c.net.nodes[2].find_providers("ocr").await.unwrap();
     assert_eq!((seen.live, seen.removed), (vec!["w8".to_owned(), "w9".to_owned()], vec![]));
@@ -437,7 +437,7 @@ async fn a_replayed_older_signed_provider_entry_changes_nothing() {
     };
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     for i in 0..3 {
-        raw_calls(&sock, c.net.addr(i).unwrap(), ocr_calls(&[replay.clone()], false)).await;
+        raw_calls(&sock, c.net.addr(i).unwrap(), ocr_calls(std::slice::from_ref(&replay), false)).await;
         assert_eq!(held_entry(&c.net.nodes[i], "w11").await, removed, "node {i}: the replay changed the entry");
     }
     let seen = c.net.nodes[2].find_providers("ocr").await.unwrap();

@@ -75,7 +75,8 @@ impl SelfSigned {
             }));
         }
         let expires = record.expires_at.ok_or_else(|| bad("no expires_at"))?;
-        if !tombstone && !(expires > now && expires <= now + max_life) {
+        let bounded = expires > now && expires <= now + max_life;
+        if !tombstone && !bounded {
             return Err(bad(&format!("expires_at must be in the next {max_life} seconds")));
         }
         if check_url(&record.tunnel_url)? != record.tunnel_url {
