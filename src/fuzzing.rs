@@ -16,7 +16,8 @@ use crate::discovery::input::{
 };
 use crate::discovery::record::WorkerRecord;
 use crate::discovery::wire::{parse_page, parse_write_reply};
-use crate::engine::providers::{valid_id, ADD, LIST, REMOVE};
+use crate::engine::providers::wire::{page_entry, parse_write_entry, write_entry};
+use crate::engine::providers::{valid_id, ProviderEntry, ProviderStore, ADD, LIST, REMOVE};
 use crate::engine::{Config, Engine, HELLO, STORE_TTL};
 use crate::id::NodeId;
 use crate::time::Time;
@@ -27,8 +28,9 @@ pub type Check = fn(&[u8]);
 
 /// Every target beyond the three decoders of `wire` (whose checks live in
 /// their own targets), by corpus directory name.
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("engine_request", engine_request),
+    ("signed_entry", signed_entry),
     ("provider_page", provider_page),
     ("http_input", http_input),
     ("state_file", state_file),
@@ -105,9 +107,47 @@ pub fn engine_request(data: &[u8]) {
 pub fn provider_page(data: &[u8]) {
     let Ok(v) = decode_value(data) else { return };
     let _ = parse_write_reply(&v);
-    if let Some(page) = parse_page(&v) {
+    if let Some(page) = parse_page(&v, &NodeId([0x22; 20])) {
         assert!(page.entries.iter().all(|e| valid_id(&e.id)), "an invalid id in a page");
         assert!(page.next.as_deref().is_none_or(valid_id), "an invalid cursor");
+    }
+}
+
+/// The set the `signed_entry` seeds are signed for.
+pub const SIGNED_ENTRY_SET: &str = "service:ocr";
+/// The time the `signed_entry` seeds are judged at (Unix ms of 2027-01-15).
+pub const SIGNED_ENTRY_NOW: Time = Time::from_secs(1_800_000_000);
+
+/// A provider write entry (the msgpack value of one entry of
+/// `kadmesh_provider_add` / `_remove`, signed or not) for the set
+/// [`SIGNED_ENTRY_SET`]: parsing never panics; a signed entry a replica
+/// accepts re-encodes to an entry that parses back equal and that a reader
+/// verifies as signed by the same key; and storing it a second time (a
+/// replay) changes nothing the replica serves.
+pub fn signed_entry(data: &[u8]) {
+    let Ok(v) = decode_value(data) else { return };
+    let key = NodeId::for_key(SIGNED_ENTRY_SET);
+    let now = SIGNED_ENTRY_NOW;
+    for gone in [false, true] {
+        let Some(e) = parse_write_entry(&v, gone, now) else { continue };
+        let mut store = ProviderStore::default();
+        if !store.upsert(key, e.clone(), now) {
+            continue;
+        }
+        let held: Vec<ProviderEntry> = store.range(&key, None, now).cloned().collect();
+        store.upsert(key, e.clone(), now);
+        assert_eq!(store.range(&key, None, now).cloned().collect::<Vec<_>>(), held, "a replay changed the set");
+        let Some(sig) = &e.signature else { continue };
+        let ttl = e.expires_at.saturating_since(now);
+        let again = parse_write_entry(&write_entry(&e.id, e.version, ttl, e.load, Some(sig)), gone, now);
+        assert_eq!(again.as_ref().map(|a| &a.signature), Some(&e.signature), "a signed entry did not re-encode");
+        let page = Value::Map(vec![
+            (Value::from("entries"), Value::Array(held.iter().map(|h| page_entry(h, now)).collect())),
+            (Value::from("next"), Value::Nil),
+            (Value::from("live"), Value::Int(0)),
+        ]);
+        let read = parse_page(&page, &key).expect("a page the replica made parses");
+        assert_eq!(read.entries.first().and_then(|r| r.signer), Some(sig.public_key), "the reader did not verify it");
     }
 }
 

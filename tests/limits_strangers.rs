@@ -93,8 +93,14 @@ async fn every_reply_to_an_unverified_source_is_at_most_ten_times_its_request() 
     n.with_engine(move |e, now| {
         for i in 0..500 {
             let expires_at = now + Duration::from_secs(600);
-            let entry =
-                ProviderEntry { id: format!("worker-{i:04}"), version: 1, expires_at, load: Some(0.5), gone: false };
+            let entry = ProviderEntry {
+                id: format!("worker-{i:04}"),
+                version: 1,
+                expires_at,
+                load: Some(0.5),
+                gone: false,
+                signature: None,
+            };
             e.provider_upsert(now, service, entry);
         }
     })
