@@ -175,7 +175,8 @@ impl Engine {
     ) -> Option<Value> {
         match name {
             HELLO => {
-                if let Some(sender) = args.first().and_then(|v| v.as_bytes()).and_then(NodeId::from_slice) {
+                let sender = args.first().and_then(|v| v.as_bytes()).and_then(NodeId::from_slice);
+                if let Some(sender) = sender.filter(|&s| self.admit_id(now, Contact::new(s, from))) {
                     self.peers.insert(sender, PeerKind::Extended);
                 }
                 Some(hello_body())
