@@ -38,7 +38,7 @@ impl Engine {
                 let ttl = self.svc.config.record_ttl;
                 Some(Value::Bool(self.accept_store(now, from, key, value, Some(sender), ttl)))
             }
-            Call::FindNode { key, .. } => self.send_neighbours(now, from, id, &key, budget),
+            Call::FindNode { key, .. } => self.send_neighbours(now, (from, sender), id, &key, budget),
             Call::FindValue { key, .. } => match self.servable(&key, now) {
                 // A value too large for the budget: point at the closest
                 // nodes instead, as if we did not hold it.
@@ -47,9 +47,9 @@ impl Engine {
                 }
                 Some(_) => {
                     self.svc.stats.replies_trimmed += 1;
-                    self.send_neighbours(now, from, id, &key, budget)
+                    self.send_neighbours(now, (from, sender), id, &key, budget)
                 }
-                None => self.send_neighbours(now, from, id, &key, budget),
+                None => self.send_neighbours(now, (from, sender), id, &key, budget),
             },
             Call::Stun => Some(wire::stun_value(from)),
             Call::Other { name, args } => self.on_extension(now, from, &name, args, budget),
@@ -75,29 +75,37 @@ impl Engine {
         (fresh || ours || close()).then_some(r)
     }
 
-    /// Answers with the good contacts closest to `key` (see
-    /// [`crate::routing::freshness`]), encoded without a `Value` (the
+    /// Answers `requester` (its address and claimed id) with the good
+    /// contacts closest to `key` (see [`crate::routing::freshness`]; URL
+    /// contacts only to kadmesh peers), encoded without a `Value` (the
     /// commonest reply), and pings those among them not heard from lately;
     /// returns no body for the caller to send.
     fn send_neighbours(
         &mut self,
         now: Time,
-        requester: SocketAddr,
+        requester: (SocketAddr, Option<NodeId>),
         id: MessageId,
         key: &Key,
         budget: ReplyBudget,
     ) -> Option<Value> {
-        let skip = |c: &Contact| crate::rpc::same_endpoint(c.addr, requester);
+        let (requester, sender) = requester;
+        let extended = sender.is_some_and(|s| self.peers.kind(&s) == PeerKind::Extended);
+        let tunnels = &self.svc.tunnels;
+        let skip = |c: &Contact| {
+            crate::rpc::same_endpoint(c.addr, requester) || !super::tunnel::may_hand_out(tunnels, extended, c)
+        };
         let handout = self.svc.routing.handout(key, self.svc.config.k, now, skip);
         for c in handout.check {
             self.send_check(now, c);
         }
-        let size = |cs: &[Contact]| wire::encode_nodes_response(id, cs).map_or(usize::MAX, |p| p.len());
-        let fit = budget.longest_fitting(&handout.contacts, size);
+        let tunnels = &self.svc.tunnels;
+        let encode = |cs: &[Contact]| wire::encode_nodes_response_urls(id, cs, |c| tunnels.url(c.addr));
+        let fit = budget.longest_fitting(&handout.contacts, |cs| encode(cs).map_or(usize::MAX, |p| p.len()));
+        let encoded = encode(&handout.contacts[..fit]);
         if fit < handout.contacts.len() {
             self.svc.stats.replies_trimmed += 1;
         }
-        match wire::encode_nodes_response(id, &handout.contacts[..fit]) {
+        match encoded {
             Ok(p) => self.svc.transmits.push_back(super::Transmit { to: requester, payload: p.into() }),
             Err(e) => tracing::debug!(to = %requester, error = %e, "response not sent"),
         }
@@ -173,6 +181,9 @@ impl Engine {
             HELLO => {
                 if let Some(sender) = args.first().and_then(|v| v.as_bytes()).and_then(NodeId::from_slice) {
                     self.peers.insert(sender, PeerKind::Extended);
+                    if let Some(url) = args.get(1).and_then(Value::as_str) {
+                        self.on_announced_url(now, sender, url);
+                    }
                 }
                 Some(hello_body())
             }
