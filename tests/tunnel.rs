@@ -185,12 +185,25 @@ async fn a_node_bootstraps_from_a_seed_given_by_url() {
 async fn raw_find_node(sock: &UdpSocket, node: SocketAddr, sender: NodeId, target: NodeId) -> Vec<Value> {
     let find = Datagram::Request { id: MessageId([9; 20]), call: Call::FindNode { sender, key: target } };
     sock.send_to(&find.encode().unwrap(), node).await.unwrap();
-    let mut buf = vec![0; MAX_DATAGRAM];
-    let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf)).await.unwrap().unwrap();
-    match wire::decode(&buf[..n]).unwrap() {
-        Datagram::Response { body: Value::Array(entries), .. } => entries,
+    match response(sock, MessageId([9; 20])).await {
+        Value::Array(entries) => entries,
         other => panic!("not a contact list: {other:?}"),
     }
+}
+
+/// The body of the response `id` on `sock`, skipping the node's own
+/// requests to us (its check ping and hello).
+async fn response(sock: &UdpSocket, id: MessageId) -> Value {
+    let mut buf = vec![0; MAX_DATAGRAM];
+    for _ in 0..20 {
+        let n = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf)).await.unwrap().unwrap();
+        if let Ok(Datagram::Response { id: got, body }) = wire::decode(&buf[..n]) {
+            if got == id {
+                return body;
+            }
+        }
+    }
+    panic!("no response {id:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -208,8 +221,7 @@ async fn url_contacts_go_only_to_kadmesh_peers() {
     // After a kadmesh_hello it is one of ours and gets the URL contact.
     let hello = Call::Other { name: kadmesh::engine::HELLO.into(), args: vec![Value::Bin(me.0.to_vec())] };
     sock.send_to(&request(hello), seed.local_addr()).await.unwrap();
-    let mut buf = vec![0; MAX_DATAGRAM];
-    let _ = tokio::time::timeout(Duration::from_secs(5), sock.recv(&mut buf)).await.unwrap();
+    let _ = response(&sock, MessageId([7; 20])).await;
     let entries = raw_find_node(&sock, seed.local_addr(), me, b.node.id()).await;
     assert!(has_url(&entries), "{entries:?}");
     net.shutdown().await;

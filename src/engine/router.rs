@@ -148,6 +148,9 @@ impl Engine {
                 self.with_op(now, op, |op, cx| op.on_failure(cx, peer, kind));
             }
             ReplyTo::Eviction { peer } => self.svc.routing.ping_failed(&peer, now),
+            // A peer that said hello itself meanwhile speaks kadmesh whatever became of our
+            // hello (a node behind a tunnel drops it when it came over UDP).
+            ReplyTo::Hello { peer } if self.peers.kind(&peer) == PeerKind::Extended => {}
             ReplyTo::Hello { peer } => self.peers.insert(peer, PeerKind::Base),
             ReplyTo::Fire { peer } => self.contact_failed(now, peer),
             ReplyTo::Verify { peer } => self.verify_failed(now, peer),
