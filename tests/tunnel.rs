@@ -244,3 +244,26 @@ async fn stock_python_peers_never_see_url_contacts() {
     }
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_url_that_answers_with_another_id_changes_nothing() {
+    let net = Testnet::start(2, 0, Config::default(), DiscoveryConfig::default()).await.unwrap();
+    let (seed, victim) = (net.nodes[0].node().clone(), net.nodes[1].node().clone());
+    let udp = victim.local_addr();
+    assert!(knows_at(&seed, victim.id(), udp).await);
+    // A stranger claims the victim's id and points at a URL served by someone else.
+    let other = http_node(Config::default(), false).await;
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let args = vec![Value::Bin(victim.id().0.to_vec()), Value::Str(other.url.clone())];
+    sock.send_to(&request(Call::Other { name: kadmesh::engine::HELLO.into(), args }), seed.local_addr()).await.unwrap();
+    let _ = response(&sock, MessageId([7; 20])).await;
+    // The seed pinged the URL (the other node answered with its own id) and kept the victim as it was.
+    let asked = other.node.clone();
+    eventually("the seed pinged the announced URL", || async {
+        asked.with_engine(|e, _| e.stats().received[0]).await.unwrap() > 0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(knows_at(&seed, victim.id(), udp).await, "{:?}", seed.contacts().await.unwrap());
+    net.shutdown().await;
+}
