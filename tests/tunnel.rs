@@ -267,3 +267,29 @@ async fn an_announced_url_that_answers_with_another_id_changes_nothing() {
     assert!(knows_at(&seed, victim.id(), udp).await, "{:?}", seed.contacts().await.unwrap());
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_forwarded_by_a_local_tunnel_agent_are_limited_by_the_forwarded_ip() {
+    // Loopback is exempt by default: a local agent's own requests are never limited...
+    let mut config = Config::default();
+    config.limits.rate.per_ip = Rate { per_sec: 1, burst: 3 };
+    let n = http_node(config, false).await;
+    let client = reqwest::Client::new();
+    let ping = || request(Call::Ping { sender: NodeId([4; 20]) });
+    for _ in 0..10 {
+        assert_eq!(post(&n.url, ping()).await.status(), 200);
+    }
+    // ...but what it forwards for a remote client is charged to that client.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let r = client
+            .post(format!("{}/api/dht/rpc", n.url))
+            .header("x-forwarded-for", "203.0.113.5")
+            .body(ping())
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert!(statuses.contains(&429) && statuses.contains(&200), "{statuses:?}");
+}
