@@ -132,8 +132,11 @@ fn register(lab: &Lab, host: usize, id: &str, service: &str) {
     });
 }
 
+/// Contacts as a `find_node` reply lists them: (host or URL, port).
+type Handout = Vec<(String, u64)>;
+
 /// The contacts `host`'s daemon hands a stock peer and a kadmesh peer (asked from alpha).
-fn handouts(lab: &Lab, host: usize) -> (Vec<(String, u64)>, Vec<(String, u64)>) {
+fn handouts(lab: &Lab, host: usize) -> (Handout, Handout) {
     let addr = format!("10.201.0.{}:{PORT}", host + 1);
     let ask = |what| match lab.client(ALPHA, "handout", &addr, what) {
         Reply::Contacts(c) => c,
