@@ -50,23 +50,33 @@ fn settle<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
     panic!("{what}: not reached after {SETTLE_TRIES} tries");
 }
 
-#[test]
-fn four_hosts_join_by_hostname_and_survive_a_partition() {
-    let lab = match Lab::build() {
-        Ok(lab) => lab,
+/// The lab, or `None` (saying why) where namespaces cannot be created.
+fn lab_or_skip(built: Result<Lab, Setup>) -> Option<Lab> {
+    match built {
+        Ok(lab) => Some(lab),
         Err(Setup::Skip(reason)) => {
             eprintln!("skipping: cannot create network namespaces: {reason}");
-            return;
+            None
         }
         Err(Setup::Fail(msg)) => panic!("building the namespace lab failed: {msg}"),
-    };
+    }
+}
+
+/// Starts alpha, the first node, and waits until it answers.
+fn start_alpha(lab: &Lab) {
+    lab.start_dhtd(ALPHA, &[]);
+    settle("alpha answering", || matches!(lab.get(ALPHA, "nothing"), Reply::Found(None)).then_some(()));
+}
+
+#[test]
+fn four_hosts_join_by_hostname_and_survive_a_partition() {
+    let Some(lab) = lab_or_skip(Lab::build()) else { return };
     // Seeds by hostname only: bravo and charlie join through alpha, delta
     // through charlie. Alpha answers before the others start: otherwise
     // charlie, pinged by delta before alpha is up, counts itself joined and
     // {charlie, delta} stay an island (bootstrap_with_retry stops once the
     // routing table is non-empty, even if no seed ever answered).
-    lab.start_dhtd(ALPHA, &[]);
-    settle("alpha answering", || matches!(lab.get(ALPHA, "nothing"), Reply::Found(None)).then_some(()));
+    start_alpha(&lab);
     lab.start_dhtd(BRAVO, &["alpha"]);
     lab.start_dhtd(CHARLIE, &["alpha"]);
     lab.start_dhtd(DELTA, &["charlie"]);
@@ -147,16 +157,8 @@ fn handouts(lab: &Lab, host: usize) -> (Handout, Handout) {
 
 #[test]
 fn nat_and_udp_blocked_hosts_register_and_discover_without_being_handed_out() {
-    let lab = match Lab::build_with_edges() {
-        Ok(lab) => lab,
-        Err(Setup::Skip(reason)) => {
-            eprintln!("skipping: cannot create network namespaces: {reason}");
-            return;
-        }
-        Err(Setup::Fail(msg)) => panic!("building the namespace lab failed: {msg}"),
-    };
-    lab.start_dhtd(ALPHA, &[]);
-    settle("alpha answering", || matches!(lab.get(ALPHA, "nothing"), Reply::Found(None)).then_some(()));
+    let Some(lab) = lab_or_skip(Lab::build_with_edges()) else { return };
+    start_alpha(&lab);
     lab.start_dhtd(BRAVO, &["alpha"]);
     lab.start_dhtd(CHARLIE, &["alpha"]);
     lab.start_dhtd(ECHO, &["alpha"]);
