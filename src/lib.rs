@@ -13,7 +13,8 @@
 //! # Layout
 //! - [`time`]: time as plain data.
 //! - [`id`]: node ids, keys (SHA-1, as Python's `digest()`), XOR distance.
-//! - [`contact`]: an id with the address it answers on.
+//! - [`contact`]: an id with the address it answers on; [`tunnel`]: the
+//!   addresses that stand for a URL contact or a request that came over HTTP.
 //! - [`wire`]: rpcudp framing and the msgpack codec; never panics on input.
 //! - [`routing`]: k-buckets with splitting, ping-before-evict and
 //!   replacement caches.
@@ -74,4 +75,5 @@ pub mod seeds;
 pub mod signed;
 pub mod store;
 pub mod time;
+pub mod tunnel;
 pub mod wire;

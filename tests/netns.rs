@@ -10,6 +10,13 @@
 //! ignored `netns_client` test as its filter and the job in environment
 //! variables (see `tests/netns/client.rs`).
 //!
+//! A second lab adds echo, behind a router doing masquerading NAT
+//! (nftables), and foxtrot, whose firewall drops unsolicited UDP but whose
+//! HTTP is reachable and which serves the DHT over it (`--dht-over-http`):
+//! both register workers and discover each other's, foxtrot is handed out
+//! to kadmesh peers only under its URL and to nobody under its UDP address,
+//! and the LAN hosts keep working (needs `nft` from nftables).
+//!
 //! Where namespaces cannot be created (not root, no `ip`, a sandbox without
 //! the permission), the test prints "skipping: cannot create network
 //! namespaces: <reason>" and passes. The test needs `ip` from iproute2.
@@ -22,7 +29,7 @@ mod lab;
 use std::time::Duration;
 
 use client::Reply;
-use lab::{Lab, Setup};
+use lab::{Lab, Setup, ECHO, FOXTROT, HOSTS, HTTP_PORT, PORT};
 
 const ALPHA: usize = 0;
 const BRAVO: usize = 1;
@@ -43,23 +50,33 @@ fn settle<T>(what: &str, mut attempt: impl FnMut() -> Option<T>) -> T {
     panic!("{what}: not reached after {SETTLE_TRIES} tries");
 }
 
-#[test]
-fn four_hosts_join_by_hostname_and_survive_a_partition() {
-    let lab = match Lab::build() {
-        Ok(lab) => lab,
+/// The lab, or `None` (saying why) where namespaces cannot be created.
+fn lab_or_skip(built: Result<Lab, Setup>) -> Option<Lab> {
+    match built {
+        Ok(lab) => Some(lab),
         Err(Setup::Skip(reason)) => {
             eprintln!("skipping: cannot create network namespaces: {reason}");
-            return;
+            None
         }
         Err(Setup::Fail(msg)) => panic!("building the namespace lab failed: {msg}"),
-    };
+    }
+}
+
+/// Starts alpha, the first node, and waits until it answers.
+fn start_alpha(lab: &Lab) {
+    lab.start_dhtd(ALPHA, &[]);
+    settle("alpha answering", || matches!(lab.get(ALPHA, "nothing"), Reply::Found(None)).then_some(()));
+}
+
+#[test]
+fn four_hosts_join_by_hostname_and_survive_a_partition() {
+    let Some(lab) = lab_or_skip(Lab::build()) else { return };
     // Seeds by hostname only: bravo and charlie join through alpha, delta
     // through charlie. Alpha answers before the others start: otherwise
     // charlie, pinged by delta before alpha is up, counts itself joined and
     // {charlie, delta} stay an island (bootstrap_with_retry stops once the
     // routing table is non-empty, even if no seed ever answered).
-    lab.start_dhtd(ALPHA, &[]);
-    settle("alpha answering", || matches!(lab.get(ALPHA, "nothing"), Reply::Found(None)).then_some(()));
+    start_alpha(&lab);
     lab.start_dhtd(BRAVO, &["alpha"]);
     lab.start_dhtd(CHARLIE, &["alpha"]);
     lab.start_dhtd(DELTA, &["charlie"]);
@@ -96,6 +113,91 @@ fn four_hosts_join_by_hostname_and_survive_a_partition() {
         matches!(lab.put(DELTA, "worker:w-netns-3", v3), Reply::Stored { attempted: 4, .. }).then_some(())
     });
     assert_eq!(lab.get(BRAVO, "worker:w-netns-3"), Reply::Found(Some(v3.into())));
+}
+
+/// Worker ids a discover of `service` on `host`'s daemon answers.
+fn discovered(lab: &Lab, host: usize, service: &str) -> Vec<String> {
+    let url = format!("http://127.0.0.1:{HTTP_PORT}/api/services/discover/{service}");
+    match lab.client(host, "http-get", &url, "") {
+        Reply::Http { status: 200, body } => body["workers"]
+            .as_array()
+            .map(|ws| ws.iter().filter_map(|w| w["worker_id"].as_str().map(str::to_owned)).collect())
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+/// Registers worker `id` offering `service` with `host`'s daemon.
+fn register(lab: &Lab, host: usize, id: &str, service: &str) {
+    let url = format!("http://127.0.0.1:{HTTP_PORT}/api/worker/register");
+    let body = format!(
+        r#"{{"worker_id":"{id}","tunnel_url":"https://{id}.example","capabilities":{{}},"services":["{service}"]}}"#
+    );
+    settle(&format!("{id} registered on {}", HOSTS[host]), || match lab.client(host, "http-post", &url, &body) {
+        Reply::Http { status: 200, .. } => Some(()),
+        other => {
+            println!("register {id}: {other:?}");
+            None
+        }
+    });
+}
+
+/// Contacts as a `find_node` reply lists them: (host or URL, port).
+type Handout = Vec<(String, u64)>;
+
+/// The contacts `host`'s daemon hands a stock peer and a kadmesh peer (asked from alpha).
+fn handouts(lab: &Lab, host: usize) -> (Handout, Handout) {
+    let addr = format!("10.201.0.{}:{PORT}", host + 1);
+    let ask = |what| match lab.client(ALPHA, "handout", &addr, what) {
+        Reply::Contacts(c) => c,
+        other => panic!("handout from {}: {other:?}", HOSTS[host]),
+    };
+    (ask("stock"), ask("kadmesh"))
+}
+
+#[test]
+fn nat_and_udp_blocked_hosts_register_and_discover_without_being_handed_out() {
+    let Some(lab) = lab_or_skip(Lab::build_with_edges()) else { return };
+    start_alpha(&lab);
+    lab.start_dhtd(BRAVO, &["alpha"]);
+    lab.start_dhtd(CHARLIE, &["alpha"]);
+    lab.start_dhtd(ECHO, &["alpha"]);
+    let public_url = format!("http://10.201.0.6:{HTTP_PORT}");
+    let http_bind = format!("0.0.0.0:{HTTP_PORT}");
+    let tunnel = ["--dht-over-http", "--public-url", &public_url, "--http-bind", &http_bind];
+    lab.start_dhtd_with(FOXTROT, &["alpha"], &tunnel);
+
+    register(&lab, ECHO, "w-nat", "ocr-netns");
+    register(&lab, FOXTROT, "w-tunnel", "ocr-netns");
+    for host in [CHARLIE, ECHO, FOXTROT, ALPHA] {
+        settle(&format!("{} discovers both workers", HOSTS[host]), || {
+            let ids = discovered(&lab, host, "ocr-netns");
+            (ids.contains(&"w-nat".to_owned()) && ids.contains(&"w-tunnel".to_owned())).then_some(())
+        });
+    }
+
+    // Foxtrot is handed out to kadmesh peers under its URL, to nobody under its UDP address.
+    let foxtrot_ip = "10.201.0.6";
+    for host in [ALPHA, BRAVO, CHARLIE] {
+        let (stock, ours) = settle(&format!("{} hands out foxtrot's URL", HOSTS[host]), || {
+            let (stock, ours) = handouts(&lab, host);
+            ours.iter().any(|(h, _)| *h == public_url).then_some((stock, ours))
+        });
+        for (h, port) in stock.iter().chain(&ours) {
+            assert_ne!(h, foxtrot_ip, "{} handed out foxtrot's UDP address (port {port})", HOSTS[host]);
+        }
+        assert!(stock.iter().all(|(h, _)| !h.starts_with("http")), "a URL contact went to a stock peer: {stock:?}");
+        assert!(!stock.is_empty(), "{} handed a stock peer nothing", HOSTS[host]);
+    }
+
+    // The rest of the network is unaffected.
+    let v = r#"{"worker_id":"w-netns-lan"}"#;
+    settle("a put from bravo", || {
+        matches!(lab.put(BRAVO, "worker:w-netns-lan", v), Reply::Stored { .. }).then_some(())
+    });
+    settle("charlie reads bravo's record", || {
+        (lab.get(CHARLIE, "worker:w-netns-lan") == Reply::Found(Some(v.into()))).then_some(())
+    });
 }
 
 /// Not a test: the client that [`four_hosts_join_by_hostname_and_survive_a_partition`]

@@ -63,6 +63,11 @@ pub struct Config {
     /// What strangers may make this node do: rate limits, storage quotas,
     /// reply budgets, bounded peer state ([`crate::limits::Limits`]).
     pub limits: crate::limits::Limits,
+    /// This node's tunnel URL, announced to peers in `kadmesh_hello` so
+    /// that kadmesh peers reach it over HTTP instead of its UDP source
+    /// address (see [`crate::tunnel`]); set it for a node whose UDP is not
+    /// reachable from outside. `None`: peers use the UDP address.
+    pub tunnel_url: Option<String>,
 }
 
 impl Default for Config {
@@ -88,6 +93,7 @@ impl Default for Config {
             max_handover_per_contact: 256,
             rng_seed: 0,
             limits: crate::limits::Limits::default(),
+            tunnel_url: None,
         }
     }
 }
@@ -114,6 +120,11 @@ pub enum ConfigError {
     /// Give it at least 1.
     #[error("{0} must be at least 1")]
     ZeroLimit(&'static str),
+    /// `tunnel_url` is not an `http://` or `https://` URL a peer could POST
+    /// to (see [`crate::tunnel::normalize_url`]). Give the node's public
+    /// base URL, without query or credentials.
+    #[error("tunnel_url {0:?} is not a usable http(s) URL")]
+    BadTunnelUrl(String),
 }
 
 impl Config {
@@ -153,9 +164,12 @@ impl Config {
             ("provider_limits.max_entries", p.max_entries),
             ("provider_limits.max_ttl (s)", p.max_ttl.as_secs() as usize),
         ];
-        match limits.iter().find(|(_, n)| *n == 0) {
-            Some((name, _)) => Err(ConfigError::ZeroLimit(name)),
-            None => Ok(()),
+        if let Some((name, _)) = limits.iter().find(|(_, n)| *n == 0) {
+            return Err(ConfigError::ZeroLimit(name));
+        }
+        match &self.tunnel_url {
+            Some(url) if crate::tunnel::normalize_url(url).is_none() => Err(ConfigError::BadTunnelUrl(url.clone())),
+            _ => Ok(()),
         }
     }
 }

@@ -70,7 +70,9 @@ impl Engine {
         let verified =
             sender.is_some_and(|id| routing.get(&id).is_some_and(|c| c.addr == from) && routing.is_verified(&id));
         let limits = &self.svc.config.limits;
-        ReplyBudget::for_request(len, verified || !limits.applies_to(from.ip()), limits.reply_ratio)
+        // Over HTTP (TCP) the source cannot be forged, so there is nobody to amplify against.
+        let unforged = crate::tunnel::is_http_source(from);
+        ReplyBudget::for_request(len, verified || unforged || !limits.applies_to(from.ip()), limits.reply_ratio)
     }
 
     /// What the limits refused and hold.

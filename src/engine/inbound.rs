@@ -79,8 +79,9 @@ impl Engine {
     }
 
     /// Answers with the contacts closest to `key` that we may hand to the
-    /// asker (see [`crate::routing::freshness`]), encoded without a `Value`
-    /// (the commonest reply), and pings those among them due a check;
+    /// asker (see [`crate::routing::freshness`]; URL contacts only to kadmesh
+    /// peers), encoded without a `Value` (the commonest reply), and pings
+    /// those among them due a check;
     /// returns no body for the caller to send.
     fn send_neighbours(
         &mut self,
@@ -91,17 +92,23 @@ impl Engine {
         key: &Key,
         budget: ReplyBudget,
     ) -> Option<Value> {
-        let skip = |c: &Contact| crate::rpc::same_endpoint(c.addr, requester);
+        let extended = asker == Asker::Ours;
+        let tunnels = &self.svc.tunnels;
+        let skip = |c: &Contact| {
+            crate::rpc::same_endpoint(c.addr, requester) || !super::tunnel::may_hand_out(tunnels, extended, c)
+        };
         let handout = self.svc.routing.handout(key, self.svc.config.k, now, asker, skip);
         for c in handout.check {
             self.send_check(now, c);
         }
-        let size = |cs: &[Contact]| wire::encode_nodes_response(id, cs).map_or(usize::MAX, |p| p.len());
-        let fit = budget.longest_fitting(&handout.contacts, size);
+        let tunnels = &self.svc.tunnels;
+        let encode = |cs: &[Contact]| wire::encode_nodes_response_urls(id, cs, |c| tunnels.url(c.addr));
+        let fit = budget.longest_fitting(&handout.contacts, |cs| encode(cs).map_or(usize::MAX, |p| p.len()));
+        let encoded = encode(&handout.contacts[..fit]);
         if fit < handout.contacts.len() {
             self.svc.stats.replies_trimmed += 1;
         }
-        match wire::encode_nodes_response(id, &handout.contacts[..fit]) {
+        match encoded {
             Ok(p) => self.svc.transmits.push_back(super::Transmit { to: requester, payload: p.into() }),
             Err(e) => tracing::debug!(to = %requester, error = %e, "response not sent"),
         }
@@ -178,6 +185,9 @@ impl Engine {
                 let sender = args.first().and_then(|v| v.as_bytes()).and_then(NodeId::from_slice);
                 if let Some(sender) = sender.filter(|&s| self.admit_id(now, Contact::new(s, from))) {
                     self.peers.insert(sender, PeerKind::Extended);
+                    if let Some(url) = args.get(1).and_then(Value::as_str) {
+                        self.on_announced_url(now, sender, url);
+                    }
                 }
                 Some(hello_body())
             }

@@ -24,7 +24,8 @@
 //! - `inbound`: answering other nodes' requests; `providers`: the provider
 //!   sets and their procedures; `peers`: peer kinds, learning contacts and
 //!   checking failed ones; `maintenance`: the republish / replicate /
-//!   refresh schedule and handover to newcomers.
+//!   refresh schedule and handover to newcomers; `tunnel`: URL contacts
+//!   and requests that came over HTTP.
 
 mod config;
 mod guard;
@@ -38,6 +39,7 @@ pub mod providers;
 mod router;
 mod services;
 mod stats;
+mod tunnel;
 
 use std::collections::VecDeque;
 
@@ -52,6 +54,7 @@ pub use inbound::{HELLO, STORE_TTL};
 pub use outcome::{BootstrapOutcome, Event, GetOutcome, LookupStats, Outcome, PingReply, PutOutcome, QueryId};
 pub use peers::{PeerKind, REPROBE_AFTER};
 pub use stats::{Stats, RPC_LABELS};
+pub use tunnel::HttpRequestError;
 
 use crate::contact::Contact;
 use crate::id::{Key, NodeId};

@@ -19,7 +19,7 @@ use crate::contact::Contact;
 use crate::id::NodeId;
 use crate::routing::InsertOutcome;
 use crate::time::Time;
-use crate::wire::{Call, Value};
+use crate::wire::Call;
 
 /// How long a contact that did not answer `kadmesh_hello` is taken for a
 /// stock peer before it is asked again.
@@ -90,6 +90,7 @@ impl Engine {
         if !self.admit_id(now, contact) {
             return;
         }
+        let Some(contact) = self.reachable(contact) else { return };
         let outcome = self.svc.routing.insert(contact, now);
         if !answered {
             self.svc.routing.note_request(&contact, now);
@@ -129,7 +130,7 @@ impl Engine {
         };
         if due {
             self.peers.probed.insert(contact.id, now);
-            let call = Call::Other { name: HELLO.into(), args: vec![Value::Bin(self.svc.id.0.to_vec())] };
+            let call = Call::Other { name: HELLO.into(), args: self.hello_args() };
             self.svc.send_request(now, contact.addr, call, ReplyTo::Hello { peer: contact.id });
         }
     }

@@ -68,6 +68,7 @@ impl Engine {
 
     pub(super) fn on_response(&mut self, now: Time, from: SocketAddr, id: MessageId, body: Value) {
         let Some((pending, rtt)) = self.take_reply(now, from, &id) else { return };
+        self.book_urls(&body);
         match pending.context {
             ReplyTo::Op { op, peer } => {
                 if let Some(p) = peer {
@@ -92,6 +93,7 @@ impl Engine {
                 self.learn_answered(now, Contact::new(peer, from));
             }
             ReplyTo::Fire { peer } | ReplyTo::Verify { peer } => self.learn_answered(now, Contact::new(peer, from)),
+            ReplyTo::Tunnel { peer } => self.on_tunnel_ping(now, peer, pending.to, wire::parse_ping_reply(&body).ok()),
         }
     }
 
@@ -146,9 +148,13 @@ impl Engine {
                 self.with_op(now, op, |op, cx| op.on_failure(cx, peer, kind));
             }
             ReplyTo::Eviction { peer } => self.svc.routing.ping_failed(&peer, now),
+            // A peer that said hello itself meanwhile speaks kadmesh whatever became of our
+            // hello (a node behind a tunnel drops it when it came over UDP).
+            ReplyTo::Hello { peer } if self.peers.kind(&peer) == PeerKind::Extended => {}
             ReplyTo::Hello { peer } => self.peers.insert(peer, PeerKind::Base),
             ReplyTo::Fire { peer } => self.contact_failed(now, peer),
             ReplyTo::Verify { peer } => self.verify_failed(now, peer),
+            ReplyTo::Tunnel { peer } => tracing::debug!(%peer, "announced tunnel URL did not answer"),
         }
     }
 }

@@ -35,6 +35,8 @@ pub(super) enum ReplyTo {
     /// The engine: a contact just failed a request; is it gone, or was a
     /// datagram lost?
     Verify { peer: NodeId },
+    /// The engine: `peer` announced a tunnel URL; does it answer there?
+    Tunnel { peer: NodeId },
 }
 
 /// The shared services of one node.
@@ -49,6 +51,8 @@ pub(super) struct Services {
     pub(super) stats: Stats,
     /// Round trips of our requests, for lookups' stall threshold.
     pub(super) rtt: RttEstimate,
+    /// URL contacts: the URL behind each tunnel address, and who announced one.
+    pub(super) tunnels: crate::tunnel::TunnelBook,
 }
 
 impl Services {
@@ -62,6 +66,7 @@ impl Services {
             transmits: VecDeque::new(),
             stats: Stats::default(),
             rtt: RttEstimate::default(),
+            tunnels: crate::tunnel::TunnelBook::default(),
         }
     }
 

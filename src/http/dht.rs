@@ -86,8 +86,10 @@ pub async fn bootstrap(State(d): State<Discovery>, headers: HeaderMap) -> Result
             "tunnel_url": self_url(&d, &host, &headers),
         }));
     }
+    // A URL contact has no UDP address to give; kadmesh peers learn it over the DHT.
     let more: Vec<Json_> = peers
         .into_iter()
+        .filter(|p| !crate::tunnel::is_tunnel(p.addr))
         .take(MAX_SEEDS)
         .map(|p| json!({"node_id": p.id.to_hex(), "host": p.addr.ip().to_string(), "dht_port": p.addr.port()}))
         .collect();

@@ -12,6 +12,7 @@
 //! | `GET /api/services/list` | known services and healthy-worker counts |
 //! | `POST /api/services/route/{service_type}` | forward the body to a healthy worker ([`route`]) |
 //! | `GET /api/dht/bootstrap` | seeds for new nodes |
+//! | `POST /api/dht/rpc` | one rpcudp request datagram in, its reply out ([`rpc`]) |
 //! | `GET /api/dht/topology` | the network graph, current and older shapes |
 //! | `GET /api/dht/topology/stream` | the same, pushed every 5 s (server-sent events) |
 //! | `GET /health` | readiness: 503 with a reason while alone |
@@ -35,6 +36,7 @@ pub mod metrics;
 pub mod page;
 pub mod penalty;
 pub mod route;
+pub mod rpc;
 mod server;
 pub mod services;
 pub mod topology;
@@ -152,6 +154,7 @@ fn routes(
         .route("/api/services/list", get(services::list))
         .merge(forwarding)
         .route("/api/dht/bootstrap", get(dht::bootstrap))
+        .route(rpc::PATH, post(rpc::rpc))
         .route("/api/dht/topology", get(topology::topology))
         .route("/api/dht/topology/stream", get(topology::stream))
         .route("/health", get(health::ready))

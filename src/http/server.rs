@@ -10,7 +10,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::{Extension, Router};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpStream;
@@ -47,7 +48,9 @@ pub async fn run(
                 };
                 match guard.admit(peer.ip()) {
                     Ok(admission) => {
-                        conns.spawn(connection(stream, app.clone(), admission, Arc::clone(&guard), stop_rx.clone()));
+                        // Handlers that key on the client (the DHT's RPC route) read it as `ConnectInfo`.
+                        let app = app.clone().layer(Extension(ConnectInfo(peer)));
+                        conns.spawn(connection(stream, app, admission, Arc::clone(&guard), stop_rx.clone()));
                     }
                     Err(why) => {
                         tracing::debug!("http connection from {peer} refused: {why:?}");

@@ -9,10 +9,13 @@
 mod bootstrap;
 mod clock;
 mod socket;
+mod tunnel;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+use bytes::Bytes;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -20,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use bootstrap::{bootstrap_with_retry, keep_seeds_in_touch, Backoff, SEED_RECHECK};
 pub use clock::Clock;
 pub use socket::SocketBuffers;
+pub use tunnel::{HttpAnswer, TunnelSettings};
 
 use crate::contact::Contact;
 use crate::engine::{BootstrapOutcome, Config, Engine, GetOutcome, Outcome, PingReply, PutOutcome, QueryId};
@@ -47,6 +51,10 @@ pub enum NodeError {
     /// The engine answered a command with an outcome of another kind (a bug).
     #[error("unexpected outcome for {0}")]
     Unexpected(&'static str),
+    /// The HTTP client for URL contacts could not be built (its TLS setup
+    /// failed); the message says why.
+    #[error("HTTP transport: {0}")]
+    Transport(String),
 }
 
 type Job = Box<dyn FnOnce(&mut Engine, Time) -> Option<QueryId> + Send>;
@@ -55,7 +63,25 @@ enum Command {
     /// Run a closure on the engine; if it starts an operation, the outcome
     /// goes to `reply`.
     Run(Job, Option<oneshot::Sender<Outcome>>),
+    /// A request datagram that came over HTTP from an IP, and where its
+    /// answer goes.
+    Http(IpAddr, Bytes, oneshot::Sender<HttpAnswer>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// How the driver moves bytes.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOptions {
+    /// Kernel buffer sizes of the UDP socket.
+    pub buffers: SocketBuffers,
+    /// The HTTP transport to URL contacts.
+    pub tunnel: TunnelSettings,
+    /// Drop every request that arrives over UDP (replies to our own
+    /// requests still pass): what a stateful firewall that drops unsolicited
+    /// UDP does. For a node that announces a tunnel URL
+    /// ([`Config::tunnel_url`]) because its UDP is not reachable, so that it
+    /// is never taken for a UDP node, and for tests of such nodes.
+    pub refuse_udp_requests: bool,
 }
 
 /// Starts nodes.
@@ -82,17 +108,29 @@ impl Node {
     pub fn spawn_with_buffers(
         socket: UdpSocket,
         id: NodeId,
-        mut config: Config,
+        config: Config,
         buffers: SocketBuffers,
     ) -> Result<NodeHandle, NodeError> {
+        Node::spawn_with_options(socket, id, config, NodeOptions { buffers, ..NodeOptions::default() })
+    }
+
+    /// [`Node::spawn`] with chosen driver options.
+    pub fn spawn_with_options(
+        socket: UdpSocket,
+        id: NodeId,
+        mut config: Config,
+        options: NodeOptions,
+    ) -> Result<NodeHandle, NodeError> {
         config.validate()?;
-        buffers.apply(&socket);
+        options.buffers.apply(&socket);
         config.rng_seed ^= rand::random::<u64>();
         let local_addr = socket.local_addr()?;
         let clock = Clock::new();
         let engine = Engine::new(id, config, clock.now());
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(Arc::new(socket), engine, clock, rx));
+        let (tunnel, answers) = tunnel::Tunnel::new(&options.tunnel).map_err(NodeError::Transport)?;
+        let io = Io { socket: Arc::new(socket), tunnel, answers, udp_requests: !options.refuse_udp_requests };
+        tokio::spawn(run(io, engine, clock, rx));
         Ok(NodeHandle { tx, id, local_addr })
     }
 }
@@ -199,6 +237,21 @@ impl NodeHandle {
         }
     }
 
+    /// Handles a request datagram that `client` sent over HTTP
+    /// (`POST /api/dht/rpc`) and answers its reply datagram, if any.
+    pub async fn http_request(&self, client: IpAddr, data: Bytes) -> Result<HttpAnswer, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Http(client, data, tx)).await.map_err(|_| NodeError::Stopped)?;
+        rx.await.map_err(|_| NodeError::Stopped)
+    }
+
+    /// The address standing for the node at tunnel URL `url` (a seed given
+    /// by URL): pass it to [`bootstrap`](Self::bootstrap) or
+    /// [`ping`](Self::ping). `None` for a URL that cannot be a contact.
+    pub async fn tunnel_addr(&self, url: String) -> Result<Option<SocketAddr>, NodeError> {
+        self.with_engine(move |e, _| e.add_tunnel(&url)).await
+    }
+
     /// The contacts in the routing table.
     pub async fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
         self.with_engine(|e, _| e.routing().contacts().collect()).await
@@ -213,24 +266,47 @@ impl NodeHandle {
     }
 }
 
-async fn run(socket: Arc<UdpSocket>, mut engine: Engine, clock: Clock, mut rx: mpsc::Receiver<Command>) {
+/// What the node task moves bytes through: its UDP socket and the HTTP
+/// transport for URL contacts.
+struct Io {
+    socket: Arc<UdpSocket>,
+    tunnel: tunnel::Tunnel,
+    /// Answers of the tunnel's POSTs: (tunnel address, reply datagram).
+    answers: mpsc::Receiver<(SocketAddr, Bytes)>,
+    /// Whether requests that arrive over UDP are handled.
+    udp_requests: bool,
+}
+
+impl Io {
+    /// Whether a datagram from `from` is handled: none may claim an address
+    /// that stands for an HTTP peer, and requests only if UDP takes them.
+    fn admits(&self, from: SocketAddr, data: &[u8]) -> bool {
+        let http = crate::tunnel::is_tunnel(from) || crate::tunnel::is_http_source(from);
+        !http && (self.udp_requests || data.first() != Some(&0))
+    }
+}
+
+async fn run(mut io: Io, mut engine: Engine, clock: Clock, mut rx: mpsc::Receiver<Command>) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut waiting: HashMap<QueryId, oneshot::Sender<Outcome>> = HashMap::new();
     loop {
         let wake = engine.poll_timeout().map(|t| clock.instant(t));
         tokio::select! {
-            r = socket.recv_from(&mut buf) => match r {
-                Ok((n, from)) => engine.handle_datagram(clock.now(), from, &buf[..n]),
+            r = io.socket.recv_from(&mut buf) => match r {
+                Ok((n, from)) if io.admits(from, &buf[..n]) => engine.handle_datagram(clock.now(), from, &buf[..n]),
+                Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "recv failed"),
             },
+            Some((from, reply)) = io.answers.recv() => engine.handle_datagram(clock.now(), from, &reply),
             cmd = rx.recv() => match cmd {
                 Some(Command::Run(job, reply)) => {
                     if let (Some(q), Some(reply)) = (job(&mut engine, clock.now()), reply) {
                         waiting.insert(q, reply);
                     }
                 }
+                Some(Command::Http(client, data, reply)) => on_http(&mut io, &mut engine, clock.now(), client, &data, reply).await,
                 Some(Command::Shutdown(done)) => {
-                    flush(&socket, &mut engine).await;
+                    flush(&mut io, &mut engine).await;
                     let _ = done.send(());
                     return;
                 }
@@ -238,11 +314,33 @@ async fn run(socket: Arc<UdpSocket>, mut engine: Engine, clock: Clock, mut rx: m
             },
             _ = sleep_until(wake) => engine.handle_timeout(clock.now()),
         }
-        flush(&socket, &mut engine).await;
+        flush(&mut io, &mut engine).await;
         while let Some(ev) = engine.poll_event() {
             if let Some(tx) = waiting.remove(&ev.id) {
                 let _ = tx.send(ev.outcome);
             }
+        }
+    }
+}
+
+/// A request that came over HTTP: the engine answers it at once, so by the
+/// end of the flush its reply is on its way or there is none.
+async fn on_http(
+    io: &mut Io,
+    engine: &mut Engine,
+    now: Time,
+    client: IpAddr,
+    data: &[u8],
+    reply: oneshot::Sender<HttpAnswer>,
+) {
+    match engine.handle_http_request(now, client, data) {
+        Ok(id) => {
+            io.tunnel.expect(client, id, reply);
+            flush(io, engine).await;
+            io.tunnel.unanswered(client, id);
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
         }
     }
 }
@@ -254,9 +352,18 @@ async fn sleep_until(wake: Option<tokio::time::Instant>) {
     }
 }
 
-async fn flush(socket: &UdpSocket, engine: &mut Engine) {
+/// Sends what the engine queued: to HTTP sources on their responses, to
+/// tunnel addresses as POSTs, to everyone else over UDP.
+async fn flush(io: &mut Io, engine: &mut Engine) {
     while let Some(t) = engine.poll_transmit() {
-        if let Err(e) = socket.send_to(&t.payload, t.to).await {
+        if crate::tunnel::is_http_source(t.to) {
+            io.tunnel.reply(t.to, t.payload);
+        } else if crate::tunnel::is_tunnel(t.to) {
+            match engine.tunnel_url(t.to) {
+                Some(url) => io.tunnel.post(t.to, url, t.payload),
+                None => tracing::debug!(to = %t.to, "no URL known for this tunnel address"),
+            }
+        } else if let Err(e) = io.socket.send_to(&t.payload, t.to).await {
             tracing::debug!(to = %t.to, error = %e, "send failed");
         }
     }

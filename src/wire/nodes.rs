@@ -27,12 +27,27 @@ use crate::id::{NodeId, ID_LEN};
 
 /// The find_node response datagram for `contacts`, without a `Value` tree.
 pub fn encode_nodes_response(id: MessageId, contacts: &[Contact]) -> Result<Vec<u8>, WireError> {
+    encode_nodes_response_urls(id, contacts, |_| None)
+}
+
+/// [`encode_nodes_response`] where a contact for which `url_of` gives a URL
+/// is written as the URL contact `[id, url, 0]` (see [`crate::tunnel`]).
+pub fn encode_nodes_response_urls<'a>(
+    id: MessageId,
+    contacts: &[Contact],
+    url_of: impl Fn(&Contact) -> Option<&'a str>,
+) -> Result<Vec<u8>, WireError> {
     // 42 bytes: array and bin headers, id, a 15-char IPv4 str, a uint16 port.
     encode_response_with(id, 3 + 42 * contacts.len(), |out| {
         encode_array_len(contacts.len(), out);
         for c in contacts {
             encode_array_len(3, out);
             encode_bin(&c.id.0, out);
+            if let Some(url) = url_of(c) {
+                encode_str(url.as_bytes(), out);
+                encode_unsigned(0, out);
+                continue;
+            }
             match c.addr.ip() {
                 IpAddr::V4(v4) => encode_str(ipv4_text(v4, &mut [0; 15]), out),
                 ip => encode_str(ip.to_string().as_bytes(), out),

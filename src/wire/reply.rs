@@ -13,6 +13,7 @@ use super::msgpack::Value;
 use super::nodes::ipv4_text;
 use crate::contact::Contact;
 use crate::id::NodeId;
+use crate::tunnel;
 
 /// The answer to `find_value`: the value, or the closest contacts known.
 #[derive(Clone, Debug, PartialEq)]
@@ -80,7 +81,8 @@ pub fn parse_store_reply(body: &Value) -> Result<bool, WireError> {
 }
 
 /// The `find_node` reply. Entries that are not `[bin20, ip str, port 1..=65535]`
-/// are skipped; a body that is not an array is an error.
+/// or a URL contact `[bin20, url str, 0]` (see [`crate::tunnel`]) are
+/// skipped; a body that is not an array is an error.
 pub fn parse_find_node_reply(body: &Value) -> Result<Vec<Contact>, WireError> {
     let entries = body.as_array().ok_or(bad("find_node", "an array of [id, ip, port]"))?;
     Ok(entries.iter().filter_map(parse_contact).collect())
@@ -92,9 +94,28 @@ fn parse_contact(entry: &Value) -> Option<Contact> {
         return None;
     };
     let id = NodeId::from_slice(id.as_bytes()?)?;
-    let ip: IpAddr = ip.as_str()?.parse().ok()?;
-    let port = u16::try_from(port.as_int()?).ok().filter(|p| *p != 0)?;
+    let port = u16::try_from(port.as_int()?).ok()?;
+    let text = ip.as_str()?;
+    if port == 0 {
+        let url = tunnel::normalize_url(text)?;
+        return Some(Contact::new(id, tunnel::addr_of(url)));
+    }
+    // Tunnel addresses stand for URLs we were told; nobody may name one as an IP.
+    let ip: IpAddr = text.parse().ok().filter(|ip| !tunnel::is_reserved(*ip))?;
     Some(Contact::new(id, SocketAddr::new(ip, port)))
+}
+
+/// The URLs of the URL contacts in a contact list (see [`crate::tunnel`]),
+/// for the caller's [`tunnel::TunnelBook`]; empty for any other body.
+pub fn tunnel_urls(body: &Value) -> Vec<&str> {
+    let Some(entries) = body.as_array() else { return Vec::new() };
+    entries
+        .iter()
+        .filter_map(|e| match e.as_array()? {
+            [_, Value::Str(url), Value::Int(0)] => Some(url.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The `find_value` reply: `{"value": v}` on a hit, a contact list otherwise.

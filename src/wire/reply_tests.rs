@@ -109,3 +109,22 @@ fn ip_text_matches_std_formatting() {
     let v6: IpAddr = "2001:db8::1".parse().unwrap();
     assert_eq!(ip_text(v6), "2001:db8::1");
 }
+
+#[test]
+fn url_contacts_roundtrip_and_reserved_addresses_are_refused() {
+    let url = "https://w7.example-tunnel.net";
+    let at = tunnel::addr_of(url);
+    let contacts = vec![Contact::new(nid(1), "10.0.0.1:8468".parse().unwrap()), Contact::new(nid(2), at)];
+    let id = super::super::MessageId([5; 20]);
+    let bytes = super::super::encode_nodes_response_urls(id, &contacts, |c| (c.addr == at).then_some(url)).unwrap();
+    let Ok(super::super::Datagram::Response { body, .. }) = super::super::decode(&bytes) else { panic!() };
+    assert_eq!(parse_find_node_reply(&body).unwrap(), contacts);
+    assert_eq!(tunnel_urls(&body), vec![url]);
+    // Nobody may name a tunnel address as an IP, nor give a URL with a port.
+    let body = Value::Array(vec![
+        triple(Value::Bin(vec![3; 20]), &at.ip().to_string(), Value::Int(1)),
+        triple(Value::Bin(vec![4; 20]), url, Value::Int(443)),
+        triple(Value::Bin(vec![5; 20]), "ftp://x", Value::Int(0)),
+    ]);
+    assert_eq!(parse_find_node_reply(&body).unwrap(), vec![]);
+}

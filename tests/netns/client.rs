@@ -35,6 +35,15 @@ pub enum Reply {
     },
     /// A get: the value as a string, `None` when not found.
     Found(Option<String>),
+    /// An HTTP answer: status and body.
+    Http {
+        /// The status code.
+        status: u16,
+        /// The body (JSON), as parsed.
+        body: serde_json::Value,
+    },
+    /// A `find_node` reply's contacts, each `(host or URL, port)`.
+    Contacts(Vec<(String, u64)>),
     /// Anything that went wrong, as text.
     Error(String),
 }
@@ -80,6 +89,13 @@ fn parse(json: &str) -> Reply {
     if let (Some(attempted), Some(stored)) = (count("attempted"), count("stored")) {
         return Reply::Stored { attempted, stored };
     }
+    if let (Some(status), Some(body)) = (v.get("status").and_then(serde_json::Value::as_u64), v.get("body")) {
+        return Reply::Http { status: status as u16, body: body.clone() };
+    }
+    if let Some(list) = v.get("contacts").and_then(serde_json::Value::as_array) {
+        let entry = |c: &serde_json::Value| Some((c.get(0)?.as_str()?.to_owned(), c.get(1)?.as_u64()?));
+        return Reply::Contacts(list.iter().filter_map(entry).collect());
+    }
     if let Some(found) = v.get("found") {
         return Reply::Found(found.as_str().map(str::to_string));
     }
@@ -97,7 +113,14 @@ pub fn run_from_env() {
     let (seed, key, value) = (var("KADMESH_NETNS_SEED"), var("KADMESH_NETNS_KEY"), var("KADMESH_NETNS_VALUE"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime");
     let reply = rt.block_on(async {
-        match tokio::time::timeout(CLIENT_BOUND, job(&op, &seed, &key, value)).await {
+        let work = async {
+            match op.as_str() {
+                "http-get" | "http-post" => http_job(&op, &key, value).await,
+                "handout" => handout_job(&key, &value).await,
+                _ => job(&op, &seed, &key, value).await,
+            }
+        };
+        match tokio::time::timeout(CLIENT_BOUND, work).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(e)) => serde_json::json!({ "error": e }),
             Err(_) => serde_json::json!({ "error": format!("client bound of {CLIENT_BOUND:?} passed") }),
@@ -131,4 +154,67 @@ async fn job(op: &str, seed: &str, key: &str, value: String) -> Result<serde_jso
     };
     node.shutdown().await;
     Ok(reply)
+}
+
+/// `http-get url` or `http-post url body` (JSON), from inside the namespace.
+async fn http_job(op: &str, url: &str, body: String) -> Result<serde_json::Value, String> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build().map_err(|e| e.to_string())?;
+    let request = match op {
+        "http-post" => client.post(url).header("content-type", "application/json").body(body),
+        _ => client.get(url),
+    };
+    let r = request.send().await.map_err(|e| e.to_string())?;
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+    Ok(serde_json::json!({ "status": status, "body": body }))
+}
+
+/// The contacts the daemon at `addr` answers a `find_node` with, asked from
+/// a fresh socket as a stock peer would (`as_what` = `stock`) or after a
+/// `kadmesh_hello` (`kadmesh`).
+async fn handout_job(addr: &str, as_what: &str) -> Result<serde_json::Value, String> {
+    use kadmesh::wire::{Call, MessageId};
+    let to: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
+    let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await.map_err(|e| e.to_string())?;
+    let me = NodeId::random(&mut rand::thread_rng());
+    if as_what == "kadmesh" {
+        let hello = Call::Other { name: kadmesh::engine::HELLO.into(), args: vec![Value::Bin(me.0.to_vec())] };
+        exchange(&sock, to, MessageId([1; 20]), hello).await?;
+    }
+    let find = Call::FindNode { sender: me, key: NodeId::random(&mut rand::thread_rng()) };
+    let Value::Array(entries) = exchange(&sock, to, MessageId([2; 20]), find).await? else {
+        return Err("find_node answered something else than a list".into());
+    };
+    let contacts: Vec<serde_json::Value> = entries
+        .iter()
+        .filter_map(|e| match e.as_array()? {
+            [_, Value::Str(host), Value::Int(port)] => Some(serde_json::json!([host, port])),
+            _ => None,
+        })
+        .collect();
+    Ok(serde_json::json!({ "contacts": contacts }))
+}
+
+/// Sends request `call` as `id` and returns its response's body, skipping
+/// the daemon's own requests to us.
+async fn exchange(
+    sock: &tokio::net::UdpSocket,
+    to: SocketAddr,
+    id: kadmesh::wire::MessageId,
+    call: kadmesh::wire::Call,
+) -> Result<Value, String> {
+    use kadmesh::wire::Datagram;
+    let data = Datagram::Request { id, call }.encode().map_err(|e| e.to_string())?;
+    sock.send_to(&data, to).await.map_err(|e| e.to_string())?;
+    let mut buf = vec![0; kadmesh::wire::MAX_DATAGRAM];
+    for _ in 0..20 {
+        let wait = tokio::time::timeout(Duration::from_secs(3), sock.recv(&mut buf)).await;
+        let n = wait.map_err(|_| format!("{to} did not answer"))?.map_err(|e| e.to_string())?;
+        if let Ok(Datagram::Response { id: got, body }) = kadmesh::wire::decode(&buf[..n]) {
+            if got == id {
+                return Ok(body);
+            }
+        }
+    }
+    Err(format!("no response from {to}"))
 }

@@ -19,8 +19,18 @@ use std::sync::Mutex;
 
 use super::client::{invoke, Reply};
 
-/// The hosts' names, which are also their hostnames in the lab.
-pub const HOSTS: [&str; 4] = ["alpha", "bravo", "charlie", "delta"];
+/// The hosts' names, which are also their hostnames in the lab. The first
+/// four sit on the LAN; the last two exist only in a lab built with
+/// [`Lab::build_with_edges`].
+pub const HOSTS: [&str; 6] = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+/// On a private network behind a router doing masquerading NAT; the router
+/// is 10.201.0.5 on the LAN.
+pub const ECHO: usize = 4;
+/// On the LAN at 10.201.0.6, with a firewall that drops every UDP datagram
+/// that is not part of a flow it started; HTTP (TCP 8080) is open.
+pub const FOXTROT: usize = 5;
+/// The port every daemon serves HTTP on.
+pub const HTTP_PORT: u16 = 8080;
 
 /// The UDP port every daemon listens on.
 pub const PORT: u16 = 8468;
@@ -55,6 +65,39 @@ fn ip(args: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Foxtrot's firewall: UDP only as part of a flow it started (replies to
+/// its own requests); everything else, TCP included, passes.
+const UDP_FIREWALL: &str = "table inet kmfw {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    ct state established,related accept
+    meta l4proto udp drop
+  }
+}
+";
+
+/// Runs `program args` inside namespace `ns`; the error is its stderr.
+fn run_in(ns: &str, program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, program])
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {program} in {ns}: {e}"))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(format!("{program} {} in {ns}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())),
+    }
+}
+
+/// Loads the nftables `ruleset` in namespace `ns`.
+fn nft(ns: &str, ruleset: &str) -> Result<(), String> {
+    let path = std::env::temp_dir().join(format!("{ns}.nft"));
+    fs::write(&path, ruleset).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    let loaded = run_in(ns, "nft", &["-f", &path.to_string_lossy()]);
+    let _ = fs::remove_file(&path);
+    loaded.map_err(|e| format!("{e} (nft comes with the nftables package)"))
+}
+
 /// Deletes namespaces named by earlier runs whose process no longer exists.
 fn remove_stale() {
     let Ok(out) = Command::new("ip").args(["netns", "list"]).output() else { return };
@@ -70,8 +113,18 @@ fn remove_stale() {
 }
 
 impl Lab {
-    /// Builds the switch and the hosts.
+    /// Builds the switch and the four LAN hosts.
     pub fn build() -> Result<Lab, Setup> {
+        Lab::build_hosts(false)
+    }
+
+    /// [`Lab::build`] plus echo behind a NAT router and foxtrot behind a
+    /// UDP-dropping firewall (needs `nft`, from nftables).
+    pub fn build_with_edges() -> Result<Lab, Setup> {
+        Lab::build_hosts(true)
+    }
+
+    fn build_hosts(edges: bool) -> Result<Lab, Setup> {
         remove_stale();
         let prefix = format!("{NAME_PREFIX}{}", std::process::id());
         let logs = tempfile::tempdir().map_err(|e| Setup::Fail(format!("no temp dir: {e}")))?;
@@ -79,7 +132,7 @@ impl Lab {
         let sw = format!("{}sw", lab.prefix);
         ip(&["netns", "add", &sw]).map_err(Setup::Skip)?;
         lab.namespaces.push(sw);
-        lab.wire().map_err(Setup::Fail)?;
+        lab.wire(if edges { 6 } else { 4 }).map_err(Setup::Fail)?;
         Ok(lab)
     }
 
@@ -95,7 +148,7 @@ impl Lab {
         format!("{}b{n}", self.prefix)
     }
 
-    fn wire(&mut self) -> Result<(), String> {
+    fn wire(&mut self, hosts: usize) -> Result<(), String> {
         let sw = self.namespaces[0].clone();
         for b in [self.bridge(0), self.bridge(1)] {
             ip(&["-n", &sw, "link", "add", &b, "type", "bridge"])?;
@@ -104,15 +157,19 @@ impl Lab {
         let hosts_file: String = std::iter::once("127.0.0.1 localhost\n".to_string())
             .chain(HOSTS.iter().enumerate().map(|(i, h)| format!("10.201.0.{} {h}\n", i + 1)))
             .collect();
-        for (i, _) in HOSTS.iter().enumerate() {
-            let (ns, port, dev) = (self.ns(i), self.port(i), format!("{}e", self.ns(i)));
+        for i in 0..hosts {
+            let ns = self.ns(i);
             ip(&["netns", "add", &ns])?;
             self.namespaces.push(ns.clone());
-            ip(&["link", "add", &dev, "netns", &ns, "type", "veth", "peer", "name", &port, "netns", &sw])?;
-            ip(&["-n", &sw, "link", "set", &port, "master", &self.bridge(0), "up"])?;
-            ip(&["-n", &ns, "addr", "add", &format!("10.201.0.{}/24", i + 1), "dev", &dev])?;
-            ip(&["-n", &ns, "link", "set", &dev, "up"])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
+            if i == ECHO {
+                self.wire_nat(&ns)?;
+            } else {
+                self.plug(&ns, &self.port(i), &format!("{}e", ns), &format!("10.201.0.{}/24", i + 1))?;
+            }
+            if i == FOXTROT {
+                nft(&ns, UDP_FIREWALL)?;
+            }
             let dir = PathBuf::from(format!("/etc/netns/{ns}"));
             fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
             self.hosts_dirs.push(dir.clone());
@@ -121,8 +178,48 @@ impl Lab {
         Ok(())
     }
 
+    /// Connects namespace `ns` to the LAN: its end `dev` with `addr`, the
+    /// switch's end `port` on the LAN bridge.
+    fn plug(&self, ns: &str, port: &str, dev: &str, addr: &str) -> Result<(), String> {
+        let sw = &self.namespaces[0];
+        ip(&["link", "add", dev, "netns", ns, "type", "veth", "peer", "name", port, "netns", sw])?;
+        ip(&["-n", sw, "link", "set", port, "master", &self.bridge(0), "up"])?;
+        ip(&["-n", ns, "addr", "add", addr, "dev", dev])?;
+        ip(&["-n", ns, "link", "set", dev, "up"])
+    }
+
+    /// Echo's side: a router namespace on the LAN at 10.201.0.5 that
+    /// masquerades the private network 192.168.77.0/24, where echo
+    /// (`ns`) is 192.168.77.2 with the router as its default route.
+    fn wire_nat(&mut self, ns: &str) -> Result<(), String> {
+        let router = format!("{}r", self.prefix);
+        ip(&["netns", "add", &router])?;
+        self.namespaces.push(router.clone());
+        let (lan, inner) = (format!("{router}l"), format!("{router}i"));
+        self.plug(&router, &format!("{router}p"), &lan, "10.201.0.5/24")?;
+        let dev = format!("{ns}e");
+        ip(&["link", "add", &dev, "netns", ns, "type", "veth", "peer", "name", &inner, "netns", &router])?;
+        ip(&["-n", &router, "addr", "add", "192.168.77.1/24", "dev", &inner])?;
+        ip(&["-n", &router, "link", "set", &inner, "up"])?;
+        ip(&["-n", ns, "addr", "add", "192.168.77.2/24", "dev", &dev])?;
+        ip(&["-n", ns, "link", "set", &dev, "up"])?;
+        ip(&["-n", ns, "route", "add", "default", "via", "192.168.77.1"])?;
+        run_in(&router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
+        nft(&router, &format!("table ip kmnat {{\n chain post {{\n type nat hook postrouting priority 100;\n oifname \"{lan}\" masquerade\n }}\n}}\n"))
+    }
+
     /// Starts `dhtd` on `host`, seeded by the hostnames in `seeds`.
     pub fn start_dhtd(&self, host: usize, seeds: &[&str]) {
+        self.start_dhtd_with(host, seeds, &[]);
+    }
+
+    /// Runs one client job (see [`invoke`]) inside `host`'s namespace.
+    pub fn client(&self, host: usize, op: &str, key: &str, value: &str) -> Reply {
+        invoke(&self.ns(host), &format!("{}:{PORT}", HOSTS[host]), op, key, value)
+    }
+
+    /// [`Lab::start_dhtd`] with more `dhtd` arguments.
+    pub fn start_dhtd_with(&self, host: usize, seeds: &[&str], extra: &[&str]) {
         let log = self.logs.path().join(format!("{}.log", HOSTS[host]));
         let file = fs::File::create(&log).expect("a log file in the temp dir");
         let mut cmd = Command::new("ip");
@@ -131,6 +228,7 @@ impl Lab {
         for s in seeds {
             cmd.args(["--seed", &format!("{s}:{PORT}")]);
         }
+        cmd.args(extra);
         let child = cmd
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

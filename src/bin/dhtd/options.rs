@@ -52,6 +52,16 @@ pub struct RunArgs {
     /// Seed node host:port; repeat, or comma-separate in DHT_SEEDS.
     #[arg(long = "seed", env = "DHT_SEEDS", value_name = "HOST:PORT", value_delimiter = ',')]
     pub seeds: Vec<String>,
+    /// Seed node reached over HTTP at its tunnel URL (its POST
+    /// /api/dht/rpc); repeat, or comma-separate in DHT_TUNNEL_SEEDS.
+    #[arg(long = "tunnel-seed", env = "DHT_TUNNEL_SEEDS", value_name = "URL", value_delimiter = ',')]
+    pub tunnel_seeds: Vec<String>,
+    /// Serve the DHT over HTTP only: announce --public-url to kadmesh peers
+    /// as this node's DHT address and drop requests arriving over UDP (for
+    /// a node whose UDP cannot be reached from outside; its own requests
+    /// still go out over UDP).
+    #[arg(long, env = "DHT_OVER_HTTP", requires = "public_url")]
+    pub dht_over_http: bool,
     /// URL serving {"seeds": [{"host", "dht_port"}]} (the platform's
     /// /api/dht/bootstrap); retried with backoff while it fails.
     #[arg(long, env = "DHT_BOOTSTRAP_URL")]

@@ -9,7 +9,7 @@ use kadmesh::discovery::{Discovery, DiscoveryConfig};
 use kadmesh::engine::Config;
 use kadmesh::http::{HttpOptions, TopologyConfig};
 use kadmesh::id::NodeId;
-use kadmesh::node::{bootstrap_with_retry, Backoff, Node, NodeHandle};
+use kadmesh::node::{bootstrap_with_retry, Backoff, Node, NodeHandle, NodeOptions};
 use kadmesh::persist;
 use kadmesh::seeds::{fetch_bootstrap_url, Seed};
 use tokio::net::TcpListener;
@@ -123,7 +123,11 @@ async fn join(
     for s in &args.seeds {
         seeds.push(Seed::parse(s).map_err(|e| format!("--seed / DHT_SEEDS: {e}"))?);
     }
+    join_tunnel_seeds(node, &args.tunnel_seeds).await?;
     if seeds.is_empty() && args.bootstrap_url.is_none() {
+        if !args.tunnel_seeds.is_empty() {
+            return Ok(());
+        }
         tracing::warn!("no seeds given: this node starts a new network (pass --seed host:port to join one)");
         return Ok(());
     }
@@ -139,6 +143,25 @@ async fn join(
         }
         kadmesh::node::keep_seeds_in_touch(&n, &seeds, kadmesh::node::SEED_RECHECK).await;
     });
+    Ok(())
+}
+
+/// Bootstraps through the seeds given by tunnel URL, if any (once: a
+/// failure is logged, and the UDP seeds, if any, are tried next).
+async fn join_tunnel_seeds(node: &NodeHandle, urls: &[String]) -> Result<(), String> {
+    let mut addrs = Vec::new();
+    for url in urls {
+        let addr = node.tunnel_addr(url.clone()).await.map_err(|e| e.to_string())?;
+        addrs.push(addr.ok_or_else(|| format!("--tunnel-seed {url:?} is not a usable http(s) URL"))?);
+    }
+    if addrs.is_empty() {
+        return Ok(());
+    }
+    match node.bootstrap(addrs).await {
+        Ok(b) if b.seeds_reached > 0 => tracing::info!(table_size = b.table_size, "bootstrap through tunnel seeds"),
+        Ok(_) => tracing::warn!("no tunnel seed answered"),
+        Err(e) => tracing::warn!(error = %e, "bootstrap through tunnel seeds failed"),
+    }
     Ok(())
 }
 
@@ -166,10 +189,16 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         store_limits: args.limits.store(),
         provider_limits: args.limits.providers(),
         limits: args.limits.limits()?,
+        tunnel_url: args.public_url.clone().filter(|_| args.dht_over_http),
         ..Config::default()
     };
     let (socket, http) = bind(&args).await?;
-    let node = Node::spawn_with_buffers(socket, id, config, args.limits.buffers()).map_err(|e| e.to_string())?;
+    let options = NodeOptions {
+        buffers: args.limits.buffers(),
+        refuse_udp_requests: args.dht_over_http,
+        ..NodeOptions::default()
+    };
+    let node = Node::spawn_with_options(socket, id, config, options).map_err(|e| e.to_string())?;
     let discovery = Discovery::new(node.clone(), discovery_config(&args)).map_err(|e| e.to_string())?;
     tracing::info!(id = %node.id(), addr = %node.local_addr(), "node listening");
     join(&node, saved, &args, &discovery).await?;

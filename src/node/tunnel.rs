@@ -1,0 +1,157 @@
+//! The HTTP transport of the driver: datagrams to URL contacts leave as
+//! `POST {url}/api/dht/rpc` and their answers come back as datagrams from
+//! the same tunnel address; requests that arrived on our own
+//! `/api/dht/rpc` get their reply on the HTTP response (see
+//! [`crate::tunnel`]).
+//!
+//! The engine decides what to send and to whom; this module only moves
+//! bytes. One `reqwest` client keeps connections to each URL alive (a TLS
+//! handshake through a tunnel costs several round trips), every POST is
+//! bounded in time (the engine has stopped waiting by then anyway) and at
+//! most [`TunnelSettings::max_in_flight`] run at once: beyond that a
+//! datagram is dropped, as a full UDP socket buffer would, and the engine
+//! sees a timeout.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::engine::HttpRequestError;
+use crate::tunnel::RPC_PATH;
+use crate::wire::{MessageId, HEADER_LEN, MAX_DATAGRAM};
+
+/// rpcudp's first byte of a response datagram.
+const RESPONSE_TYPE: u8 = 0x01;
+
+/// How the driver talks to URL contacts.
+#[derive(Clone, Debug)]
+pub struct TunnelSettings {
+    /// Longest one POST may take, connection included. Default 5 s, the
+    /// base RPC timeout: a tunnel adds a few hundred milliseconds to a round
+    /// trip, and the engine gives up on the request at 5 s in any case.
+    pub request_timeout: Duration,
+    /// Longest a new connection (TCP and TLS) may take. Default 3 s.
+    pub connect_timeout: Duration,
+    /// POSTs in flight at once, all URLs together. Default 64.
+    pub max_in_flight: usize,
+    /// Idle connections kept per URL host. Default 4.
+    pub idle_per_host: usize,
+}
+
+impl Default for TunnelSettings {
+    fn default() -> Self {
+        TunnelSettings {
+            request_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+            max_in_flight: 64,
+            idle_per_host: 4,
+        }
+    }
+}
+
+/// What answers a request that came over HTTP: the reply datagram, none
+/// (the procedure has no reply: unknown, or malformed arguments), or why
+/// it was not handled.
+pub type HttpAnswer = Result<Option<Bytes>, HttpRequestError>;
+
+/// The driver's side of the HTTP transport.
+pub(super) struct Tunnel {
+    client: reqwest::Client,
+    slots: Arc<Semaphore>,
+    /// Answers of our POSTs, as (tunnel address, reply datagram).
+    answers: mpsc::Sender<(SocketAddr, Bytes)>,
+    /// Requests that came over HTTP, waiting for the engine's reply.
+    exchanges: HashMap<(IpAddr, MessageId), oneshot::Sender<HttpAnswer>>,
+}
+
+impl Tunnel {
+    /// The transport and the receiver of its POSTs' answers.
+    pub(super) fn new(settings: &TunnelSettings) -> Result<(Tunnel, mpsc::Receiver<(SocketAddr, Bytes)>), String> {
+        let client = reqwest::Client::builder()
+            .timeout(settings.request_timeout)
+            .connect_timeout(settings.connect_timeout)
+            .pool_max_idle_per_host(settings.idle_per_host)
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (tx, rx) = mpsc::channel(settings.max_in_flight.max(1));
+        let slots = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
+        Ok((Tunnel { client, slots, answers: tx, exchanges: HashMap::new() }, rx))
+    }
+
+    /// Waits for the engine's reply to request `id` from `client`.
+    pub(super) fn expect(&mut self, client: IpAddr, id: MessageId, reply: oneshot::Sender<HttpAnswer>) {
+        self.exchanges.insert((client, id), reply);
+    }
+
+    /// The request `id` from `client` got no reply: say so.
+    pub(super) fn unanswered(&mut self, client: IpAddr, id: MessageId) {
+        if let Some(tx) = self.exchanges.remove(&(client, id)) {
+            let _ = tx.send(Ok(None));
+        }
+    }
+
+    /// A reply the engine addressed to an HTTP source: onto its response.
+    pub(super) fn reply(&mut self, to: SocketAddr, payload: Bytes) {
+        let Some(id) = payload.get(1..HEADER_LEN).and_then(|b| <[u8; 20]>::try_from(b).ok()) else { return };
+        match self.exchanges.remove(&(to.ip(), MessageId(id))) {
+            Some(tx) => {
+                let _ = tx.send(Ok(Some(payload)));
+            }
+            None => tracing::debug!(%to, "no HTTP request waits for this reply"),
+        }
+    }
+
+    /// Sends `payload` to `url` in the background; its answer comes back
+    /// through the receiver as a datagram from `to`.
+    pub(super) fn post(&self, to: SocketAddr, url: &str, payload: Bytes) {
+        let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+            tracing::debug!(url, "too many tunnel requests in flight; dropped");
+            return;
+        };
+        let request = self
+            .client
+            .post(format!("{url}{RPC_PATH}"))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(payload);
+        let answers = self.answers.clone();
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            match exchange(request).await {
+                Ok(Some(reply)) => {
+                    let _ = answers.send((to, reply)).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(url, error = %e, "tunnel request failed"),
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// One POST: the reply datagram, `None` when the peer had no reply (204).
+async fn exchange(request: reqwest::RequestBuilder) -> Result<Option<Bytes>, String> {
+    let mut response = request.send().await.map_err(|e| e.to_string())?;
+    let status = response.status();
+    if status == reqwest::StatusCode::NO_CONTENT {
+        return Ok(None);
+    }
+    if !status.is_success() {
+        return Err(format!("HTTP {status}"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX_DATAGRAM {
+            return Err("answer larger than a datagram".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    // Only a response may come back: a peer cannot push requests at us this way.
+    match body.first() {
+        Some(&RESPONSE_TYPE) => Ok(Some(body.into())),
+        _ => Err("answer is not a response datagram".into()),
+    }
+}
