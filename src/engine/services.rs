@@ -14,6 +14,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::{Config, QueryId, Stats, Transmit};
 use crate::id::NodeId;
+use crate::proximity::RttBook;
 use crate::routing::RoutingTable;
 use crate::rpc::{InFlight, RpcKind};
 use crate::rtt::RttEstimate;
@@ -49,6 +50,8 @@ pub(super) struct Services {
     pub(super) stats: Stats,
     /// Round trips of our requests, for lookups' stall threshold.
     pub(super) rtt: RttEstimate,
+    /// Round trips per address: lookups' proximity and per-contact stalls.
+    pub(super) book: RttBook,
 }
 
 impl Services {
@@ -62,6 +65,7 @@ impl Services {
             transmits: VecDeque::new(),
             stats: Stats::default(),
             rtt: RttEstimate::default(),
+            book: RttBook::default(),
         }
     }
 
