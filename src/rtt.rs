@@ -46,10 +46,15 @@ impl RttEstimate {
     /// `srtt + 4 * rttvar` within `[min, max]` (`max` wins if they cross), or
     /// `max` before any sample.
     pub fn stall_after(&self, min: Duration, max: Duration) -> Duration {
+        self.stall_after_spread(4, min, max)
+    }
+
+    /// [`RttEstimate::stall_after`] with `srtt + spread * rttvar`.
+    pub fn stall_after_spread(&self, spread: u32, min: Duration, max: Duration) -> Duration {
         if self.srtt == 0 {
             return max;
         }
-        let micros = u64::from(self.srtt) + 4 * u64::from(self.rttvar);
+        let micros = u64::from(self.srtt) + u64::from(spread) * u64::from(self.rttvar);
         Duration::from_micros(micros).clamp(min.min(max), max)
     }
 }

@@ -23,7 +23,8 @@
 //!   node-wide checks;
 //! - `inbound`: answering other nodes' requests; `providers`: the provider
 //!   sets and their procedures; `peers`: peer kinds, learning contacts and
-//!   checking failed ones; `maintenance`: the republish / replicate /
+//!   checking failed ones; `pns`: keeping nearer contacts when a bucket
+//!   has a choice; `maintenance`: the republish / replicate /
 //!   refresh schedule and handover to newcomers.
 
 mod config;
@@ -33,6 +34,7 @@ mod maintenance;
 mod op;
 mod outcome;
 mod peers;
+mod pns;
 pub mod providers;
 mod router;
 mod services;
