@@ -476,6 +476,6 @@ fn random_with_prefix<R: Rng + ?Sized>(base: &NodeId, prefix_len: usize, rng: &m
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod swap_tests;
+#[cfg(test)]
+mod tests;
