@@ -16,7 +16,8 @@ use crate::discovery::input::{
 };
 use crate::discovery::record::WorkerRecord;
 use crate::discovery::wire::{parse_page, parse_write_reply};
-use crate::engine::providers::{valid_id, ADD, LIST, REMOVE};
+use crate::engine::providers::wire::{page_entry, parse_write_entry, write_entry};
+use crate::engine::providers::{valid_id, ProviderEntry, ProviderStore, ADD, LIST, REMOVE};
 use crate::engine::{Config, Engine, HELLO, STORE_TTL};
 use crate::id::NodeId;
 use crate::time::Time;
@@ -27,12 +28,14 @@ pub type Check = fn(&[u8]);
 
 /// Every target beyond the three decoders of `wire` (whose checks live in
 /// their own targets), by corpus directory name.
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("engine_request", engine_request),
+    ("signed_entry", signed_entry),
     ("provider_page", provider_page),
     ("http_input", http_input),
     ("state_file", state_file),
     ("worker_record", worker_record),
+    ("signed_record", signed_record),
 ];
 
 /// Procedure names `engine_request` picks from with its first byte.
@@ -105,9 +108,47 @@ pub fn engine_request(data: &[u8]) {
 pub fn provider_page(data: &[u8]) {
     let Ok(v) = decode_value(data) else { return };
     let _ = parse_write_reply(&v);
-    if let Some(page) = parse_page(&v) {
+    if let Some(page) = parse_page(&v, &NodeId([0x22; 20])) {
         assert!(page.entries.iter().all(|e| valid_id(&e.id)), "an invalid id in a page");
         assert!(page.next.as_deref().is_none_or(valid_id), "an invalid cursor");
+    }
+}
+
+/// The set the `signed_entry` seeds are signed for.
+pub const SIGNED_ENTRY_SET: &str = "service:ocr";
+/// The time the `signed_entry` seeds are judged at (Unix ms of 2027-01-15).
+pub const SIGNED_ENTRY_NOW: Time = Time::from_secs(1_800_000_000);
+
+/// A provider write entry (the msgpack value of one entry of
+/// `kadmesh_provider_add` / `_remove`, signed or not) for the set
+/// [`SIGNED_ENTRY_SET`]: parsing never panics; a signed entry a replica
+/// accepts re-encodes to an entry that parses back equal and that a reader
+/// verifies as signed by the same key; and storing it a second time (a
+/// replay) changes nothing the replica serves.
+pub fn signed_entry(data: &[u8]) {
+    let Ok(v) = decode_value(data) else { return };
+    let key = NodeId::for_key(SIGNED_ENTRY_SET);
+    let now = SIGNED_ENTRY_NOW;
+    for gone in [false, true] {
+        let Some(e) = parse_write_entry(&v, gone, now) else { continue };
+        let mut store = ProviderStore::default();
+        if !store.upsert(key, e.clone(), now) {
+            continue;
+        }
+        let held: Vec<ProviderEntry> = store.range(&key, None, now).cloned().collect();
+        store.upsert(key, e.clone(), now);
+        assert_eq!(store.range(&key, None, now).cloned().collect::<Vec<_>>(), held, "a replay changed the set");
+        let Some(sig) = &e.signature else { continue };
+        let ttl = e.expires_at.saturating_since(now);
+        let again = parse_write_entry(&write_entry(&e.id, e.version, ttl, e.load, Some(sig)), gone, now);
+        assert_eq!(again.as_ref().map(|a| &a.signature), Some(&e.signature), "a signed entry did not re-encode");
+        let page = Value::Map(vec![
+            (Value::from("entries"), Value::Array(held.iter().map(|h| page_entry(h, now)).collect())),
+            (Value::from("next"), Value::Nil),
+            (Value::from("live"), Value::Int(0)),
+        ]);
+        let read = parse_page(&page, &key).expect("a page the replica made parses");
+        assert_eq!(read.entries.first().and_then(|r| r.signer), Some(sig.public_key), "the reader did not verify it");
     }
 }
 
@@ -162,4 +203,22 @@ pub fn worker_record(data: &[u8]) {
     assert_eq!(again.worker_id, r.worker_id);
     assert_eq!(again.services, r.services);
     let _ = WorkerRecord::from_value(&Value::Bin(data.to_vec()));
+}
+
+/// Signed-record text: `verify` and `parse_unverified` never panic, what
+/// verifies also parses unverified to the same fields, and the store rule
+/// never panics on any pair of values (the text's halves, split at a
+/// character boundary: libFuzzer found the split itself panicking inside
+/// a multi-byte character, `fuzz/corpus/signed_record/crash-a0351b0c`).
+pub fn signed_record(data: &[u8]) {
+    use crate::signed::{admits, parse_unverified, verify};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(info) = verify(text) {
+        assert_eq!(parse_unverified(text), Ok(info));
+    }
+    let mid = (0..=text.len() / 2).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let (a, b) = text.split_at(mid);
+    let key = crate::id::Key::for_key("worker:w1");
+    let _ = admits(&key, Some(&Value::Str(a.to_owned())), &Value::Str(b.to_owned()), 1_800_000_000_000);
+    let _ = admits(&key, None, &Value::Str(text.to_owned()), 0);
 }

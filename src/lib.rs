@@ -23,8 +23,9 @@
 //! - [`rtt`], [`proximity`]: round-trip estimates, network-wide and per
 //!   address (bounded), for per-contact stalls and nearer-first choices.
 //! - [`store`]: records with expiry and memory bounds.
-//! - [`limits`]: rate limits, storage quotas, reply budgets and bounded
-//!   maps: what a stranger can make a node spend.
+//! - [`limits`]: rate limits, storage quotas, reply budgets, the node-id
+//!   churn bound, the handover pace and bounded maps: what a stranger can
+//!   make a node spend.
 //! - [`store`]: records with expiry and memory bounds; [`signed`]: signed
 //!   worker records and the rule for replacing them; [`endorsement`]:
 //!   coordinator certificates for workers.

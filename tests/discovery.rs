@@ -96,7 +96,13 @@ async fn three_thousand_providers_are_read_in_mtu_sized_pages() {
     let net = Testnet::start(5, 0, Config::default(), quiet()).await.unwrap();
     let key = service_key("bulk");
     let items: Vec<Announce> = (0..3000)
-        .map(|i| Announce { id: format!("bulk-worker-{i:05}"), version: 1, ttl: Duration::from_secs(600), load: None })
+        .map(|i| Announce {
+            id: format!("bulk-worker-{i:05}"),
+            version: 1,
+            ttl: Duration::from_secs(600),
+            load: None,
+            signature: None,
+        })
         .collect();
     let writer = net.nodes[0].node();
     let calls = write_calls(writer.id(), key, &items, false);
@@ -120,7 +126,7 @@ async fn three_thousand_providers_are_read_in_mtu_sized_pages() {
         let bytes = raw_call(&sock, net.addr(2).unwrap(), list_call(NodeId([7; 20]), key, after.as_deref(), 256)).await;
         largest = largest.max(bytes.len());
         let Ok(Datagram::Response { body, .. }) = kadmesh::wire::decode(&bytes) else { panic!("not a response") };
-        let page = parse_page(&body).unwrap();
+        let page = parse_page(&body, &key).unwrap();
         assert_eq!(page.live, 3000);
         seen += page.entries.len();
         pages += 1;
@@ -147,7 +153,13 @@ async fn entries_each_held_by_a_different_replica_are_all_found() {
     let closest = reader.node().find_node(key).await.unwrap();
     let writer = net.nodes[0].node();
     for (i, c) in closest.iter().take(3).enumerate() {
-        let item = Announce { id: format!("only-at-{i}"), version: 1, ttl: Duration::from_secs(60), load: None };
+        let item = Announce {
+            id: format!("only-at-{i}"),
+            version: 1,
+            ttl: Duration::from_secs(60),
+            load: None,
+            signature: None,
+        };
         for call in write_calls(writer.id(), key, &[item], false) {
             assert_eq!(writer.call(c.addr, call).await.unwrap(), Some(Value::Int(1)));
         }

@@ -172,3 +172,28 @@ fn mutated_seeds_keep_every_property() {
         }
     }
 }
+
+/// The signed provider entry seeds (written by `scripts/signed-entry-seeds`,
+/// a Python re-implementation of `proto-spec/EXTENSIONS.md` §3.5 with the
+/// `cryptography` package): a replica stores exactly the `valid_*` ones,
+/// refuses the `forged_*` ones, and cannot parse the `malformed_*` ones.
+#[test]
+fn signed_entry_seeds_are_stored_exactly_when_valid() {
+    use kadmesh::engine::providers::wire::parse_write_entry;
+    use kadmesh::engine::providers::ProviderStore;
+    use kadmesh::fuzzing::{SIGNED_ENTRY_NOW, SIGNED_ENTRY_SET};
+    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/signed_entry"));
+    let key = kadmesh::id::Key::for_key(SIGNED_ENTRY_SET);
+    let mut checked = 0;
+    for f in std::fs::read_dir(&dir).expect("fuzz/corpus/signed_entry exists") {
+        let path = f.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let v = decode_value(&std::fs::read(&path).unwrap()).unwrap();
+        let entry = parse_write_entry(&v, name.contains("tombstone"), SIGNED_ENTRY_NOW);
+        assert_eq!(entry.is_some(), !name.starts_with("malformed_"), "{name}");
+        let stored = entry.is_some_and(|e| ProviderStore::default().upsert(key, e, SIGNED_ENTRY_NOW));
+        assert_eq!(stored, name.starts_with("valid_"), "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} signed-entry seeds");
+}

@@ -1,7 +1,8 @@
 //! Records nobody can forge (issue 14), over real loopback networks: owned
 //! registrations over HTTP (hijack by re-register on the same and another
 //! node, foreign unregister and status change), forged and replayed UDP
-//! `store`s of `worker:{id}`, tunnel_url hygiene, the operator's API token,
+//! `store`s of `worker:{id}`, forged and replayed provider entries,
+//! tunnel_url hygiene, the operator's API token,
 //! and a worker key surviving a node restart through its data directory.
 
 mod common;
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kadmesh::discovery::testnet::Testnet;
+use kadmesh::discovery::wire::{write_calls, Announce};
 use kadmesh::discovery::{worker_key, Discovery, DiscoveryConfig};
 use kadmesh::engine::Config;
 use kadmesh::id::NodeId;
@@ -278,44 +280,168 @@ async fn stock_python_peers_keep_our_signed_records_and_their_forgeries_lose() {
     c.net.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forged_provider_remove_does_not_hide_a_live_signed_worker() {
-    use kadmesh::discovery::wire::{write_calls, Announce};
-    let c = cluster(4, config()).await;
-    c.register(0, "w8", &url_of("w8", "a"), None).await;
-    let forged = Announce { id: "w8".into(), version: i64::MAX as u64, ttl: Duration::from_secs(86_400), load: None };
-    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    for i in 0..4 {
-        for call in
-            write_calls(NodeId([0x42; 20]), kadmesh::discovery::service_key("ocr"), std::slice::from_ref(&forged), true)
-        {
-            let msg = MessageId([i as u8; 20]);
-            sock.send_to(&Datagram::Request { id: msg, call }.encode().unwrap(), c.net.addr(i).unwrap()).await.unwrap();
+/// Sends each of `calls` as a raw request to node `to`; the replies (the
+/// accepted counts of provider writes), in order.
+async fn raw_calls(sock: &tokio::net::UdpSocket, to: SocketAddr, calls: Vec<Call>) -> Vec<Option<u64>> {
+    let mut replies = Vec::new();
+    for (n, call) in calls.into_iter().enumerate() {
+        let msg = MessageId([0x60 + n as u8; 20]);
+        sock.send_to(&Datagram::Request { id: msg, call }.encode().unwrap(), to).await.unwrap();
+        let mut buf = vec![0u8; 65_536];
+        let mut reply = None;
+        for _ in 0..50 {
+            let Ok(Ok(len)) = tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await else { break };
+            if let Ok(Datagram::Response { id, body }) = kadmesh::wire::decode(&buf[..len]) {
+                if id == msg {
+                    reply = kadmesh::discovery::wire::parse_write_reply(&body);
+                    break;
+                }
+            }
         }
-        // The legacy list is a plain value anyone may overwrite: empty it too.
-        let call = Call::Store {
-            sender: NodeId([0x42; 20]),
-            key: kadmesh::discovery::service_key("ocr"),
-            value: Value::from("[]"),
-        };
-        let msg = MessageId([0x80 + i as u8; 20]);
-        sock.send_to(&Datagram::Request { id: msg, call }.encode().unwrap(), c.net.addr(i).unwrap()).await.unwrap();
+        replies.push(reply);
     }
-    // Every replica now holds the tombstone. (The emptied legacy list is not
-    // asserted: the register call's own legacy write may land after the
-    // forgery and put "w8" back, which is the repair working, not a leak.)
-    for _ in 0..50 {
-        let p = c.net.nodes[1].find_providers("ocr").await.unwrap();
-        if p.removed == ["w8"] {
-            break;
+    replies
+}
+
+/// The `ocr` provider entry of `id` node `d` holds: (version, gone, signed).
+async fn held_entry(d: &Discovery, id: &str) -> Option<(u64, bool, bool)> {
+    let (key, id) = (kadmesh::discovery::service_key("ocr"), id.to_owned());
+    d.node()
+        .with_engine(move |e, now| {
+            let p = e.providers().range(&key, None, now).find(|p| p.id == id)?;
+            Some((p.version, p.gone, p.signature.is_some()))
+        })
+        .await
+        .unwrap()
+}
+
+/// Waits (bounded) until every node holds a live signed `ocr` entry of `id`.
+async fn every_node_holds_signed(c: &Cluster, id: &str) {
+    for _ in 0..100 {
+        let mut all = true;
+        for d in &c.net.nodes {
+            all &= held_entry(d, id).await.is_some_and(|(_, gone, signed)| signed && !gone);
+        }
+        if all {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let seen = c.net.nodes[1].find_providers("ocr").await.unwrap();
-    assert_eq!(seen.removed, vec!["w8".to_owned()]);
-    assert!(seen.legacy.iter().all(|id| id == "w8"), "legacy list holds strangers: {:?}", seen.legacy);
-    // ...and the worker is still found, through its live signed record.
-    c.all_see("w8", &url_of("w8", "a")).await;
+    panic!("not every node holds the signed entry of {id}");
+}
+
+fn forged(id: &str, version: u64, load: Option<f64>) -> Announce {
+    Announce { id: id.into(), version, ttl: Duration::from_secs(86_400), load, signature: None }
+}
+
+fn ocr_calls(items: &[Announce], remove: bool) -> Vec<Call> {
+    write_calls(NodeId([0x42; 20]), kadmesh::discovery::service_key("ocr"), items, remove)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_provider_remove_is_refused_and_never_hides_a_worker() {
+    let c = cluster(4, config()).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // Before w9 ever registers, every replica takes an unsigned tombstone
+    // with the largest version (nothing binds the id yet).
+    for i in 0..4 {
+        let replies =
+            raw_calls(&sock, c.net.addr(i).unwrap(), ocr_calls(&[forged("w9", i64::MAX as u64, None)], true)).await;
+        assert_eq!(replies, [Some(1)], "node {i}");
+    }
+    let (_, v) = c.register(0, "w8", &url_of("w8", "a"), None).await;
+    let cred = v["credential"].as_str().unwrap().to_owned();
+    c.register(1, "w9", &url_of("w9", "a"), None).await;
+    every_node_holds_signed(&c, "w8").await;
+    every_node_holds_signed(&c, "w9").await;
+    // Now w8's signed entry binds its id: an unsigned tombstone with the
+    // largest version and one signed by another key are refused everywhere.
+    let thief = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let now_ms = kadmesh::node::Clock::new().unix_secs() as u64 * 1000;
+    let set = kadmesh::discovery::service_key("ocr");
+    let stolen = forged("w8", now_ms + 60_000, None).signed(&set, true, now_ms / 1000 + 600, &thief);
+    for i in 0..4 {
+        let to = c.net.addr(i).unwrap();
+        let replies = raw_calls(&sock, to, ocr_calls(&[forged("w8", i64::MAX as u64, None)], true)).await;
+        assert_eq!(replies, [Some(0)], "node {i} took the unsigned tombstone");
+        assert_eq!(raw_calls(&sock, to, ocr_calls(std::slice::from_ref(&stolen), true)).await, [Some(0)], "node {i}");
+    }
+    let seen = c.net.nodes[2].find_providers("ocr").await.unwrap();
+    assert_eq!((seen.live, seen.removed), (vec!["w8".to_owned(), "w9".to_owned()], vec![]));
+    // A re-registration with a new URL is found everywhere too.
+    c.register(2, "w8", &url_of("w8", "b"), Some(&cred)).await;
+    for node in 0..4 {
+        let mut found = c.discover(node).await;
+        found.sort();
+        let want = [("w8".into(), url_of("w8", "b"), true), ("w9".into(), url_of("w9", "a"), true)];
+        assert_eq!(found, want, "node {node}");
+    }
+    c.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_provider_add_makes_no_fake_worker_recommended() {
+    let c = cluster(4, config()).await;
+    c.register(0, "w10", &url_of("w10", "a"), None).await;
+    let (status, v) = c.heartbeat(0, json!({"worker_id": "w10", "load": 0.7}), None).await;
+    assert_eq!(status, 200, "{v}");
+    every_node_holds_signed(&c, "w10").await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // A fake worker: an unsigned provider entry and an unsigned record,
+    // idle, so it would lead any ranking by load.
+    let now = kadmesh::node::Clock::new().unix_secs();
+    let fake = json!({"worker_id": "fake-1", "tunnel_url": url_of("fake-1", "evil"), "services": ["ocr"],
+                      "last_seen": now, "expires_at": now + 600.0, "status": "healthy", "load": 0.0})
+    .to_string();
+    for i in 0..4 {
+        let to = c.net.addr(i).unwrap();
+        raw_calls(&sock, to, ocr_calls(&[forged("fake-1", 1, Some(0.0))], false)).await;
+        assert_eq!(raw_store(&sock, to, "fake-1", &fake).await, Some(true), "stock peers' records stay storable");
+        // An unsigned add over the real worker's signed entry is refused.
+        let replies = raw_calls(&sock, to, ocr_calls(&[forged("w10", i64::MAX as u64, Some(0.0))], false)).await;
+        assert_eq!(replies, [Some(0)], "node {i}");
+    }
+    for node in 0..4 {
+        let req = c.http.get(format!("{}/api/services/discover/ocr", c.urls[node]));
+        let (_, v) = c.send(req.header("Cache-Control", "no-cache"), None).await;
+        assert_eq!(v["recommended"], "w10", "node {node}: {v}");
+        let found = c.discover(node).await;
+        assert!(found.contains(&("fake-1".into(), url_of("fake-1", "evil"), false)), "node {node}: {found:?}");
+    }
+    c.net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_older_signed_provider_entry_changes_nothing() {
+    let c = cluster(3, config()).await;
+    let (_, v) = c.register(0, "w11", &url_of("w11", "a"), None).await;
+    let cred = v["credential"].as_str().unwrap().to_owned();
+    every_node_holds_signed(&c, "w11").await;
+    let set = kadmesh::discovery::service_key("ocr");
+    let old = c.net.nodes[1]
+        .node()
+        .with_engine(move |e, now| e.providers().range(&set, None, now).find(|p| p.id == "w11").cloned())
+        .await
+        .unwrap()
+        .unwrap();
+    // Unregister (a signed tombstone), then replay the old signed add.
+    assert_eq!(c.unregister(0, "w11", Some(&cred)).await.0, 200);
+    let removed = held_entry(&c.net.nodes[1], "w11").await;
+    assert!(removed.is_some_and(|(v, gone, signed)| gone && signed && v > old.version), "{removed:?}");
+    let replay = Announce {
+        id: old.id.clone(),
+        version: old.version,
+        ttl: Duration::from_secs(600),
+        load: old.load,
+        signature: old.signature.clone(),
+    };
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..3 {
+        raw_calls(&sock, c.net.addr(i).unwrap(), ocr_calls(std::slice::from_ref(&replay), false)).await;
+        assert_eq!(held_entry(&c.net.nodes[i], "w11").await, removed, "node {i}: the replay changed the entry");
+    }
+    let seen = c.net.nodes[2].find_providers("ocr").await.unwrap();
+    assert_eq!((seen.live, seen.removed), (vec![], vec!["w11".to_owned()]));
     c.net.shutdown().await;
 }
 
@@ -344,6 +470,67 @@ async fn endorsement_mode_serves_only_workers_the_coordinator_certified() {
     for node in 0..3 {
         let ids: Vec<String> = c.discover(node).await.into_iter().map(|(id, _, _)| id).collect();
         assert_eq!(ids, ["wa"], "node {node}");
+    }
+    c.net.shutdown().await;
+}
+
+/// The body of a request of worker `id` that keeps its own `key`: its
+/// record signed as in EXTENSIONS.md §5.1 and its `ocr` entry signed as in
+/// §3.5 (a tombstone of both when `status` is "offline").
+fn own_record(key: &ed25519_dalek::SigningKey, id: &str, url: &str, seq: u64, status: &str, load: f64) -> Json {
+    use kadmesh::engine::providers::signature::{sign, Signed};
+    let now = kadmesh::node::Clock::new().unix_secs().floor();
+    let gone = status == "offline";
+    let expires = if gone { now } else { now + 300.0 };
+    let pk = hex::encode(key.verifying_key().to_bytes());
+    let t = json!({"worker_id": id, "tunnel_url": url, "services": ["ocr"], "status": status, "last_seen": now,
+                   "expires_at": expires, "load": load, "public_key": pk, "seq": seq})
+    .to_string();
+    let set = kadmesh::discovery::service_key("ocr");
+    let until = expires as u64 + 600;
+    let entry = Signed { key: &set, id, version: seq, gone, load: (!gone).then_some(load), expires_at: until };
+    let sig = hex::encode(sign(&entry, key).sig);
+    json!({"signed_record": kadmesh::signed::sign(&t, key).unwrap(),
+           "entry_signatures": {"ocr": {"expires_at": until, "sig": sig}}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_with_its_own_key_registers_heartbeats_and_re_registers() {
+    let c = cluster(3, config()).await;
+    let post = |node: usize, path: &str, body: Json| {
+        c.send(c.http.post(format!("{}/api/worker/{path}", c.urls[node])).json(&body), None)
+    };
+    let me = ed25519_dalek::SigningKey::from_bytes(&[0x31; 32]);
+    let seq = kadmesh::node::Clock::new().unix_secs() as u64 * 1000;
+    let (a, b) = (url_of("w12", "a"), url_of("w12", "b"));
+    let (status, v) = post(0, "register", own_record(&me, "w12", &a, seq, "healthy", 0.2)).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(v["credential"].is_null(), "the node never knew the secret: {v}");
+    assert_eq!(v["public_key"], hex::encode(me.verifying_key().to_bytes()));
+    every_node_holds_signed(&c, "w12").await;
+    c.all_see("w12", &a).await;
+    let (status, v) = post(0, "heartbeat", own_record(&me, "w12", &a, seq + 1, "healthy", 0.9)).await;
+    assert_eq!((status, v["published"].as_bool()), (200, Some(true)), "{v}");
+    let plain = post(0, "heartbeat", json!({"worker_id": "w12", "current_load": 0.1})).await;
+    assert_refused(plain, 403, "forbidden");
+    // Another key, on this node or another, and a replay are refused.
+    let thief = ed25519_dalek::SigningKey::from_bytes(&[0x32; 32]);
+    for node in [0, 1] {
+        let stolen = own_record(&thief, "w12", &url_of("w12", "evil"), seq + 100, "healthy", 0.0);
+        assert_refused(post(node, "register", stolen).await, 403, "forbidden");
+    }
+    assert_refused(post(0, "register", own_record(&me, "w12", &a, seq, "healthy", 0.2)).await, 403, "forbidden");
+    // Re-registered with a new URL through another node: found everywhere.
+    let (status, v) = post(1, "register", own_record(&me, "w12", &b, seq + 2, "healthy", 0.2)).await;
+    assert_eq!(status, 200, "{v}");
+    c.all_see("w12", &b).await;
+    // Unregistered with its signed tombstone.
+    let url = format!("{}/api/worker/unregister/w12", c.urls[1]);
+    let tomb = own_record(&me, "w12", &b, seq + 3, "offline", 0.0);
+    let (status, v) = c.send(c.http.delete(url).json(&tomb), None).await;
+    assert_eq!(status, 200, "{v}");
+    for node in 0..3 {
+        assert_eq!(c.discover(node).await, [], "node {node}");
     }
     c.net.shutdown().await;
 }

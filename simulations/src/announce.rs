@@ -3,6 +3,14 @@
 //! string, with `last_seen` in seconds. Liveness is judged from `last_seen`
 //! inside the value (the record itself lives 24 h in the DHT), the way the
 //! platform judges heartbeats: healthy if seen within 5 minutes.
+//!
+//! With `signed`, the worker signs it as a kadmesh node signs a worker record
+//! (`proto-spec/EXTENSIONS.md` §5.1) with a key derived from its name (a
+//! restarted worker keeps its name and so its key), `seq` = the put's
+//! simulated time in ms and `expires_at` 5 minutes later in simulated
+//! seconds (the engines' clock): the engines' store rule then keeps an older
+//! copy from replacing a newer one, and the cost of signing and checking is
+//! in the run's wall time and bytes.
 
 use kadmesh::time::Time;
 use kadmesh::wire::Value;
@@ -12,15 +20,39 @@ pub const EPOCH_SECS: u64 = 1_700_000_000;
 
 const SERVICES: [&str; 4] = ["ocr", "embeddings", "llm", "layout"];
 
-/// The announcement of worker `name` on machine `slot`, seen at `now`.
-pub fn worker_value(name: &str, slot: u32, now: Time) -> Value {
+/// The announcement of worker `name` on machine `slot`, seen at `now`,
+/// signed when `signed`.
+pub fn worker_value(name: &str, slot: u32, now: Time, signed: bool) -> Value {
     let gpu = slot.rem_euclid(5) == 0;
     let service = SERVICES[slot as usize % SERVICES.len()];
     let cores = 4 << (slot % 3);
     let last_seen = EPOCH_SECS + now.as_secs();
-    Value::Str(format!(
+    let text = format!(
         r#"{{"worker_id":"{name}","tunnel_url":"https://{name}.tunnel.example.net","services":["{service}"],"capabilities":{{"has_gpu":{gpu},"cpu_cores":{cores}}},"last_seen":{last_seen}}}"#
-    ))
+    );
+    if !signed {
+        return Value::Str(text);
+    }
+    let key = ed25519_dalek::SigningKey::from_bytes(&worker_seed(name));
+    let pk = hex_of(&key.verifying_key().to_bytes());
+    let (seq, expires_at) = (now.as_millis(), now.as_secs() + 300);
+    let body = text.strip_suffix('}').unwrap_or(&text);
+    let t = format!(r#"{body},"expires_at":{expires_at},"public_key":"{pk}","seq":{seq}}}"#);
+    Value::Str(kadmesh::signed::sign(&t, &key).unwrap_or(t))
+}
+
+/// A worker's key seed, from its name.
+fn worker_seed(name: &str) -> [u8; 32] {
+    let mut seed = [0u8; 32];
+    let a = kadmesh::id::Key::for_key(name).0;
+    let b = kadmesh::id::Key::for_key(&format!("{name}/seed")).0;
+    seed[..20].copy_from_slice(&a);
+    seed[20..].copy_from_slice(&b[..12]);
+    seed
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `last_seen` of an announcement, as simulated time; `None` if the value is
@@ -45,12 +77,24 @@ mod tests {
 
     #[test]
     fn last_seen_round_trips_and_judges_liveness() {
-        let v = worker_value("w7-1", 7, Time::from_secs(600));
+        let v = worker_value("w7-1", 7, Time::from_secs(600), false);
         assert_eq!(last_seen(&v), Some(Time::from_secs(600)));
         let five = Duration::from_secs(300);
         assert!(is_fresh(&v, Time::from_secs(900), five));
         assert!(!is_fresh(&v, Time::from_millis(900_001), five));
         assert!(!is_fresh(&Value::Str("{}".into()), Time::ZERO, five));
         assert!(v.as_str().unwrap().len() < 250);
+    }
+
+    #[test]
+    fn signed_announcements_verify_and_keep_liveness_readable() {
+        let v = worker_value("w7-1", 7, Time::from_secs(600), true);
+        let info = kadmesh::signed::verify(v.as_str().unwrap()).unwrap();
+        assert_eq!((info.worker_id.as_str(), info.seq), ("w7-1", 600_000));
+        assert_eq!(last_seen(&v), Some(Time::from_secs(600)));
+        let key = kadmesh::id::Key::for_key("worker:w7-1");
+        let newer = worker_value("w7-1", 7, Time::from_secs(720), true);
+        assert!(kadmesh::signed::admits(&key, Some(&v), &newer, 720_000));
+        assert!(!kadmesh::signed::admits(&key, Some(&newer), &v, 720_000), "an older copy never replaces a newer");
     }
 }

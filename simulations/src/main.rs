@@ -76,6 +76,10 @@ struct Cli {
     /// limits, quotas, reply budgets), to measure what they cost.
     #[arg(long)]
     no_limits: bool,
+    /// Workers sign their announcements (Ed25519, with `seq`), so the
+    /// engines' signed-record store rule applies.
+    #[arg(long)]
+    signed: bool,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -105,6 +109,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },
         no_limits: cli.no_limits,
+        signed: cli.signed,
     };
     std::fs::create_dir_all(&cli.out)?;
     let reports =

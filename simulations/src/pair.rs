@@ -39,6 +39,7 @@ struct Job {
     net: *const Network,
     window_open: bool,
     heartbeat: std::time::Duration,
+    signed: bool,
 }
 
 /// The hand-off between the simulation thread and its helper.
@@ -91,7 +92,7 @@ impl Pair {
         // SAFETY: the poster keeps these borrows alive and untouched (other
         // than through this function) until the window is over.
         let (active, net) = unsafe { (std::slice::from_raw_parts(job.active, job.count), &*job.net) };
-        let sh = Shared { net, window_open: job.window_open, heartbeat: job.heartbeat };
+        let sh = Shared { net, window_open: job.window_open, heartbeat: job.heartbeat, signed: job.signed };
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(&slot) = active.get(i) else { return };
@@ -130,6 +131,7 @@ impl Pair {
             net: sh.net,
             window_open: sh.window_open,
             heartbeat: sh.heartbeat,
+            signed: sh.signed,
         };
         self.next.store(0, Ordering::Relaxed);
         // SAFETY: IDLE: `job` is ours until the POSTED store.

@@ -61,6 +61,13 @@ pub struct SimParams {
     /// Threads that run machines side by side (1: all on the calling
     /// thread). The report does not depend on it.
     pub threads: usize,
+    /// Workers sign their announcements (EXTENSIONS.md §5.1, `seq` = the
+    /// put's time), so the engines' store rule applies: an older copy never
+    /// replaces a newer one at a replica.
+    pub signed: bool,
+    /// Lookups issued this long into the window or later are also counted
+    /// apart (for example from a partition's heal on).
+    pub late_from: Option<Duration>,
 }
 
 impl SimParams {
@@ -88,6 +95,8 @@ impl SimParams {
             progress: None,
             max_wall: None,
             threads: 1,
+            signed: false,
+            late_from: None,
         }
     }
 

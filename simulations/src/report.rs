@@ -107,6 +107,12 @@ fn lookup_rows(w: &mut World, rows: &mut Rows) {
     push(rows, "lookups issued / answered / client crashed", issued);
     push(rows, "lookup success (value found) %", f2(pct(s.lookups_found, s.lookups_done)));
     push(rows, "lookup success, value alive (last_seen <= 5 min) %", f2(pct(s.lookups_fresh, s.lookups_done)));
+    push(rows, "found values older than 5 min %", f2(100.0 - pct(s.lookups_fresh, s.lookups_found)));
+    if p.late_from.is_some() {
+        let late = f2(100.0 - pct(s.late_fresh, s.late_found));
+        push(rows, "... among lookups issued after the last disruption %", late);
+    }
+    push(rows, "workers sign their records", (if p.signed { "yes" } else { "no" }).to_string());
     let worst = s.per_minute.worst_success_pct(p.warmup.as_millis() as u64, 10).unwrap_or(f64::NAN);
     push(rows, "worst minute success % (>= 10 lookups)", f1(worst));
     push(rows, "answered from own store %", f2(pct(s.lookups_local, s.lookups_found)));

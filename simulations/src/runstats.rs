@@ -15,6 +15,10 @@ pub struct RunStats {
     pub lookups_found: u64,
     /// ... and found a live (not stale) value.
     pub lookups_fresh: u64,
+    /// Values found by lookups issued from `SimParams::late_from` on.
+    pub late_found: u64,
+    /// ... of which live.
+    pub late_fresh: u64,
     /// Lookups whose client crashed before the answer.
     pub lookups_aborted: u64,
     /// Answered from the client's own store.
@@ -79,6 +83,8 @@ impl RunStats {
             lookups_done: 0,
             lookups_found: 0,
             lookups_fresh: 0,
+            late_found: 0,
+            late_fresh: 0,
             lookups_aborted: 0,
             lookups_local: 0,
             latency_ms: Samples::default(),

@@ -59,6 +59,8 @@ pub struct RunOptions {
     /// Turns the engines' defences off (`kadmesh::limits::Limits::off`),
     /// to measure what they cost legitimate traffic.
     pub no_limits: bool,
+    /// Workers sign their announcements (see [`SimParams::signed`]).
+    pub signed: bool,
 }
 
 impl Default for RunOptions {
@@ -76,6 +78,7 @@ impl Default for RunOptions {
             max_wall: None,
             threads: 1,
             no_limits: false,
+            signed: false,
         }
     }
 }
@@ -130,6 +133,7 @@ impl Scenario {
         p.engine.record_ttl = o.record_ttl.unwrap_or(p.engine.record_ttl);
         p.engine.replicate_interval = o.replicate_interval.unwrap_or(p.engine.replicate_interval);
         p.engine.put_lookup_every = o.put_lookup_every.unwrap_or(p.engine.put_lookup_every);
+        p.signed = o.signed;
         if o.no_limits {
             p.engine.limits = kadmesh::limits::Limits::off();
         }
@@ -141,10 +145,13 @@ impl Scenario {
                 vec![(at(0.25), crowd, "flash crowd")]
             }
             Scenario::Crash30 => vec![(at(0.25), ScenarioEvent::CrashFraction(0.3), "30% crash")],
-            Scenario::Partition => vec![
-                (at(0.25), ScenarioEvent::Partition(vec![3, 4, 5]), "partition"),
-                (at(0.5), ScenarioEvent::Heal, "heal"),
-            ],
+            Scenario::Partition => {
+                p.late_from = Some(at(0.5));
+                vec![
+                    (at(0.25), ScenarioEvent::Partition(vec![3, 4, 5]), "partition"),
+                    (at(0.5), ScenarioEvent::Heal, "heal"),
+                ]
+            }
             Scenario::CoordinatorLoss => {
                 p.churn = Some(ChurnModel::default());
                 vec![(at(0.25), ScenarioEvent::KillCoordinators, "coordinators lost")]

@@ -44,6 +44,8 @@ pub struct Shared<'a> {
     pub window_open: bool,
     /// How often workers re-announce themselves.
     pub heartbeat: Duration,
+    /// Whether workers sign their announcements.
+    pub signed: bool,
 }
 
 /// Handles machine `slot`'s events due before `until`.
@@ -83,7 +85,7 @@ fn deliver(node: &mut SimNode, slot: u32, d: Delivery, sh: Shared, out: &mut Win
 fn heartbeat(node: &mut SimNode, slot: u32, sh: Shared, out: &mut WindowOut) {
     let now = node.clock;
     node.heartbeat_at = Some(now + sh.heartbeat);
-    let value = worker_value(&node.name, slot, now);
+    let value = worker_value(&node.name, slot, now, sh.signed);
     let Some(engine) = node.engine.as_mut().filter(|_| node.joined) else { return };
     let q = engine.put(now, node.key, value);
     out.puts.push((slot, q.0));

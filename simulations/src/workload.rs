@@ -87,7 +87,7 @@ impl World {
     fn announce(&mut self, slot: u32) {
         let now = self.now;
         let node = &mut self.nodes[slot as usize];
-        let value = worker_value(&node.name, slot, now);
+        let value = worker_value(&node.name, slot, now, self.params.signed);
         let key = node.key;
         let Some(engine) = node.engine.as_mut() else { return };
         let q = engine.put(now, key, value);
@@ -205,7 +205,12 @@ impl World {
         s.per_minute.record(issued.as_millis(), found);
         if let Some(v) = &g.value {
             s.lookups_found += 1;
-            s.lookups_fresh += u64::from(is_fresh(v, self.event_time, self.params.stale_after));
+            let fresh = is_fresh(v, self.event_time, self.params.stale_after);
+            s.lookups_fresh += u64::from(fresh);
+            if self.params.late_from.is_some_and(|l| issued >= Time::ZERO + self.params.warmup + l) {
+                s.late_found += 1;
+                s.late_fresh += u64::from(fresh);
+            }
 
             s.lookups_local += u64::from(g.local);
             s.latency_ms.push(g.stats.duration.as_millis() as f64);

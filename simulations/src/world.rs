@@ -265,7 +265,12 @@ impl World {
             node.agenda.take_if(|a| *a == t).is_some()
         });
         active.sort_unstable();
-        let sh = Shared { net: &self.net, window_open: self.window_open, heartbeat: self.params.heartbeat };
+        let sh = Shared {
+            net: &self.net,
+            window_open: self.window_open,
+            heartbeat: self.params.heartbeat,
+            signed: self.params.signed,
+        };
         let outs = run_machines(&mut self.nodes, &active, until, sh, pair);
         self.now = until;
         let mut events = Vec::new();
@@ -320,7 +325,12 @@ impl World {
         let node = &mut self.nodes[slot as usize];
         node.clock = node.clock.max(self.now);
         let mut out = WindowOut::default();
-        let sh = Shared { net: &self.net, window_open: self.window_open, heartbeat: self.params.heartbeat };
+        let sh = Shared {
+            net: &self.net,
+            window_open: self.window_open,
+            heartbeat: self.params.heartbeat,
+            signed: self.params.signed,
+        };
         flush(node, slot, reply_kind, sh, &mut out);
         for (_, slot, ev) in self.merge(out) {
             self.on_event(slot, ev);

@@ -93,8 +93,9 @@ impl Discovery {
                 if near {
                     for a in items {
                         let expires_at = now + a.ttl;
-                        let entry =
-                            ProviderEntry { id: a.id, version: a.version, expires_at, load: a.load, gone: remove };
+                        let load = a.load.filter(|_| !remove);
+                        let (id, version, signature) = (a.id, a.version, a.signature);
+                        let entry = ProviderEntry { id, version, expires_at, load, gone: remove, signature };
                         e.provider_upsert(now, key, entry);
                     }
                 }

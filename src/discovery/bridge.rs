@@ -67,6 +67,8 @@ impl Discovery {
                     version: version(&record, now),
                     ttl,
                     load: Some(record.load),
+                    // Nobody here holds a legacy worker's key.
+                    signature: None,
                 };
                 let (me, key) = (self.clone(), service_key(s));
                 tokio::spawn(async move { me.announce(key, item, false).await });

@@ -214,7 +214,11 @@ impl Discovery {
                 && (r.services.is_empty() || r.services.iter().any(|s| s == service))
         };
         let mut workers = self.fetch_records(ids, filter.limit, accept).await;
-        workers.sort_by(|a, b| a.load.total_cmp(&b.load).then_with(|| a.worker_id.cmp(&b.worker_id)));
+        // Verified workers first: an unsigned record (a stock peer's, or
+        // anybody's forgery) is never recommended over a signed one.
+        workers.sort_by(|a, b| {
+            (b.verified.cmp(&a.verified)).then(a.load.total_cmp(&b.load)).then_with(|| a.worker_id.cmp(&b.worker_id))
+        });
         if let Some(limit) = filter.limit {
             workers.truncate(limit);
         }

@@ -46,17 +46,22 @@ pub(crate) struct Providers {
 }
 
 impl Providers {
-    /// Candidate worker ids: live entries by announced load (lightest
-    /// first), then legacy ids not already named, then tombstoned ids.
+    /// Candidate worker ids: live entries, verified (signed) ones first,
+    /// each by announced load (lightest first); then legacy ids not already
+    /// named; then tombstoned ids.
     ///
-    /// Provider writes are unsigned, so a tombstone proves nothing: anyone
-    /// can send `kadmesh_provider_remove` with a huge version. A tombstoned
-    /// id is therefore still fetched, last; its record decides (a real
-    /// unregistration leaves an `offline` record, which is filtered out;
-    /// a live signed record means the tombstone was forged or stale).
+    /// Unsigned provider writes prove nothing (anyone can send them), and a
+    /// replica that never saw the worker's signed entry may hold a forged
+    /// tombstone. A tombstoned id is therefore still fetched, last; its
+    /// record decides (a real unregistration leaves an `offline` record,
+    /// which is filtered out; a live signed record means the tombstone was
+    /// forged or stale).
     pub fn candidates(&self) -> Vec<String> {
         let mut live: Vec<&SeenEntry> = self.entries.values().filter(|e| e.is_live()).collect();
-        live.sort_by(|a, b| a.load.unwrap_or(f64::MAX).total_cmp(&b.load.unwrap_or(f64::MAX)).then(a.id.cmp(&b.id)));
+        let load = |e: &SeenEntry| e.load.unwrap_or(f64::MAX);
+        live.sort_by(|a, b| {
+            (b.signer.is_some().cmp(&a.signer.is_some())).then(load(a).total_cmp(&load(b))).then(a.id.cmp(&b.id))
+        });
         let mut ids: Vec<String> = live.into_iter().map(|e| e.id.clone()).collect();
         for id in &self.legacy {
             if self.entries.get(id).is_none_or(|e| !e.is_live()) && !ids.contains(id) {
@@ -84,6 +89,7 @@ fn local_entries(e: &crate::engine::Engine, key: &Key, now: crate::time::Time) -
             ttl: p.expires_at.saturating_since(now),
             load: p.load,
             gone: p.gone,
+            signer: p.signature.as_ref().map(|s| s.public_key),
         })
         .collect()
 }
@@ -183,7 +189,7 @@ impl Discovery {
             let call = list_call(self.node().id(), key, after.as_deref(), MAX_ENTRIES_PER_CALL);
             bump(&self.inner.metrics.provider_reads);
             let page = match self.node().call(addr, call).await {
-                Ok(Some(v)) => parse_page(&v),
+                Ok(Some(v)) => parse_page(&v, &key),
                 _ => None,
             };
             let Some(page) = page else {
@@ -295,16 +301,19 @@ impl Discovery {
         let Some(local) = self.inner.registry.get(id) else { return remote };
         let me = self.node().id().to_hex();
         let lapsed = local.expires_at.is_none_or(|e| e <= self.now());
+        // A worker that signs its own records is at the seq it signed.
+        let local_version = self.inner.self_signed.get(id).map_or(local.version, |o| o.record.version);
         match remote {
             Some(r)
                 if r.verified
                     && (r.public_key == local.public_key || lapsed)
-                    && r.version > local.version
+                    && r.seq.or(r.version) > local_version
                     && r.node_id.as_deref() != Some(me.as_str()) =>
             {
                 tracing::info!(worker_id = id, "worker re-registered through another node; no longer published here");
                 self.inner.registry.remove(id);
                 self.inner.keys.remove(id);
+                self.inner.self_signed.remove(id);
                 for s in &local.services {
                     self.inner.cache.invalidate(s);
                 }
@@ -349,18 +358,24 @@ mod tests {
     }
 
     #[test]
-    fn candidates_rank_by_hint_and_add_legacy_ids() {
+    fn candidates_rank_verified_first_then_by_hint_and_add_legacy_ids() {
         let e = |id: &str, load, gone| SeenEntry {
             id: id.into(),
             version: 1,
             ttl: Duration::from_secs(60),
             load: Some(load),
             gone,
+            signer: None,
         };
         let mut p = Providers { legacy: vec!["old".into(), "b".into(), "gone".into()], ..Providers::default() };
-        for x in [e("a", 0.9, false), e("b", 0.1, false), e("gone", 0.0, true), e("removed", 0.0, true)] {
+        let signed = SeenEntry { signer: Some([1; 32]), ..e("busy-signed", 0.95, false) };
+        for x in [e("a", 0.9, false), e("b", 0.1, false), e("gone", 0.0, true), e("removed", 0.0, true), signed] {
             p.entries.insert(x.id.clone(), x);
         }
-        assert_eq!(p.candidates(), ["b", "a", "old", "gone", "removed"], "tombstoned ids come last");
+        assert_eq!(
+            p.candidates(),
+            ["busy-signed", "b", "a", "old", "gone", "removed"],
+            "verified first, tombstoned ids last"
+        );
     }
 }

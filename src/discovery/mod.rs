@@ -55,6 +55,7 @@ mod legacy;
 pub mod liveness;
 mod lookup;
 pub mod metrics;
+mod own_key;
 mod owner;
 mod publish;
 pub mod record;
@@ -268,6 +269,8 @@ struct Inner {
     clock: Clock,
     registry: Registry,
     keys: keys::KeyStore,
+    /// Registrations of workers that sign their own records.
+    self_signed: own_key::SelfSignedStore,
     bindings: bindings::Bindings,
     liveness: liveness::Liveness,
     legacy: legacy::LegacyLists,
@@ -301,6 +304,7 @@ impl Discovery {
         let inner = Inner {
             node,
             keys,
+            self_signed: own_key::SelfSignedStore::default(),
             bindings: bindings::Bindings::default(),
             cache: cache::Cache::new(config.cache_ttl),
             negative: cache::Cache::new(config.negative_cache_ttl),

@@ -100,6 +100,20 @@ pub(crate) fn check_credential(
     }
 }
 
+/// Checks a record the worker signed itself (`own_key`) against the live
+/// one: the same key, and a higher `seq` (a replay is refused).
+pub(crate) fn check_self_signed(live: Option<&Live>, public_key: &str, seq: u64) -> Result<(), String> {
+    match live {
+        Some(l) if l.public_key != public_key => {
+            Err("another key owns this worker id until its signed record expires".to_owned())
+        }
+        Some(l) if seq <= l.seq => {
+            Err(format!("the record's seq {seq} is not above the live record's {} (a replay?)", l.seq))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Whether a heartbeat changes the worker's reported status.
 pub(crate) fn changes_status(record: &WorkerRecord, hb: &Heartbeat) -> bool {
     hb.status.as_ref().is_some_and(|s| *s != record.status)
@@ -151,6 +165,15 @@ mod tests {
         assert!(matches!(same, Grant::Held(_)) && !same.reveals(), "same URL where the key is held");
         assert!(decide_register(Some(&l), None, None, "https://a", || k(7)).is_err(), "key held elsewhere");
         assert!(decide_register(Some(&l), None, Some(k(3)), "https://a", || k(7)).is_err(), "stale held key");
+    }
+
+    #[test]
+    fn a_self_signed_record_needs_the_owners_key_and_a_newer_seq() {
+        let l = live(1);
+        assert!(check_self_signed(None, &public_hex(&k(2)), 1).is_ok(), "a free id");
+        assert!(check_self_signed(Some(&l), &public_hex(&k(1)), 6).is_ok());
+        assert!(check_self_signed(Some(&l), &public_hex(&k(1)), 5).is_err(), "a replay");
+        assert!(check_self_signed(Some(&l), &public_hex(&k(2)), 99).is_err(), "another key");
     }
 
     #[test]

@@ -93,8 +93,16 @@ impl Discovery {
             let msg = format!("the worker record would be {size} bytes; the limit is {MAX_RECORD_BYTES}");
             return Err(InvalidInput(msg).into());
         }
+        self.inner.keys.set(&record.worker_id, grant.key());
+        let (record, report) = self.install(record, now).await;
+        let credential = grant.reveals().then(|| keys::credential(grant.key()));
+        Ok(RegisterOutcome { record, report, credential })
+    }
+
+    /// Takes `record` as the registration of its worker and publishes it
+    /// (waiting up to `publish_wait`); the record as published.
+    pub(super) async fn install(&self, record: WorkerRecord, now: f64) -> (WorkerRecord, Option<PublishReport>) {
         let id = record.worker_id.clone();
-        self.inner.keys.set(&id, grant.key());
         if let Some(old) = self.inner.registry.insert(record.clone()) {
             // Services dropped by a re-registration must stop naming it.
             let gone: Vec<String> = old.services.into_iter().filter(|s| !record.services.contains(s)).collect();
@@ -102,7 +110,7 @@ impl Discovery {
             for s in gone {
                 self.inner.cache.invalidate(&s);
                 let me = self.clone();
-                let item = self.tombstone(&id, version);
+                let item = self.tombstone(&id, version, &s);
                 tokio::spawn(async move { me.announce(service_key(&s), item, true).await });
             }
         }
@@ -110,8 +118,7 @@ impl Discovery {
         let report = self.publish_bounded(&id).await;
         let record = self.inner.registry.get(&id).unwrap_or(record);
         self.legacy_lists_changed(record.services.clone());
-        let credential = grant.reveals().then(|| keys::credential(grant.key()));
-        Ok(RegisterOutcome { record, report, credential })
+        (record, report)
     }
 
     /// What a worker that named no services is told to run: the default
@@ -166,6 +173,10 @@ impl Discovery {
             .registry
             .get(&hb.worker_id)
             .ok_or_else(|| DiscoveryError::UnknownWorker(hb.worker_id.clone()))?;
+        if self.inner.self_signed.get(&hb.worker_id).is_some() {
+            let msg = "this worker signs its own records: send a new signed_record with each heartbeat";
+            return Err(DiscoveryError::Forbidden(msg.to_owned()));
+        }
         owner::check_credential(&current, presented.as_ref(), owner::changes_status(&current, &hb))
             .map_err(DiscoveryError::Forbidden)?;
         let now = self.now();
@@ -192,6 +203,12 @@ impl Discovery {
         let current =
             self.inner.registry.get(worker_id).ok_or_else(|| DiscoveryError::UnknownWorker(worker_id.to_owned()))?;
         owner::check_credential(&current, presented.as_ref(), true).map_err(DiscoveryError::Forbidden)?;
+        self.retire(worker_id).await
+    }
+
+    /// Drops `worker_id` from the registry and withdraws it from the DHT,
+    /// waiting up to `publish_wait`.
+    pub(super) async fn retire(&self, worker_id: &str) -> Result<WorkerRecord, DiscoveryError> {
         let record =
             self.inner.registry.remove(worker_id).ok_or_else(|| DiscoveryError::UnknownWorker(worker_id.to_owned()))?;
         let me = self.clone();
@@ -203,13 +220,32 @@ impl Discovery {
         Ok(record)
     }
 
-    fn tombstone(&self, id: &str, version: u64) -> Announce {
+    /// The tombstone of worker `id` in `service`'s set, signed by its key.
+    fn tombstone(&self, id: &str, version: u64, service: &str) -> Announce {
         let cfg = &self.inner.config;
-        Announce { id: id.to_owned(), version, ttl: cfg.worker_ttl + cfg.refresh_interval, load: None }
+        let ttl = cfg.worker_ttl + cfg.refresh_interval;
+        self.sign_entry(Announce { id: id.to_owned(), version, ttl, load: None, signature: None }, service, true)
+    }
+
+    /// Worker `item` for `service`'s set signed by the worker's key: by this
+    /// node when it holds the key (to be served no longer than its ttl from
+    /// now), else with the worker's own signature when it sent one
+    /// (`own_key`). (Entries of the service index name services, which
+    /// nobody owns: unsigned.)
+    fn sign_entry(&self, item: Announce, service: &str, gone: bool) -> Announce {
+        let set = service_key(service);
+        if let Some(own) = self.inner.self_signed.get(&item.id) {
+            return own.attach(item, &set, service, gone);
+        }
+        let expires_at = (self.now() + item.ttl.as_secs_f64()).ceil() as u64;
+        match self.inner.keys.get(&item.id) {
+            Some(k) => item.signed(&set, gone, expires_at, &k),
+            None => item,
+        }
     }
 
     /// Publishes `id` and waits up to `publish_wait` for it.
-    async fn publish_bounded(&self, id: &str) -> Option<PublishReport> {
+    pub(super) async fn publish_bounded(&self, id: &str) -> Option<PublishReport> {
         let (me, id) = (self.clone(), id.to_owned());
         let task = tokio::spawn(async move { me.publish(&id).await });
         match tokio::time::timeout(self.inner.config.publish_wait, task).await {
@@ -226,6 +262,10 @@ impl Discovery {
     async fn publish(&self, id: &str) -> Result<PublishReport, NodeError> {
         let now = self.now();
         let Some(mut record) = self.inner.registry.prepare(id, now) else { return Ok(PublishReport::default()) };
+        if let Some(own) = self.inner.self_signed.get(id) {
+            // Published as the worker signed it: its seq is the version.
+            record = own.record;
+        }
         record.seq = record.version;
         let version = record.version.unwrap_or_default();
         let ttl = std::time::Duration::from_secs_f64((record.expires_at.unwrap_or(now) - now).max(1.0));
@@ -236,9 +276,9 @@ impl Discovery {
         let mut tasks = Vec::new();
         for s in &record.services {
             self.inner.cache.invalidate(s);
-            let item = Announce { id: id.to_owned(), version, ttl, load: Some(record.load) };
-            tasks.push(announce(service_key(s), item));
-            let index = Announce { id: s.clone(), version, ttl, load: None };
+            let item = Announce { id: id.to_owned(), version, ttl, load: Some(record.load), signature: None };
+            tasks.push(announce(service_key(s), self.sign_entry(item, s, false)));
+            let index = Announce { id: s.clone(), version, ttl, load: None, signature: None };
             announce(Key::for_key(SERVICE_INDEX_KEY), index);
         }
         let put = {
@@ -258,20 +298,28 @@ impl Discovery {
     /// Overwrites the record with a tombstone and tombstones its providers.
     async fn withdraw(&self, mut record: WorkerRecord) -> Result<(), NodeError> {
         let now = self.now();
-        let version = next_version(record.version, now);
-        record.status = STATUS_OFFLINE.to_owned();
-        record.expires_at = Some(now);
-        record.version = Some(version);
+        let mut version = next_version(record.version, now);
+        match self.inner.self_signed.get(&record.worker_id) {
+            // The worker's own tombstone, installed by `unregister_signed`.
+            Some(own) => (record, version) = (own.record.clone(), own.record.version.unwrap_or(version)),
+            None => {
+                record.status = STATUS_OFFLINE.to_owned();
+                record.expires_at = Some(now);
+                record.version = Some(version);
+            }
+        }
         record.seq = Some(version);
         let mut tasks = Vec::new();
         for s in &record.services {
             self.inner.cache.invalidate(s);
-            let (me, item, key) = (self.clone(), self.tombstone(&record.worker_id, version), service_key(s));
+            let key = service_key(s);
+            let (me, item) = (self.clone(), self.tombstone(&record.worker_id, version, s));
             tasks.push(tokio::spawn(async move { me.announce(key, item, true).await }));
         }
         let key = worker_key(&record.worker_id);
         let text = self.signed_text(&record);
         self.inner.keys.remove(&record.worker_id);
+        self.inner.self_signed.remove(&record.worker_id);
         self.node().put(key, Value::Str(text)).await?;
         // The tombstone only has to outlive the copies it replaced.
         self.node().with_engine(move |e, _| e.unpublish(&key)).await?;
@@ -282,9 +330,12 @@ impl Discovery {
         Ok(())
     }
 
-    /// `record` as stored in the DHT: signed by the worker's key when this
-    /// node holds it.
+    /// `record` as stored in the DHT: as the worker signed it, or signed
+    /// by the worker's key when this node holds it.
     fn signed_text(&self, record: &WorkerRecord) -> String {
+        if let Some(own) = self.inner.self_signed.get(&record.worker_id) {
+            return own.text;
+        }
         match self.inner.keys.get(&record.worker_id) {
             Some(key) => record.to_signed_json(&key),
             None => record.to_json(),
@@ -316,6 +367,7 @@ impl Discovery {
         for r in self.inner.registry.drop_stale(now, cfg) {
             tracing::info!(worker_id = %r.worker_id, "worker silent past stale-after; dropped");
             self.inner.keys.remove(&r.worker_id);
+            self.inner.self_signed.remove(&r.worker_id);
             let key = worker_key(&r.worker_id);
             self.node().with_engine(move |e, _| e.unpublish(&key)).await?;
         }

@@ -7,12 +7,17 @@
 //! [`MAX_PAGE_DATAGRAM`] bytes (a write carries as many entries as fit, so a
 //! large batch becomes several requests); [`parse_page`] accepts any value
 //! and returns `None` for anything but the documented reply shape, skipping
-//! malformed entries rather than failing the page.
+//! malformed entries (and signed entries whose signature fails) rather than
+//! failing the page.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::engine::providers::{valid_id, ADD, LIST, MAX_ENTRIES_PER_CALL, MAX_PAGE_DATAGRAM, REMOVE};
+use ed25519_dalek::SigningKey;
+
+use crate::engine::providers::signature::{self, Signed};
+use crate::engine::providers::wire::{number, parse_signature, uint, write_entry};
+use crate::engine::providers::{valid_id, EntrySignature, ADD, LIST, MAX_ENTRIES_PER_CALL, MAX_PAGE_DATAGRAM, REMOVE};
 use crate::id::{Key, NodeId};
 use crate::wire::{Call, Value, HEADER_LEN};
 
@@ -31,6 +36,21 @@ pub struct Announce {
     pub ttl: Duration,
     /// Load hint.
     pub load: Option<f64>,
+    /// The worker's signature over this entry for one set ([`Announce::signed`]).
+    pub signature: Option<EntrySignature>,
+}
+
+impl Announce {
+    /// This announcement signed by `key` for the set `set` (an add, or a
+    /// tombstone when `gone`), to be served until `expires_at` (Unix
+    /// seconds) at the latest.
+    pub fn signed(mut self, set: &Key, gone: bool, expires_at: u64, key: &SigningKey) -> Announce {
+        let load = if gone { None } else { self.load.filter(|l| l.is_finite()) };
+        self.load = load;
+        let e = Signed { key: set, id: &self.id, version: self.version, gone, load, expires_at };
+        self.signature = Some(signature::sign(&e, key));
+        self
+    }
 }
 
 /// One provider entry as a replica reported it.
@@ -46,6 +66,8 @@ pub struct SeenEntry {
     pub load: Option<f64>,
     /// Removed at `version`.
     pub gone: bool,
+    /// The public key whose signature over the entry verified, if any.
+    pub signer: Option<[u8; 32]>,
 }
 
 impl SeenEntry {
@@ -78,9 +100,8 @@ pub fn write_calls(sender: NodeId, key: Key, items: &[Announce], remove: bool) -
     let mut batch: Vec<Value> = Vec::new();
     let mut size = WRITE_OVERHEAD;
     for a in items.iter().filter(|a| valid_id(&a.id)) {
-        let load = a.load.filter(|l| l.is_finite() && !remove).map_or(Value::Nil, Value::F64);
-        let ttl = Value::from_u64(a.ttl.as_secs());
-        let entry = Value::Array(vec![Value::Str(a.id.clone()), Value::from_u64(a.version), ttl, load]);
+        let load = a.load.filter(|_| !remove);
+        let entry = write_entry(&a.id, a.version, a.ttl, load, a.signature.as_ref());
         let len = entry.to_msgpack().len();
         if !batch.is_empty() && (size + len > MAX_PAGE_DATAGRAM || batch.len() >= MAX_ENTRIES_PER_CALL) {
             let args = vec![id_value(&sender), id_value(&key), Value::Array(std::mem::take(&mut batch))];
@@ -111,21 +132,31 @@ pub fn parse_write_reply(v: &Value) -> Option<u64> {
     v.as_int().and_then(|n| u64::try_from(n).ok())
 }
 
-fn parse_entry(v: &Value) -> Option<SeenEntry> {
-    let [id, version, ttl, load, gone] = v.as_array()? else { return None };
-    let id = id.as_str().filter(|s| valid_id(s))?.to_owned();
-    let load = match load {
-        Value::F64(f) if f.is_finite() => Some(*f),
-        Value::Int(i) => Some(*i as f64),
-        _ => None,
+/// One page entry of the set `key`; a signed one only when it verifies.
+fn parse_entry(v: &Value, key: &Key) -> Option<SeenEntry> {
+    let (plain, sig) = match v.as_array()? {
+        a if a.len() == 5 => (a, None),
+        a if a.len() == 8 => (&a[..5], Some(parse_signature(&a[5..])?)),
+        _ => return None,
     };
-    let ttl = Duration::from_secs(u64::try_from(ttl.as_int()?).ok()?);
-    Some(SeenEntry { id, version: u64::try_from(version.as_int()?).ok()?, ttl, load, gone: gone.as_bool()? })
+    let [id, version, ttl, load, gone] = plain else { return None };
+    let id = id.as_str().filter(|s| valid_id(s))?.to_owned();
+    let (version, gone) = (uint(version)?, gone.as_bool()?);
+    let load = number(load);
+    let signer = match sig {
+        None => None,
+        Some(s) if signature::verify(&Signed { key, id: &id, version, gone, load, expires_at: s.expires_at }, &s) => {
+            Some(s.public_key)
+        }
+        Some(_) => return None,
+    };
+    let ttl = Duration::from_secs(uint(ttl)?);
+    Some(SeenEntry { id, version, ttl, load, gone, signer })
 }
 
-/// Parses a `kadmesh_providers` reply.
-pub fn parse_page(v: &Value) -> Option<Page> {
-    let entries = v.as_map_get("entries")?.as_array()?.iter().filter_map(parse_entry).collect();
+/// Parses a `kadmesh_providers` reply for the set `key`.
+pub fn parse_page(v: &Value, key: &Key) -> Option<Page> {
+    let entries = v.as_map_get("entries")?.as_array()?.iter().filter_map(|e| parse_entry(e, key)).collect();
     let next = match v.as_map_get("next")? {
         Value::Nil => None,
         s => Some(s.as_str().filter(|s| valid_id(s))?.to_owned()),
@@ -134,11 +165,14 @@ pub fn parse_page(v: &Value) -> Option<Page> {
     Some(Page { entries, next, live })
 }
 
-/// Merges one replica's entry into `into` with the replicas' own rule: the
-/// higher `(version, gone)` wins, an equal one keeps the longer lifetime.
+/// Merges one replica's entry into `into` with the replicas' own order:
+/// a verified entry beats an unverified one, then the higher `(version,
+/// gone)` wins, and an equal one keeps the longer lifetime. (Replicas that
+/// disagree on the signer of an id are settled by version here; the worker
+/// record decides in the end.)
 pub fn merge(into: &mut HashMap<String, SeenEntry>, e: SeenEntry) {
     match into.get_mut(&e.id) {
-        Some(have) => match (e.version, e.gone).cmp(&(have.version, have.gone)) {
+        Some(have) => match rank(&e).cmp(&rank(have)) {
             std::cmp::Ordering::Greater => *have = e,
             std::cmp::Ordering::Equal => {
                 have.ttl = have.ttl.max(e.ttl);
@@ -152,6 +186,10 @@ pub fn merge(into: &mut HashMap<String, SeenEntry>, e: SeenEntry) {
     }
 }
 
+fn rank(e: &SeenEntry) -> (bool, u64, bool) {
+    (e.signer.is_some(), e.version, e.gone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +201,7 @@ mod tests {
             version: u64::MAX / 4,
             ttl: Duration::MAX,
             load: Some(0.5),
+            signature: None,
         }
     }
 
@@ -185,8 +224,14 @@ mod tests {
 
     #[test]
     fn merge_prefers_newer_versions_and_tombstones() {
-        let e =
-            |v, gone, ttl| SeenEntry { id: "w".into(), version: v, ttl: Duration::from_secs(ttl), load: None, gone };
+        let e = |v, gone, ttl| SeenEntry {
+            id: "w".into(),
+            version: v,
+            ttl: Duration::from_secs(ttl),
+            load: None,
+            gone,
+            signer: None,
+        };
         let mut m = HashMap::new();
         merge(&mut m, e(2, false, 10));
         merge(&mut m, e(2, false, 50));
@@ -199,8 +244,8 @@ mod tests {
 
     #[test]
     fn page_parser_rejects_other_shapes() {
-        assert_eq!(parse_page(&Value::Nil), None);
-        assert_eq!(parse_page(&Value::Map(vec![])), None);
+        assert_eq!(parse_page(&Value::Nil, &NodeId([2; 20])), None);
+        assert_eq!(parse_page(&Value::Map(vec![]), &NodeId([2; 20])), None);
         let entry =
             Value::Array(vec![Value::from("w1"), Value::Int(3), Value::Int(60), Value::F64(0.5), Value::Bool(false)]);
         let page = Value::Map(vec![
@@ -208,7 +253,7 @@ mod tests {
             (Value::from("next"), Value::from("w1")),
             (Value::from("live"), Value::Int(9)),
         ]);
-        let p = parse_page(&page).unwrap();
+        let p = parse_page(&page, &NodeId([2; 20])).unwrap();
         assert_eq!((p.entries.len(), p.next.as_deref(), p.live), (1, Some("w1"), 9));
     }
 }

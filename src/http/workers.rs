@@ -7,6 +7,9 @@
 //! `X-Kadmesh-Credential` header or a `credential` body field (register and
 //! heartbeat; the header wins), and the operator's `--api-token` as
 //! `Authorization: Bearer <token>` (401 without it, when one is set).
+//! A worker that keeps its own key instead sends `signed_record` (and
+//! optionally `entry_signatures`) in the body of all three
+//! (`discovery::own_key`).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -77,6 +80,24 @@ fn credential(headers: &HeaderMap, body: Option<&Json_>) -> Result<Option<Signin
     parse_credential(text).map(Some).map_err(|e| ApiError::invalid(e.0))
 }
 
+/// The body's `signed_record`, when the worker signs its own records.
+fn signed_record(body: &Json_) -> Result<Option<&str>, ApiError> {
+    match body.get("signed_record") {
+        None | Some(Json_::Null) => Ok(None),
+        Some(v) => v.as_str().map(Some).ok_or_else(|| ApiError::invalid("field \"signed_record\" must be a string")),
+    }
+}
+
+/// Refuses a registration naming more services than this node allows.
+fn check_service_count(guard: &HttpGuard, n: usize) -> Result<(), ApiError> {
+    let most = guard.limits.max_services_per_registration;
+    if n > most {
+        bump(&guard.counters.too_many_services);
+        return Err(ApiError::invalid(format!("field \"services\" names {n} services; at most {most} are allowed")));
+    }
+    Ok(())
+}
+
 /// `POST /api/worker/register`
 pub async fn register(
     State(d): State<Discovery>,
@@ -86,16 +107,18 @@ pub async fn register(
 ) -> Result<Json<Json_>, ApiError> {
     check_api_token(&d, &headers)?;
     let body = json_body(&guard, body)?;
-    let reg = parse_registration(&body).map_err(|e| ApiError::invalid(e.0))?;
-    let most = guard.limits.max_services_per_registration;
-    if reg.services.len() > most {
-        bump(&guard.counters.too_many_services);
-        return Err(ApiError::invalid(format!(
-            "field \"services\" names {} services; at most {most} are allowed",
-            reg.services.len()
-        )));
-    }
-    let out = d.register(reg, credential(&headers, Some(&body))?).await?;
+    let out = match signed_record(&body)? {
+        Some(text) => {
+            let services = crate::discovery::record::WorkerRecord::from_json(text).map_or(0, |r| r.services.len());
+            check_service_count(&guard, services)?;
+            d.register_signed(text, body.get("entry_signatures")).await?
+        }
+        None => {
+            let reg = parse_registration(&body).map_err(|e| ApiError::invalid(e.0))?;
+            check_service_count(&guard, reg.services.len())?;
+            d.register(reg, credential(&headers, Some(&body))?).await?
+        }
+    };
     Ok(Json(json!({
         "status": "registered",
         "worker_id": out.record.worker_id,
@@ -124,8 +147,13 @@ pub async fn heartbeat(
 ) -> Result<Json<Json_>, ApiError> {
     check_api_token(&d, &headers)?;
     let body = json_body(&guard, body)?;
-    let hb = parse_heartbeat(&body).map_err(|e| ApiError::invalid(e.0))?;
-    let out = d.heartbeat(hb, credential(&headers, Some(&body))?).await?;
+    let out = match signed_record(&body)? {
+        Some(text) => d.heartbeat_signed(text, body.get("entry_signatures")).await?,
+        None => {
+            let hb = parse_heartbeat(&body).map_err(|e| ApiError::invalid(e.0))?;
+            d.heartbeat(hb, credential(&headers, Some(&body))?).await?
+        }
+    };
     Ok(Json(json!({
         "status": "ok",
         "worker_id": out.record.worker_id,
@@ -136,14 +164,24 @@ pub async fn heartbeat(
     })))
 }
 
-/// `DELETE /api/worker/unregister/{worker_id}`
+/// `DELETE /api/worker/unregister/{worker_id}`; the body is optional (a
+/// worker with its own key sends its signed tombstone record in it).
 pub async fn unregister(
     State(d): State<Discovery>,
+    Extension(guard): Extension<Arc<HttpGuard>>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Json_>, ApiError> {
     check_api_token(&d, &headers)?;
     check_worker_id(&id).map_err(|e| ApiError::invalid(e.0))?;
-    let record = d.unregister(&id, credential(&headers, None)?).await?;
+    let signed = match &body {
+        Ok(b) if b.is_empty() => None,
+        _ => Some(json_body(&guard, body)?),
+    };
+    let record = match signed.as_ref().map(signed_record).transpose()?.flatten() {
+        Some(text) => d.unregister_signed(&id, text, signed.as_ref().and_then(|b| b.get("entry_signatures"))).await?,
+        None => d.unregister(&id, credential(&headers, None)?).await?,
+    };
     Ok(Json(json!({"status": "unregistered", "worker_id": record.worker_id})))
 }

@@ -14,6 +14,7 @@ fn provider_limits_set_in_config_bound_the_engines_provider_store() {
         expires_at: Time::from_secs(300),
         load: None,
         gone: false,
+        signature: None,
     };
     assert!(e.provider_upsert(Time::ZERO, key, entry("w1")));
     assert!(e.provider_upsert(Time::ZERO, key, entry("w2")));

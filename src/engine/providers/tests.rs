@@ -1,0 +1,168 @@
+//! The provider store's bounds, expiry and paging, and the procedures'
+//! handling of malformed calls. The replica rules have their own tests in
+//! [`super::rules`], the encoding in [`super::signature`].
+
+use super::*;
+use crate::engine::Engine;
+use crate::id::{Key, NodeId};
+use crate::limits::reply::ReplyBudget;
+use crate::wire::Value;
+use std::net::SocketAddr;
+
+fn entry(id: &str, version: u64, expires: u64, gone: bool) -> ProviderEntry {
+    ProviderEntry {
+        id: id.into(),
+        version,
+        expires_at: Time::from_secs(expires),
+        load: Some(0.5),
+        gone,
+        signature: None,
+    }
+}
+
+fn key() -> Key {
+    NodeId::for_key("service:ocr")
+}
+
+#[test]
+fn concurrent_adds_merge_instead_of_replacing() {
+    let mut s = ProviderStore::default();
+    for i in 0..500 {
+        assert!(s.upsert(key(), entry(&format!("w{i}"), 1, 300, false), Time::ZERO));
+    }
+    assert_eq!(s.live(&key(), Time::ZERO), 500);
+    assert_eq!(s.entry_count(), 500);
+}
+
+#[test]
+fn tombstone_beats_stale_add_and_newer_add_beats_tombstone() {
+    let mut s = ProviderStore::default();
+    s.upsert(key(), entry("w1", 5, 300, false), Time::ZERO);
+    s.upsert(key(), entry("w1", 6, 300, true), Time::ZERO);
+    s.upsert(key(), entry("w1", 5, 900, false), Time::ZERO);
+    assert_eq!(s.live(&key(), Time::ZERO), 0);
+    s.upsert(key(), entry("w1", 6, 300, false), Time::ZERO);
+    assert_eq!(s.live(&key(), Time::ZERO), 0, "a tombstone wins a tie");
+    s.upsert(key(), entry("w1", 7, 300, false), Time::ZERO);
+    assert_eq!(s.live(&key(), Time::ZERO), 1);
+}
+
+#[test]
+fn entries_expire_and_sweep_keeps_its_timer_moving() {
+    let mut s = ProviderStore::default();
+    s.upsert(key(), entry("w1", 1, 30, false), Time::ZERO);
+    s.upsert(key(), entry("w2", 1, 600, false), Time::ZERO);
+    assert_eq!(s.live(&key(), Time::from_secs(31)), 1);
+    assert_eq!(s.next_sweep(), Some(Time::ZERO + SWEEP_EVERY));
+    assert_eq!(s.expire(Time::from_secs(30)), 0, "not due yet");
+    assert_eq!(s.expire(Time::from_secs(60)), 1);
+    assert!(s.next_sweep().is_some_and(|t| t > Time::from_secs(60)));
+    assert_eq!(s.expire(Time::from_secs(700)), 1);
+    assert_eq!((s.set_count(), s.next_sweep()), (0, None));
+}
+
+#[test]
+fn full_set_evicts_only_for_a_longer_lived_newcomer() {
+    let limits = ProviderLimits { max_per_set: 2, ..Default::default() };
+    let mut s = ProviderStore::new(limits);
+    s.upsert(key(), entry("a", 1, 100, false), Time::ZERO);
+    s.upsert(key(), entry("b", 1, 200, false), Time::ZERO);
+    assert!(!s.upsert(key(), entry("c", 1, 50, false), Time::ZERO));
+    assert!(s.upsert(key(), entry("c", 1, 300, false), Time::ZERO));
+    let ids: Vec<_> = s.range(&key(), None, Time::ZERO).map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["b", "c"]);
+    assert!(!s.upsert(key(), entry("bad id", 1, 300, false), Time::ZERO));
+    assert!(!s.upsert(key(), entry("late", 1, 0, false), Time::ZERO), "already expired");
+}
+
+#[test]
+fn ttl_is_capped_and_store_bounds_hold() {
+    let limits = ProviderLimits { max_entries: 3, max_sets: 2, ..Default::default() };
+    let mut s = ProviderStore::new(limits);
+    s.upsert(key(), entry("a", 1, u64::MAX / 2000, false), Time::ZERO);
+    let e = s.range(&key(), None, Time::ZERO).next().unwrap();
+    assert_eq!(e.expires_at, Time::ZERO + limits.max_ttl);
+    s.upsert(NodeId::for_key("x"), entry("b", 1, 10, false), Time::ZERO);
+    assert!(!s.upsert(NodeId::for_key("y"), entry("c", 1, 10, false), Time::ZERO), "max_sets");
+    s.upsert(key(), entry("c", 1, 10, false), Time::ZERO);
+    assert!(!s.upsert(key(), entry("d", 1, 5, false), Time::ZERO), "max_entries");
+    assert_eq!(s.entry_count(), 3);
+}
+
+fn list(e: &mut Engine, after: Value, max: i64) -> Value {
+    let args = vec![Value::Bin(vec![9; 20]), Value::Bin(key().0.to_vec()), after, Value::Int(max)];
+    e.on_provider_rpc(Time::ZERO, "127.0.0.1:9".parse().unwrap(), LIST, args, ReplyBudget::Unbounded).unwrap()
+}
+
+#[test]
+fn pages_fit_the_mtu_and_walk_the_whole_set() {
+    let mut e = Engine::new(NodeId([1; 20]), crate::engine::Config::default(), Time::ZERO);
+    let long = "x".repeat(MAX_ID_LEN - 4);
+    for i in 0..300 {
+        e.provider_upsert(Time::ZERO, key(), entry(&format!("{long}{i:04}"), u64::MAX >> 1, 600, false));
+    }
+    let (mut seen, mut after, mut pages) = (0, Value::Nil, 0);
+    loop {
+        let page = list(&mut e, after, 256);
+        let body = crate::wire::Datagram::Response { id: crate::wire::MessageId([0; 20]), body: page.clone() };
+        assert!(body.encode().unwrap().len() <= MAX_PAGE_DATAGRAM);
+        seen += page.as_map_get("entries").unwrap().as_array().unwrap().len();
+        assert_eq!(page.as_map_get("live").unwrap().as_int(), Some(300));
+        pages += 1;
+        after = page.as_map_get("next").unwrap().clone();
+        if after == Value::Nil || pages > 400 {
+            break;
+        }
+    }
+    assert_eq!(seen, 300);
+    assert!(pages > 30, "pages = {pages}");
+    let small = list(&mut e, Value::Nil, 2);
+    assert_eq!(small.as_map_get("entries").unwrap().as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn malformed_provider_calls_get_no_reply() {
+    let mut e = Engine::new(NodeId([1; 20]), crate::engine::Config::default(), Time::ZERO);
+    let from: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    let id = Value::Bin(vec![9; 20]);
+    for args in [vec![], vec![id.clone(), Value::Bin(vec![1; 3]), Value::Array(vec![])], vec![id.clone()]] {
+        assert_eq!(e.on_provider_rpc(Time::ZERO, from, ADD, args, ReplyBudget::Unbounded), None);
+    }
+    let too_many = Value::Array(vec![Value::Nil; MAX_ENTRIES_PER_CALL + 1]);
+    assert_eq!(
+        e.on_provider_rpc(Time::ZERO, from, ADD, vec![id.clone(), id.clone(), too_many], ReplyBudget::Unbounded),
+        None
+    );
+    let bad = Value::Array(vec![Value::Array(vec![Value::from("w1"), Value::Int(-1), Value::Int(5), Value::Nil])]);
+    assert_eq!(
+        e.on_provider_rpc(Time::ZERO, from, ADD, vec![id.clone(), id.clone(), bad], ReplyBudget::Unbounded),
+        Some(Value::Int(0))
+    );
+    assert_eq!(
+        e.on_provider_rpc(
+            Time::ZERO,
+            from,
+            LIST,
+            vec![id.clone(), id.clone(), Value::Nil, Value::Int(0)],
+            ReplyBudget::Unbounded
+        ),
+        None
+    );
+    assert_eq!(e.on_provider_rpc(Time::ZERO, from, "kadmesh_provider_nope", vec![], ReplyBudget::Unbounded), None);
+}
+
+#[test]
+fn the_largest_entries_are_as_the_spec_says() {
+    let id = "x".repeat(MAX_ID_LEN);
+    let mut e = ProviderEntry {
+        id,
+        version: u64::MAX,
+        expires_at: Time::from_millis(u64::MAX),
+        load: Some(0.5),
+        gone: false,
+        signature: None,
+    };
+    assert_eq!(wire::page_entry(&e, Time::ZERO).to_msgpack().len(), 159);
+    e.signature = Some(EntrySignature { public_key: [1; 32], expires_at: u64::MAX, sig: [2; 64] });
+    assert_eq!(wire::page_entry(&e, Time::ZERO).to_msgpack().len(), 268);
+}

@@ -1,0 +1,80 @@
+//! The entry formats of the provider procedures, shared by the replica side
+//! ([`super::rpc`]) and the calling side ([`crate::discovery::wire`]).
+//!
+//! A write entry is `[id, version, ttl_secs, load|nil]`, or for a signed
+//! entry `[id, version, ttl_secs, load|nil, public_key, expires_at, sig]`;
+//! a page entry is `[id, version, ttl_left_secs, load|nil, gone]`, or
+//! `[..., gone, public_key, expires_at, sig]` for a signed one. Parsers take
+//! any value and return `None` for any other shape.
+
+use std::time::Duration;
+
+use super::signature::EntrySignature;
+use super::ProviderEntry;
+use crate::time::Time;
+use crate::wire::Value;
+
+/// A non-negative integer argument.
+pub fn uint(v: &Value) -> Option<u64> {
+    v.as_int().and_then(|i| u64::try_from(i).ok())
+}
+
+/// A finite number (int or float) argument.
+pub fn number(v: &Value) -> Option<f64> {
+    let f = match v {
+        Value::F64(f) => *f,
+        Value::F32(f) => f64::from(*f),
+        Value::Int(i) => *i as f64,
+        _ => return None,
+    };
+    f.is_finite().then_some(f)
+}
+
+/// The three trailing members of a signed entry.
+pub fn signature_values(s: &EntrySignature) -> [Value; 3] {
+    [Value::Bin(s.public_key.to_vec()), Value::from_u64(s.expires_at), Value::Bin(s.sig.to_vec())]
+}
+
+/// Reads the three trailing members of a signed entry.
+pub fn parse_signature(members: &[Value]) -> Option<EntrySignature> {
+    let [pk, expires_at, sig] = members else { return None };
+    Some(EntrySignature {
+        public_key: pk.as_bytes()?.try_into().ok()?,
+        expires_at: uint(expires_at)?,
+        sig: sig.as_bytes()?.try_into().ok()?,
+    })
+}
+
+/// A write entry; a tombstone carries no load.
+pub fn write_entry(id: &str, version: u64, ttl: Duration, load: Option<f64>, sig: Option<&EntrySignature>) -> Value {
+    let load = load.filter(|l| l.is_finite()).map_or(Value::Nil, Value::F64);
+    let mut v = vec![Value::from(id), Value::from_u64(version), Value::from_u64(ttl.as_secs()), load];
+    v.extend(sig.into_iter().flat_map(signature_values));
+    Value::Array(v)
+}
+
+/// One write entry, arrived at `now`.
+pub fn parse_write_entry(v: &Value, gone: bool, now: Time) -> Option<ProviderEntry> {
+    let (plain, signature) = match v.as_array()? {
+        a if a.len() == 4 => (a, None),
+        a if a.len() == 7 => (&a[..4], Some(parse_signature(&a[4..])?)),
+        _ => return None,
+    };
+    let [id, version, ttl, load] = plain else { return None };
+    let expires_at = now + Duration::from_secs(uint(ttl)?);
+    let load = if gone { None } else { number(load) };
+    Some(ProviderEntry { id: id.as_str()?.to_owned(), version: uint(version)?, expires_at, load, gone, signature })
+}
+
+/// One page entry on the wire.
+pub fn page_entry(e: &ProviderEntry, now: Time) -> Value {
+    let mut v = vec![
+        Value::Str(e.id.clone()),
+        Value::from_u64(e.version),
+        Value::from_u64(e.expires_at.saturating_since(now).as_secs()),
+        e.load.map_or(Value::Nil, Value::F64),
+        Value::Bool(e.gone),
+    ];
+    v.extend(e.signature.iter().flat_map(signature_values));
+    Value::Array(v)
+}
