@@ -19,7 +19,10 @@
 //! - [`routing`]: k-buckets with splitting, ping-before-evict and
 //!   replacement caches.
 //! - [`rpc`]: outstanding requests, matched by message id and sender.
-//! - [`lookup`]: the iterative lookup state machine (alpha-parallel).
+//! - [`lookup`]: the iterative lookup state machine (alpha-parallel,
+//!   proximity-aware among candidates of equal rank).
+//! - [`rtt`], [`proximity`]: round-trip estimates, network-wide and per
+//!   address (bounded), for per-contact stalls and nearer-first choices.
 //! - [`store`]: records with expiry and memory bounds.
 //! - [`limits`]: rate limits, storage quotas, reply budgets, the node-id
 //!   churn bound, the handover pace and bounded maps: what a stranger can
@@ -31,7 +34,8 @@
 //!   command and maintenance task a state machine of its own), republishing,
 //!   replication to newcomers and bucket refresh.
 //! - [`node`]: the tokio driver on a real UDP socket and its async handle.
-//! - [`seeds`]: resolving `host:port` seeds and bootstrap URLs.
+//! - [`seeds`]: resolving `host:port` seeds and bootstrap URLs;
+//!   [`seed_order`]: the order seed sources are tried in (edge router last).
 //! - [`persist`]: saving and restoring node state in a data directory.
 //! - [`discovery`]: worker records, concurrent-safe service provider sets
 //!   (extension RPCs, see `proto-spec/EXTENSIONS.md`), discover with
@@ -68,9 +72,11 @@ pub mod limits;
 pub mod lookup;
 pub mod node;
 pub mod persist;
+pub mod proximity;
 pub mod routing;
 pub mod rpc;
 pub mod rtt;
+pub mod seed_order;
 pub mod seeds;
 pub mod signed;
 pub mod store;

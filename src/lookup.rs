@@ -6,10 +6,20 @@
 //! [`Lookup::on_nodes`], [`Lookup::on_value`] or [`Lookup::on_failure`].
 //!
 //! Invariants: at most `alpha` queries count as in flight at once; a query that
-//! has waited longer than `stall_after` stops counting (and stops blocking
-//! termination), so one dead contact delays a lookup by `stall_after`, not by a
-//! full RPC timeout; the lookup is done when the `k` closest contacts that have
-//! not failed or stalled have all answered, or when a value is found.
+//! has waited longer than its contact's stall threshold stops counting (and
+//! stops blocking termination), so one dead contact delays a lookup by that
+//! threshold, not by a full RPC timeout; the lookup is done when the `k`
+//! closest contacts that have not failed or stalled have all answered, or
+//! when a value is found.
+//!
+//! Proximity: the next contact queried is always one of the closest rank
+//! (the length of the prefix its id shares with the target, capped by
+//! [`Lookup::with_rank_cap`]); among several of that rank the one with the
+//! lowest known round trip goes first, and at equal round trips the closer
+//! in XOR terms. A candidate of a lower rank is never preferred, however
+//! near: progress towards the target comes first, latency decides only
+//! between equals. The cap makes every contact deep enough to be among the
+//! target's k closest equal, so a `find_value` asks the nearest replica.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -42,11 +52,20 @@ pub enum Next {
     Done,
 }
 
+/// What the engine knows of a candidate's distance in time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Near {
+    /// Its smoothed round trip (or a stand-in), if anything is known.
+    pub rtt: Option<Duration>,
+    /// How long a query to it may go unanswered; `None`: the lookup's own.
+    pub stall: Option<Duration>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
     NotContacted,
     Waiting {
-        since: Time,
+        stalls_at: Time,
     },
     /// Waited longer than `stall_after`: no longer counted, still accepted.
     Stalled,
@@ -59,6 +78,10 @@ struct Candidate {
     contact: Contact,
     state: State,
     hop: u32,
+    /// Known round trip in microseconds; `u32::MAX` when unknown.
+    rtt_us: u32,
+    /// Its stall threshold in microseconds; 0: the lookup's own.
+    stall_us: u32,
 }
 
 /// The result of a finished lookup.
@@ -90,9 +113,11 @@ pub struct Lookup {
     k: usize,
     alpha: usize,
     stall_after: Duration,
+    /// Ranks at or above this count as one (see the module docs).
+    rank_cap: usize,
     candidates: BTreeMap<Distance, Candidate>,
-    /// The candidates in `State::Waiting`, closest first, with when each was
-    /// sent: at most `alpha`, so stall checks and the in-flight count need
+    /// The candidates in `State::Waiting`, closest first, with when each
+    /// stalls: at most `alpha`, so stall checks and the in-flight count need
     /// not walk every candidate (they ran after every datagram).
     waiting: Vec<(Distance, Time)>,
     /// The value, who sent it and its hop. Boxed: set at most once, and
@@ -113,6 +138,7 @@ impl Lookup {
             k: k.max(1),
             alpha: alpha.max(1),
             stall_after,
+            rank_cap: usize::MAX,
             candidates: BTreeMap::new(),
             waiting: Vec::new(),
             value: None,
@@ -123,11 +149,33 @@ impl Lookup {
     }
 
     /// Adds starting contacts (hop 1).
-    pub fn with_seeds(mut self, seeds: impl IntoIterator<Item = Contact>) -> Self {
+    pub fn with_seeds(self, seeds: impl IntoIterator<Item = Contact>) -> Self {
+        self.with_seeds_near(seeds, |_| Near::default())
+    }
+
+    /// Adds starting contacts (hop 1) with what `near` knows of each.
+    pub fn with_seeds_near(
+        mut self,
+        seeds: impl IntoIterator<Item = Contact>,
+        near: impl Fn(&Contact) -> Near,
+    ) -> Self {
         for c in seeds {
-            self.add(c, 1);
+            let n = near(&c);
+            self.add(c, 1, n);
         }
         self
+    }
+
+    /// Ranks (shared prefix lengths with the target) from `cap` up count as
+    /// one, so the round trip decides among them. Set it to the depth at
+    /// which the target's k closest live; the default never caps.
+    pub fn with_rank_cap(mut self, cap: usize) -> Self {
+        self.rank_cap = cap;
+        self
+    }
+
+    fn rank(&self, d: &Distance) -> usize {
+        d.leading_zeros().min(self.rank_cap)
     }
 
     /// The target id or key.
@@ -140,19 +188,21 @@ impl Lookup {
         self.kind
     }
 
-    fn add(&mut self, contact: Contact, hop: u32) {
+    fn add(&mut self, contact: Contact, hop: u32, near: Near) {
         if contact.id == self.local {
             return;
         }
         let d = contact.id.distance(&self.target);
-        self.candidates.entry(d).or_insert(Candidate { contact, state: State::NotContacted, hop });
+        let micros = |t: Duration| u32::try_from(t.as_micros()).unwrap_or(u32::MAX);
+        let rtt_us = near.rtt.map_or(u32::MAX, micros);
+        let stall_us = near.stall.map_or(0, |t| micros(t).max(1));
+        self.candidates.entry(d).or_insert(Candidate { contact, state: State::NotContacted, hop, rtt_us, stall_us });
     }
 
     fn mark_stalled(&mut self, now: Time) {
-        let stall_after = self.stall_after;
         let (candidates, stalled) = (&mut self.candidates, &mut self.newly_stalled);
-        self.waiting.retain(|&(d, since)| {
-            if now < since + stall_after {
+        self.waiting.retain(|&(d, stalls_at)| {
+            if now < stalls_at {
                 return true;
             }
             if let Some(c) = candidates.get_mut(&d) {
@@ -170,9 +220,9 @@ impl Lookup {
             self.waiting.retain(|(w, _)| w != d);
         }
         c.state = state;
-        if let State::Waiting { since } = state {
+        if let State::Waiting { stalls_at } = state {
             let at = self.waiting.partition_point(|(w, _)| w < d);
-            self.waiting.insert(at, (*d, since));
+            self.waiting.insert(at, (*d, stalls_at));
         }
     }
 
@@ -185,7 +235,8 @@ impl Lookup {
         let in_flight = self.waiting.len();
         let mut live_seen = 0;
         let mut pending = false;
-        let mut pick = None;
+        // The best uncontacted candidate so far: its distance, rank and round trip.
+        let mut pick: Option<(Distance, usize, u32)> = None;
         for (d, c) in &self.candidates {
             if live_seen >= self.k {
                 break;
@@ -193,13 +244,22 @@ impl Lookup {
             match c.state {
                 State::Failed | State::Stalled => continue,
                 State::Waiting { .. } => pending = true,
-                State::NotContacted if pick.is_none() && in_flight < self.alpha => pick = Some(*d),
+                State::NotContacted if in_flight < self.alpha => {
+                    pending = true;
+                    let rank = self.rank(d);
+                    // XOR order: the first of a rank wins ties; lower ranks never.
+                    match pick {
+                        None => pick = Some((*d, rank, c.rtt_us)),
+                        Some((_, r, rtt)) if r == rank && c.rtt_us < rtt => pick = Some((*d, rank, c.rtt_us)),
+                        _ => {}
+                    }
+                }
                 State::NotContacted => pending = true,
                 State::Succeeded => {}
             }
             live_seen += 1;
         }
-        match pick {
+        match pick.map(|p| p.0) {
             Some(d) => self.mark_waiting(&d, now),
             None if pending || in_flight >= self.alpha => Next::Wait,
             None => Next::Done,
@@ -207,8 +267,14 @@ impl Lookup {
     }
 
     fn mark_waiting(&mut self, d: &Distance, now: Time) -> Next {
-        let Some(contact) = self.candidates.get(d).map(|c| c.contact) else { return Next::Wait };
-        self.set_state(d, State::Waiting { since: now });
+        let Some(c) = self.candidates.get(d) else { return Next::Wait };
+        let contact = c.contact;
+        // The contact's own threshold if the engine gave one, else the lookup's.
+        let stall = match c.stall_us {
+            0 => self.stall_after,
+            us => Duration::from_micros(u64::from(us)),
+        };
+        self.set_state(d, State::Waiting { stalls_at: now + stall });
         self.queried += 1;
         Next::Query(contact)
     }
@@ -220,7 +286,7 @@ impl Lookup {
 
     /// When the earliest in-flight query will stall, so the engine can wake up.
     pub fn next_stall(&self) -> Option<Time> {
-        self.waiting.iter().map(|&(_, since)| since + self.stall_after).min()
+        self.waiting.iter().map(|&(_, stalls_at)| stalls_at).min()
     }
 
     /// `from`'s candidate, marked answered; its hop.
@@ -233,9 +299,16 @@ impl Lookup {
 
     /// `from` answered with contacts closer to the target.
     pub fn on_nodes(&mut self, from: &NodeId, contacts: Vec<Contact>) {
+        self.on_nodes_near(from, contacts, |_| Near::default());
+    }
+
+    /// `from` answered with contacts closer to the target; `near` says
+    /// what is known of each.
+    pub fn on_nodes_near(&mut self, from: &NodeId, contacts: Vec<Contact>, near: impl Fn(&Contact) -> Near) {
         let Some(hop) = self.succeeded(from) else { return };
         for contact in contacts {
-            self.add(contact, hop + 1);
+            let n = near(&contact);
+            self.add(contact, hop + 1, n);
         }
     }
 
@@ -280,3 +353,6 @@ impl Lookup {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod near_tests;

@@ -10,40 +10,51 @@
 
 use std::time::Duration;
 
-/// Smoothed RTT and its mean deviation, in microseconds.
-#[derive(Clone, Copy, Debug, Default)]
+/// Smoothed RTT and its mean deviation, in microseconds (0: no sample yet).
+///
+/// Two `u32`s, not floats: one is kept per contact in [`crate::proximity`],
+/// and 71 minutes of round trip is more than any request waits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RttEstimate {
-    srtt: Option<f64>,
-    rttvar: f64,
+    srtt: u32,
+    rttvar: u32,
 }
 
 impl RttEstimate {
     /// Takes one measured round trip into account.
     pub fn observe(&mut self, rtt: Duration) {
-        let r = rtt.as_secs_f64() * 1e6;
-        match self.srtt {
-            None => {
-                self.srtt = Some(r);
-                self.rttvar = r / 2.0;
-            }
-            Some(s) => {
-                self.rttvar = 0.75 * self.rttvar + 0.25 * (s - r).abs();
-                self.srtt = Some(0.875 * s + 0.125 * r);
-            }
+        // At least 1 us, so a sample is never mistaken for "none yet".
+        let r = u32::try_from(rtt.as_micros()).unwrap_or(u32::MAX).max(1);
+        if self.srtt == 0 {
+            self.srtt = r;
+            self.rttvar = r / 2;
+            return;
         }
+        let (s, v) = (u64::from(self.srtt), u64::from(self.rttvar));
+        let dev = u64::from(self.srtt.abs_diff(r));
+        // RFC 6298: rttvar = 3/4 rttvar + 1/4 |srtt - r|, srtt = 7/8 srtt + 1/8 r.
+        self.rttvar = ((3 * v + dev) / 4) as u32;
+        self.srtt = ((7 * s + u64::from(r)) / 8).max(1) as u32;
     }
 
     /// The smoothed RTT, once anything was measured.
     pub fn smoothed(&self) -> Option<Duration> {
-        self.srtt.map(|s| Duration::from_micros(s as u64))
+        (self.srtt > 0).then(|| Duration::from_micros(u64::from(self.srtt)))
     }
 
     /// How long a lookup waits on a query before it stops counting it:
     /// `srtt + 4 * rttvar` within `[min, max]` (`max` wins if they cross), or
     /// `max` before any sample.
     pub fn stall_after(&self, min: Duration, max: Duration) -> Duration {
-        let Some(s) = self.srtt else { return max };
-        let micros = (s + 4.0 * self.rttvar).max(0.0) as u64;
+        self.stall_after_spread(4, min, max)
+    }
+
+    /// [`RttEstimate::stall_after`] with `srtt + spread * rttvar`.
+    pub fn stall_after_spread(&self, spread: u32, min: Duration, max: Duration) -> Duration {
+        if self.srtt == 0 {
+            return max;
+        }
+        let micros = u64::from(self.srtt) + u64::from(spread) * u64::from(self.rttvar);
         Duration::from_micros(micros).clamp(min.min(max), max)
     }
 }

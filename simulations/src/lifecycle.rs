@@ -1,27 +1,41 @@
 //! Machines starting, joining, crashing and restarting, the bootstrap seed
-//! sources (saved contacts, a coordinator's HTTP endpoint, the edge router),
-//! and the scenario disruptions.
+//! sources, and the scenario disruptions.
 //!
-//! Seed sources, in the order a node tries them:
-//! 1. **Saved contacts**: a restart with state pings the contacts it saved.
-//!    Costs no HTTP request.
-//! 2. **Its coordinator** (`GET /api/dht/bootstrap`, which workers already
-//!    talk to): the coordinator's own address plus its 7 most recently seen
-//!    contacts. Skipped when that coordinator is down.
-//! 3. **The edge router** (the bootstrap URL): the configured coordinator
-//!    addresses, live or not (it is a stateless function), plus the addresses
-//!    of the last 8 nodes that joined through it (kept in its KV store).
-//!    Every call is counted. After a failure a node retries the edge with
-//!    exponential backoff (30 s doubling, at most 10 min).
+//! A worker joins through the sources of [`kadmesh::seed_order`], in its
+//! order, skipping any that has nothing for it; a source whose seeds all
+//! stay silent (the bootstrap reached nobody) passes to the next. What a
+//! machine has, faithfully:
+//! 1. **Saved contacts**: only a restart that kept its state (not a new
+//!    identity: that is a re-imaged container or a wiped volume).
+//! 2. **Configured**: its coordinator's bootstrap URL (`GET
+//!    /api/dht/bootstrap`, which workers already talk to): the coordinator's
+//!    own address plus its 7 most recently seen contacts. Fails at once when
+//!    that coordinator is down (its tunnel answers with an error).
+//! 3. **Learned**: seeds from the bootstrap documents it fetched before
+//!    (coordinator or edge), kept with its saved state: so only a restart
+//!    with state has any.
+//! 4. **DNS**: a name whose records the coordinators rewrite every hour
+//!    through the DNS provider's API (not the edge router) with the 16
+//!    longest-registered live workers from their worker registry. Stale once
+//!    every coordinator is gone.
+//! 5. **Seed list**: a static file (CDN or code host) the coordinators
+//!    rewrite the same way every 6 hours.
+//! 6. **The edge router** (the bootstrap URL of last resort): the configured
+//!    coordinator addresses, live or not (it is a stateless function), plus
+//!    the addresses of the last 16 nodes that joined through it or were
+//!    pushed to it (kept in its KV store). Every call is counted. When every
+//!    source failed the node starts over after a backoff (30 s doubling, at
+//!    most 10 min).
 //!
 //! So that the edge still knows live nodes when every coordinator is gone,
 //! one live coordinator pushes its 8 most recently seen contacts to the edge
-//! every 3 hours (8 requests a day, counted).
+//! every 6 hours (4 requests a day, counted).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use kadmesh::engine::{BootstrapOutcome, Engine};
+use kadmesh::seed_order::{SeedPlan, SeedSource};
 use kadmesh::time::Time;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -29,29 +43,21 @@ use rand::Rng;
 use crate::hash::mix;
 use crate::net::addr_of;
 use crate::node::{Role, Saved, SimNode};
-use crate::params::SeedSource;
+use crate::params::SeedSource as Mode;
 use crate::workload::Pending;
 use crate::world::{Action, ScenarioEvent, World};
-
-/// Where a bootstrap's seeds came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Source {
-    /// Contacts saved before a restart.
-    Saved,
-    /// A coordinator's bootstrap endpoint.
-    Coordinator,
-    /// The edge router.
-    Edge,
-    /// The static coordinator list (coordinators joining each other).
-    Static,
-}
 
 /// Contacts a coordinator's bootstrap endpoint returns besides itself.
 const COORDINATOR_SEEDS: usize = 7;
 /// Recent joiners and pushed seeds the edge router remembers and hands out.
 const EDGE_RECENT: usize = 16;
 /// How often a coordinator pushes seeds to the edge router.
-const EDGE_REFRESH: Duration = Duration::from_secs(3 * 3600);
+const EDGE_REFRESH: Duration = Duration::from_secs(6 * 3600);
+/// Seeds the DNS name and the static seed list carry.
+const PUBLISHED_SEEDS: usize = 16;
+/// How often the coordinators rewrite the DNS records and the seed list.
+const DNS_REFRESH: Duration = Duration::from_secs(3600);
+const LIST_REFRESH: Duration = Duration::from_secs(6 * 3600);
 
 impl World {
     pub(crate) fn schedule_initial(&mut self) {
@@ -65,6 +71,8 @@ impl World {
         }
         self.schedule(Time::from_secs(60), Action::Sample);
         self.schedule(Time::ZERO + self.params.join_spread, Action::EdgeRefresh);
+        self.schedule(Time::ZERO + self.params.join_spread, Action::PublishSeeds { dns: true });
+        self.schedule(Time::ZERO + self.params.join_spread, Action::PublishSeeds { dns: false });
         self.schedule(Time::ZERO + self.params.warmup, Action::OpenWindow);
         if self.params.lookups_per_min > 0.0 {
             self.schedule(Time::ZERO + self.params.join_spread, Action::Lookup);
@@ -94,44 +102,76 @@ impl World {
             engine.restore_record(now, record);
         }
         node.engine = Some(engine);
+        node.boot_saved = saved.contacts.iter().map(|c| c.addr).collect();
+        node.learned = saved.learned;
         let (role, inc) = (node.role, node.inc);
         if let (Role::Worker, Some(churn)) = (role, &self.params.churn) {
             let session = churn.session(&mut self.rng);
             self.schedule_in(session, Action::Crash { slot, inc });
         }
-        let source = match role {
-            Role::Coordinator => Source::Static,
-            Role::Worker if !saved.contacts.is_empty() => Source::Saved,
-            Role::Worker => self.default_source(),
-        };
-        let seeds: Vec<SocketAddr> = saved.contacts.iter().map(|c| c.addr).collect();
-        self.join(slot, source, seeds);
-    }
-
-    fn default_source(&self) -> Source {
-        match self.params.seed_source {
-            SeedSource::Coordinator => Source::Coordinator,
-            SeedSource::Edge => Source::Edge,
+        match role {
+            Role::Coordinator => {
+                let seeds = self.coordinators.iter().filter(|&&c| c != slot).map(|&c| self.addr(c)).collect();
+                self.bootstrap(slot, SeedSource::Configured, SeedPlan::new(), now, seeds);
+            }
+            Role::Worker => self.next_source(slot, SeedPlan::new(), now),
         }
     }
 
-    /// Bootstraps `slot` from `source`; `saved` are the seeds of a `Saved` join.
-    pub(crate) fn join(&mut self, slot: u32, source: Source, saved: Vec<SocketAddr>) {
-        let seeds = match source {
-            Source::Saved => saved,
-            Source::Static => self.coordinators.iter().filter(|&&c| c != slot).map(|&c| self.addr(c)).collect(),
-            Source::Coordinator => match self.coordinator_seeds(slot) {
-                Some(seeds) => seeds,
-                None => return self.join(slot, Source::Edge, Vec::new()),
-            },
-            Source::Edge => self.edge_seeds(),
-        };
+    /// Whether `slot` has anything to try from `source`.
+    fn has_seeds(&self, slot: u32, source: SeedSource) -> bool {
+        let node = &self.nodes[slot as usize];
+        let platform = self.params.seed_source == Mode::Coordinator;
+        match source {
+            SeedSource::Saved => !node.boot_saved.is_empty(),
+            SeedSource::Configured => platform,
+            SeedSource::Learned => !node.learned.is_empty(),
+            SeedSource::Dns => platform && !self.dns_seeds.is_empty(),
+            SeedSource::SeedList => platform && !self.list_seeds.is_empty(),
+            SeedSource::Edge => true,
+        }
+    }
+
+    /// Joins `slot` through the next source of `plan` that offers seeds;
+    /// when none is left, starts over after a backoff.
+    pub(crate) fn next_source(&mut self, slot: u32, mut plan: SeedPlan, started: Time) {
+        while let Some(source) = plan.next(|s| self.has_seeds(slot, s)) {
+            let seeds = self.seeds_from(slot, source);
+            if !seeds.is_empty() {
+                return self.bootstrap(slot, source, plan, started, seeds);
+            }
+        }
+        let node = &mut self.nodes[slot as usize];
+        node.edge_failures += 1;
+        let backoff = Duration::from_secs(30 << node.edge_failures.min(5)).min(Duration::from_secs(600));
+        let inc = node.inc;
+        self.schedule_in(backoff, Action::Rejoin { slot, inc });
+    }
+
+    /// What `source` hands `slot` now (counting the HTTP requests it costs).
+    fn seeds_from(&mut self, slot: u32, source: SeedSource) -> Vec<SocketAddr> {
+        let node = &self.nodes[slot as usize];
+        match source {
+            SeedSource::Saved => node.boot_saved.clone(),
+            SeedSource::Configured => self.coordinator_seeds(slot).unwrap_or_default(),
+            SeedSource::Learned => node.learned.seeds().to_vec(),
+            SeedSource::Dns => self.dns_seeds.iter().map(|&a| addr_of(a)).collect(),
+            SeedSource::SeedList => self.list_seeds.iter().map(|&a| addr_of(a)).collect(),
+            SeedSource::Edge => self.edge_seeds(),
+        }
+    }
+
+    fn bootstrap(&mut self, slot: u32, source: SeedSource, plan: SeedPlan, started: Time, seeds: Vec<SocketAddr>) {
         let now = self.now;
         let node = &mut self.nodes[slot as usize];
+        if matches!(source, SeedSource::Configured | SeedSource::Edge) && node.role == Role::Worker {
+            // A bootstrap document: its seeds are kept for later restarts.
+            node.learned.learn(&seeds);
+        }
         let inc = node.inc;
         let Some(engine) = node.engine.as_mut() else { return };
         let q = engine.bootstrap(now, &seeds);
-        self.pending.insert((slot, q.0), Pending::Bootstrap { inc, source, started: now });
+        self.pending.insert((slot, q.0), Pending::Bootstrap { inc, source, plan, started });
         self.after_touch(slot, None);
     }
 
@@ -168,35 +208,37 @@ impl World {
         seeds
     }
 
-    /// A bootstrap finished: joined, or fall back to the next seed source.
-    pub(crate) fn on_bootstrap(&mut self, slot: u32, source: Source, started: Time, b: &BootstrapOutcome) {
+    /// A bootstrap finished: joined, or on to the next seed source.
+    pub(crate) fn on_bootstrap(
+        &mut self,
+        slot: u32,
+        source: SeedSource,
+        plan: SeedPlan,
+        started: Time,
+        b: &BootstrapOutcome,
+    ) {
         let node = &mut self.nodes[slot as usize];
-        if b.seeds_reached == 0 && b.table_size == 0 && source != Source::Static {
+        let worker = node.role == Role::Worker;
+        if b.seeds_reached == 0 && b.table_size == 0 && worker {
             if self.window_open {
                 self.stats.bootstrap_fallbacks += 1;
             }
-            return match source {
-                Source::Saved => self.join(slot, self.default_source(), Vec::new()),
-                Source::Coordinator => self.join(slot, Source::Edge, Vec::new()),
-                _ => {
-                    node.edge_failures += 1;
-                    let backoff = Duration::from_secs(30 << node.edge_failures.min(5)).min(Duration::from_secs(600));
-                    let inc = node.inc;
-                    self.schedule_in(backoff, Action::Rejoin { slot, inc });
-                }
-            };
+            return self.next_source(slot, plan, started);
         }
         node.joined = true;
         node.edge_failures = 0;
-        let (role, addr) = (node.role, node.addr);
+        let addr = node.addr;
         self.joined.insert(slot);
         if self.window_open {
             self.stats.bootstrap_ms.push(self.event_time.saturating_since(started).as_millis() as f64);
+            if worker {
+                self.stats.joins_by_source[source.index()] += 1;
+            }
         }
-        if source == Source::Edge {
+        if source == SeedSource::Edge {
             self.remember_at_edge(addr);
         }
-        if role == Role::Worker {
+        if worker {
             self.register(slot);
         }
     }
@@ -211,6 +253,21 @@ impl World {
         }
     }
 
+    /// The coordinators rewrite the DNS records (`dns`) or the static seed
+    /// list with the longest-registered live workers of their registry;
+    /// nothing changes once every coordinator is down.
+    pub(crate) fn publish_seeds(&mut self, dns: bool) {
+        self.schedule_in(if dns { DNS_REFRESH } else { LIST_REFRESH }, Action::PublishSeeds { dns });
+        if !self.coordinators.iter().any(|&c| self.nodes[c as usize].joined) {
+            return;
+        }
+        let mut longest: Vec<(Time, u32)> =
+            self.registered.iter().map(|s| (self.nodes[s as usize].up_since, s)).collect();
+        longest.sort_unstable();
+        let seeds = longest.into_iter().take(PUBLISHED_SEEDS).map(|(_, s)| self.nodes[s as usize].addr).collect();
+        *(if dns { &mut self.dns_seeds } else { &mut self.list_seeds }) = seeds;
+    }
+
     fn remember_at_edge(&mut self, addr: u32) {
         self.edge_recent.retain(|&a| a != addr);
         self.edge_recent.push(addr);
@@ -222,7 +279,8 @@ impl World {
     pub(crate) fn rejoin(&mut self, slot: u32, inc: u32) {
         let node = &self.nodes[slot as usize];
         if node.inc == inc && node.is_up() && !node.joined {
-            self.join(slot, Source::Edge, Vec::new());
+            let now = self.now;
+            self.next_source(slot, SeedPlan::new(), now);
         }
     }
 
@@ -250,7 +308,8 @@ impl World {
         }
         let Some(churn) = self.params.churn.clone().filter(|_| restart) else { return };
         let keeps = churn.restart_keeps_state(&mut self.rng);
-        self.nodes[slot as usize].saved = keeps.then(|| Saved::capture(&engine, now));
+        let learned = self.nodes[slot as usize].learned.clone();
+        self.nodes[slot as usize].saved = keeps.then(|| Saved { learned, ..Saved::capture(&engine, now) });
         let down = churn.downtime(&mut self.rng);
         self.schedule_in(down, Action::Restart { slot });
     }

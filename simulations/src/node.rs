@@ -7,6 +7,7 @@ use std::collections::BinaryHeap;
 use kadmesh::contact::Contact;
 use kadmesh::engine::Engine;
 use kadmesh::id::{Key, NodeId};
+use kadmesh::seed_order::LearnedSeeds;
 use kadmesh::store::Record;
 use kadmesh::time::Time;
 use rand::Rng;
@@ -29,6 +30,8 @@ pub struct Saved {
     pub contacts: Vec<Contact>,
     /// Records it held, with their absolute expiry and receipt times.
     pub records: Vec<Record>,
+    /// Seeds kept from bootstrap documents.
+    pub learned: LearnedSeeds,
 }
 
 /// Contacts kept for a restart.
@@ -45,7 +48,7 @@ impl Saved {
         let contacts = contacts.into_iter().take(SAVED_CONTACTS).map(|(_, c)| c).collect();
         let mut records: Vec<_> = engine.store().iter().filter(|r| r.expires_at > now).cloned().collect();
         records.sort_by_key(|r| r.key);
-        Saved { contacts, records }
+        Saved { contacts, records, learned: LearnedSeeds::default() }
     }
 }
 
@@ -88,6 +91,10 @@ pub struct SimNode {
     pub heartbeat_at: Option<Time>,
     /// State kept for the next restart.
     pub saved: Option<Saved>,
+    /// This life's saved contacts, as bootstrap seeds.
+    pub boot_saved: Vec<std::net::SocketAddr>,
+    /// Seeds kept from bootstrap documents (lost with the saved state).
+    pub learned: LearnedSeeds,
     /// Start of the current life.
     pub up_since: Time,
     /// Uptime inside the measurement window, ms.
@@ -122,6 +129,8 @@ impl SimNode {
             agenda: None,
             heartbeat_at: None,
             saved: None,
+            boot_saved: Vec::new(),
+            learned: LearnedSeeds::default(),
             up_since: Time::ZERO,
             uptime_ms: 0,
             bytes: 0,

@@ -87,7 +87,8 @@ impl SimParams {
             stale_after: Duration::from_secs(300),
             churn: None,
             seed_source: SeedSource::Coordinator,
-            engine: Config::default(),
+            // Per-contact stalls down to 50 ms: wide-area RTTs start at 20 ms.
+            engine: Config { contact_stall_min: Duration::from_millis(50), ..Config::default() },
             latency: LatencyModel::new(seed),
             probe_new: true,
             probe_dead: true,

@@ -153,6 +153,8 @@ fn lifecycle_rows(w: &mut World, rows: &mut Rows) {
     let edge = format!("{} / {}", s.edge_requests, f0(per_day(s.edge_requests)));
     push(rows, "edge-router requests (window / per day)", edge);
     push(rows, "coordinator bootstrap requests per day", f0(per_day(s.coordinator_requests)));
+    let by: Vec<String> = s.joins_by_source.iter().map(u64::to_string).collect();
+    push(rows, "worker joins by seed source: saved / configured / learned / dns / seed-list / edge", by.join(" / "));
     push(rows, "announcements put / stored nowhere", format!("{} / {}", s.puts_done, s.puts_failed));
     let restarts = format!("{} / {} / {}", s.crashes, s.restarts_saved, s.restarts_fresh);
     push(rows, "crashes / restarts with state / as new node", restarts);

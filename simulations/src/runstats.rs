@@ -54,6 +54,9 @@ pub struct RunStats {
     pub edge_requests: u64,
     /// Bootstrap requests to coordinators' HTTP endpoint.
     pub coordinator_requests: u64,
+    /// Worker joins by the seed source that served them, in
+    /// [`kadmesh::seed_order::SeedSource::ORDER`].
+    pub joins_by_source: [u64; 6],
     /// Puts (announcements) completed and those that stored nowhere.
     pub puts_done: u64,
     /// Puts acknowledged by no remote node.
@@ -99,6 +102,7 @@ impl RunStats {
             bootstrap_fallbacks: 0,
             edge_requests: 0,
             coordinator_requests: 0,
+            joins_by_source: [0; 6],
             puts_done: 0,
             puts_failed: 0,
             crashes: 0,

@@ -25,18 +25,19 @@ use std::time::Duration;
 
 use kadmesh::engine::{Event, GetOutcome, Outcome};
 use kadmesh::id::Key;
+use kadmesh::seed_order::{SeedPlan, SeedSource};
 use kadmesh::time::Time;
 use rand::Rng;
 
 use crate::announce::{is_fresh, last_seen, worker_value};
-use crate::lifecycle::Source;
 use crate::world::{Action, World};
 
 /// A command the simulator waits on.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Pending {
-    /// A bootstrap in life `inc`.
-    Bootstrap { inc: u32, source: Source, started: Time },
+    /// A bootstrap in life `inc` through `source`; `plan` holds the sources
+    /// left, `started` when the first was tried.
+    Bootstrap { inc: u32, source: SeedSource, plan: SeedPlan, started: Time },
     /// A worker's announcement; `probe` when its findability is to be measured.
     Put,
     /// A measured lookup; `counted` when issued inside the window.
@@ -168,10 +169,10 @@ impl World {
     pub(crate) fn on_event(&mut self, slot: u32, ev: Event) {
         let Some(pending) = self.pending.remove(&(slot, ev.id.0)) else { return };
         match (pending, &ev.outcome) {
-            (Pending::Bootstrap { inc, source, started }, Outcome::Bootstrap(b))
+            (Pending::Bootstrap { inc, source, plan, started }, Outcome::Bootstrap(b))
                 if self.nodes[slot as usize].inc == inc =>
             {
-                self.on_bootstrap(slot, source, started, b);
+                self.on_bootstrap(slot, source, plan, started, b);
             }
             (Pending::Put, Outcome::Put(p)) => {
                 self.stats.puts_done += u64::from(self.window_open);

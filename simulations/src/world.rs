@@ -44,7 +44,7 @@ pub enum Action {
     Crash { slot: u32, inc: u32 },
     /// A crashed machine comes back.
     Restart { slot: u32 },
-    /// Bootstrap again through the edge router after a failure.
+    /// Go through the seed sources again after every one failed.
     Rejoin { slot: u32, inc: u32 },
     /// The next measured lookup.
     Lookup,
@@ -54,6 +54,8 @@ pub enum Action {
     Sample,
     /// A coordinator pushes fresh seeds to the edge router.
     EdgeRefresh,
+    /// The coordinators rewrite the DNS seed records (`dns`) or the static seed list.
+    PublishSeeds { dns: bool },
     /// The measurement window opens.
     OpenWindow,
     /// A scenario event.
@@ -102,6 +104,10 @@ pub struct World {
     pub probes: Vec<Probe>,
     /// Recent edge-router requesters, newest last: the edge's extra seeds.
     pub edge_recent: Vec<u32>,
+    /// Addresses the DNS seed name resolves to.
+    pub dns_seeds: Vec<u32>,
+    /// Addresses in the static seed list.
+    pub list_seeds: Vec<u32>,
     /// Whether the measurement window is open.
     pub window_open: bool,
     /// What was observed.
@@ -141,6 +147,8 @@ impl World {
             pending: BTreeMap::new(),
             probes: Vec::new(),
             edge_recent: Vec::new(),
+            dns_seeds: Vec::new(),
+            list_seeds: Vec::new(),
             window_open: false,
             stats: RunStats::new(),
             steps: 0,
@@ -349,6 +357,7 @@ impl World {
             Action::Probe { id } => self.probe_attempt(id),
             Action::Sample => self.sample(),
             Action::EdgeRefresh => self.edge_refresh(),
+            Action::PublishSeeds { dns } => self.publish_seeds(dns),
             Action::OpenWindow => self.open_window(),
             Action::Scenario(ev) => self.scenario_event(ev),
         }

@@ -23,9 +23,10 @@
 //!   node-wide checks;
 //! - `inbound`: answering other nodes' requests; `providers`: the provider
 //!   sets and their procedures; `peers`: peer kinds, learning contacts and
-//!   checking failed ones; `maintenance`: the republish / replicate /
-//!   refresh schedule and handover to newcomers; `tunnel`: URL contacts
-//!   and requests that came over HTTP.
+//!   checking failed ones; `pns`: keeping nearer contacts when a bucket
+//!   has a choice; `maintenance`: the republish / replicate / refresh
+//!   schedule and handover to newcomers; `tunnel`: URL contacts and
+//!   requests that came over HTTP.
 
 mod config;
 mod guard;
@@ -35,6 +36,7 @@ mod maintenance;
 mod op;
 mod outcome;
 mod peers;
+mod pns;
 pub mod providers;
 mod router;
 mod services;

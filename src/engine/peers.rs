@@ -109,8 +109,10 @@ impl Engine {
             InsertOutcome::Full { ping } => {
                 let call = self.svc.ping();
                 self.svc.send_request(now, ping.addr, call, ReplyTo::Eviction { peer: ping.id });
+                self.prefer_nearer(now, contact, answered);
             }
-            InsertOutcome::Pending | InsertOutcome::IsSelf => {}
+            InsertOutcome::Pending => self.prefer_nearer(now, contact, answered),
+            InsertOutcome::IsSelf => {}
         }
     }
 

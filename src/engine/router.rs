@@ -104,6 +104,7 @@ impl Engine {
             Ok(pending) => {
                 let rtt = now.saturating_since(pending.sent_at);
                 self.svc.rtt.observe(rtt);
+                self.svc.book.observe(pending.to, rtt);
                 Some((pending, rtt))
             }
             Err(e) => {

@@ -14,6 +14,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 
 use super::{Config, QueryId, Stats, Transmit};
 use crate::id::NodeId;
+use crate::proximity::RttBook;
 use crate::routing::RoutingTable;
 use crate::rpc::{InFlight, RpcKind};
 use crate::rtt::RttEstimate;
@@ -53,6 +54,8 @@ pub(super) struct Services {
     pub(super) rtt: RttEstimate,
     /// URL contacts: the URL behind each tunnel address, and who announced one.
     pub(super) tunnels: crate::tunnel::TunnelBook,
+    /// Round trips per address: lookups' proximity and per-contact stalls.
+    pub(super) book: RttBook,
 }
 
 impl Services {
@@ -67,6 +70,7 @@ impl Services {
             stats: Stats::default(),
             rtt: RttEstimate::default(),
             tunnels: crate::tunnel::TunnelBook::default(),
+            book: RttBook::default(),
         }
     }
 

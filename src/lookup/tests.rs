@@ -126,7 +126,7 @@ fn replies_from_unknown_ids_are_ignored_and_self_is_never_queried() {
 /// What `Lookup::waiting` must hold: every candidate in `State::Waiting`, closest first.
 fn waiting_by_state(l: &Lookup) -> Vec<(Distance, Time)> {
     let waiting = |(d, c): (&Distance, &Candidate)| match c.state {
-        State::Waiting { since } => Some((*d, since)),
+        State::Waiting { stalls_at } => Some((*d, stalls_at)),
         _ => None,
     };
     l.candidates.iter().filter_map(waiting).collect()
@@ -155,7 +155,7 @@ proptest! {
                 _ => {}
             }
             prop_assert_eq!(&l.waiting, &waiting_by_state(&l));
-            let stall = waiting_by_state(&l).iter().map(|&(_, since)| since + l.stall_after).min();
+            let stall = waiting_by_state(&l).iter().map(|&(_, stalls_at)| stalls_at).min();
             prop_assert_eq!(l.next_stall(), stall);
         }
     }

@@ -285,6 +285,23 @@ impl KBucket {
         Some(entry.failures)
     }
 
+    /// Proximity neighbour selection: `near`, parked in the replacement
+    /// cache, takes the place of live `far`, which becomes the most recent
+    /// replacement (first back if a slot frees). False, with nothing
+    /// changed, unless `near` is parked here and `far` is live here.
+    pub(crate) fn swap_in(&mut self, near: &NodeId, far: &NodeId) -> bool {
+        let Some(r) = self.replacements.iter().rposition(|e| e.contact.id == *near) else { return false };
+        let Some(pos) = self.position(far) else { return false };
+        let incoming = self.replacements.remove(r);
+        let outgoing = self.entries.remove(pos);
+        if self.pending.is_some_and(|p| p.id == *far) {
+            self.pending = None;
+        }
+        self.entries.push(incoming);
+        self.replacements.push(outgoing);
+        true
+    }
+
     /// Promotes the most recent replacements while there is room.
     pub(crate) fn fill_from_replacements(&mut self, k: usize) {
         while self.entries.len() < k {

@@ -233,6 +233,15 @@ impl RoutingTable {
         self.remove(id);
     }
 
+    /// `near`, waiting in a full bucket's replacement cache, takes the live
+    /// slot of `far` in the same bucket, which is parked instead (proximity
+    /// neighbour selection, decided by the engine from measured RTTs). False
+    /// if they are not in those places.
+    pub fn swap_in(&mut self, near: &NodeId, far: &NodeId) -> bool {
+        let same = self.bucket_index(near) == self.bucket_index(far);
+        same && self.bucket_of_mut(far).is_some_and(|b| b.swap_in(near, far))
+    }
+
     /// Exactly the `n` contacts closest to `target` by XOR distance, closest first.
     pub fn closest(&self, target: &NodeId, n: usize) -> Vec<Contact> {
         self.closest_filtered(target, n, |_| false)
@@ -484,5 +493,7 @@ fn random_with_prefix<R: Rng + ?Sized>(base: &NodeId, prefix_len: usize, rng: &m
     NodeId(out)
 }
 
+#[cfg(test)]
+mod swap_tests;
 #[cfg(test)]
 mod tests;

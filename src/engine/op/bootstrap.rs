@@ -6,6 +6,12 @@
 //! full request timeout. Seeds that answer later are still learned and
 //! counted. While it runs the node is "joining" and hands no records over
 //! (see `Engine::hand_over_records`).
+//!
+//! The own-id lookup keeps [`join_alpha`] queries in flight, not alpha: a
+//! find_node lookup ends only when all k closest have answered, so with 3 in
+//! flight a join waited on at least seven round trips in a row (1.4 s at a
+//! wide-area median of 160 ms). It sends about the same queries, only more
+//! of them at once, and a node joins once.
 
 use std::net::SocketAddr;
 
@@ -45,6 +51,11 @@ enum Phase {
     /// once the engine has learned the seed.
     Ready,
     Search(Search),
+}
+
+/// Queries a join's own-id lookup keeps in flight: half of k, or alpha if more.
+pub(crate) fn join_alpha(alpha: usize, k: usize) -> usize {
+    alpha.max(k / 2)
 }
 
 impl Bootstrap {
@@ -93,7 +104,8 @@ impl Operation for Bootstrap {
             Phase::Pinging => Step::Wait,
             Phase::Ready => {
                 let own_id = cx.svc.id;
-                let (search, progress) = Search::start(cx, own_id, LookupKind::FindNode);
+                let alpha = join_alpha(cx.svc.config.alpha, cx.svc.config.k);
+                let (search, progress) = Search::start_with(cx, own_id, LookupKind::FindNode, alpha);
                 self.phase = Phase::Search(search);
                 self.on_progress(cx, progress)
             }

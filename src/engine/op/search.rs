@@ -4,13 +4,18 @@
 //!
 //! The [`Lookup`] itself is pure (no sends, no table); this is the part that
 //! touches the services: contacts that stall are marked suspect, contacts
-//! that just timed out on us are neither started from nor followed.
+//! that just timed out on us are neither started from nor followed, and
+//! every candidate is handed in with its measured round trip and stall
+//! threshold ([`crate::proximity`]) and the depth at which the target's k
+//! closest are expected to live (the rank cap, see [`Lookup::with_rank_cap`]).
 
 use super::{Cx, Operation, Reply, Step};
 use crate::contact::Contact;
+use crate::engine::services::Services;
 use crate::engine::LookupStats;
 use crate::id::NodeId;
-use crate::lookup::{Lookup, LookupKind, LookupResult, Next};
+use crate::lookup::{Lookup, LookupKind, LookupResult, Near, Next};
+use crate::proximity::{stall_for, StallBounds};
 use crate::rpc::RpcKind;
 use crate::time::Time;
 use crate::wire::{self, Call, FindValueReply, Value};
@@ -32,6 +37,12 @@ pub(super) enum Progress {
 impl Search {
     /// Starts a lookup of `target` at `cx.now` and sends its first queries.
     pub(super) fn start(cx: &mut Cx, target: NodeId, kind: LookupKind) -> (Search, Progress) {
+        let alpha = cx.svc.config.alpha;
+        Search::start_with(cx, target, kind, alpha)
+    }
+
+    /// [`Search::start`] with `alpha` queries in flight instead of the configured number.
+    pub(super) fn start_with(cx: &mut Cx, target: NodeId, kind: LookupKind, alpha: usize) -> (Search, Progress) {
         let svc = &mut *cx.svc;
         svc.routing.touch(&target, cx.now);
         let k = svc.config.k;
@@ -43,7 +54,9 @@ impl Search {
             seeds = svc.routing.closest(&target, 2 * k);
         }
         let stall = svc.rtt.stall_after(svc.config.lookup_stall_min, svc.config.lookup_stall);
-        let lookup = Lookup::new(target, svc.id, kind, k, svc.config.alpha, stall).with_seeds(seeds);
+        let lookup = Lookup::new(target, svc.id, kind, k, alpha, stall)
+            .with_rank_cap(replica_depth(svc))
+            .with_seeds_near(seeds, |c| near(svc, c));
         let mut search = Search { lookup, started: cx.now };
         let progress = search.drive(cx);
         (search, progress)
@@ -101,7 +114,8 @@ impl Search {
     pub(super) fn on_nodes(&mut self, cx: &mut Cx, peer: NodeId, mut contacts: Vec<Contact>) -> Progress {
         // Others may still list a node that has just timed out on us.
         contacts.retain(|c| cx.svc.routing.failures(&c.id).is_none_or(|f| f == 0));
-        self.lookup.on_nodes(&peer, contacts);
+        let svc = &*cx.svc;
+        self.lookup.on_nodes_near(&peer, contacts, |c| near(svc, c));
         self.drive(cx)
     }
 
@@ -111,6 +125,33 @@ impl Search {
             self.lookup.on_failure(&p);
         }
         self.drive(cx)
+    }
+}
+
+/// What the node knows of how near `c` is: its own smoothed round trip (the
+/// network-wide one for a contact never measured, so a known-slow contact
+/// ranks behind a stranger and a known-near one before) and its stall.
+fn near(svc: &Services, c: &Contact) -> Near {
+    let own = svc.book.get(&c.addr);
+    let bounds = StallBounds {
+        contact_min: svc.config.contact_stall_min,
+        min: svc.config.lookup_stall_min,
+        max: svc.config.lookup_stall,
+    };
+    let rtt = own.and_then(|e| e.smoothed()).or_else(|| svc.rtt.smoothed());
+    Near { rtt, stall: Some(stall_for(own, &svc.rtt, bounds)) }
+}
+
+/// How many leading bits a target shares with its k closest nodes, judged
+/// by our own neighbourhood: the prefix we share with the k-th closest
+/// contact to our id. Ranks from there on are one (replicas are equal);
+/// no cap while the table holds fewer than k contacts.
+fn replica_depth(svc: &Services) -> usize {
+    let k = svc.config.k;
+    let mine = svc.routing.closest(&svc.id, k);
+    match mine.get(k.saturating_sub(1)) {
+        Some(c) if mine.len() >= k => c.id.distance(&svc.id).leading_zeros(),
+        _ => usize::MAX,
     }
 }
 

@@ -1,0 +1,108 @@
+//! Proximity choice and per-contact stalls (see the module docs of
+//! [`crate::lookup`]): the round trip only ever decides between candidates
+//! of the same rank.
+
+use super::*;
+use proptest::prelude::*;
+use std::net::SocketAddr;
+
+const TARGET: NodeId = NodeId([0; 20]);
+
+/// An id sharing exactly `prefix` leading bits with [`TARGET`], told apart by `tail`.
+fn id_at(prefix: usize, tail: u16) -> NodeId {
+    let mut b = [0u8; 20];
+    b[prefix / 8] |= 0x80 >> (prefix % 8);
+    b[18] |= (tail >> 8) as u8;
+    b[19] |= tail as u8;
+    NodeId(b)
+}
+
+fn near(rtt_ms: u64) -> Near {
+    Near { rtt: Some(Duration::from_millis(rtt_ms)), stall: None }
+}
+
+/// A lookup over `(prefix, tail, rtt_ms)` candidates, every one allowed in flight.
+fn lookup(cands: &[(usize, u16, u64)], cap: usize) -> Lookup {
+    let n = cands.len().max(1);
+    let seeds: Vec<Contact> =
+        cands.iter().enumerate().map(|(i, &(p, t, _))| Contact::new(id_at(p, t), addr(i as u16 + 1))).collect();
+    let rtt_of = |c: &Contact| cands.iter().find(|&&(p, t, _)| id_at(p, t) == c.id).map_or(0, |x| x.2);
+    Lookup::new(TARGET, NodeId([0xff; 20]), LookupKind::FindValue, n, n, Duration::from_secs(1))
+        .with_rank_cap(cap)
+        .with_seeds_near(seeds, |c| near(rtt_of(c)))
+}
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn picks(l: &mut Lookup) -> Vec<NodeId> {
+    let mut out = Vec::new();
+    while let Next::Query(c) = l.next(Time::ZERO) {
+        out.push(c.id);
+    }
+    out
+}
+
+#[test]
+fn a_nearer_contact_of_the_same_rank_goes_first_a_nearer_one_of_a_lower_rank_never() {
+    // Rank 9: two candidates, the XOR-farther one is near. Rank 3: nearest of all.
+    let mut l = lookup(&[(9, 1, 250), (9, 2, 30), (3, 1, 20)], usize::MAX);
+    assert_eq!(picks(&mut l), vec![id_at(9, 2), id_at(9, 1), id_at(3, 1)]);
+}
+
+#[test]
+fn at_equal_round_trips_xor_order_decides() {
+    let mut l = lookup(&[(7, 3, 100), (7, 1, 100), (7, 2, 100)], usize::MAX);
+    assert_eq!(picks(&mut l), vec![id_at(7, 1), id_at(7, 2), id_at(7, 3)]);
+}
+
+#[test]
+fn the_rank_cap_makes_deep_candidates_equal() {
+    // Prefixes 12 and 10 both reach the cap of 8: the 40 ms one goes first;
+    // prefix 6 stays behind them although it is the nearest.
+    let mut l = lookup(&[(12, 1, 200), (10, 1, 40), (6, 1, 10)], 8);
+    assert_eq!(picks(&mut l), vec![id_at(10, 1), id_at(12, 1), id_at(6, 1)]);
+}
+
+#[test]
+fn each_query_stalls_after_its_own_threshold() {
+    let a = Contact::new(id_at(5, 1), addr(1));
+    let b = Contact::new(id_at(4, 1), addr(2));
+    let own = |c: &Contact| Near { rtt: None, stall: (c.id == a.id).then(|| Duration::from_millis(60)) };
+    let mut l = Lookup::new(TARGET, NodeId([0xff; 20]), LookupKind::FindNode, 20, 2, Duration::from_secs(1))
+        .with_seeds_near([a, b], own);
+    assert_eq!(picks(&mut l), vec![a.id, b.id]);
+    assert_eq!(l.next_stall(), Some(Time::ZERO + Duration::from_millis(60)));
+    assert_eq!(l.next(Time::ZERO + Duration::from_millis(59)), Next::Wait);
+    assert!(l.take_stalled().is_empty());
+    assert_eq!(l.next(Time::ZERO + Duration::from_millis(60)), Next::Wait);
+    assert_eq!(l.take_stalled(), vec![a.id], "the 60 ms contact stalls, the other waits its 1 s");
+    assert_eq!(l.next_stall(), Some(Time::ZERO + Duration::from_secs(1)));
+}
+
+proptest! {
+    /// Whatever the round trips: ranks never rise along the order of
+    /// queries, and within a rank (round trip, XOR distance) never falls.
+    #[test]
+    fn proximity_never_picks_a_farther_rank_or_a_slower_equal(
+        cands in proptest::collection::btree_map((0usize..40, 0u16..8), 0u64..4, 1..24),
+        cap in 0usize..48,
+    ) {
+        let cands: Vec<(usize, u16, u64)> = cands.into_iter().map(|((p, t), r)| (p, t, r * 50)).collect();
+        let mut l = lookup(&cands, cap);
+        let order = picks(&mut l);
+        prop_assert_eq!(order.len(), cands.len());
+        let key = |id: &NodeId| {
+            let &(p, _, rtt) = cands.iter().find(|&&(p, t, _)| id_at(p, t) == *id).expect("a candidate");
+            (p.min(cap), rtt, id.distance(&TARGET))
+        };
+        for w in order.windows(2) {
+            let (a, b) = (key(&w[0]), key(&w[1]));
+            prop_assert!(a.0 >= b.0, "rank rose: {:?} then {:?}", a, b);
+            if a.0 == b.0 {
+                prop_assert!((a.1, a.2) < (b.1, b.2), "within a rank: {:?} then {:?}", a, b);
+            }
+        }
+    }
+}
