@@ -67,6 +67,7 @@ pub mod lookup;
 pub mod node;
 pub mod persist;
 pub mod routing;
+pub mod reach;
 pub mod rpc;
 pub mod rtt;
 pub mod seeds;

@@ -63,6 +63,9 @@ pub struct Config {
     /// What strangers may make this node do: rate limits, storage quotas,
     /// reply budgets, bounded peer state ([`crate::limits::Limits`]).
     pub limits: crate::limits::Limits,
+    /// Reachability detection and client mode ([`crate::reach`]); the
+    /// default is a full node that does not detect (today's behaviour).
+    pub reach: crate::reach::ReachConfig,
 }
 
 impl Default for Config {
@@ -88,6 +91,7 @@ impl Default for Config {
             max_handover_per_contact: 256,
             rng_seed: 0,
             limits: crate::limits::Limits::default(),
+            reach: crate::reach::ReachConfig::default(),
         }
     }
 }
@@ -136,6 +140,8 @@ impl Config {
             ("republish_interval", self.republish_interval),
             ("replicate_interval", self.replicate_interval),
             ("refresh_interval", self.refresh_interval),
+            ("reach.interval", self.reach.interval),
+            ("reach.retry", self.reach.retry),
         ];
         if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::ZeroDuration(name));

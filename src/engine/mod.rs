@@ -24,9 +24,11 @@
 //! - `inbound`: answering other nodes' requests; `providers`: the provider
 //!   sets and their procedures; `peers`: peer kinds, learning contacts and
 //!   checking failed ones; `maintenance`: the republish / replicate /
-//!   refresh schedule and handover to newcomers.
+//!   refresh schedule and handover to newcomers; `dialback`: reachability
+//!   detection and client mode ([`crate::reach`]).
 
 mod config;
+mod dialback;
 mod guard;
 mod inbound;
 mod maintenance;
@@ -46,6 +48,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 pub use config::{Config, ConfigError};
+pub use dialback::{DIALBACK, DIALBACK_PROBE, REACH};
 pub use guard::LimitStats;
 pub use inbound::{HELLO, STORE_TTL};
 pub use outcome::{BootstrapOutcome, Event, GetOutcome, LookupStats, Outcome, PingReply, PutOutcome, QueryId};
@@ -91,6 +94,11 @@ pub struct Engine {
     events: VecDeque<Event>,
     /// Drops requests over the per-source and global rates.
     limiter: crate::limits::RateLimiter,
+    /// Reachability detection and the dial-back work done for others.
+    reach: dialback::Reach,
+    /// The request being answered carries the client mark: its sender must
+    /// not enter the routing table (read by `learn`).
+    inbound_client: bool,
 }
 
 impl Engine {
@@ -103,6 +111,8 @@ impl Engine {
             providers: providers::ProviderStore::with_quota(config.provider_limits, config.limits.providers),
             peers: Peers::new(config.limits.max_peer_state),
             limiter: crate::limits::RateLimiter::new(config.limits.rate.clone(), now),
+            reach: dialback::Reach::new(&config.reach, now),
+            inbound_client: false,
             svc: Services::new(id, config, now),
             put_targets: PutTargets::default(),
             joining: false,
@@ -164,6 +174,7 @@ impl Engine {
             .into_iter()
             .flatten()
             .chain(self.providers.next_sweep())
+            .chain(self.reach.detector.next_deadline())
             .chain(ops)
             .min()
     }
@@ -179,6 +190,7 @@ impl Engine {
         self.providers.expire(now);
         self.poll_due_ops(now);
         self.run_maintenance(now);
+        self.reach_tick(now);
     }
 
     /// Handles one datagram from `from`. Malformed input is counted, logged at

@@ -48,7 +48,13 @@ impl Engine {
             Step::Done(finished) => {
                 self.ops.remove(&id);
                 match finished {
-                    Finished::Report(outcome) => self.emit(id, outcome),
+                    Finished::Report(outcome) => {
+                        if matches!(outcome, super::Outcome::Bootstrap(_)) {
+                            // Joined: find out whether we can be reached.
+                            self.reach.detector.schedule(now);
+                        }
+                        self.emit(id, outcome)
+                    }
                     Finished::Task => self.maintenance.op_finished(),
                 }
             }
@@ -92,6 +98,8 @@ impl Engine {
                 self.learn_answered(now, Contact::new(peer, from));
             }
             ReplyTo::Fire { peer } | ReplyTo::Verify { peer } => self.learn_answered(now, Contact::new(peer, from)),
+            ReplyTo::Reach => self.on_reach_reply(now, Some(&body)),
+            ReplyTo::Relay { requester, msg } => self.on_relay_done(requester, msg, Some(&body)),
         }
     }
 
@@ -100,6 +108,7 @@ impl Engine {
     fn take_reply(&mut self, now: Time, from: SocketAddr, id: &MessageId) -> Option<(Pending<ReplyTo>, Duration)> {
         match self.svc.in_flight.take_reply(id, from) {
             Ok(pending) => {
+                self.note_any_reply();
                 let rtt = now.saturating_since(pending.sent_at);
                 self.svc.rtt.observe(rtt);
                 Some((pending, rtt))
@@ -149,6 +158,8 @@ impl Engine {
             ReplyTo::Hello { peer } => self.peers.insert(peer, PeerKind::Base),
             ReplyTo::Fire { peer } => self.contact_failed(now, peer),
             ReplyTo::Verify { peer } => self.verify_failed(now, peer),
+            ReplyTo::Reach => self.on_reach_reply(now, None),
+            ReplyTo::Relay { requester, msg } => self.on_relay_done(requester, msg, None),
         }
     }
 }
