@@ -26,7 +26,9 @@ enum Source {
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
-    /// steady, flash-crowd, crash30, partition, coordinator-loss, churn-day, or all.
+    /// steady, flash-crowd, crash30, partition, coordinator-loss, churn-day,
+    /// or all; or `nat`: steady with 0/50/80% of workers behind NAT, all
+    /// public vs client mode, one table.
     scenario: String,
     /// Workers at the start (default 2000).
     #[arg(long)]
@@ -80,6 +82,11 @@ struct Cli {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
+    let opts = options(&cli);
+    if cli.scenario == "nat" {
+        println!("{}", simulations::nat::run(&opts));
+        return Ok(());
+    }
     let scenarios: Vec<Scenario> = if cli.scenario == "all" {
         Scenario::ALL.to_vec()
     } else {
@@ -89,7 +96,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
         vec![s]
     };
-    let opts = RunOptions {
+    std::fs::create_dir_all(&cli.out)?;
+    let reports =
+        if cli.parallel { run_parallel(&scenarios, &opts) } else { scenarios.iter().map(|s| s.run(&opts)).collect() };
+    for report in &reports {
+        print_report(report, &cli.out)?;
+    }
+    if reports.len() > 1 {
+        println!("{}", summary(&reports));
+    }
+    Ok(())
+}
+
+fn options(cli: &Cli) -> RunOptions {
+    RunOptions {
         seed: cli.seed,
         workers: cli.nodes,
         hours: cli.hours,
@@ -105,17 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },
         no_limits: cli.no_limits,
-    };
-    std::fs::create_dir_all(&cli.out)?;
-    let reports =
-        if cli.parallel { run_parallel(&scenarios, &opts) } else { scenarios.iter().map(|s| s.run(&opts)).collect() };
-    for report in &reports {
-        print_report(report, &cli.out)?;
     }
-    if reports.len() > 1 {
-        println!("{}", summary(&reports));
-    }
-    Ok(())
 }
 
 /// Runs the scenarios on two threads, last first (the list ends with the

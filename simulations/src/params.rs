@@ -61,6 +61,12 @@ pub struct SimParams {
     /// Threads that run machines side by side (1: all on the calling
     /// thread). The report does not depend on it.
     pub threads: usize,
+    /// Share of workers behind a reply-only NAT (see [`crate::net`]).
+    pub nat_share: f64,
+    /// Workers detect their reachability and act as clients while they are
+    /// not reachable (`ReachMode::Auto`); coordinators stay public. Off:
+    /// every node acts as public (the behaviour before client mode).
+    pub client_mode: bool,
 }
 
 impl SimParams {
@@ -87,6 +93,8 @@ impl SimParams {
             progress: None,
             max_wall: None,
             threads: 1,
+            nat_share: 0.0,
+            client_mode: false,
         }
     }
 

@@ -183,12 +183,17 @@ impl Engine {
         }
     }
 
-    /// A verified kadmesh contact that is not the requester.
+    /// A verified kadmesh contact that is not the requester, at random
+    /// among the farther half from the requester's id: a joining node talks
+    /// mostly to nodes near its own id, and a probe from one of those
+    /// proves nothing (it may pass the requester's NAT).
     fn pick_third(&mut self, requester: NodeId, at: SocketAddr) -> Option<Contact> {
         let mut cands: Vec<Contact> = (self.svc.routing.contacts())
             .filter(|c| c.id != requester && !crate::rpc::same_endpoint(c.addr, at))
             .filter(|c| self.peers.kind(&c.id) == PeerKind::Extended && self.svc.routing.is_verified(&c.id))
             .collect();
+        cands.sort_by_key(|c| std::cmp::Reverse(c.id.distance(&requester)));
+        cands.truncate(cands.len().div_ceil(2));
         cands.shuffle(&mut self.svc.rng);
         cands.pop()
     }

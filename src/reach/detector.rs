@@ -8,9 +8,11 @@
 //!
 //! - a probe from an address we did not send to within the NAT window
 //!   arrives: **public** (proven), at once;
-//! - helpers say more probes were sent than arrived from addresses we had
-//!   talked to, and none arrived from elsewhere: **nat** (a probe from an
-//!   address we sent to lately passes a NAT, so it proves nothing either way);
+//! - no probe arrived from an address we had not sent to lately, and of the
+//!   probes the helpers say were sent, at least two are missing, or at least
+//!   one is and none arrived at all: **nat** (a probe from an address we
+//!   sent to lately passes a NAT, so it proves nothing either way; one
+//!   probe lost beside others that arrived is more likely loss than NAT);
 //! - no helper answered and no other reply arrived during the round:
 //!   **no-udp**;
 //! - otherwise (helpers could not find a third node, or every probe came
@@ -44,6 +46,13 @@ struct Round {
     any_reply: bool,
     observed: Option<SocketAddr>,
     deadline: Time,
+}
+
+impl Round {
+    /// Probes helpers said were sent that did not arrive.
+    fn missing(&self) -> usize {
+        self.probed.saturating_sub(self.recent_probes)
+    }
 }
 
 /// A verdict that changed, for the engine to act on.
@@ -168,8 +177,8 @@ impl Detector {
         let r = self.round.as_ref().filter(|r| r.deadline <= now)?.clone();
         let (state, reason, assumed) = if r.silent == r.asked && !r.any_reply {
             (Reachability::NoUdp, format!("none of {} peers asked answered, nor anyone else", r.asked), false)
-        } else if r.probed > r.recent_probes {
-            let missing = r.probed - r.recent_probes;
+        } else if r.missing() >= 2 || (r.missing() >= 1 && r.recent_probes == 0) {
+            let missing = r.missing();
             let reason = format!("{missing} peers sent probes from addresses we never talked to; none arrived");
             (Reachability::Nat, reason, false)
         } else if self.verdict.state == Reachability::Unknown {
@@ -177,7 +186,8 @@ impl Detector {
             (Reachability::Public, reason.to_string(), true)
         } else {
             self.round = None;
-            self.next_round = Some(now + cfg.interval);
+            let again = if self.verdict.assumed { cfg.retry } else { cfg.interval };
+            self.next_round = Some(now + again);
             return None;
         };
         self.finish(now, state, reason, r.observed, assumed, cfg)
@@ -193,7 +203,8 @@ impl Detector {
         cfg: &ReachConfig,
     ) -> Option<Change> {
         self.round = None;
-        self.next_round = Some(now + cfg.interval);
+        // An assumption is checked again soon; a proof holds for `interval`.
+        self.next_round = Some(now + if assumed { cfg.retry } else { cfg.interval });
         let from = self.verdict.state;
         self.verdict = Verdict { state, reason, observed: observed.or(self.verdict.observed), at: now, assumed };
         (from != state).then_some(Change { from, to: state })

@@ -1,12 +1,12 @@
 //! Reachability detection and client mode (`engine::dialback`,
-//! `crate::reach`): six public nodes and one `auto` node, with or without a
+//! `crate::reach`): sixteen public nodes and one `auto` node, with or without a
 //! reply-only NAT in front of it.
 
 use super::*;
 use crate::reach::recent::RecentPeers;
 use crate::reach::{ReachMode, Reachability};
 
-const PUBLIC: usize = 6;
+const PUBLIC: usize = 16;
 /// NAT mapping lifetime of the test network, and of the auto node's view.
 const WINDOW: Duration = Duration::from_secs(1);
 const INTERVAL: Duration = Duration::from_secs(60);
@@ -19,7 +19,7 @@ fn auto() -> Config {
     c
 }
 
-/// Six public nodes that know each other, and node `PUBLIC` in `mode`,
+/// Sixteen public nodes that know each other, and node `PUBLIC` in `mode`,
 /// bootstrapped through node 0, behind a reply-only NAT if `behind_nat`.
 fn network(config: Config, behind_nat: bool) -> Net {
     let mut net = Net::new(PUBLIC, |_| Config::default());
