@@ -24,6 +24,7 @@ pub use socket::SocketBuffers;
 use crate::contact::Contact;
 use crate::engine::{BootstrapOutcome, Config, Engine, GetOutcome, Outcome, PingReply, PutOutcome, QueryId};
 use crate::id::{Key, NodeId};
+use crate::reach::recent::RecentPeers;
 use crate::time::Time;
 use crate::wire::{Call, Value, MAX_DATAGRAM};
 
@@ -56,6 +57,8 @@ enum Command {
     /// goes to `reply`.
     Run(Job, Option<oneshot::Sender<Outcome>>),
     Shutdown(oneshot::Sender<()>),
+    /// Simulate a reply-only NAT with this mapping lifetime, or stop.
+    ReplyOnly(Option<std::time::Duration>),
 }
 
 /// Starts nodes.
@@ -199,6 +202,23 @@ impl NodeHandle {
         }
     }
 
+    /// Whether other nodes can reach this one, and why we think so.
+    pub async fn reachability(&self) -> Result<crate::reach::Verdict, NodeError> {
+        self.with_engine(|e, _| e.reachability().clone()).await
+    }
+
+    /// Starts a reachability check now (mode `auto` only).
+    pub async fn check_reachability(&self) -> Result<(), NodeError> {
+        self.with_engine(|e, now| e.check_reachability(now)).await
+    }
+
+    /// For tests: puts the node behind a simulated reply-only NAT (datagrams
+    /// from an address it has not sent to within `window` are dropped on
+    /// arrival), or takes it out with `None`.
+    pub async fn set_reply_only(&self, window: Option<std::time::Duration>) -> Result<(), NodeError> {
+        self.tx.send(Command::ReplyOnly(window)).await.map_err(|_| NodeError::Stopped)
+    }
+
     /// The contacts in the routing table.
     pub async fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
         self.with_engine(|e, _| e.routing().contacts().collect()).await
@@ -216,10 +236,12 @@ impl NodeHandle {
 async fn run(socket: Arc<UdpSocket>, mut engine: Engine, clock: Clock, mut rx: mpsc::Receiver<Command>) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut waiting: HashMap<QueryId, oneshot::Sender<Outcome>> = HashMap::new();
+    let mut nat: Option<RecentPeers> = None;
     loop {
         let wake = engine.poll_timeout().map(|t| clock.instant(t));
         tokio::select! {
             r = socket.recv_from(&mut buf) => match r {
+                Ok((_, from)) if nat.as_ref().is_some_and(|n| !n.admits(from, clock.now())) => {}
                 Ok((n, from)) => engine.handle_datagram(clock.now(), from, &buf[..n]),
                 Err(e) => tracing::debug!(error = %e, "recv failed"),
             },
@@ -229,8 +251,9 @@ async fn run(socket: Arc<UdpSocket>, mut engine: Engine, clock: Clock, mut rx: m
                         waiting.insert(q, reply);
                     }
                 }
+                Some(Command::ReplyOnly(window)) => nat = window.map(|w| RecentPeers::new(1 << 16, w)),
                 Some(Command::Shutdown(done)) => {
-                    flush(&socket, &mut engine).await;
+                    flush(&socket, &mut engine, None, clock.now()).await;
                     let _ = done.send(());
                     return;
                 }
@@ -238,7 +261,7 @@ async fn run(socket: Arc<UdpSocket>, mut engine: Engine, clock: Clock, mut rx: m
             },
             _ = sleep_until(wake) => engine.handle_timeout(clock.now()),
         }
-        flush(&socket, &mut engine).await;
+        flush(&socket, &mut engine, nat.as_mut(), clock.now()).await;
         while let Some(ev) = engine.poll_event() {
             if let Some(tx) = waiting.remove(&ev.id) {
                 let _ = tx.send(ev.outcome);
@@ -254,8 +277,11 @@ async fn sleep_until(wake: Option<tokio::time::Instant>) {
     }
 }
 
-async fn flush(socket: &UdpSocket, engine: &mut Engine) {
+async fn flush(socket: &UdpSocket, engine: &mut Engine, mut nat: Option<&mut RecentPeers>, now: Time) {
     while let Some(t) = engine.poll_transmit() {
+        if let Some(n) = nat.as_deref_mut() {
+            n.note_sent(t.to, now);
+        }
         if let Err(e) = socket.send_to(&t.payload, t.to).await {
             tracing::debug!(to = %t.to, error = %e, "send failed");
         }

@@ -157,11 +157,12 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         return Err("--rpc-timeout must be between 0 and 3600 seconds".into());
     }
     let (state_dir, _lock, saved, id) = load_state(&args)?;
-    let config = Config {
+    let mut config = Config {
         rpc_timeout: Duration::from_secs_f64(args.rpc_timeout),
         rng_seed: rand::random(),
         ..Config::default()
     };
+    config.reach.mode = args.reachability.parse()?;
     let (socket, http) = bind(&args).await?;
     let node = Node::spawn(socket, id, config).map_err(|e| e.to_string())?;
     let discovery = Discovery::new(node.clone(), discovery_config(&args)).map_err(|e| e.to_string())?;
