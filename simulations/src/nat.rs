@@ -84,11 +84,15 @@ fn records_by_class(w: &World) -> Vec<(&'static str, String)> {
         };
         classes[class].push(e.store().len() as f64);
     }
-    let names = ["records per coordinator mean / max", "records per public worker mean / max", "records per NATed worker mean / max"];
+    let names = [
+        "records per coordinator mean / max",
+        "records per public worker mean / max",
+        "records per NATed worker mean / max",
+    ];
     names
         .into_iter()
         .zip(classes.iter_mut())
-        .map(|(name, s)| (name, if s.len() == 0 { "-".into() } else { format!("{:.1} / {:.0}", s.mean(), s.max()) }))
+        .map(|(name, s)| (name, if s.is_empty() { "-".into() } else { format!("{:.1} / {:.0}", s.mean(), s.max()) }))
         .collect()
 }
 

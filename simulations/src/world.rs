@@ -124,7 +124,9 @@ impl World {
         for slot in 0..params.coordinators + params.workers {
             net.add_machine(slot);
             let role = if slot < params.coordinators { Role::Coordinator } else { Role::Worker };
-            if role == Role::Worker && crate::hash::unit(crate::hash::mix(params.seed ^ 0x6e61_74, u64::from(slot))) < params.nat_share {
+            if role == Role::Worker
+                && crate::hash::unit(crate::hash::mix(params.seed ^ 0x006e_6174, u64::from(slot))) < params.nat_share
+            {
                 net.set_natted(slot);
             }
             nodes.push(SimNode::new(role));

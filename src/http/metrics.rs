@@ -194,14 +194,31 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
 fn reach_families(out: &mut String, e: &EngineSnapshot) {
     use crate::reach::Reachability as R;
     let (state, client) = e.reach.unwrap_or((R::Unknown, false));
-    family(out, "kadmesh_reachability", "gauge", "1 for this node's reachability verdict (see /health for the reason).");
+    family(
+        out,
+        "kadmesh_reachability",
+        "gauge",
+        "1 for this node's reachability verdict (see /health for the reason).",
+    );
     for r in [R::Unknown, R::Public, R::Nat, R::NoUdp] {
         let _ = writeln!(out, "kadmesh_reachability{{state=\"{}\"}} {}", r.as_str(), u8::from(r == state));
     }
-    single(out, "kadmesh_client_mode", "gauge", "1 while this node acts as a client (not inserted by peers).", u8::from(client));
+    single(
+        out,
+        "kadmesh_client_mode",
+        "gauge",
+        "1 while this node acts as a client (not inserted by peers).",
+        u8::from(client),
+    );
     let s = &e.stats;
     single(out, "kadmesh_client_requests_total", "counter", "Requests received from clients.", s.client_requests);
-    single(out, "kadmesh_clients_forgotten_total", "counter", "Contacts dropped for saying they are clients.", s.clients_forgotten);
+    single(
+        out,
+        "kadmesh_clients_forgotten_total",
+        "counter",
+        "Contacts dropped for saying they are clients.",
+        s.clients_forgotten,
+    );
 }
 
 /// `GET /metrics`

@@ -125,7 +125,6 @@ fn a_public_node_does_not_detect_nor_mark() {
     assert!(!holders_of(&net, a).is_empty());
 }
 
-
 /// An engine knowing `CONTACTS`, each of them known to speak kadmesh.
 fn helper_engine() -> Engine {
     let mut e = engine_with_contacts(Config::default());
@@ -184,7 +183,8 @@ fn a_dialback_probes_only_the_requesters_own_address_and_is_rate_limited() {
 fn a_probe_is_sent_only_for_a_known_contact_and_within_budget() {
     let mut e = helper_engine();
     let target = SocketAddr::from(([198, 51, 100, 9], 5000));
-    let args = |sender: NodeId| vec![Value::Bin(sender.0.to_vec()), crate::wire::stun_value(target), Value::Bin(vec![2; 8])];
+    let args =
+        |sender: NodeId| vec![Value::Bin(sender.0.to_vec()), crate::wire::stun_value(target), Value::Bin(vec![2; 8])];
     // A stranger cannot make us probe anything: no reply, nothing sent.
     request(&mut e, Time::from_secs(1), SocketAddr::from(([192, 0, 2, 1], 1)), DIALBACK_PROBE, args(NodeId([9; 20])));
     assert!(e.poll_transmit().is_none());
