@@ -28,6 +28,9 @@
 //! - [`engine`]: one node, tying the above together: its operations (each
 //!   command and maintenance task a state machine of its own), republishing,
 //!   replication to newcomers and bucket refresh.
+//! - [`reach`]: whether other nodes can reach us over UDP (dial-back
+//!   probes through a third node) and client mode for nodes they cannot
+//!   (`proto-spec/EXTENSIONS.md` §6); the engine's part is `engine::dialback`.
 //! - [`node`]: the tokio driver on a real UDP socket and its async handle.
 //! - [`seeds`]: resolving `host:port` seeds and bootstrap URLs.
 //! - [`persist`]: saving and restoring node state in a data directory.
