@@ -162,16 +162,8 @@ fn print_report(r: &Report, out: &std::path::Path) -> std::io::Result<()> {
 
 /// One table with a column per scenario.
 fn summary(reports: &[Report]) -> String {
-    let mut out = String::from("| metric |");
-    out.extend(reports.iter().map(|r| format!(" {} |", r.name)));
-    out.push_str("\n| --- |");
-    out.extend(reports.iter().map(|_| " --- |"));
-    out.push('\n');
-    for (i, (metric, _)) in reports[0].rows.iter().enumerate() {
-        out.push_str(&format!("| {metric} |"));
-        out.extend(reports.iter().map(|r| format!(" {} |", r.rows.get(i).map_or("", |x| x.1.as_str()))));
-        out.push('\n');
-    }
+    let cols: Vec<(&str, &[(String, String)])> = reports.iter().map(|r| (r.name.as_str(), r.rows.as_slice())).collect();
+    let mut out = simulations::report::side_by_side(&cols);
     out.push_str("| wall time (s) |");
     out.extend(reports.iter().map(|r| format!(" {:.1} |", r.wall.as_secs_f64())));
     out.push('\n');

@@ -44,7 +44,8 @@ pub fn run(o: &RunOptions) -> String {
             cols.push(Column { title: format!("{:.0}% NAT, {mode}", share * 100.0), cells: figures(&mut world) });
         }
     }
-    table(&cols)
+    let cols: Vec<(&str, &[(&str, String)])> = cols.iter().map(|c| (c.title.as_str(), c.cells.as_slice())).collect();
+    crate::report::side_by_side(&cols)
 }
 
 fn figures(w: &mut World) -> Vec<(&'static str, String)> {
@@ -106,18 +107,4 @@ fn verdicts(w: &World) -> [String; 2] {
         counts[usize::from(!w.net.natted_slot(slot as u32))][state] += 1;
     }
     counts.map(|c| c.map(|n| n.to_string()).join(" / "))
-}
-
-fn table(cols: &[Column]) -> String {
-    let mut out = String::from("| metric |");
-    out.extend(cols.iter().map(|c| format!(" {} |", c.title)));
-    out.push_str("\n| --- |");
-    out.extend(cols.iter().map(|_| " --- |"));
-    out.push('\n');
-    for (i, (metric, _)) in cols[0].cells.iter().enumerate() {
-        out.push_str(&format!("| {metric} |"));
-        out.extend(cols.iter().map(|c| format!(" {} |", c.cells.get(i).map_or("", |x| x.1.as_str()))));
-        out.push('\n');
-    }
-    out
 }
