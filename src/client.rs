@@ -60,11 +60,14 @@ impl From<SeedError> for ClientError {
 pub const CLIENT_LOOKUP_STALL: Duration = Duration::from_millis(400);
 
 /// Engine settings for a node that lives for one command: requests wait at
-/// most `rpc_timeout`, lookups move past silent peers sooner, and extension
-/// probes (which stock Python peers never answer) give up quickly.
+/// most `rpc_timeout`, lookups move past silent peers sooner, extension
+/// probes (which stock Python peers never answer) give up quickly, and it
+/// is a client ([`crate::reach`]): kadmesh peers do not insert a node that
+/// is gone a second later, nor hand it out.
 pub fn client_config(rpc_timeout: Duration) -> Config {
     let rpc_timeout = rpc_timeout.max(Duration::from_millis(50));
-    let defaults = Config::default();
+    let mut defaults = Config::default();
+    defaults.reach.mode = crate::reach::ReachMode::Client;
     Config {
         rpc_timeout,
         // A stalled query still counts if it answers; stalling early only
@@ -194,6 +197,7 @@ mod tests {
         assert_eq!(c.rpc_timeout, Duration::from_millis(300));
         assert!(c.lookup_stall <= c.rpc_timeout && c.extension_timeout <= c.rpc_timeout);
         assert_eq!(client_config(Duration::ZERO).rpc_timeout, Duration::from_millis(50));
+        assert_eq!(c.reach.mode, crate::reach::ReachMode::Client, "dhtctl is a client");
     }
 
     #[tokio::test]

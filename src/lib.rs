@@ -33,6 +33,9 @@
 //! - [`engine`]: one node, tying the above together: its operations (each
 //!   command and maintenance task a state machine of its own), republishing,
 //!   replication to newcomers and bucket refresh.
+//! - [`reach`]: whether other nodes can reach us over UDP (dial-back
+//!   probes through a third node) and client mode for nodes they cannot
+//!   (`proto-spec/EXTENSIONS.md` §7); the engine's part is `engine::dialback`.
 //! - [`node`]: the tokio driver on a real UDP socket and its async handle.
 //! - [`seeds`]: resolving `host:port` seeds and bootstrap URLs;
 //!   [`seed_order`]: the order seed sources are tried in (edge router last).
@@ -73,6 +76,7 @@ pub mod lookup;
 pub mod node;
 pub mod persist;
 pub mod proximity;
+pub mod reach;
 pub mod routing;
 pub mod rpc;
 pub mod rtt;

@@ -338,6 +338,11 @@ async fn list_bootstrap_topology_health_and_metrics_have_the_platform_shapes() {
 
     let (_, v) = c.get(3, "/health").await;
     assert_eq!((v["status"].as_str(), v["peers"].as_u64()), (Some("healthy"), Some(3)));
+    // Library nodes default to `public` mode: no check, never a client.
+    assert_eq!(
+        (v["reachability"]["state"].as_str(), v["reachability"]["client"].as_bool()),
+        (Some("unknown"), Some(false))
+    );
     c.discover(3, "ocr").await;
     let r = c.http.get(format!("{}/metrics", c.urls[3])).send().await.unwrap();
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));

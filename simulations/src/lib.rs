@@ -14,7 +14,8 @@
 //! - [`churn`]: session lengths and restarts.
 //! - [`lifecycle`]: starting, joining (seed sources), crashing, scenario events.
 //! - [`workload`]: announcements, lookups and the appearance/disappearance probes.
-//! - [`scenario`]: the named experiments; [`report`]: tables and charts.
+//! - [`scenario`]: the named experiments; [`report`]: tables and charts;
+//!   [`nat`]: workers behind NAT, with and without client mode, side by side.
 //! - [`metrics`], [`svg`]: percentiles and a small SVG plotter.
 
 pub mod agenda;
@@ -24,6 +25,7 @@ pub mod hash;
 pub mod latency;
 pub mod lifecycle;
 pub mod metrics;
+pub mod nat;
 pub mod net;
 pub mod node;
 pub mod pair;

@@ -36,6 +36,7 @@ use std::time::Duration;
 
 use kadmesh::engine::{BootstrapOutcome, Engine};
 use kadmesh::seed_order::{SeedPlan, SeedSource};
+use kadmesh::reach::recent::RecentPeers;
 use kadmesh::time::Time;
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -46,6 +47,10 @@ use crate::node::{Role, Saved, SimNode};
 use crate::params::SeedSource as Mode;
 use crate::workload::Pending;
 use crate::world::{Action, ScenarioEvent, World};
+
+/// Addresses a simulated NAT remembers (more than a node talks to within
+/// [`crate::net::NAT_TIMEOUT`]).
+const NAT_MAPPINGS: usize = 1 << 16;
 
 /// Contacts a coordinator's bootstrap endpoint returns besides itself.
 const COORDINATOR_SEEDS: usize = 7;
@@ -96,6 +101,11 @@ impl World {
         node.up_since = now;
         node.edge_failures = 0;
         config.rng_seed = mix(seed, u64::from(slot) << 32 | u64::from(node.inc));
+        if self.params.client_mode && node.role == Role::Worker {
+            config.reach.mode = kadmesh::reach::ReachMode::Auto;
+        }
+        // A new life behind NAT starts with no mappings open.
+        node.nat = self.net.natted_slot(slot).then(|| RecentPeers::new(NAT_MAPPINGS, crate::net::NAT_TIMEOUT));
         let mut engine = Engine::new(node.id, config, now);
         let saved = node.saved.take().unwrap_or_default();
         for record in saved.records {

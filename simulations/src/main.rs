@@ -26,7 +26,9 @@ enum Source {
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
-    /// steady, flash-crowd, crash30, partition, coordinator-loss, churn-day, or all.
+    /// steady, flash-crowd, crash30, partition, coordinator-loss, churn-day,
+    /// or all; or `nat`: steady with 0/50/80% of workers behind NAT, all
+    /// public vs client mode, one table.
     scenario: String,
     /// Workers at the start (default 2000).
     #[arg(long)]
@@ -84,6 +86,11 @@ struct Cli {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
+    let opts = options(&cli);
+    if cli.scenario == "nat" {
+        println!("{}", simulations::nat::run(&opts));
+        return Ok(());
+    }
     let scenarios: Vec<Scenario> = if cli.scenario == "all" {
         Scenario::ALL.to_vec()
     } else {
@@ -93,7 +100,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         })?;
         vec![s]
     };
-    let opts = RunOptions {
+    std::fs::create_dir_all(&cli.out)?;
+    let reports =
+        if cli.parallel { run_parallel(&scenarios, &opts) } else { scenarios.iter().map(|s| s.run(&opts)).collect() };
+    for report in &reports {
+        print_report(report, &cli.out)?;
+    }
+    if reports.len() > 1 {
+        println!("{}", summary(&reports));
+    }
+    Ok(())
+}
+
+fn options(cli: &Cli) -> RunOptions {
+    RunOptions {
         seed: cli.seed,
         workers: cli.nodes,
         hours: cli.hours,
@@ -110,17 +130,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },
         no_limits: cli.no_limits,
         signed: cli.signed,
-    };
-    std::fs::create_dir_all(&cli.out)?;
-    let reports =
-        if cli.parallel { run_parallel(&scenarios, &opts) } else { scenarios.iter().map(|s| s.run(&opts)).collect() };
-    for report in &reports {
-        print_report(report, &cli.out)?;
     }
-    if reports.len() > 1 {
-        println!("{}", summary(&reports));
-    }
-    Ok(())
 }
 
 /// Runs the scenarios on two threads, last first (the list ends with the
@@ -157,16 +167,8 @@ fn print_report(r: &Report, out: &std::path::Path) -> std::io::Result<()> {
 
 /// One table with a column per scenario.
 fn summary(reports: &[Report]) -> String {
-    let mut out = String::from("| metric |");
-    out.extend(reports.iter().map(|r| format!(" {} |", r.name)));
-    out.push_str("\n| --- |");
-    out.extend(reports.iter().map(|_| " --- |"));
-    out.push('\n');
-    for (i, (metric, _)) in reports[0].rows.iter().enumerate() {
-        out.push_str(&format!("| {metric} |"));
-        out.extend(reports.iter().map(|r| format!(" {} |", r.rows.get(i).map_or("", |x| x.1.as_str()))));
-        out.push('\n');
-    }
+    let cols: Vec<(&str, &[(String, String)])> = reports.iter().map(|r| (r.name.as_str(), r.rows.as_slice())).collect();
+    let mut out = simulations::report::side_by_side(&cols);
     out.push_str("| wall time (s) |");
     out.extend(reports.iter().map(|r| format!(" {:.1} |", r.wall.as_secs_f64())));
     out.push('\n');

@@ -10,6 +10,12 @@
 //! least [`MIN_ONE_WAY`] in flight, which is what lets the world run machines
 //! side by side in windows of that length (see [`crate::world`]).
 //!
+//! A share of the machines may sit behind a reply-only NAT: a datagram
+//! reaches such a machine only from an address it sent to within
+//! [`NAT_TIMEOUT`] ([`kadmesh::reach::recent::RecentPeers`] keeps that
+//! record; the filter runs where the datagram is delivered, in
+//! [`crate::window`]).
+//!
 //! Addresses are handed out once per node identity: `10.a.b.c:8468`, where
 //! `a.b.c` is the identity's address index plus one. A machine that restarts
 //! without its state gets a new address, as a new tunnel or NAT mapping would.
@@ -24,6 +30,9 @@ use crate::latency::{LatencyModel, Placement, RTT_MIN_MS};
 
 /// The least time any datagram spends in flight: half the smallest RTT.
 pub const MIN_ONE_WAY: std::time::Duration = std::time::Duration::from_millis(RTT_MIN_MS as u64 / 2);
+
+/// How long a simulated NAT keeps a mapping open after the machine sends.
+pub const NAT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The UDP port every virtual node listens on.
 pub const PORT: u16 = 8468;
@@ -132,6 +141,12 @@ pub struct Traffic {
     pub cut: u64,
     /// Arrived at an address nobody listens on (crashed or moved).
     pub undeliverable: u64,
+    /// Dropped by a reply-only NAT: the machine had not sent to the source lately.
+    pub nat_blocked: u64,
+    /// Contacts in `find_node` / `find_value` replies.
+    pub handed_out: u64,
+    /// Of those, contacts of machines behind NAT: nobody can reach them.
+    pub handed_unreachable: u64,
 }
 
 impl Traffic {
@@ -144,6 +159,9 @@ impl Traffic {
         self.lost += o.lost;
         self.cut += o.cut;
         self.undeliverable += o.undeliverable;
+        self.nat_blocked += o.nat_blocked;
+        self.handed_out += o.handed_out;
+        self.handed_unreachable += o.handed_unreachable;
     }
 }
 
@@ -158,6 +176,8 @@ pub struct Network {
     groups: Vec<u8>,
     owners: Vec<u32>,
     partitioned: bool,
+    /// Machines behind a reply-only NAT, by slot.
+    natted: Vec<bool>,
     /// What was carried.
     pub traffic: Traffic,
 }
@@ -172,6 +192,7 @@ impl Network {
             groups: Vec::new(),
             owners: Vec::new(),
             partitioned: false,
+            natted: Vec::new(),
             traffic: Traffic::default(),
         }
     }
@@ -182,6 +203,33 @@ impl Network {
             let p = self.model.place(self.places.len() as u32);
             self.places.push(p);
             self.groups.push(0);
+        }
+    }
+
+    /// Puts machine `slot` behind a reply-only NAT.
+    pub fn set_natted(&mut self, slot: u32) {
+        if self.natted.len() <= slot as usize {
+            self.natted.resize(slot as usize + 1, false);
+        }
+        self.natted[slot as usize] = true;
+    }
+
+    /// Whether machine `slot` is behind NAT.
+    pub fn natted_slot(&self, slot: u32) -> bool {
+        self.natted.get(slot as usize).copied().unwrap_or(false)
+    }
+
+    /// Whether the machine owning address `addr` is behind NAT.
+    pub fn natted_addr(&self, addr: SocketAddr) -> bool {
+        index_of(addr).and_then(|a| self.owner(a)).is_some_and(|s| self.natted_slot(s))
+    }
+
+    /// Counts the contacts a `find_node` / `find_value` reply hands out, and
+    /// how many of them sit behind NAT.
+    pub fn count_handout(&self, payload: &[u8], traffic: &mut Traffic) {
+        if let Some((_, contacts)) = kadmesh::wire::decode_nodes_response(payload) {
+            traffic.handed_out += contacts.len() as u64;
+            traffic.handed_unreachable += contacts.iter().filter(|c| self.natted_addr(c.addr)).count() as u64;
         }
     }
 

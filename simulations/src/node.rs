@@ -105,6 +105,8 @@ pub struct SimNode {
     pub msgs: u64,
     /// Consecutive failed edge-router bootstraps (for backoff).
     pub edge_failures: u32,
+    /// The reply-only NAT in front of this machine, if it is behind one.
+    pub nat: Option<kadmesh::reach::recent::RecentPeers>,
 }
 
 impl SimNode {
@@ -136,6 +138,7 @@ impl SimNode {
             bytes: 0,
             msgs: 0,
             edge_failures: 0,
+            nat: None,
         }
     }
 

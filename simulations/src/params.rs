@@ -68,6 +68,12 @@ pub struct SimParams {
     /// Lookups issued this long into the window or later are also counted
     /// apart (for example from a partition's heal on).
     pub late_from: Option<Duration>,
+    /// Share of workers behind a reply-only NAT (see [`crate::net`]).
+    pub nat_share: f64,
+    /// Workers detect their reachability and act as clients while they are
+    /// not reachable (`ReachMode::Auto`); coordinators stay public. Off:
+    /// every node acts as public (the behaviour before client mode).
+    pub client_mode: bool,
 }
 
 impl SimParams {
@@ -97,6 +103,8 @@ impl SimParams {
             threads: 1,
             signed: false,
             late_from: None,
+            nat_share: 0.0,
+            client_mode: false,
         }
     }
 

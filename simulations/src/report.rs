@@ -92,6 +92,23 @@ impl Report {
     }
 }
 
+/// A markdown table with a column per run: each of `cols` is a title and
+/// its `(metric, value)` rows; the metric names are the first column's.
+pub fn side_by_side<K: AsRef<str>>(cols: &[(&str, &[(K, String)])]) -> String {
+    let mut out = String::from("| metric |");
+    out.extend(cols.iter().map(|(title, _)| format!(" {title} |")));
+    out.push_str("\n| --- |");
+    out.extend(cols.iter().map(|_| " --- |"));
+    out.push('\n');
+    let Some((_, first)) = cols.first() else { return out };
+    for (i, (metric, _)) in first.iter().enumerate() {
+        out.push_str(&format!("| {} |", metric.as_ref()));
+        out.extend(cols.iter().map(|(_, rows)| format!(" {} |", rows.get(i).map_or("", |x| x.1.as_str()))));
+        out.push('\n');
+    }
+    out
+}
+
 fn lookup_rows(w: &mut World, rows: &mut Rows) {
     let p = &w.params;
     let hours = p.duration.as_secs_f64() / 3600.0;

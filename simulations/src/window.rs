@@ -14,7 +14,7 @@ use kadmesh::engine::Event;
 use kadmesh::time::Time;
 
 use crate::announce::worker_value;
-use crate::net::{addr_of, Delivery, Network, Outgoing, Queued, Traffic, HEADER_BYTES};
+use crate::net::{addr_of, Delivery, Network, Outgoing, Queued, Traffic, FIND_VALUE, HEADER_BYTES};
 use crate::node::SimNode;
 use crate::pair::Pair;
 
@@ -71,6 +71,10 @@ fn deliver(node: &mut SimNode, slot: u32, d: Delivery, sh: Shared, out: &mut Win
         out.traffic.undeliverable += 1;
         return;
     };
+    if node.nat.as_ref().is_some_and(|n| !n.admits(addr_of(d.from_addr), node.clock)) {
+        out.traffic.nat_blocked += 1;
+        return;
+    }
     if sh.window_open {
         node.bytes += d.payload.len() as u64 + HEADER_BYTES;
         node.msgs += 1;
@@ -114,6 +118,12 @@ pub fn flush(node: &mut SimNode, slot: u32, reply_kind: Option<u8>, sh: Shared, 
     let Some(engine) = node.engine.as_mut() else { return };
     while let Some(t) = engine.poll_transmit() {
         let reply_kind = if t.payload.first() == Some(&1) { reply_kind } else { None };
+        if let Some(nat) = node.nat.as_mut() {
+            nat.note_sent(t.to, now);
+        }
+        if matches!(reply_kind, Some(2 | FIND_VALUE)) {
+            sh.net.count_handout(&t.payload, &mut out.traffic);
+        }
         node.sent += 1;
         let outgoing = Outgoing { to: t.to, payload: t.payload, reply_kind };
         let (size, routed) = sh.net.route(now, node.addr, outgoing, node.sent, &mut out.traffic);

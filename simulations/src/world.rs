@@ -130,6 +130,11 @@ impl World {
         for slot in 0..params.coordinators + params.workers {
             net.add_machine(slot);
             let role = if slot < params.coordinators { Role::Coordinator } else { Role::Worker };
+            if role == Role::Worker
+                && crate::hash::unit(crate::hash::mix(params.seed ^ 0x006e_6174, u64::from(slot))) < params.nat_share
+            {
+                net.set_natted(slot);
+            }
             nodes.push(SimNode::new(role));
         }
         let mut w = World {

@@ -74,6 +74,9 @@ pub struct Config {
     /// address (see [`crate::tunnel`]); set it for a node whose UDP is not
     /// reachable from outside. `None`: peers use the UDP address.
     pub tunnel_url: Option<String>,
+    /// Reachability detection and client mode ([`crate::reach`]); the
+    /// default is a full node that does not detect (today's behaviour).
+    pub reach: crate::reach::ReachConfig,
 }
 
 impl Default for Config {
@@ -104,6 +107,7 @@ impl Default for Config {
             rng_seed: 0,
             limits: crate::limits::Limits::default(),
             tunnel_url: None,
+            reach: crate::reach::ReachConfig::default(),
         }
     }
 }
@@ -157,6 +161,8 @@ impl Config {
             ("republish_interval", self.republish_interval),
             ("replicate_interval", self.replicate_interval),
             ("refresh_interval", self.refresh_interval),
+            ("reach.interval", self.reach.interval),
+            ("reach.retry", self.reach.retry),
         ];
         if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::ZeroDuration(name));

@@ -26,7 +26,17 @@ impl Engine {
     /// answered us stay within the reply budget ([`crate::limits::reply`]).
     pub(super) fn on_request(&mut self, now: Time, from: SocketAddr, id: MessageId, call: Call, len: usize) {
         self.svc.stats.count_received(rpc_kind(&call));
+        // Whatever we answer opens a NAT mapping towards the requester; a
+        // probe is not answered, and must be judged before it is noted.
+        if !matches!(&call, Call::Other { name, .. } if name == super::REACH) {
+            self.svc.note_sent(from, now);
+        }
         let sender = call.sender().or_else(|| extension_sender(&call));
+        self.inbound_client = crate::reach::marker::is_marked(&id);
+        if self.inbound_client {
+            self.svc.stats.client_requests += 1;
+            self.forget_client(sender, from);
+        }
         if let Some(sender) = call.sender() {
             if sender != self.svc.id {
                 self.learn(now, Contact::new(sender, from));
@@ -55,10 +65,21 @@ impl Engine {
                 None => self.send_neighbours(now, from, asker, id, &key, budget),
             },
             Call::Stun => Some(wire::stun_value(from)),
-            Call::Other { name, args } => self.on_extension(now, from, &name, args, budget),
+            Call::Other { name, args } => self.on_extension(now, from, id, &name, args, budget),
         };
+        self.inbound_client = false;
         if let Some(body) = reply {
             self.svc.send_response(from, id, body);
+        }
+    }
+
+    /// A contact of ours now says it is a client (it was demoted, or joined
+    /// before it knew): it leaves the table so we stop handing it out.
+    fn forget_client(&mut self, sender: Option<NodeId>, from: SocketAddr) {
+        let routing = &mut self.svc.routing;
+        if let Some(id) = sender.filter(|id| routing.get(id).is_some_and(|c| c.addr == from)) {
+            routing.remove(&id);
+            self.svc.stats.clients_forgotten += 1;
         }
     }
 
@@ -176,6 +197,7 @@ impl Engine {
         &mut self,
         now: Time,
         from: SocketAddr,
+        id: MessageId,
         name: &str,
         args: Vec<Value>,
         budget: ReplyBudget,
@@ -192,6 +214,12 @@ impl Engine {
                 Some(hello_body())
             }
             STORE_TTL => self.on_store_ttl(now, from, args),
+            super::DIALBACK => self.on_dialback(now, from, id, &args),
+            super::DIALBACK_PROBE => self.on_dialback_probe(now, from, &args),
+            super::REACH => {
+                self.on_reach_probe(now, from, &args);
+                None
+            }
             n if n.starts_with(super::providers::PREFIX) => self.on_provider_rpc(now, from, n, args, budget),
             _ => {
                 tracing::debug!(%from, name, "ignoring unknown procedure");

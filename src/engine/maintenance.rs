@@ -98,6 +98,12 @@ impl Maintenance {
         publish.map_or(self.next_sweep, |p| p.min(self.next_sweep))
     }
 
+    /// Queues a lookup of `target` (our own id once we become reachable:
+    /// the nodes closest to us learn us from it).
+    pub(super) fn refresh_soon(&mut self, target: NodeId) {
+        self.enqueue(Task::Refresh(target));
+    }
+
     fn enqueue(&mut self, task: Task) {
         if self.queued.insert(task) {
             self.queue.push_back(task);

@@ -26,9 +26,11 @@
 //!   checking failed ones; `pns`: keeping nearer contacts when a bucket
 //!   has a choice; `maintenance`: the republish / replicate / refresh
 //!   schedule and handover to newcomers; `tunnel`: URL contacts and
-//!   requests that came over HTTP.
+//!   requests that came over HTTP; `dialback`: reachability detection and
+//!   client mode ([`crate::reach`]).
 
 mod config;
+mod dialback;
 mod guard;
 mod handover;
 mod inbound;
@@ -51,6 +53,7 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 pub use config::{Config, ConfigError};
+pub use dialback::{DIALBACK, DIALBACK_PROBE, REACH};
 pub use guard::LimitStats;
 pub use inbound::{HELLO, STORE_TTL};
 pub use outcome::{BootstrapOutcome, Event, GetOutcome, LookupStats, Outcome, PingReply, PutOutcome, QueryId};
@@ -101,6 +104,11 @@ pub struct Engine {
     churn: crate::limits::ChurnGuard,
     /// Records owed to newly verified contacts, sent at a bounded pace.
     handover: handover::HandoverQueue,
+    /// Reachability detection and the dial-back work done for others.
+    reach: dialback::Reach,
+    /// The request being answered carries the client mark: its sender must
+    /// not enter the routing table (read by `learn`).
+    inbound_client: bool,
 }
 
 impl Engine {
@@ -115,6 +123,8 @@ impl Engine {
             limiter: crate::limits::RateLimiter::new(config.limits.rate.clone(), now),
             churn: crate::limits::ChurnGuard::new(config.limits.churn.clone()),
             handover: handover::HandoverQueue::new(config.limits.handover, now),
+            reach: dialback::Reach::new(&config.reach, now),
+            inbound_client: false,
             svc: Services::new(id, config, now),
             put_targets: PutTargets::default(),
             joining: false,
@@ -177,6 +187,7 @@ impl Engine {
             .flatten()
             .chain(self.providers.next_sweep())
             .chain(self.handover.next_due())
+            .chain(self.reach.detector.next_deadline())
             .chain(ops)
             .min()
     }
@@ -193,6 +204,7 @@ impl Engine {
         self.poll_due_ops(now);
         self.run_maintenance(now);
         self.send_handover(now);
+        self.reach_tick(now);
     }
 
     /// Handles one datagram from `from`. Malformed input is counted, logged at

@@ -72,7 +72,12 @@ impl Engine {
     /// A request came from `contact`: what [`learn_answered`](Self::learn_answered) does, except
     /// that a request proves nothing about whether the sender can be reached, so a newcomer is
     /// checked with a ping first and gets records only once it answers.
+    /// A client's request (it carries the client mark) teaches nothing: a
+    /// client is never inserted, so never handed out.
     pub(crate) fn learn(&mut self, now: Time, contact: Contact) {
+        if self.inbound_client {
+            return;
+        }
         self.learn_contact(now, contact, false);
     }
 

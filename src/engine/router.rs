@@ -48,7 +48,13 @@ impl Engine {
             Step::Done(finished) => {
                 self.ops.remove(&id);
                 match finished {
-                    Finished::Report(outcome) => self.emit(id, outcome),
+                    Finished::Report(outcome) => {
+                        if matches!(outcome, super::Outcome::Bootstrap(_)) {
+                            // Joined: find out whether we can be reached.
+                            self.reach.detector.schedule(now);
+                        }
+                        self.emit(id, outcome)
+                    }
                     Finished::Task => self.maintenance.op_finished(),
                 }
             }
@@ -94,6 +100,8 @@ impl Engine {
             }
             ReplyTo::Fire { peer } | ReplyTo::Verify { peer } => self.learn_answered(now, Contact::new(peer, from)),
             ReplyTo::Tunnel { peer } => self.on_tunnel_ping(now, peer, pending.to, wire::parse_ping_reply(&body).ok()),
+            ReplyTo::Reach => self.on_reach_reply(now, Some(&body)),
+            ReplyTo::Relay { requester, msg } => self.on_relay_done(requester, msg, Some(&body)),
         }
     }
 
@@ -102,6 +110,7 @@ impl Engine {
     fn take_reply(&mut self, now: Time, from: SocketAddr, id: &MessageId) -> Option<(Pending<ReplyTo>, Duration)> {
         match self.svc.in_flight.take_reply(id, from) {
             Ok(pending) => {
+                self.note_any_reply();
                 let rtt = now.saturating_since(pending.sent_at);
                 self.svc.rtt.observe(rtt);
                 self.svc.book.observe(pending.to, rtt);
@@ -156,6 +165,8 @@ impl Engine {
             ReplyTo::Fire { peer } => self.contact_failed(now, peer),
             ReplyTo::Verify { peer } => self.verify_failed(now, peer),
             ReplyTo::Tunnel { peer } => tracing::debug!(%peer, "announced tunnel URL did not answer"),
+            ReplyTo::Reach => self.on_reach_reply(now, None),
+            ReplyTo::Relay { requester, msg } => self.on_relay_done(requester, msg, None),
         }
     }
 }

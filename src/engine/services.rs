@@ -15,6 +15,8 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use super::{Config, QueryId, Stats, Transmit};
 use crate::id::NodeId;
 use crate::proximity::RttBook;
+use crate::reach::recent::RecentPeers;
+use crate::reach::ReachMode;
 use crate::routing::RoutingTable;
 use crate::rpc::{InFlight, RpcKind};
 use crate::rtt::RttEstimate;
@@ -38,6 +40,11 @@ pub(super) enum ReplyTo {
     Verify { peer: NodeId },
     /// The engine: `peer` announced a tunnel URL; does it answer there?
     Tunnel { peer: NodeId },
+    /// The engine: a helper's answer to our `kadmesh_dialback`.
+    Reach,
+    /// The engine: a third node's answer to the probe we asked of it for
+    /// `requester`, whose `kadmesh_dialback` (message `msg`) awaits it.
+    Relay { requester: SocketAddr, msg: MessageId },
 }
 
 /// The shared services of one node.
@@ -56,7 +63,14 @@ pub(super) struct Services {
     pub(super) tunnels: crate::tunnel::TunnelBook,
     /// Round trips per address: lookups' proximity and per-contact stalls.
     pub(super) book: RttBook,
+    /// We are a client: our requests carry the mark ([`crate::reach::marker`]).
+    pub(super) client: bool,
+    /// Whom we sent to lately, kept while we detect reachability.
+    pub(super) recent: Option<RecentPeers>,
 }
+
+/// Addresses remembered for the NAT window while detecting.
+const RECENT_CAPACITY: usize = 8192;
 
 impl Services {
     pub(super) fn new(id: NodeId, config: Config, now: Time) -> Self {
@@ -64,6 +78,9 @@ impl Services {
             id,
             rng: StdRng::seed_from_u64(config.rng_seed),
             routing: RoutingTable::new(id, config.k, now),
+            client: config.reach.mode != ReachMode::Public,
+            recent: (config.reach.mode == ReachMode::Auto)
+                .then(|| RecentPeers::new(RECENT_CAPACITY, config.reach.nat_window)),
             config,
             in_flight: InFlight::default(),
             transmits: VecDeque::new(),
@@ -78,19 +95,50 @@ impl Services {
     /// false (nothing sent) if it does not encode.
     pub(super) fn send_request(&mut self, now: Time, to: SocketAddr, call: Call, reply_to: ReplyTo) -> bool {
         let kind = rpc_kind(&call);
-        let id = MessageId(self.rng.gen());
-        let payload = match (Datagram::Request { id, call }).encode() {
-            Ok(p) => p,
-            Err(e) => {
-                tracing::debug!(%to, error = %e, "request not sent");
-                return false;
-            }
-        };
         let timeout = if kind == RpcKind::Extension { self.config.extension_timeout } else { self.config.rpc_timeout };
+        self.send_request_within(now, to, call, reply_to, timeout)
+    }
+
+    /// [`Services::send_request`] waiting `timeout` for the reply.
+    pub(super) fn send_request_within(
+        &mut self,
+        now: Time,
+        to: SocketAddr,
+        call: Call,
+        reply_to: ReplyTo,
+        timeout: std::time::Duration,
+    ) -> bool {
+        let kind = rpc_kind(&call);
+        let Some(id) = self.send_untracked(now, to, call) else { return false };
         self.in_flight.insert(id, to, kind, now, timeout, reply_to);
         self.stats.count_sent(kind);
-        self.transmits.push_back(Transmit { to, payload: payload.into() });
         true
+    }
+
+    /// Queues a request nobody waits for (a reachability probe); its
+    /// message id, or `None` if it does not encode. A client's requests
+    /// carry the client mark.
+    pub(super) fn send_untracked(&mut self, now: Time, to: SocketAddr, call: Call) -> Option<MessageId> {
+        let random: [u8; 20] = self.rng.gen();
+        let id = if self.client { crate::reach::marker::mark(random) } else { MessageId(random) };
+        match (Datagram::Request { id, call }).encode() {
+            Ok(p) => {
+                self.note_sent(to, now);
+                self.transmits.push_back(Transmit { to, payload: p.into() });
+                Some(id)
+            }
+            Err(e) => {
+                tracing::debug!(%to, error = %e, "request not sent");
+                None
+            }
+        }
+    }
+
+    /// Remembers that we sent to `to` (a NAT mapping towards it may be open).
+    pub(super) fn note_sent(&mut self, to: SocketAddr, now: Time) {
+        if let Some(r) = self.recent.as_mut() {
+            r.note_sent(to, now);
+        }
     }
 
     /// Queues a reply to request `id` from `to`.

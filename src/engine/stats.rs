@@ -28,6 +28,10 @@ pub struct Stats {
     /// Replies shortened (or a value answered with contacts) to fit the
     /// budget towards an address that has not answered us.
     pub replies_trimmed: u64,
+    /// Requests received carrying the client mark ([`crate::reach::marker`]).
+    pub client_requests: u64,
+    /// Contacts removed from the table because they said they are clients.
+    pub clients_forgotten: u64,
 }
 
 /// The labels of [`Stats::sent`] and [`Stats::received`], in order.

@@ -8,7 +8,9 @@
 //!   or none was given and nobody has joined it). For load balancers and
 //!   for "is this node part of the network?". A lone first seed is 503 until
 //!   a second node joins, which is the truth: it cannot yet answer lookups
-//!   from anyone's data but its own.
+//!   from anyone's data but its own. It also says whether other nodes can
+//!   reach this one over UDP (`reachability`: `public`, `nat`, `no-udp` or
+//!   `unknown`, with the reason; see [`crate::reach`]).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -20,7 +22,10 @@ use crate::discovery::Discovery;
 
 /// `GET /health`
 pub async fn ready(State(d): State<Discovery>) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let (peers, records) = d.node().with_engine(|e, _| (e.routing().len(), e.store().len())).await?;
+    let (peers, records, reach, client) = d
+        .node()
+        .with_engine(|e, _| (e.routing().len(), e.store().len(), e.reachability().clone(), e.is_client()))
+        .await?;
     let ready = peers > 0;
     let reason = (!ready).then_some(
         "alone: no DHT peer in the routing table yet (bootstrap has not reached a seed, or no seeds were given and no node has joined)",
@@ -38,6 +43,13 @@ pub async fn ready(State(d): State<Discovery>) -> Result<(StatusCode, Json<Value
             "bootstrapped": ready,
             "workers_registered": d.local_worker_count(),
             "records_held": records,
+            "reachability": {
+                "state": reach.state.as_str(),
+                "reason": reach.reason,
+                "observed_address": reach.observed.map(|a| a.to_string()),
+                "assumed": reach.assumed,
+                "client": client,
+            },
             "coordinator_url": d.coordinator_url(),
             "uptime_seconds": d.uptime().as_secs(),
             "version": env!("CARGO_PKG_VERSION"),

@@ -50,6 +50,8 @@ pub struct EngineSnapshot {
     pub ops: usize,
     /// What the engine's limits refused and hold.
     pub limits: crate::engine::LimitStats,
+    /// The reachability verdict and whether we act as a client.
+    pub reach: Option<(crate::reach::Reachability, bool)>,
 }
 
 /// Reads the snapshot from the engine.
@@ -75,6 +77,7 @@ pub async fn snapshot(d: &Discovery) -> Result<EngineSnapshot, ApiError> {
                 provider_entries: e.providers().entry_count(),
                 ops: e.ops_in_progress(),
                 limits: e.limit_stats(),
+                reach: Some((e.reachability().state, e.is_client())),
             }
         })
         .await?;
@@ -173,6 +176,7 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     single(&mut out, "kadmesh_operations_in_progress", "gauge", "Engine operations running.", e.ops);
     single(&mut out, "kadmesh_workers_registered", "gauge", "Workers registered through this node.", workers);
     limit_families(&mut out, &e.limits);
+    reach_families(&mut out, e);
     family(&mut out, "kadmesh_bootstrap_url_fetches_total", "counter", "Bootstrap-URL fetches, by result.");
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"ok\"}} {}", read(&m.bootstrap_url_ok));
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"error\"}} {}", read(&m.bootstrap_url_failed));
@@ -190,6 +194,38 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
         single(&mut out, name, "counter", help, read(c));
     }
     out
+}
+
+/// The reachability verdict as a one-hot gauge, client mode, and the
+/// client requests seen from others.
+fn reach_families(out: &mut String, e: &EngineSnapshot) {
+    use crate::reach::Reachability as R;
+    let (state, client) = e.reach.unwrap_or((R::Unknown, false));
+    family(
+        out,
+        "kadmesh_reachability",
+        "gauge",
+        "1 for this node's reachability verdict (see /health for the reason).",
+    );
+    for r in [R::Unknown, R::Public, R::Nat, R::NoUdp] {
+        let _ = writeln!(out, "kadmesh_reachability{{state=\"{}\"}} {}", r.as_str(), u8::from(r == state));
+    }
+    single(
+        out,
+        "kadmesh_client_mode",
+        "gauge",
+        "1 while this node acts as a client (not inserted by peers).",
+        u8::from(client),
+    );
+    let s = &e.stats;
+    single(out, "kadmesh_client_requests_total", "counter", "Requests received from clients.", s.client_requests);
+    single(
+        out,
+        "kadmesh_clients_forgotten_total",
+        "counter",
+        "Contacts dropped for saying they are clients.",
+        s.clients_forgotten,
+    );
 }
 
 /// `GET /metrics`
@@ -222,6 +258,8 @@ mod tests {
         assert!(text.contains("kadmesh_workers_registered 2\n"));
         assert!(text.contains("kadmesh_requests_dropped_total{bucket=\"prefix\"} 0\n"));
         assert!(text.contains("kadmesh_bounded_map_entries{map=\"peer_kinds\"} 0\n"));
+        assert!(text.contains("kadmesh_reachability{state=\"unknown\"} 1\n"));
+        assert!(text.contains("kadmesh_reachability{state=\"nat\"} 0\n"));
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').unwrap();
             assert!(value.parse::<f64>().is_ok(), "{line}");

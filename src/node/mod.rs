@@ -28,6 +28,7 @@ pub use tunnel::{HttpAnswer, TunnelSettings};
 use crate::contact::Contact;
 use crate::engine::{BootstrapOutcome, Config, Engine, GetOutcome, Outcome, PingReply, PutOutcome, QueryId};
 use crate::id::{Key, NodeId};
+use crate::reach::recent::RecentPeers;
 use crate::time::Time;
 use crate::wire::{Call, Value, MAX_DATAGRAM};
 
@@ -67,6 +68,8 @@ enum Command {
     /// answer goes.
     Http(IpAddr, Bytes, oneshot::Sender<HttpAnswer>),
     Shutdown(oneshot::Sender<()>),
+    /// Simulate a reply-only NAT with this mapping lifetime, or stop.
+    ReplyOnly(Option<std::time::Duration>),
 }
 
 /// How the driver moves bytes.
@@ -252,6 +255,23 @@ impl NodeHandle {
         self.with_engine(move |e, _| e.add_tunnel(&url)).await
     }
 
+    /// Whether other nodes can reach this one, and why we think so.
+    pub async fn reachability(&self) -> Result<crate::reach::Verdict, NodeError> {
+        self.with_engine(|e, _| e.reachability().clone()).await
+    }
+
+    /// Starts a reachability check now (mode `auto` only).
+    pub async fn check_reachability(&self) -> Result<(), NodeError> {
+        self.with_engine(|e, now| e.check_reachability(now)).await
+    }
+
+    /// For tests: puts the node behind a simulated reply-only NAT (datagrams
+    /// from an address it has not sent to within `window` are dropped on
+    /// arrival), or takes it out with `None`.
+    pub async fn set_reply_only(&self, window: Option<std::time::Duration>) -> Result<(), NodeError> {
+        self.tx.send(Command::ReplyOnly(window)).await.map_err(|_| NodeError::Stopped)
+    }
+
     /// The contacts in the routing table.
     pub async fn contacts(&self) -> Result<Vec<Contact>, NodeError> {
         self.with_engine(|e, _| e.routing().contacts().collect()).await
@@ -289,10 +309,12 @@ impl Io {
 async fn run(mut io: Io, mut engine: Engine, clock: Clock, mut rx: mpsc::Receiver<Command>) {
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut waiting: HashMap<QueryId, oneshot::Sender<Outcome>> = HashMap::new();
+    let mut nat: Option<RecentPeers> = None;
     loop {
         let wake = engine.poll_timeout().map(|t| clock.instant(t));
         tokio::select! {
             r = io.socket.recv_from(&mut buf) => match r {
+                Ok((_, from)) if nat.as_ref().is_some_and(|n| !n.admits(from, clock.now())) => {}
                 Ok((n, from)) if io.admits(from, &buf[..n]) => engine.handle_datagram(clock.now(), from, &buf[..n]),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "recv failed"),
@@ -305,8 +327,9 @@ async fn run(mut io: Io, mut engine: Engine, clock: Clock, mut rx: mpsc::Receive
                     }
                 }
                 Some(Command::Http(client, data, reply)) => on_http(&mut io, &mut engine, clock.now(), client, &data, reply).await,
+                Some(Command::ReplyOnly(window)) => nat = window.map(|w| RecentPeers::new(1 << 16, w)),
                 Some(Command::Shutdown(done)) => {
-                    flush(&mut io, &mut engine).await;
+                    flush(&mut io, &mut engine, None, clock.now()).await;
                     let _ = done.send(());
                     return;
                 }
@@ -314,7 +337,7 @@ async fn run(mut io: Io, mut engine: Engine, clock: Clock, mut rx: mpsc::Receive
             },
             _ = sleep_until(wake) => engine.handle_timeout(clock.now()),
         }
-        flush(&mut io, &mut engine).await;
+        flush(&mut io, &mut engine, nat.as_mut(), clock.now()).await;
         while let Some(ev) = engine.poll_event() {
             if let Some(tx) = waiting.remove(&ev.id) {
                 let _ = tx.send(ev.outcome);
@@ -336,7 +359,7 @@ async fn on_http(
     match engine.handle_http_request(now, client, data) {
         Ok(id) => {
             io.tunnel.expect(client, id, reply);
-            flush(io, engine).await;
+            flush(io, engine, None, now).await;
             io.tunnel.unanswered(client, id);
         }
         Err(e) => {
@@ -353,9 +376,13 @@ async fn sleep_until(wake: Option<tokio::time::Instant>) {
 }
 
 /// Sends what the engine queued: to HTTP sources on their responses, to
-/// tunnel addresses as POSTs, to everyone else over UDP.
-async fn flush(io: &mut Io, engine: &mut Engine) {
+/// tunnel addresses as POSTs, to everyone else over UDP (noting, behind a
+/// simulated reply-only NAT, whom we sent to).
+async fn flush(io: &mut Io, engine: &mut Engine, mut nat: Option<&mut RecentPeers>, now: Time) {
     while let Some(t) = engine.poll_transmit() {
+        if let Some(n) = nat.as_deref_mut() {
+            n.note_sent(t.to, now);
+        }
         if crate::tunnel::is_http_source(t.to) {
             io.tunnel.reply(t.to, t.payload);
         } else if crate::tunnel::is_tunnel(t.to) {

@@ -77,6 +77,12 @@ pub struct RunArgs {
     /// Seconds between state saves (with --data-dir).
     #[arg(long, env = "DHT_SAVE_EVERY", default_value_t = 300)]
     pub save_every: u64,
+    /// Reachability: `auto` finds out whether other nodes can reach this
+    /// one over UDP and acts as a client (never inserted in others' routing
+    /// tables) until it is proven reachable; `public` skips the check (open
+    /// UDP: coordinators, seeds); `client` never serves others' lookups.
+    #[arg(long, env = "DHT_REACHABILITY", default_value = "auto", value_parser = parse_reach_mode)]
+    pub reachability: ReachModeArg,
     /// RPC timeout in seconds.
     #[arg(long, env = "DHT_RPC_TIMEOUT", default_value_t = 5.0)]
     pub rpc_timeout: f64,
@@ -148,6 +154,14 @@ pub struct RunArgs {
     /// Limits on strangers (the file's `[limits]` table).
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// `--reachability` as given (kept as text for `dhtd config`, checked).
+pub type ReachModeArg = String;
+
+/// Checks a reachability mode (`auto`, `public`, `client`).
+pub fn parse_reach_mode(text: &str) -> Result<ReachModeArg, String> {
+    text.parse::<kadmesh::reach::ReachMode>().map(|_| text.to_owned())
 }
 
 /// An Ed25519 public key given as 64 hex digits (checked, kept as text).

@@ -183,7 +183,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         return Err("--rpc-timeout must be between 0 and 3600 seconds".into());
     }
     let (state_dir, _lock, saved, id) = load_state(&args)?;
-    let config = Config {
+    let mut config = Config {
         rpc_timeout: Duration::from_secs_f64(args.rpc_timeout),
         rng_seed: rand::random(),
         store_limits: args.limits.store(),
@@ -192,6 +192,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         tunnel_url: args.public_url.clone().filter(|_| args.dht_over_http),
         ..Config::default()
     };
+    config.reach.mode = args.reachability.parse()?;
     let (socket, http) = bind(&args).await?;
     let options = NodeOptions {
         buffers: args.limits.buffers(),

@@ -34,6 +34,16 @@ pub(super) enum Progress {
     Found(LookupResult, LookupStats),
 }
 
+/// A client starts its lookups from kadmesh peers when it knows at least
+/// `alpha` of them among the starting contacts: a stock peer inserts every
+/// requester in its table (it cannot read the client mark) and hands it out.
+fn prefer_kadmesh(seeds: &mut Vec<Contact>, peers: &crate::engine::peers::Peers, alpha: usize) {
+    let is_stock = |c: &Contact| peers.kind(&c.id) == crate::engine::PeerKind::Base;
+    if seeds.iter().filter(|c| !is_stock(c)).count() >= alpha {
+        seeds.retain(|c| !is_stock(c));
+    }
+}
+
 impl Search {
     /// Starts a lookup of `target` at `cx.now` and sends its first queries.
     pub(super) fn start(cx: &mut Cx, target: NodeId, kind: LookupKind) -> (Search, Progress) {
@@ -52,6 +62,9 @@ impl Search {
         let mut seeds = svc.routing.closest_unfailed(&target, 2 * k);
         if seeds.is_empty() {
             seeds = svc.routing.closest(&target, 2 * k);
+        }
+        if svc.client {
+            prefer_kadmesh(&mut seeds, cx.peers, svc.config.alpha);
         }
         let stall = svc.rtt.stall_after(svc.config.lookup_stall_min, svc.config.lookup_stall);
         let lookup = Lookup::new(target, svc.id, kind, k, alpha, stall)

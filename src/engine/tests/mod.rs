@@ -15,6 +15,8 @@ struct Net {
     down: HashSet<usize>,
     now: Time,
     events: Vec<(usize, Event)>,
+    /// Nodes behind a reply-only NAT (see `reach`).
+    nat: HashMap<usize, crate::reach::recent::RecentPeers>,
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -29,6 +31,7 @@ impl Net {
             down: HashSet::new(),
             now: Time::ZERO,
             events: Vec::new(),
+            nat: HashMap::new(),
         };
         for i in 0..n {
             net.add(config(i));
@@ -66,7 +69,13 @@ impl Net {
             if self.down.contains(&from) {
                 continue;
             }
+            if let Some(nat) = self.nat.get_mut(&from) {
+                nat.note_sent(t.to, self.now);
+            }
             if let Some(&to) = self.by_addr.get(&t.to) {
+                if self.nat.get(&to).is_some_and(|n| !n.admits(addr(from), self.now)) {
+                    continue;
+                }
                 if !self.down.contains(&to) {
                     self.nodes[to].handle_datagram(self.now, addr(from), &t.payload);
                 }
@@ -182,6 +191,7 @@ mod joining;
 mod maintenance;
 mod peers;
 mod put_reuse;
+mod reach;
 mod serving;
 mod strangers;
 
