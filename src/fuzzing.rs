@@ -35,6 +35,7 @@ pub const TARGETS: [(&str, Check); 6] = [
     ("http_input", http_input),
     ("state_file", state_file),
     ("worker_record", worker_record),
+    ("signed_record", signed_record),
 ];
 
 /// Procedure names `engine_request` picks from with its first byte.
@@ -202,4 +203,22 @@ pub fn worker_record(data: &[u8]) {
     assert_eq!(again.worker_id, r.worker_id);
     assert_eq!(again.services, r.services);
     let _ = WorkerRecord::from_value(&Value::Bin(data.to_vec()));
+}
+
+/// Signed-record text: `verify` and `parse_unverified` never panic, what
+/// verifies also parses unverified to the same fields, and the store rule
+/// never panics on any pair of values (the text's halves, split at a
+/// character boundary: libFuzzer found the split itself panicking inside
+/// a multi-byte character, `fuzz/corpus/signed_record/crash-a0351b0c`).
+pub fn signed_record(data: &[u8]) {
+    use crate::signed::{admits, parse_unverified, verify};
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Ok(info) = verify(text) {
+        assert_eq!(parse_unverified(text), Ok(info));
+    }
+    let mid = (0..=text.len() / 2).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let (a, b) = text.split_at(mid);
+    let key = crate::id::Key::for_key("worker:w1");
+    let _ = admits(&key, Some(&Value::Str(a.to_owned())), &Value::Str(b.to_owned()), 1_800_000_000_000);
+    let _ = admits(&key, None, &Value::Str(text.to_owned()), 0);
 }

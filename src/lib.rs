@@ -20,8 +20,9 @@
 //! - [`rpc`]: outstanding requests, matched by message id and sender.
 //! - [`lookup`]: the iterative lookup state machine (alpha-parallel).
 //! - [`store`]: records with expiry and memory bounds.
-//! - [`limits`]: rate limits, storage quotas, reply budgets and bounded
-//!   maps: what a stranger can make a node spend.
+//! - [`limits`]: rate limits, storage quotas, reply budgets, the node-id
+//!   churn bound, the handover pace and bounded maps: what a stranger can
+//!   make a node spend.
 //! - [`store`]: records with expiry and memory bounds; [`signed`]: signed
 //!   worker records and the rule for replacing them; [`endorsement`]:
 //!   coordinator certificates for workers.

@@ -180,3 +180,105 @@ fn every_http_request_is_logged_at_debug_level() {
     assert!(line.is_some_and(|l| l.contains("GET")), "no access log line:\n{text}");
     assert!(text.lines().any(|l| l.contains("finished processing request") && l.contains("status=200")), "{text}");
 }
+
+#[test]
+fn limits_come_from_the_limits_table_env_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dhtd.toml");
+    std::fs::write(&file, "port = 9100\n[limits]\nrate_per_ip = 50\nchurn_ids_per_ip = 4\nlimit_loopback = true\n")
+        .unwrap();
+    let env = [("DHT_HTTP_MAX_BODY", "1000"), ("DHT_CHURN_IDS_PER_IP", "6")];
+    let t = table(&dhtd(&["config", "--config", file.to_str().unwrap(), "--handover-rate", "5"], &env));
+    let at = |k: &str| t.get(k).cloned().unwrap_or_else(|| panic!("no {k} in {t:?}"));
+    assert_eq!(at("rate_per_ip"), ("50".into(), "file".into()));
+    assert_eq!(at("limit_loopback"), ("true".into(), "file".into()));
+    assert_eq!(at("churn_ids_per_ip"), ("6".into(), "env DHT_CHURN_IDS_PER_IP".into()), "env beats the file");
+    assert_eq!(at("http_max_body"), ("1000".into(), "env DHT_HTTP_MAX_BODY".into()));
+    assert_eq!(at("handover_rate"), ("5".into(), "flag".into()));
+    assert_eq!(at("rate_global"), ("8000".into(), "default".into()));
+    assert_eq!(at("record_quota_per_ip"), ("(unset)".into(), "default".into()), "follows --max-records");
+}
+
+#[test]
+fn a_nonsense_limit_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.toml");
+    for (args, env, file_text, needle) in [
+        (vec!["config", "--rate-per-ip", "0"], vec![], None, "'--rate-per-ip <RATE_PER_IP>': must be at least 1"),
+        (vec!["config"], vec![("DHT_HTTP_MAX_BODY", "lots")], None, "invalid value 'lots' for '--http-max-body"),
+        (vec!["config", "--http-max-header-bytes", "100"], vec![], None, "must be at least 8192"),
+        (vec!["config"], vec![], Some("[limits]\nrate_per_eye = 3\n"), "unknown key `rate_per_eye` in [limits]"),
+        (vec!["config"], vec![], Some("port = 1\n[limits]\nport = 2\n"), "unknown key `port` in [limits]"),
+        (vec!["config"], vec![], Some("rate_per_ip = 1\n[limits]\nrate_per_ip = 2\n"), "`rate_per_ip` is set twice"),
+        (vec!["config"], vec![], Some("[limits]\nchurn_window = -5\n"), "invalid value '-5' for '--churn-window"),
+        (
+            vec!["--port", "0", "--bind", "127.0.0.1", "--no-http", "--http-max-connections", "4"],
+            vec![],
+            None,
+            "--http-max-connections-per-ip cannot exceed --http-max-connections",
+        ),
+    ] {
+        let mut args = args;
+        if let Some(text) = file_text {
+            std::fs::write(&file, text).unwrap();
+            args.extend(["--config", file.to_str().unwrap()]);
+        }
+        let out = dhtd(&args, &env);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} {env:?} accepted");
+        assert!(err.contains(needle), "{args:?} {env:?}: {err}");
+        // The daemon logs its configuration before it checks the limits.
+        assert_eq!(err.trim().lines().filter(|l| !l.contains(" INFO ")).count(), 1, "{err}");
+    }
+}
+
+/// A free port on loopback, for a daemon that must be told its ports.
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn limits_from_a_flag_and_env_reach_the_running_node() {
+    let (udp, http) = (free_port(), std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+    let (udp_s, http_s) = (udp.to_string(), format!("127.0.0.1:{http}"));
+    let args = ["--port", &udp_s, "--bind", "127.0.0.1", "--http-bind", &http_s, "--limit-loopback"];
+    let flags = ["--churn-ids-per-ip", "3", "--rate-per-ip", "1"];
+    let env = [("DHT_RATE_PER_IP_BURST", "10"), ("DHT_HTTP_MAX_BODY", "1000")];
+    let mut d = process::Dhtd::start(&[&args[..], &flags[..]].concat(), &env);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let metrics = || rt.block_on(async { reqwest::get(format!("http://{http_s}/metrics")).await?.text().await });
+    let mut text = String::new();
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Ok(t) = metrics() {
+            text = t;
+            break;
+        }
+    }
+    assert!(text.contains("kadmesh_"), "no /metrics: {text}");
+    // 30 pings under fresh ids from one socket: the burst (10, env) passes
+    // the rate limit, of which 3 (flag) new ids are learned.
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for n in 0..30u8 {
+        let call = kadmesh::wire::Call::Ping { sender: kadmesh::id::NodeId([n + 1; 20]) };
+        let msg = kadmesh::wire::Datagram::request(kadmesh::wire::MessageId([n; 20]), call).encode().unwrap();
+        sock.send_to(&msg, ("127.0.0.1", udp)).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let text = metrics().unwrap();
+    let value = |line: &str| -> f64 {
+        let l = text.lines().find(|l| l.starts_with(line)).unwrap_or_else(|| panic!("no {line} in\n{text}"));
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("kadmesh_requests_dropped_total{bucket=\"ip\"}") >= 19.0, "{text}");
+    let passed = 30.0 - value("kadmesh_requests_dropped_total{bucket=\"ip\"}");
+    assert_eq!(value("kadmesh_churn_refusals_total"), passed - 3.0, "{text}");
+    assert_eq!(value("kadmesh_routing_table_size"), 3.0);
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(2000));
+    let status = rt.block_on(async {
+        let url = format!("http://{http_s}/api/worker/register");
+        reqwest::Client::new().post(url).header("content-type", "application/json").body(body).send().await
+    });
+    assert_eq!(status.unwrap().status().as_u16(), 413, "DHT_HTTP_MAX_BODY did not reach the HTTP surface");
+    assert!(d.terminate(Duration::from_secs(10)).is_some());
+}

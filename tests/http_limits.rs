@@ -1,5 +1,6 @@
 //! The HTTP limits over real TCP on loopback: slow-loris and idle
-//! connections are closed within the header-read timeout, connections over
+//! connections are closed within the header-read timeout, a request head
+//! over the bound is refused (431) without the server reading on, connections over
 //! the per-IP and total caps are refused, an oversize body is a 413 JSON,
 //! a slow body upload is cut off by the request timeout, a registration
 //! naming too many services is a 400, and `/metrics` counts each refusal.
@@ -92,6 +93,43 @@ async fn slow_loris_and_idle_connections_are_closed_within_the_header_timeout() 
     assert!(closed, "an idle keep-alive connection stayed open");
     assert!(started.elapsed() < timeout * 4, "closed after {:?}", started.elapsed());
     assert_eq!(metric(s.addr, "kadmesh_http_connections_open").await, 1.0, "only the metrics request is open");
+}
+
+/// Sends a request whose head is `header_bytes` of headers (1 KiB each),
+/// stopping at the first failed write; the bytes written and what came back.
+async fn big_head(to: SocketAddr, header_bytes: usize) -> (usize, String, bool) {
+    let mut c = connect(to, [127, 0, 0, 1]).await;
+    let mut sent = 0;
+    let mut head = b"GET /health/live HTTP/1.1\r\nHost: x\r\n".to_vec();
+    for i in 0..header_bytes / 1024 {
+        head.extend_from_slice(format!("x-pad-{i:06}: {}\r\n", "a".repeat(1024 - 17)).as_bytes());
+    }
+    head.extend_from_slice(b"\r\n");
+    for chunk in head.chunks(4096) {
+        if c.write_all(chunk).await.is_err() {
+            break;
+        }
+        sent += chunk.len();
+        tokio::task::yield_now().await;
+    }
+    let (answer, closed) = read_to_close(&mut c, Duration::from_secs(5)).await;
+    (sent, String::from_utf8_lossy(&answer).into_owned(), closed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_head_over_the_bound_is_refused_and_not_read_on() {
+    let limits = HttpLimits { max_header_bytes: 16 * 1024, ..HttpLimits::default() };
+    let s = server(limits).await;
+    let (_, answer, _) = big_head(s.addr, 12 * 1024).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "a 12 KiB head is within the bound: {answer}");
+    // A 32 MiB head: the server answers 431 once its 16 KiB buffer is full
+    // and closes, so the rest is never buffered (our writes fail or land
+    // in the kernel's socket buffers, a few MiB at most).
+    let (sent, answer, closed) = big_head(s.addr, 32 << 20).await;
+    eprintln!("32 MiB head: {sent} bytes written before the close, answer {:?}", answer.lines().next());
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+    assert!(closed, "the connection stayed open");
+    assert!(sent < 32 << 20, "the server read a 32 MiB head to its end");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,8 @@
 //! off: one ping to a node holding 1,000 records brings back a handful of
 //! small datagrams; every procedure's reply is at most 10 times its
 //! request; a ping carrying a live contact's id from another address does
-//! not move that contact; and 100,000 fresh ids leave every map bounded.
+//! not move that contact; one socket claiming 1,000 fresh ids gets only a
+//! few into the routing table; and 100,000 fresh ids leave every map bounded.
 
 mod common;
 
@@ -142,6 +143,29 @@ async fn an_address_takeover_ping_does_not_move_a_live_contact() {
     }
     let now_known = n.with_engine(move |e, _| e.routing().get(&vid)).await.unwrap();
     assert_eq!(now_known.map(|c| c.addr), Some(vaddr), "a ping from elsewhere moved a live contact");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_socket_claiming_a_thousand_fresh_ids_gets_only_a_few_into_the_table() {
+    // The rate limiter off, so every ping reaches the engine and only the
+    // churn bound decides.
+    let rate = RateLimits { enabled: false, ..RateLimits::default() };
+    let n =
+        Node::bind(SocketAddr::from(([127, 0, 0, 1], 0)), limited(Limits { rate, ..Limits::default() })).await.unwrap();
+    let flooder = Raw::bind([127, 0, 33, 1]).await;
+    let mut answered = 0;
+    for i in 0..1_000u32 {
+        let id = NodeId::digest(&i.to_be_bytes());
+        let (_, reply) = flooder.call(n.local_addr(), i, Call::Ping { sender: id }, Duration::from_secs(1)).await;
+        answered += usize::from(reply.is_some());
+    }
+    let (table, stats) = n.with_engine(|e, _| (e.routing().contacts().count(), e.limit_stats())).await.unwrap();
+    let bound = kadmesh::limits::ChurnLimits::default().ids_per_ip;
+    eprintln!("1,000 fresh ids from one socket: {table} in the table, {} refused", stats.churn_refusals);
+    assert_eq!(answered, 1_000, "the pings themselves are answered");
+    assert_eq!(table, bound, "at most {bound} ids of one address enter the table");
+    assert_eq!(stats.churn_refusals, 1_000 - bound as u64);
+    assert!(stats.peer_state.0 <= bound && stats.peer_state.1 <= bound, "{:?}", stats.peer_state);
 }
 
 #[test]

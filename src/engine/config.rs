@@ -143,6 +143,7 @@ impl Config {
         if self.store_limits.max_value_bytes > crate::store::MAX_VALUE_BYTES {
             return Err(ConfigError::ValueTooLarge(self.store_limits.max_value_bytes));
         }
+        self.validate_limits()?;
         let p = &self.provider_limits;
         let limits = [
             ("store_limits.max_records", self.store_limits.max_records),
@@ -153,6 +154,38 @@ impl Config {
             ("provider_limits.max_ttl (s)", p.max_ttl.as_secs() as usize),
         ];
         match limits.iter().find(|(_, n)| *n == 0) {
+            Some((name, _)) => Err(ConfigError::ZeroLimit(name)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Config {
+    /// The defences' bounds: a zero rate, burst or count would refuse
+    /// everyone (or, for handover, never send); a zero window would count
+    /// nothing.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        let r = &l.rate;
+        let h = &l.handover;
+        let rates = [
+            ("limits.rate.per_ip", r.enabled, r.per_ip),
+            ("limits.rate.per_prefix", r.enabled, r.per_prefix),
+            ("limits.rate.global", r.enabled, r.global),
+            ("limits.handover.per_contact", true, h.per_contact),
+            ("limits.handover.global", true, h.global),
+        ];
+        if let Some((name, ..)) = rates.iter().find(|(_, on, rate)| *on && (rate.per_sec == 0 || rate.burst == 0)) {
+            return Err(ConfigError::ZeroLimit(name));
+        }
+        let c = &l.churn;
+        let counts = [
+            ("limits.churn.ids_per_ip", c.enabled && c.ids_per_ip == 0),
+            ("limits.churn.ids_per_prefix", c.enabled && c.ids_per_prefix == 0),
+            ("limits.churn.window (s)", c.enabled && c.window.is_zero()),
+            ("limits.handover.max_contacts", h.max_contacts == 0),
+        ];
+        match counts.iter().find(|(_, zero)| *zero) {
             Some((name, _)) => Err(ConfigError::ZeroLimit(name)),
             None => Ok(()),
         }
@@ -183,5 +216,12 @@ mod tests {
         assert_eq!(big, ConfigError::ValueTooLarge(crate::store::MAX_VALUE_BYTES + 1));
         assert_eq!(bad(|c| c.provider_limits.max_sets = 0), ConfigError::ZeroLimit("provider_limits.max_sets"));
         assert!(bad(|c| c.store_limits.max_records = 0).to_string().contains("max_records"));
+        assert_eq!(bad(|c| c.limits.rate.per_ip.burst = 0), ConfigError::ZeroLimit("limits.rate.per_ip"));
+        assert_eq!(bad(|c| c.limits.handover.global.per_sec = 0), ConfigError::ZeroLimit("limits.handover.global"));
+        assert_eq!(bad(|c| c.limits.churn.ids_per_ip = 0), ConfigError::ZeroLimit("limits.churn.ids_per_ip"));
+        let mut off = Config::default();
+        off.limits.rate.enabled = false;
+        off.limits.rate.global.burst = 0;
+        assert_eq!(off.validate(), Ok(()), "a disabled limiter's rates do not matter");
     }
 }

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 
 use super::Engine;
+use crate::contact::Contact;
 use crate::id::NodeId;
 use crate::limits::reply::ReplyBudget;
 use crate::limits::RateStats;
@@ -32,6 +33,12 @@ pub struct LimitStats {
     pub peer_state: (usize, usize),
     /// Source IPs and prefixes the rate limiter tracks (bounded).
     pub rate_sources: (usize, usize),
+    /// New node ids not learned because their source introduced too many.
+    pub churn_refusals: u64,
+    /// Source IPs and prefixes the churn bound tracks (bounded).
+    pub churn_sources: (usize, usize),
+    /// Records waiting to be handed over, and contacts they wait for.
+    pub handover_queued: (usize, usize),
 }
 
 impl Engine {
@@ -42,6 +49,17 @@ impl Engine {
             return true;
         }
         self.limiter.check(now, from.ip()).is_ok()
+    }
+
+    /// Whether `contact` may be learned (routing table, peer maps): a
+    /// contact the table holds always, a new id only within its source's
+    /// churn allowance ([`crate::limits::churn`]).
+    pub(super) fn admit_id(&mut self, now: Time, contact: Contact) -> bool {
+        let ip = contact.addr.ip();
+        contact.id == self.svc.id
+            || self.svc.routing.contains(&contact.id)
+            || !self.svc.config.limits.applies_to(ip)
+            || self.churn.admit(now, ip, contact.id)
     }
 
     /// The budget of a reply to a request of `len` bytes from `from`,
@@ -64,6 +82,9 @@ impl Engine {
             replies_trimmed: self.svc.stats.replies_trimmed,
             peer_state: self.peers.sizes(),
             rate_sources: self.limiter.tracked(),
+            churn_refusals: self.churn.refused(),
+            churn_sources: self.churn.tracked(),
+            handover_queued: self.handover.queued(),
         }
     }
 }

@@ -10,6 +10,7 @@ use super::{Engine, PeerKind};
 use crate::contact::Contact;
 use crate::id::{Key, NodeId};
 use crate::limits::reply::ReplyBudget;
+use crate::routing::Asker;
 use crate::store::Record;
 use crate::time::Time;
 use crate::wire::{self, Call, MessageId, Value, HEADER_LEN};
@@ -32,13 +33,15 @@ impl Engine {
             }
         }
         let budget = self.reply_budget(from, sender, len);
+        let ours = sender.is_some_and(|s| self.peers.kind(&s) == PeerKind::Extended);
+        let asker = if ours { Asker::Ours } else { Asker::Other };
         let reply = match call {
             Call::Ping { .. } => Some(Value::Bin(self.svc.id.0.to_vec())),
             Call::Store { sender, key, value } => {
                 let ttl = self.svc.config.record_ttl;
                 Some(Value::Bool(self.accept_store(now, from, key, value, Some(sender), ttl)))
             }
-            Call::FindNode { key, .. } => self.send_neighbours(now, from, id, &key, budget),
+            Call::FindNode { key, .. } => self.send_neighbours(now, from, asker, id, &key, budget),
             Call::FindValue { key, .. } => match self.servable(&key, now) {
                 // A value too large for the budget: point at the closest
                 // nodes instead, as if we did not hold it.
@@ -47,9 +50,9 @@ impl Engine {
                 }
                 Some(_) => {
                     self.svc.stats.replies_trimmed += 1;
-                    self.send_neighbours(now, from, id, &key, budget)
+                    self.send_neighbours(now, from, asker, id, &key, budget)
                 }
-                None => self.send_neighbours(now, from, id, &key, budget),
+                None => self.send_neighbours(now, from, asker, id, &key, budget),
             },
             Call::Stun => Some(wire::stun_value(from)),
             Call::Other { name, args } => self.on_extension(now, from, &name, args, budget),
@@ -75,20 +78,21 @@ impl Engine {
         (fresh || ours || close()).then_some(r)
     }
 
-    /// Answers with the good contacts closest to `key` (see
-    /// [`crate::routing::freshness`]), encoded without a `Value` (the
-    /// commonest reply), and pings those among them not heard from lately;
+    /// Answers with the contacts closest to `key` that we may hand to the
+    /// asker (see [`crate::routing::freshness`]), encoded without a `Value`
+    /// (the commonest reply), and pings those among them due a check;
     /// returns no body for the caller to send.
     fn send_neighbours(
         &mut self,
         now: Time,
         requester: SocketAddr,
+        asker: Asker,
         id: MessageId,
         key: &Key,
         budget: ReplyBudget,
     ) -> Option<Value> {
         let skip = |c: &Contact| crate::rpc::same_endpoint(c.addr, requester);
-        let handout = self.svc.routing.handout(key, self.svc.config.k, now, skip);
+        let handout = self.svc.routing.handout(key, self.svc.config.k, now, asker, skip);
         for c in handout.check {
             self.send_check(now, c);
         }
@@ -171,7 +175,8 @@ impl Engine {
     ) -> Option<Value> {
         match name {
             HELLO => {
-                if let Some(sender) = args.first().and_then(|v| v.as_bytes()).and_then(NodeId::from_slice) {
+                let sender = args.first().and_then(|v| v.as_bytes()).and_then(NodeId::from_slice);
+                if let Some(sender) = sender.filter(|&s| self.admit_id(now, Contact::new(s, from))) {
                     self.peers.insert(sender, PeerKind::Extended);
                 }
                 Some(hello_body())

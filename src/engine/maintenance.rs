@@ -17,7 +17,6 @@ use rand::Rng;
 use super::op::find::FindNode;
 use super::op::put::{store_call, Put};
 use super::op::Operation;
-use super::services::ReplyTo;
 use super::{Config, Engine};
 use crate::contact::Contact;
 use crate::id::{Key, NodeId};
@@ -249,31 +248,25 @@ impl Engine {
             return;
         }
         let k = self.svc.config.k;
-        let mut sent = 0;
+        let mut owed = Vec::new();
         let mut keys: Vec<Key> = self.store.keys().collect();
         keys.sort_unstable();
         for key in keys {
-            if sent >= self.svc.config.max_handover_per_contact {
+            if owed.len() >= self.svc.config.max_handover_per_contact {
                 break;
             }
             // Cheap test first: we hand over only keys we are the closest to.
             if self.svc.routing.has_closer_than_local(&key, &newcomer.id) {
                 continue;
             }
-            if !self.svc.routing.would_be_among_closest(&newcomer.id, &key, k) {
-                continue;
-            }
-            let Some(r) = self.store.get(&key, now) else { continue };
-            let ttl = Some(r.expires_at.saturating_since(now));
-            let call = self.store_call(newcomer.id, key, r.value.clone(), ttl);
-            if self.svc.send_request(now, newcomer.addr, call, ReplyTo::Fire { peer: newcomer.id }) {
-                sent += 1;
-                self.svc.stats.handovers += 1;
+            if self.svc.routing.would_be_among_closest(&newcomer.id, &key, k) {
+                owed.push(key);
             }
         }
-        // Remembered only when something went: a contact that needed nothing
-        // now may need records we receive before it next reappears.
-        if sent > 0 {
+        // Remembered only when something is owed: a contact that needed
+        // nothing now may need records we receive before it next reappears.
+        // Sent at a bounded pace (`handover`), not in one burst.
+        if !owed.is_empty() && self.queue_handover(now, newcomer, owed) {
             self.maintenance.handed_over.insert(newcomer.id, now);
         }
     }

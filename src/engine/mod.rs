@@ -28,6 +28,7 @@
 
 mod config;
 mod guard;
+mod handover;
 mod inbound;
 mod maintenance;
 mod op;
@@ -91,6 +92,10 @@ pub struct Engine {
     events: VecDeque<Event>,
     /// Drops requests over the per-source and global rates.
     limiter: crate::limits::RateLimiter,
+    /// Bounds the new node ids one source may introduce.
+    churn: crate::limits::ChurnGuard,
+    /// Records owed to newly verified contacts, sent at a bounded pace.
+    handover: handover::HandoverQueue,
 }
 
 impl Engine {
@@ -103,6 +108,8 @@ impl Engine {
             providers: providers::ProviderStore::with_quota(config.provider_limits, config.limits.providers),
             peers: Peers::new(config.limits.max_peer_state),
             limiter: crate::limits::RateLimiter::new(config.limits.rate.clone(), now),
+            churn: crate::limits::ChurnGuard::new(config.limits.churn.clone()),
+            handover: handover::HandoverQueue::new(config.limits.handover, now),
             svc: Services::new(id, config, now),
             put_targets: PutTargets::default(),
             joining: false,
@@ -164,6 +171,7 @@ impl Engine {
             .into_iter()
             .flatten()
             .chain(self.providers.next_sweep())
+            .chain(self.handover.next_due())
             .chain(ops)
             .min()
     }
@@ -179,6 +187,7 @@ impl Engine {
         self.providers.expire(now);
         self.poll_due_ops(now);
         self.run_maintenance(now);
+        self.send_handover(now);
     }
 
     /// Handles one datagram from `from`. Malformed input is counted, logged at

@@ -85,9 +85,14 @@ impl Engine {
     }
 
     fn learn_contact(&mut self, now: Time, contact: Contact, answered: bool) {
+        // A fresh id from a source that made too many is not learned at all:
+        // no table slot, no check ping, no probe, no peer-map entry.
+        if !self.admit_id(now, contact) {
+            return;
+        }
         let outcome = self.svc.routing.insert(contact, now);
         if !answered {
-            self.svc.routing.note_request(&contact.id, now);
+            self.svc.routing.note_request(&contact, now);
         } else if self.svc.routing.mark_answered(&contact.id, now) {
             self.hand_over_records(now, contact);
         }

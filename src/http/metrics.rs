@@ -130,6 +130,10 @@ fn limit_families(out: &mut String, l: &crate::engine::LimitStats) {
     let _ = writeln!(out, "{name}{{store=\"providers\"}} {}", l.provider_quota_refusals);
     let trimmed = "Replies cut to the size budget towards an address that has not answered us.";
     single(out, "kadmesh_replies_trimmed_total", "counter", trimmed, l.replies_trimmed);
+    let churn = "New node ids not learned because their source IP or prefix introduced too many.";
+    single(out, "kadmesh_churn_refusals_total", "counter", churn, l.churn_refusals);
+    let queued = "Records waiting for their paced handover to a newly verified contact.";
+    single(out, "kadmesh_handover_queued", "gauge", queued, l.handover_queued.0 as u64);
     let name = "kadmesh_bounded_map_entries";
     family(out, name, "gauge", "Entries of the maps keyed by what strangers choose (each LRU-bounded).");
     for (map, n) in [
@@ -137,6 +141,9 @@ fn limit_families(out: &mut String, l: &crate::engine::LimitStats) {
         ("probes", l.peer_state.1),
         ("rate_ips", l.rate_sources.0),
         ("rate_prefixes", l.rate_sources.1),
+        ("churn_ips", l.churn_sources.0),
+        ("churn_prefixes", l.churn_sources.1),
+        ("handover_contacts", l.handover_queued.1),
     ] {
         let _ = writeln!(out, "{name}{{map=\"{map}\"}} {n}");
     }

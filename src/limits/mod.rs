@@ -10,13 +10,19 @@
 //!   charged write never evicts what others stored.
 //! - [`reply`]: the reply-size budget towards an address that has not
 //!   answered one of our queries (amplification bound, ratio 10).
+//! - [`churn`]: how many new node ids one IP / prefix may introduce per
+//!   window; ids beyond it are not learned.
 //! - [`lru`]: the bounded map used for state keyed by what strangers choose.
+//!
+//! [`HandoverPace`] bounds the rate at which records go to a newly verified
+//! contact (the engine's handover queue applies it).
 //!
 //! Nothing here reads a clock, a socket or an RNG: time comes in as `now`.
 //! The engine calls [`rate::RateLimiter::check`] once per incoming request
 //! and the stores call [`quota::SourceQuota`] on writes that came from the
 //! network (see the README's Security section for the whole picture).
 
+pub mod churn;
 pub mod lru;
 pub mod quota;
 pub mod rate;
@@ -24,6 +30,7 @@ pub mod reply;
 
 use std::net::IpAddr;
 
+pub use churn::{ChurnGuard, ChurnLimits};
 pub use lru::LruMap;
 pub use quota::{Quota, Share, SourceQuota};
 pub use rate::{Rate, RateLimiter, RateLimits, RateStats, Throttled};
@@ -49,8 +56,12 @@ pub struct Limits {
     /// answered one of our queries ([`reply`]); zero turns the bound off.
     /// Default 10.
     pub reply_ratio: usize,
-    /// Requests and writes from loopback addresses are exempt from the rate
-    /// limits and quotas. Default on: 127.0.0.0/8 and ::1 can only come from
+    /// Node ids one source may introduce per window ([`churn`]).
+    pub churn: ChurnLimits,
+    /// How fast records are handed over to a newly verified contact.
+    pub handover: HandoverPace,
+    /// Requests, writes and new ids from loopback addresses are exempt from
+    /// the rate limits, quotas and churn bound. Default on: 127.0.0.0/8 and ::1 can only come from
     /// this host (the kernel drops them from outside), and local test
     /// networks and `dhtd demo` run every node on 127.0.0.1.
     pub exempt_loopback: bool,
@@ -68,7 +79,36 @@ impl Default for Limits {
             providers: Quota::providers(200_000),
             max_peer_state: 8_192,
             reply_ratio: reply::MAX_UNVERIFIED_RATIO,
+            churn: ChurnLimits::default(),
+            handover: HandoverPace::default(),
             exempt_loopback: true,
+        }
+    }
+}
+
+/// The pace of record handover (paper 2.5): the STOREs a newly verified
+/// contact is owed leave at these rates instead of in one burst, so a
+/// contact joining next to a full store is not sent hundreds of datagrams
+/// at once (its socket buffer would drop most), and many newcomers at once
+/// cannot make this node flood. Counted in datagrams (each at most one
+/// record, [`crate::store::MAX_VALUE_BYTES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HandoverPace {
+    /// To one contact. Default 20/s, burst 20.
+    pub per_contact: Rate,
+    /// To all contacts together. Default 200/s, burst 200.
+    pub global: Rate,
+    /// Most contacts with handover waiting; a newcomer beyond it gets none
+    /// now (replication brings it its records within the hour). Default 256.
+    pub max_contacts: usize,
+}
+
+impl Default for HandoverPace {
+    fn default() -> Self {
+        HandoverPace {
+            per_contact: Rate { per_sec: 20, burst: 20 },
+            global: Rate { per_sec: 200, burst: 200 },
+            max_contacts: 256,
         }
     }
 }
@@ -82,6 +122,7 @@ impl Limits {
             records: Quota::off(),
             providers: Quota::off(),
             reply_ratio: 0,
+            churn: ChurnLimits { enabled: false, ..ChurnLimits::default() },
             ..Limits::default()
         }
     }

@@ -56,30 +56,46 @@ impl Default for RateLimits {
 }
 
 /// One bucket: thousandths of a token, and when it was last refilled.
+/// Shared with the engine's handover pacing.
 #[derive(Clone, Copy, Debug)]
-struct Bucket {
+pub(crate) struct Bucket {
     milli: u64,
     at: Time,
 }
 
 impl Bucket {
-    fn full(rate: Rate, now: Time) -> Bucket {
+    /// A bucket holding `rate.burst` tokens at `now`.
+    pub(crate) fn full(rate: Rate, now: Time) -> Bucket {
         Bucket { milli: u64::from(rate.burst) * 1000, at: now }
     }
 
-    fn refill(&mut self, rate: Rate, now: Time) {
+    /// Adds the tokens earned since the last refill, up to the burst.
+    pub(crate) fn refill(&mut self, rate: Rate, now: Time) {
         let ms = now.as_millis().saturating_sub(self.at.as_millis());
         let cap = u64::from(rate.burst) * 1000;
         self.milli = self.milli.saturating_add(ms.saturating_mul(u64::from(rate.per_sec))).min(cap);
         self.at = now.max(self.at);
     }
 
-    fn has_token(&self) -> bool {
+    /// Whether a whole token is there (after [`Bucket::refill`]).
+    pub(crate) fn has_token(&self) -> bool {
         self.milli >= 1000
     }
 
-    fn take(&mut self) {
-        self.milli -= 1000;
+    /// Takes one token; call only after [`Bucket::has_token`].
+    pub(crate) fn take(&mut self) {
+        self.milli = self.milli.saturating_sub(1000);
+    }
+
+    /// When the next whole token will be there (`None` at a zero rate that
+    /// never refills).
+    pub(crate) fn ready_at(&self, rate: Rate) -> Option<Time> {
+        let missing = 1000u64.saturating_sub(self.milli);
+        match (missing, u64::from(rate.per_sec)) {
+            (0, _) => Some(self.at),
+            (_, 0) => None,
+            (m, per_sec) => Some(self.at + std::time::Duration::from_millis(m.div_ceil(per_sec))),
+        }
     }
 }
 

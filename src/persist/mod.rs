@@ -34,39 +34,38 @@
 //! do, in one line.
 //!
 //! # Layout
-//! `format` owns the bytes; this file the types, the directory and the
-//! policy; `live` the glue to a running [`NodeHandle`](crate::node::NodeHandle)
-//! (snapshot, restore, autosave, save on shutdown); `lock` keeps a second
-//! daemon off a directory in use.
+//! `format` owns the bytes; `state` what is saved ([`SavedState`]) and its
+//! conversion to and from them; `error` the errors; this file the directory
+//! and the policy; `file` reading and writing one state file; `live` the
+//! glue to a running [`NodeHandle`](crate::node::NodeHandle) (snapshot,
+//! restore, autosave, save on shutdown); `lock` keeps a second daemon off a
+//! directory in use.
 
+mod error;
 mod file;
 mod format;
 mod live;
 mod lock;
+mod state;
 
 use std::fs;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use error::io_err;
+pub use error::PersistError;
 pub use file::{decode_state, encode_state};
 pub use format::FORMAT_VERSION;
 pub use live::{
     republish_spread, restore, restore_paced, save, shutdown_saving, snapshot, spawn_autosave, RestorePacing,
 };
 pub use lock::{DirLock, LOCK_FILE};
+pub use state::{capped_contacts, SavedState};
 
-use crate::contact::Contact;
-use crate::engine::Engine;
-use crate::id::{Key, NodeId};
-use crate::node::{Clock, NodeError};
-use crate::store::Record;
+use crate::node::Clock;
 use crate::time::Time;
-use crate::wire::{decode_value, encode_value, Value};
-use format::{Blob, BodyV1, ContactV1, Defect, PublishedV1, RecordV1};
 
 /// Name of the state file inside the data directory.
 pub const STATE_FILE: &str = "kadmesh.state";
@@ -74,246 +73,6 @@ pub const STATE_FILE: &str = "kadmesh.state";
 /// than loaded into memory.
 pub const MAX_STATE_BYTES: u64 = 2 << 30;
 const TMP_PREFIX: &str = ".kadmesh.state.tmp-";
-
-/// Why state could not be saved or loaded. Every message names the file and
-/// fits on one line.
-#[derive(Debug, thiserror::Error)]
-pub enum PersistError {
-    /// The OS refused a file operation; check the path, its permissions and free space.
-    #[error("{}: {action}: {source}", path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// What was being done.
-        action: &'static str,
-        /// The OS error.
-        source: io::Error,
-    },
-    /// The file does not start with the kadmesh magic: someone else's file.
-    #[error("{} is not a kadmesh state file; move it away or choose another data directory", path.display())]
-    Foreign {
-        /// The file.
-        path: PathBuf,
-    },
-    /// Written by a newer kadmesh; run that version, or move the file away
-    /// to start over with a new node id.
-    #[error(
-        "{} was written by a newer kadmesh (state format v{found}, this build reads v{supported}); \
-         run the newer version, or move the file away to start with a new node id",
-        path.display()
-    )]
-    FutureVersion {
-        /// The file.
-        path: PathBuf,
-        /// Its format version.
-        found: u16,
-        /// The version this build reads.
-        supported: u16,
-    },
-    /// Something other than a regular file sits at the state path (a
-    /// symlink, FIFO, device, directory); it is never followed or read.
-    /// Replace it with the real file or choose another data directory.
-    #[error(
-        "{} is {kind}, not a regular file; the state file is never read through a link or from a \
-         FIFO or device: replace it or choose another data directory",
-        path.display()
-    )]
-    NotRegular {
-        /// The path.
-        path: PathBuf,
-        /// What is there.
-        kind: &'static str,
-    },
-    /// Shorter than it declares (an interrupted copy, a full disk).
-    #[error("{} is truncated ({found} of {expected} bytes); move it away to start with a new node id", path.display())]
-    Truncated {
-        /// The file.
-        path: PathBuf,
-        /// Bytes the header declares (or the header's own size).
-        expected: u64,
-        /// Bytes present.
-        found: u64,
-    },
-    /// Damaged: checksum mismatch, bad header or unreadable body.
-    #[error("{} is corrupt ({reason}); move it away to start with a new node id", path.display())]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        reason: String,
-    },
-    /// The state could not be encoded (a bug: report it).
-    #[error("cannot encode the node state: {0}")]
-    Encode(String),
-    /// Another process holds the data directory (two daemons on one
-    /// directory would overwrite each other's state); stop it or use another.
-    #[error("data directory {} is in use by {} (lock file {LOCK_FILE}); stop that process or choose another --data-dir",
-        path.display(), holder.map_or("another process".to_owned(), |p| format!("process {p}")))]
-    Locked {
-        /// The data directory.
-        path: PathBuf,
-        /// The holder's PID, as it wrote it into the lock file.
-        holder: Option<u32>,
-    },
-    /// The node stopped before its state could be read.
-    #[error(transparent)]
-    Node(#[from] NodeError),
-}
-
-impl PersistError {
-    /// True for a damaged file of ours (truncated or corrupt): the kind
-    /// [`StateDir::load_or_quarantine`] moves aside.
-    pub fn is_damage(&self) -> bool {
-        matches!(self, PersistError::Truncated { .. } | PersistError::Corrupt { .. })
-    }
-
-    fn from_defect(path: &Path, d: Defect) -> Self {
-        let path = path.to_path_buf();
-        match d {
-            Defect::Foreign => PersistError::Foreign { path },
-            Defect::Future { found } => PersistError::FutureVersion { path, found, supported: FORMAT_VERSION },
-            Defect::Truncated { expected, found } => PersistError::Truncated { path, expected, found },
-            Defect::Corrupt(reason) => PersistError::Corrupt { path, reason },
-        }
-    }
-}
-
-fn io_err<'a>(path: &'a Path, action: &'static str) -> impl FnOnce(io::Error) -> PersistError + 'a {
-    move |source| PersistError::Io { path: path.to_path_buf(), action, source }
-}
-
-/// Everything a node needs to come back as itself.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SavedState {
-    /// The node id.
-    pub id: NodeId,
-    /// When the snapshot was taken, on the driver's timeline.
-    pub saved_at: Time,
-    /// The routing table's contacts.
-    pub contacts: Vec<Contact>,
-    /// Records this node publishes and republishes.
-    pub published: Vec<(Key, Value)>,
-    /// Records this node holds, live at `saved_at`, with their metadata.
-    pub records: Vec<Record>,
-}
-
-impl SavedState {
-    /// A snapshot of `engine` at `now` (expired records left out).
-    pub fn capture(engine: &Engine, now: Time) -> SavedState {
-        SavedState {
-            id: engine.id(),
-            saved_at: now,
-            contacts: engine.routing().contacts().collect(),
-            published: engine.published().map(|(k, v)| (*k, v.clone())).collect(),
-            records: engine.store().iter().filter(|r| r.expires_at > now).cloned().collect(),
-        }
-    }
-
-    /// Loads this state into `engine` at `now`: held records with what is
-    /// left of their lifetime (capped at the engine's `record_ttl`), and
-    /// published records, each republished at a random moment within
-    /// `republish_spread` through the engine's rate-limited queue. Returns
-    /// the saved contacts' addresses, capped to what a routing table can
-    /// hold ([`capped_contacts`]): bootstrap from them to rejoin.
-    pub fn restore_into(self, engine: &mut Engine, now: Time, republish_spread: Duration) -> Vec<SocketAddr> {
-        for r in self.records {
-            engine.restore_record(now, r);
-        }
-        engine.restore_published(now, self.published, republish_spread);
-        capped_contacts(engine.id(), engine.config().k, &self.contacts)
-    }
-
-    fn to_body(&self) -> BodyV1 {
-        let blob = |id: &NodeId| Blob(id.0.to_vec());
-        let value = |v: &Value| {
-            let mut b = Vec::new();
-            encode_value(v, &mut b);
-            Blob(b)
-        };
-        BodyV1 {
-            id: blob(&self.id),
-            saved_at_ms: self.saved_at.as_millis(),
-            contacts: self.contacts.iter().map(|c| ContactV1 { id: blob(&c.id), addr: c.addr.to_string() }).collect(),
-            published: self.published.iter().map(|(k, v)| PublishedV1 { key: blob(k), value: value(v) }).collect(),
-            records: self
-                .records
-                .iter()
-                .map(|r| RecordV1 {
-                    key: blob(&r.key),
-                    value: value(&r.value),
-                    publisher: r.publisher.as_ref().map(blob),
-                    stored_at_ms: r.stored_at.as_millis(),
-                    expires_at_ms: r.expires_at.as_millis(),
-                })
-                .collect(),
-        }
-    }
-
-    fn from_body(body: BodyV1) -> Result<SavedState, String> {
-        let contacts = body
-            .contacts
-            .into_iter()
-            .map(|c| {
-                let addr = c.addr.parse().map_err(|_| format!("bad contact address {:?}", c.addr))?;
-                Ok(Contact::new(id_of(&c.id, "contact id")?, addr))
-            })
-            .collect::<Result<_, String>>()?;
-        let published = body
-            .published
-            .into_iter()
-            .map(|p| Ok((id_of(&p.key, "key")?, value_of(&p.value)?)))
-            .collect::<Result<_, String>>()?;
-        let records = body.records.into_iter().map(record_of).collect::<Result<_, String>>()?;
-        Ok(SavedState {
-            id: id_of(&body.id, "node id")?,
-            saved_at: Time::from_millis(body.saved_at_ms),
-            contacts,
-            published,
-            records,
-        })
-    }
-}
-
-/// The addresses of `contacts` a routing table of `local` with buckets of
-/// `k` could hold: at most `k` per distance prefix (one bucket's worth at
-/// each depth), so a state file with 50,000 contacts yields at most
-/// 160 x `k`, not 50,000 pings. Ordered round-robin over depths, nearest
-/// depth first, so a caller pinging the first few reaches every region.
-pub fn capped_contacts(local: NodeId, k: usize, contacts: &[Contact]) -> Vec<SocketAddr> {
-    let mut by_depth: Vec<Vec<SocketAddr>> = vec![Vec::new(); crate::id::ID_BITS + 1];
-    let mut seen = std::collections::HashSet::new();
-    for c in contacts.iter().filter(|c| c.id != local) {
-        let depth = &mut by_depth[local.distance(&c.id).leading_zeros()];
-        if depth.len() < k && seen.insert(c.addr) {
-            depth.push(c.addr);
-        }
-    }
-    let mut out = Vec::new();
-    for round in 0..k {
-        out.extend(by_depth.iter().rev().filter_map(|d| d.get(round)));
-    }
-    out
-}
-
-fn id_of(b: &Blob, what: &str) -> Result<NodeId, String> {
-    NodeId::from_slice(&b.0).ok_or_else(|| format!("{what} is {} bytes, not 20", b.0.len()))
-}
-
-fn value_of(b: &Blob) -> Result<Value, String> {
-    decode_value(&b.0).map_err(|e| format!("bad record value: {e}"))
-}
-
-fn record_of(r: RecordV1) -> Result<Record, String> {
-    let publisher = r.publisher.as_ref().map(|p| id_of(p, "publisher")).transpose()?;
-    Ok(Record {
-        key: id_of(&r.key, "key")?,
-        size: r.value.0.len(),
-        value: value_of(&r.value)?,
-        publisher,
-        stored_at: Time::from_millis(r.stored_at_ms),
-        expires_at: Time::from_millis(r.expires_at_ms),
-    })
-}
 
 /// A data directory holding one node's [`STATE_FILE`]. Cheap to clone.
 #[derive(Clone, Debug)]

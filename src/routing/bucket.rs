@@ -38,10 +38,14 @@ pub(crate) struct Entry {
     pub(crate) checked: Option<Time>,
 }
 
-/// When a contact answered our queries: the first time and the latest.
+/// When a contact answered our queries: the first time and the latest,
+/// and when it was last heard from at all since its first answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Answered {
     pub(crate) first: Time,
+    /// Its latest answer to one of our queries.
+    pub(crate) replied: Time,
+    /// Its latest answer or request (BEP 5 counts both).
     pub(crate) last: Time,
 }
 
@@ -238,20 +242,26 @@ impl KBucket {
         let entry = &mut self.entries[pos];
         match &mut entry.answered {
             Some(a) => {
+                a.replied = a.replied.max(now);
                 a.last = a.last.max(now);
                 false
             }
             None => {
-                entry.answered = Some(Answered { first: now, last: now });
+                entry.answered = Some(Answered { first: now, replied: now, last: now });
                 true
             }
         }
     }
 
-    /// A request came from this live contact at `now`: if it has answered
-    /// us before (from this address), that is as good as an answer (BEP 5).
-    pub(crate) fn note_request(&mut self, id: &NodeId, now: Time) {
-        if let Some(a) = self.position(id).and_then(|pos| self.entries[pos].answered.as_mut()) {
+    /// A request came from `from` at `now`: if it is this live contact at
+    /// the address that answered us before, that keeps it good (BEP 5). A
+    /// request naming its id from elsewhere (anyone can send one) does not.
+    pub(crate) fn note_request(&mut self, from: &Contact, now: Time) {
+        let Some(entry) = self.entry_mut(&from.id) else { return };
+        if entry.contact.addr != from.addr {
+            return;
+        }
+        if let Some(a) = entry.answered.as_mut() {
             a.last = a.last.max(now);
         }
     }

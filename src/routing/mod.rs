@@ -52,6 +52,7 @@ use std::time::Duration;
 use rand::Rng;
 
 pub use self::bucket::{KBucket, PENDING_PING_TIMEOUT, RECENTLY_SEEN};
+pub use self::freshness::Asker;
 use crate::contact::Contact;
 use crate::id::{Distance, NodeId, ID_BITS};
 use crate::time::Time;
@@ -64,10 +65,12 @@ pub const REPLACEMENT_CACHE: usize = 20;
 /// The contacts to put in a reply, and those to ping first (see [`freshness`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Handout {
-    /// Good contacts, closest first: what the reply may carry.
+    /// Contacts we may hand out, closest first (young fillers last): what
+    /// the reply may carry.
     pub contacts: Vec<Contact>,
-    /// Contacts among the closest that have not answered us lately: the
-    /// caller pings each (the table has already noted the check as sent).
+    /// Contacts among the closest that are due a check: the caller pings
+    /// each (the table has already noted the check as sent, and leaves them
+    /// out until they answer).
     pub check: Vec<Contact>,
 }
 
@@ -250,26 +253,40 @@ impl RoutingTable {
         self.closest_where(target, n, |e| e.answering() && !skip(&e.contact))
     }
 
-    /// The `n` closest contacts we may hand to others (see [`freshness`]): only good ones,
-    /// skipping those for which `skip` holds (the requester). Contacts closer than the last
-    /// one returned that are due a check are listed in [`Handout::check`] and noted as checked.
-    pub fn handout(&mut self, target: &NodeId, n: usize, now: Time, skip: impl Fn(&Contact) -> bool) -> Handout {
+    /// The `n` closest contacts we may hand to `asker` (see [`freshness`]), skipping those for
+    /// which `skip` holds (the requester): closest first, then, for a stock or unknown asker
+    /// when too few are settled, young ones to fill the reply. Contacts closer than the last
+    /// one considered that are due a check are listed in [`Handout::check`] and noted as
+    /// checked (a stock or unknown asker gets none of them until they answer).
+    pub fn handout(
+        &mut self,
+        target: &NodeId,
+        n: usize,
+        now: Time,
+        asker: Asker,
+        skip: impl Fn(&Contact) -> bool,
+    ) -> Handout {
         // Twice n candidates: enough to fill n with good ones unless most are unverified.
         let candidates = self.closest_answering(target, n.saturating_mul(2), skip);
         let mut out = Handout::default();
+        let mut young = Vec::new();
         for c in candidates {
             if out.contacts.len() >= n {
                 break;
             }
             let Some(entry) = self.bucket_of_mut(&c.id).and_then(|b| b.entry_mut(&c.id)) else { continue };
-            if entry.check_due(now) {
+            if entry.check_due(now, asker) {
                 entry.checked = Some(now);
                 out.check.push(c);
             }
-            if entry.is_good(now) {
+            if entry.may_hand_out(now, asker) {
                 out.contacts.push(c);
+            } else if entry.may_fill(now) {
+                young.push(c);
             }
         }
+        let room = n.saturating_sub(out.contacts.len());
+        out.contacts.extend(young.into_iter().take(room));
         out
     }
 
@@ -279,11 +296,12 @@ impl RoutingTable {
         self.bucket_of_mut(id).is_some_and(|b| b.mark_answered(id, now))
     }
 
-    /// A request came from this live contact: once it has answered one of our queries, its
-    /// requests keep it good too (BEP 5: "ever responded, and sent us a query lately").
-    pub fn note_request(&mut self, id: &NodeId, now: Time) {
-        if let Some(b) = self.bucket_of_mut(id) {
-            b.note_request(id, now);
+    /// A request came from `from` (its id and the address it came from): once that live
+    /// contact has answered one of our queries from this address, its requests keep it good too
+    /// (BEP 5: "ever responded, and sent us a query lately").
+    pub fn note_request(&mut self, from: &Contact, now: Time) {
+        if let Some(b) = self.bucket_of_mut(&from.id) {
+            b.note_request(from, now);
         }
     }
 

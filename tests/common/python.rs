@@ -24,6 +24,7 @@
 //! [`stun`](PyNode::stun), [`visit`](PyNode::visit) (a short-lived
 //! client that comes and goes); across all hosted servers at once:
 //! [`get_all`](PyNode::get_all), [`get_many`](PyNode::get_many),
+//! [`set_many`](PyNode::set_many),
 //! [`holders`](PyNode::holders). Values cross as [`Value`] (str, int, uint,
 //! f64, bool, bytes: what `Server.set` accepts), bit-exact.
 //!
@@ -245,6 +246,15 @@ impl PyNode {
         keys.iter().map(per_key).collect()
     }
 
+    /// `Server.set(key, key)` of every key at once, key `i` from hosted
+    /// server `i % count`: per key, whether it was stored and how long the
+    /// set took (timed in Python; a set that raised counts as not stored).
+    pub async fn set_many(&self, keys: &[String]) -> Vec<(bool, Duration)> {
+        let done = self.cmd(&format!("setmany {}", keys.join(" "))).await;
+        let each = |r: &Json| (r[0].as_bool().expect("stored"), Duration::from_secs_f64(r[1].as_f64().expect("secs")));
+        done.as_array().expect("setmany returns a list").iter().map(each).collect()
+    }
+
     /// Per hosted server, whether its own storage holds `key`.
     pub async fn holders(&self, key: &str) -> Vec<bool> {
         let held = self.cmd(&format!("holders {key}")).await;
@@ -268,9 +278,12 @@ impl PyNode {
     }
 
     /// A short-lived stock client: a fresh `Server` bootstraps from `seed`,
-    /// gets `key` and stops. Returns its id, its port and what it got.
-    pub async fn visit(&self, seed: SocketAddr, key: &str) -> (NodeId, u16, Option<Value>) {
-        let r = self.cmd(&format!("visit {} {} {key}", seed.ip(), seed.port())).await;
+    /// gets `key` and stops; `direct`: it asks `seed` alone (one
+    /// `find_value`), answers pings for a moment, and stops. Returns its id,
+    /// its port and what it got.
+    pub async fn visit(&self, seed: SocketAddr, key: &str, direct: bool) -> (NodeId, u16, Option<Value>) {
+        let mode = if direct { " direct" } else { "" };
+        let r = self.cmd(&format!("visit {} {} {key}{mode}", seed.ip(), seed.port())).await;
         let id = NodeId::from_hex(r[0].as_str().expect("visitor id")).expect("id");
         (id, r[1].as_u64().expect("visitor port") as u16, from_tagged(&r[2]))
     }

@@ -19,9 +19,13 @@ Protocol (one line in, exactly one JSON line out, in order):
   [@I] stun HOST PORT    -> result: [host, port] as the peer saw us, or null
   getall KEY             -> result: list of `get KEY` on every hosted server
   getmany KEY...         -> result: {KEY: [`get KEY` on every hosted server]}, all at once
+  setmany KEY...         all at once, server i % count sets KEY i to the
+                         string KEY -> result: [[stored, seconds], ...]
   holders KEY            -> result: list, per hosted server, of whether it stores KEY
-  visit HOST PORT KEY    a short-lived client: a fresh Server on its own port
-                         bootstraps from HOST:PORT, gets KEY and stops
+  visit HOST PORT KEY [direct]  a short-lived client: a fresh Server on its
+                         own port bootstraps from HOST:PORT, gets KEY and
+                         stops; `direct`: asks only HOST:PORT (find_value),
+                         answers pings for DIRECT_LINGER s, and stops
                          -> result: [id_hex, port, tagged value or null]
   quit                   -> result: null, then exit (EOF on stdin also exits)
 `@I` picks hosted server I (default 0); `--count 0` hosts none (for visits). Replies are {"ok": true, "result": R}
@@ -37,9 +41,15 @@ import logging
 import os
 import struct
 import sys
+import time
 
 from kademlia.network import Server
+from kademlia.node import Node
 from kademlia.utils import digest
+
+# How long a direct visitor keeps answering after its request (long enough
+# for the node it asked to verify it with a ping).
+DIRECT_LINGER = 0.3
 
 
 def decode_value(text):
@@ -92,13 +102,24 @@ def parse(line):
     return index, cmd, args
 
 
-async def visit(host, port, key, ksize):
-    """A stock client that comes and goes: bootstrap, one get, stop."""
+async def visit(host, port, key, ksize, direct):
+    """A stock client that comes and goes: bootstrap, one get, stop; or,
+    `direct`, one find_value asked of HOST:PORT alone, answering pings for
+    a moment (a script asking one node), then stop."""
     client = Server(ksize=ksize)
     await client.listen(0, "127.0.0.1")
     try:
-        await client.bootstrap([(host, port)])
-        value = await client.get(key)
+        if direct:
+            ok, seed_id = await client.protocol.ping((host, port), client.node.id)
+            found = None
+            if ok:
+                seed = Node(seed_id, host, port)
+                ok, found = await client.protocol.call_find_value(seed, Node(digest(key)))
+            await asyncio.sleep(DIRECT_LINGER)
+            value = found.get("value") if ok and isinstance(found, dict) else None
+        else:
+            await client.bootstrap([(host, port)])
+            value = await client.get(key)
         return [client.node.id.hex(), client.transport.get_extra_info("sockname")[1], encode_value(value)]
     finally:
         client.stop()
@@ -107,7 +128,7 @@ async def visit(host, port, key, ksize):
 async def run_command(servers, line, ksize):
     index, cmd, args = parse(line)
     if cmd == "visit":
-        return await visit(args[0], int(args[1]), args[2], ksize)
+        return await visit(args[0], int(args[1]), args[2], ksize, args[3:] == ["direct"])
     server = servers[index]
     if cmd == "set":
         return await server.set(args[0], decode_value(args[1]))
@@ -120,6 +141,15 @@ async def run_command(servers, line, ksize):
         found = await asyncio.gather(*(s.get(k) for k in args for s in servers))
         per_key = [found[i:i + len(servers)] for i in range(0, len(found), len(servers))]
         return {k: [encode_value(v) for v in vs] for k, vs in zip(args, per_key)}
+    if cmd == "setmany":
+        async def timed_set(i, key):
+            start = time.monotonic()
+            try:
+                ok = await servers[i % len(servers)].set(key, key)
+            except Exception:  # stock set raises when its lookup found nobody
+                ok = False
+            return [ok, time.monotonic() - start]
+        return await asyncio.gather(*(timed_set(i, k) for i, k in enumerate(args)))
     if cmd == "holders":
         return [s.storage.get(digest(args[0])) is not None for s in servers]
     if cmd == "bootstrap":

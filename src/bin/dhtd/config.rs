@@ -18,7 +18,7 @@ use std::path::Path;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, Command as ClapCommand, CommandFactory, FromArgMatches};
 
-use crate::options::{RunArgs, ENV_ALIASES, NOT_IN_FILE};
+use crate::options::{LimitArgs, RunArgs, ENV_ALIASES, NOT_IN_FILE};
 use crate::Cli;
 
 /// Where an effective value came from.
@@ -93,16 +93,19 @@ pub fn load(argv: Vec<OsString>) -> Result<Loaded, LoadError> {
     final_argv.extend(argv.iter().skip(skip).cloned());
     // The real arguments parsed once already, so a failure here is a value
     // from the file or an alias variable.
-    let matches = Cli::command().try_get_matches_from(&final_argv).map_err(|e| {
-        let first_line =
-            e.render().to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned();
-        LoadError::Bad(format!("in the config file or an alias variable: {first_line}"))
-    })?;
+    let matches = Cli::command()
+        .try_get_matches_from(&final_argv)
+        .map_err(|e| LoadError::Bad(format!("in the config file or an alias variable: {}", first_line(&e))))?;
     let cli = Cli::from_arg_matches(&matches)?;
     let effective = matches.subcommand().map_or(&matches, |(_, m)| m);
     let settings =
         sources.into_iter().map(|(key, source)| Setting { value: raw_value(effective, &key), key, source }).collect();
     Ok(Loaded { cli, settings })
+}
+
+/// clap's message without its usage hint, e.g. `invalid value 'x' for '--flag <F>': why`.
+pub fn first_line(e: &clap::Error) -> String {
+    e.render().to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_owned()
 }
 
 /// Why the configuration could not be loaded.
@@ -131,18 +134,38 @@ fn read_file(path: &Path) -> Result<BTreeMap<String, Vec<String>>, LoadError> {
         .map(|a| a.get_id().to_string())
         .filter(|id| !NOT_IN_FILE.contains(&id.as_str()))
         .collect();
+    let limit_keys: Vec<String> =
+        LimitArgs::augment_args(ClapCommand::new("limits")).get_arguments().map(|a| a.get_id().to_string()).collect();
     let mut out = BTreeMap::new();
     for (key, value) in table {
-        if !known.contains(&key) {
-            return Err(bad(format!("unknown key `{key}` (known: {})", known.join(", "))));
+        match value {
+            toml::Value::Table(limits) if key == "limits" => {
+                for (key, value) in limits {
+                    if !limit_keys.contains(&key) {
+                        return Err(bad(format!("unknown key `{key}` in [limits] (known: {})", limit_keys.join(", "))));
+                    }
+                    insert_value(&mut out, key, value).map_err(bad)?;
+                }
+            }
+            value if known.contains(&key) => insert_value(&mut out, key, value).map_err(bad)?,
+            _ => return Err(bad(format!("unknown key `{key}` (known: {})", known.join(", ")))),
         }
-        let values = match value {
-            toml::Value::Array(items) => items.into_iter().map(scalar).collect::<Option<Vec<_>>>(),
-            v => scalar(v).map(|s| vec![s]),
-        };
-        out.insert(key.clone(), values.ok_or_else(|| bad(format!("`{key}`: expected a string, number or boolean")))?);
     }
     Ok(out)
+}
+
+/// Adds one key's values; a key given twice (at the top and in `[limits]`) is an error.
+fn insert_value(out: &mut BTreeMap<String, Vec<String>>, key: String, value: toml::Value) -> Result<(), String> {
+    let values = match value {
+        toml::Value::Array(items) => items.into_iter().map(scalar).collect::<Option<Vec<_>>>(),
+        v => scalar(v).map(|s| vec![s]),
+    };
+    let values = values.ok_or_else(|| format!("`{key}`: expected a string, number or boolean"))?;
+    if out.contains_key(&key) {
+        return Err(format!("`{key}` is set twice (at the top and in [limits])"));
+    }
+    out.insert(key, values);
+    Ok(())
 }
 
 fn scalar(v: toml::Value) -> Option<String> {

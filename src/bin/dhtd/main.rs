@@ -9,12 +9,14 @@
 //! daemon (the container's HEALTHCHECK). The daemon and the demo stop on
 //! Ctrl-C or SIGTERM.
 //!
-//! Layout: `options` (every setting, once), `config` (file, environment
+//! Layout: `options` (every setting, once; the limits on strangers in
+//! `limit_options`), `config` (file, environment
 //! and flags merged, with sources), `run` (the daemon), `demo`, `server`
 //! (the HTTP task and stop signals), `probe` (`dhtd health`).
 
 mod config;
 mod demo;
+mod limit_options;
 mod options;
 mod probe;
 mod run;
@@ -57,6 +59,9 @@ enum Command {
 fn main() -> ExitCode {
     let loaded = match config::load(std::env::args_os().collect()) {
         Ok(l) => l,
+        // A bad value is one line naming the option; usage errors, help and
+        // the version are clap's own.
+        Err(config::LoadError::Clap(e)) if is_bad_value(&e) => return fail(&config::first_line(&e)),
         Err(config::LoadError::Clap(e)) => e.exit(),
         Err(config::LoadError::Bad(msg)) => return fail(&msg),
     };
@@ -81,6 +86,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => fail(&msg),
     }
+}
+
+fn is_bad_value(e: &clap::Error) -> bool {
+    matches!(e.kind(), clap::error::ErrorKind::InvalidValue | clap::error::ErrorKind::ValueValidation)
 }
 
 fn fail(msg: &str) -> ExitCode {

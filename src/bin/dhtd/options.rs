@@ -2,6 +2,9 @@
 //! (`--name`), an environment variable (`DHT_NAME`) and a TOML key (the field
 //! name) at once, with its default and help beside it.
 //!
+//! The limits on strangers are a group of their own, [`LimitArgs`] (the
+//! TOML file may put them in a `[limits]` table).
+//!
 //! Adding an option is adding one field here: `config` reads the file and
 //! reports the source of every field generically, through clap's own
 //! description of the arguments. Only an extra, non-`DHT_` environment name
@@ -11,6 +14,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
+
+pub use crate::limit_options::LimitArgs;
 
 /// Environment names the platform already uses, accepted when the `DHT_`
 /// name is unset: (argument id, alias).
@@ -130,6 +135,9 @@ pub struct RunArgs {
     /// Colours in text logs.
     #[arg(long, env = "DHT_LOG_COLOR", value_enum, default_value_t = Color::Auto)]
     pub log_color: Color,
+    /// Limits on strangers (the file's `[limits]` table).
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// An Ed25519 public key given as 64 hex digits (checked, kept as text).

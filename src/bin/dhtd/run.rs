@@ -32,6 +32,9 @@ fn discovery_config(args: &RunArgs) -> DiscoveryConfig {
         endorsement_key: args.endorsement_key.as_deref().and_then(|k| super::options::public_key(k).ok()),
         default_services: args.default_services.clone(),
         gpu_services: args.gpu_services.clone(),
+        max_candidates: args.limits.max_candidates,
+        max_listed_services: args.limits.max_listed_services,
+        negative_cache_ttl: Duration::from_secs(args.limits.negative_cache_ttl),
         ..DiscoveryConfig::default()
     }
 }
@@ -46,7 +49,7 @@ pub fn http_options(args: &RunArgs) -> HttpOptions {
             max_workers: args.topology_max_workers,
             ..TopologyConfig::default()
         },
-        limits: kadmesh::http::HttpLimits::default(),
+        limits: args.limits.http(),
     }
 }
 
@@ -160,10 +163,13 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let config = Config {
         rpc_timeout: Duration::from_secs_f64(args.rpc_timeout),
         rng_seed: rand::random(),
+        store_limits: args.limits.store(),
+        provider_limits: args.limits.providers(),
+        limits: args.limits.limits()?,
         ..Config::default()
     };
     let (socket, http) = bind(&args).await?;
-    let node = Node::spawn(socket, id, config).map_err(|e| e.to_string())?;
+    let node = Node::spawn_with_buffers(socket, id, config, args.limits.buffers()).map_err(|e| e.to_string())?;
     let discovery = Discovery::new(node.clone(), discovery_config(&args)).map_err(|e| e.to_string())?;
     tracing::info!(id = %node.id(), addr = %node.local_addr(), "node listening");
     join(&node, saved, &args, &discovery).await?;

@@ -32,9 +32,11 @@ pub(super) fn engine_with_contacts(config: Config) -> Engine {
 pub(super) fn engine_knowing(config: Config, n: usize) -> Engine {
     let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), config, Time::ZERO);
     for (i, &(first, last)) in CONTACTS.iter().enumerate().take(n) {
-        // Known and verified, as if each had answered one of our queries
-        // (see `routing::freshness`), without an rtt sample.
-        e.learn_answered(Time::ZERO, Contact::new(id_at(first, last), addr(i + 1)));
+        // Known and settled, as if each had answered our queries twice,
+        // `SETTLE` apart (see `routing::freshness`), without an rtt sample.
+        let id = id_at(first, last);
+        e.learn_answered(Time::ZERO, Contact::new(id, addr(i + 1)));
+        e.svc.routing.mark_answered(&id, Time::ZERO + crate::routing::freshness::SETTLE);
     }
     assert_eq!(e.routing().len(), n);
     sent_requests(&mut e);

@@ -183,5 +183,6 @@ mod maintenance;
 mod peers;
 mod put_reuse;
 mod serving;
+mod strangers;
 
 use hand::*;
