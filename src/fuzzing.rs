@@ -28,7 +28,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target beyond the three decoders of `wire` (whose checks live in
 /// their own targets), by corpus directory name.
-pub const TARGETS: [(&str, Check); 6] = [
+pub const TARGETS: [(&str, Check); 7] = [
     ("engine_request", engine_request),
     ("signed_entry", signed_entry),
     ("provider_page", provider_page),
