@@ -35,8 +35,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kadmesh::engine::{BootstrapOutcome, Engine};
-use kadmesh::seed_order::{SeedPlan, SeedSource};
 use kadmesh::reach::recent::RecentPeers;
+use kadmesh::seed_order::{SeedPlan, SeedSource};
 use kadmesh::time::Time;
 use rand::seq::SliceRandom;
 use rand::Rng;
