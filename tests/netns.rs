@@ -177,17 +177,19 @@ fn nat_and_udp_blocked_hosts_register_and_discover_without_being_handed_out() {
     }
 
     // Foxtrot is handed out to kadmesh peers under its URL, to nobody under its UDP address.
+    // A stock asker gets only contacts this host has heard answer (the freshness rule),
+    // so on a network seconds old it may get nothing yet: wait for both answers.
     let foxtrot_ip = "10.201.0.6";
     for host in [ALPHA, BRAVO, CHARLIE] {
-        let (stock, ours) = settle(&format!("{} hands out foxtrot's URL", HOSTS[host]), || {
-            let (stock, ours) = handouts(&lab, host);
-            ours.iter().any(|(h, _)| *h == public_url).then_some((stock, ours))
-        });
+        let (stock, ours) =
+            settle(&format!("{} hands out foxtrot's URL and a stock peer something", HOSTS[host]), || {
+                let (stock, ours) = handouts(&lab, host);
+                (ours.iter().any(|(h, _)| *h == public_url) && !stock.is_empty()).then_some((stock, ours))
+            });
         for (h, port) in stock.iter().chain(&ours) {
             assert_ne!(h, foxtrot_ip, "{} handed out foxtrot's UDP address (port {port})", HOSTS[host]);
         }
         assert!(stock.iter().all(|(h, _)| !h.starts_with("http")), "a URL contact went to a stock peer: {stock:?}");
-        assert!(!stock.is_empty(), "{} handed a stock peer nothing", HOSTS[host]);
     }
 
     // The rest of the network is unaffected.
