@@ -185,16 +185,21 @@ fn every_http_request_is_logged_at_debug_level() {
 fn limits_come_from_the_limits_table_env_and_flags() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("dhtd.toml");
-    std::fs::write(&file, "port = 9100\n[limits]\nrate_per_ip = 50\nchurn_ids_per_ip = 4\nlimit_loopback = true\n")
-        .unwrap();
-    let env = [("DHT_HTTP_MAX_BODY", "1000"), ("DHT_CHURN_IDS_PER_IP", "6")];
-    let t = table(&dhtd(&["config", "--config", file.to_str().unwrap(), "--handover-rate", "5"], &env));
+    let text = "port = 9100\n[limits]\nrate_per_ip = 50\nchurn_ids_per_ip = 4\nlimit_loopback = true\nprovider_max_per_set = 50\n";
+    std::fs::write(&file, text).unwrap();
+    let env = [("DHT_HTTP_MAX_BODY", "1000"), ("DHT_CHURN_IDS_PER_IP", "6"), ("DHT_HANDOVER_MAX_CONTACTS", "9")];
+    let args = ["config", "--config", file.to_str().unwrap(), "--handover-rate", "5", "--churn-max-sources", "77"];
+    let t = table(&dhtd(&args, &env));
     let at = |k: &str| t.get(k).cloned().unwrap_or_else(|| panic!("no {k} in {t:?}"));
     assert_eq!(at("rate_per_ip"), ("50".into(), "file".into()));
     assert_eq!(at("limit_loopback"), ("true".into(), "file".into()));
     assert_eq!(at("churn_ids_per_ip"), ("6".into(), "env DHT_CHURN_IDS_PER_IP".into()), "env beats the file");
     assert_eq!(at("http_max_body"), ("1000".into(), "env DHT_HTTP_MAX_BODY".into()));
     assert_eq!(at("handover_rate"), ("5".into(), "flag".into()));
+    assert_eq!(at("provider_max_per_set"), ("50".into(), "file".into()));
+    assert_eq!(at("handover_max_contacts"), ("9".into(), "env DHT_HANDOVER_MAX_CONTACTS".into()));
+    assert_eq!(at("churn_max_sources"), ("77".into(), "flag".into()));
+    assert_eq!(at("provider_max_ttl"), ("86400".into(), "default".into()));
     assert_eq!(at("rate_global"), ("8000".into(), "default".into()));
     assert_eq!(at("record_quota_per_ip"), ("(unset)".into(), "default".into()), "follows --max-records");
 }

@@ -82,6 +82,16 @@ pub struct LimitArgs {
     /// Most provider entries this node holds for the network.
     #[arg(long, env = "DHT_MAX_PROVIDERS", value_parser = count, default_value_t = 200_000)]
     pub max_providers: usize,
+    /// Most workers one service's provider set holds here (when full, the
+    /// entry expiring soonest makes room for a newcomer that outlives it).
+    #[arg(long, env = "DHT_PROVIDER_MAX_PER_SET", value_parser = count, default_value_t = 10_000)]
+    pub provider_max_per_set: usize,
+    /// Most provider sets (services) this node holds.
+    #[arg(long, env = "DHT_PROVIDER_MAX_SETS", value_parser = count, default_value_t = 20_000)]
+    pub provider_max_sets: usize,
+    /// Longest lifetime a provider entry may ask for, seconds.
+    #[arg(long, env = "DHT_PROVIDER_MAX_TTL", value_parser = seconds, default_value_t = 24 * 3600)]
+    pub provider_max_ttl: u64,
     /// Records one source IP may have stored here (default: 1/64 of --max-records).
     #[arg(long, env = "DHT_RECORD_QUOTA_PER_IP", value_parser = count)]
     pub record_quota_per_ip: Option<usize>,
@@ -116,12 +126,19 @@ pub struct LimitArgs {
     /// The churn window, seconds.
     #[arg(long, env = "DHT_CHURN_WINDOW", value_parser = seconds, default_value_t = 600)]
     pub churn_window: u64,
+    /// Source IPs (and, apart, prefixes) the churn bound tracks (LRU).
+    #[arg(long, env = "DHT_CHURN_MAX_SOURCES", value_parser = count, default_value_t = 4_096)]
+    pub churn_max_sources: usize,
     /// Record handover STOREs per second to one newly verified contact (also its burst).
     #[arg(long, env = "DHT_HANDOVER_RATE", value_parser = rate, default_value_t = 20)]
     pub handover_rate: u32,
     /// Record handover STOREs per second to all contacts together (also the burst).
     #[arg(long, env = "DHT_HANDOVER_GLOBAL_RATE", value_parser = rate, default_value_t = 200)]
     pub handover_global_rate: u32,
+    /// Contacts with record handover waiting; a newcomer beyond it gets its
+    /// records from hourly replication instead.
+    #[arg(long, env = "DHT_HANDOVER_MAX_CONTACTS", value_parser = count, default_value_t = 256)]
+    pub handover_max_contacts: usize,
     /// UDP receive buffer, bytes (the kernel may cap it: net.core.rmem_max).
     #[arg(long, env = "DHT_UDP_RECV_BUFFER", value_parser = count, default_value_t = 4 << 20)]
     pub udp_recv_buffer: usize,
@@ -188,7 +205,7 @@ impl LimitArgs {
                 ids_per_ip: self.churn_ids_per_ip,
                 ids_per_prefix: self.churn_ids_per_prefix,
                 window: Duration::from_secs(self.churn_window),
-                ..ChurnLimits::default()
+                max_sources: self.churn_max_sources,
             },
             handover: self.handover(),
             exempt_loopback: !self.limit_loopback,
@@ -223,7 +240,7 @@ impl LimitArgs {
         HandoverPace {
             per_contact: Rate { per_sec: one, burst: one },
             global: Rate { per_sec: all, burst: all },
-            ..HandoverPace::default()
+            max_contacts: self.handover_max_contacts,
         }
     }
 
@@ -234,7 +251,12 @@ impl LimitArgs {
 
     /// The provider store's caps.
     pub fn providers(&self) -> ProviderLimits {
-        ProviderLimits { max_entries: self.max_providers, ..ProviderLimits::default() }
+        ProviderLimits {
+            max_per_set: self.provider_max_per_set,
+            max_sets: self.provider_max_sets,
+            max_entries: self.max_providers,
+            max_ttl: Duration::from_secs(self.provider_max_ttl),
+        }
     }
 
     /// The UDP socket's kernel buffers.
@@ -253,5 +275,54 @@ impl LimitArgs {
             max_header_bytes: self.http_max_header_bytes,
             max_services_per_registration: self.max_services_per_registration,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        limits: LimitArgs,
+    }
+
+    fn parse(args: &[&str]) -> LimitArgs {
+        Cli::try_parse_from(std::iter::once("dhtd").chain(args.iter().copied())).expect("valid flags").limits
+    }
+
+    #[test]
+    fn store_set_and_pacing_bounds_reach_the_library() {
+        let a = parse(&[
+            "--provider-max-per-set=7",
+            "--provider-max-sets=8",
+            "--provider-max-ttl=60",
+            "--max-providers=900",
+            "--churn-max-sources=33",
+            "--handover-max-contacts=4",
+        ]);
+        let p = a.providers();
+        assert_eq!((p.max_per_set, p.max_sets, p.max_entries), (7, 8, 900));
+        assert_eq!(p.max_ttl, Duration::from_secs(60));
+        let l = a.limits().expect("consistent limits");
+        assert_eq!(l.churn.max_sources, 33);
+        assert_eq!(l.handover.max_contacts, 4);
+    }
+
+    #[test]
+    fn defaults_are_the_librarys() {
+        let a = parse(&[]);
+        assert_eq!(a.providers(), ProviderLimits { max_entries: 200_000, ..ProviderLimits::default() });
+        let l = a.limits().expect("consistent limits");
+        assert_eq!(l.churn.max_sources, ChurnLimits::default().max_sources);
+        assert_eq!(l.handover.max_contacts, HandoverPace::default().max_contacts);
+    }
+
+    #[test]
+    fn a_zero_set_bound_is_refused() {
+        let err = Cli::try_parse_from(["dhtd", "--provider-max-per-set", "0"]).err().map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("must be at least 1")));
     }
 }
