@@ -6,25 +6,12 @@
 
 use std::time::Duration;
 
-use kadmesh::discovery::testnet::Testnet;
 use kadmesh::discovery::{service_key, DiscoveryConfig};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 
 mod common;
 
-struct Cluster {
-    net: Testnet,
-    urls: Vec<String>,
-    _stops: Vec<oneshot::Sender<()>>,
-    http: reqwest::Client,
-}
-
-async fn cluster(n: usize, cfg: DiscoveryConfig) -> Cluster {
-    let (net, urls, stops) = common::surface::start(n, cfg).await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    Cluster { net, urls, _stops: stops, http }
-}
+use common::cluster::{cluster, Cluster};
 
 impl Cluster {
     async fn send(&self, r: reqwest::RequestBuilder) -> (u16, Value) {

@@ -12,13 +12,14 @@
 
 mod common;
 
+use common::cluster::{cluster, Cluster};
+
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::platform::PlatformClient;
 use common::python::skip_without_python;
-use kadmesh::discovery::testnet::Testnet;
 use kadmesh::discovery::DiscoveryConfig;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -40,20 +41,6 @@ fn short_windows() -> DiscoveryConfig {
         min_republish: Duration::ZERO,
         ..DiscoveryConfig::default()
     }
-}
-
-/// A loopback network with an HTTP server on every node.
-struct Cluster {
-    net: Testnet,
-    urls: Vec<String>,
-    _stops: Vec<oneshot::Sender<()>>,
-    http: reqwest::Client,
-}
-
-async fn cluster(n: usize, cfg: DiscoveryConfig) -> Cluster {
-    let (net, urls, stops) = common::surface::start(n, cfg).await;
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    Cluster { net, urls, _stops: stops, http }
 }
 
 impl Cluster {
