@@ -1,6 +1,7 @@
 //! `dhtd config` reports every source correctly, the data-directory lock
-//! keeps a second daemon out, and an unreachable bootstrap URL is retried,
-//! not fatal. Real `dhtd` processes.
+//! keeps a second daemon out, an unreachable bootstrap URL is retried, not
+//! fatal, and the daemon runs on as many threads as `--threads` says. Real
+//! `dhtd` processes.
 
 #[path = "support/process.rs"]
 mod process;
@@ -286,4 +287,37 @@ fn limits_from_a_flag_and_env_reach_the_running_node() {
     });
     assert_eq!(status.unwrap().status().as_u16(), 413, "DHT_HTTP_MAX_BODY did not reach the HTTP surface");
     assert!(d.terminate(Duration::from_secs(10)).is_some());
+}
+
+/// The `Threads:` of a running daemon once it has logged `node listening`
+/// (and, with HTTP, that HTTP listens), read from `/proc`.
+#[cfg(target_os = "linux")]
+fn threads_of_running(args: &[&str]) -> u64 {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("dhtd.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let base = ["--port", "0", "--bind", "127.0.0.1", "--reachability", "public", "--log-color", "never"];
+    let mut d = process::Dhtd::start_logging(&[&base[..], args].concat(), &[], Some(file));
+    let want = if args.contains(&"--no-http") { "node listening" } else { "HTTP API listening" };
+    let ready = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(25));
+        std::fs::read_to_string(&log).unwrap_or_default().contains(want)
+    });
+    assert!(ready, "dhtd did not start: {}", std::fs::read_to_string(&log).unwrap_or_default());
+    let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+    let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+    let threads = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    assert!(d.terminate(Duration::from_secs(10)).is_some(), "dhtd did not stop cleanly on SIGTERM");
+    threads
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_node_without_http_runs_on_its_main_thread_alone_and_threads_sets_the_workers() {
+    // Each thread is a stack and, under glibc, a malloc arena: memory a
+    // Raspberry Pi volunteer pays for nothing on a node that serves one socket.
+    assert_eq!(threads_of_running(&["--no-http"]), 1);
+    assert_eq!(threads_of_running(&["--http-bind", "127.0.0.1:0", "--threads", "1"]), 1);
+    // The main thread blocks on the runtime; the workers run the tasks.
+    assert_eq!(threads_of_running(&["--no-http", "--threads", "3"]), 4);
 }

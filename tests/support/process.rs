@@ -37,6 +37,11 @@ impl Dhtd {
         Dhtd { child, lines }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The next stdout line, within `limit`.
     pub fn line(&self, limit: Duration) -> Option<String> {
         self.lines.recv_timeout(limit).ok()

@@ -12,7 +12,8 @@
 //! Layout: `options` (every setting, once; the limits on strangers in
 //! `limit_options`), `config` (file, environment
 //! and flags merged, with sources), `run` (the daemon), `demo`, `server`
-//! (the HTTP task and stop signals), `probe` (`dhtd health`).
+//! (the HTTP task and stop signals), `probe` (`dhtd health`), `runtime`
+//! (threads and malloc arenas).
 
 mod config;
 mod demo;
@@ -20,6 +21,7 @@ mod limit_options;
 mod options;
 mod probe;
 mod run;
+mod runtime;
 mod server;
 
 use std::io::IsTerminal;
@@ -71,15 +73,18 @@ fn main() -> ExitCode {
             print!("{}", config::render(&loaded.settings));
             Ok(())
         }
-        Some(Command::Health(args)) => runtime().and_then(|rt| rt.block_on(probe::run(args))),
+        Some(Command::Health(args)) => runtime::build(1).and_then(|rt| rt.block_on(probe::run(args))),
         Some(Command::Demo(args)) => {
             init_logging(false, Color::Auto);
-            runtime().and_then(|rt| rt.block_on(demo::run(args)))
+            runtime::build(0).and_then(|rt| rt.block_on(demo::run(args)))
         }
         None => {
+            let workers = runtime::workers(cli.run.threads, !cli.run.no_http, cores());
+            // Before the first thread, or glibc has already made its arenas.
+            runtime::limit_malloc_arenas(workers);
             init_logging(cli.run.log_json, cli.run.log_color);
             tracing::info!("effective configuration: {}", config::summary(&loaded.settings));
-            runtime().and_then(|rt| rt.block_on(run::run(cli.run)))
+            runtime::build(workers).and_then(|rt| rt.block_on(run::run(cli.run)))
         }
     };
     match result {
@@ -97,11 +102,9 @@ fn fail(msg: &str) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+/// Cores this process may use (1 when unknown).
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Text or JSON lines on stderr; colours only where a person reads them.

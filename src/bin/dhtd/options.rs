@@ -145,6 +145,12 @@ pub struct RunArgs {
     /// Most workers the topology lists.
     #[arg(long, env = "DHT_TOPOLOGY_MAX_WORKERS", default_value_t = 2000)]
     pub topology_max_workers: usize,
+    /// Runtime worker threads: 0 picks by role (1 without HTTP: the main
+    /// thread runs everything; with HTTP one per core, at most 2); 1 runs
+    /// everything on the main thread. Each thread costs memory (its stack, a
+    /// malloc arena).
+    #[arg(long, env = "DHT_THREADS", default_value_t = 0)]
+    pub threads: usize,
     /// Log as JSON lines instead of human-readable text.
     #[arg(long, env = "DHT_LOG_JSON")]
     pub log_json: bool,
