@@ -36,6 +36,9 @@ pub const NAT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The UDP port every virtual node listens on.
 pub const PORT: u16 = 8468;
+/// The port a machine's reachability probes leave from (the engine's
+/// `Transmit::from_other_port`); nothing listens on it.
+pub const OTHER_PORT: u16 = PORT + 1;
 /// IPv4 plus UDP header bytes, added to every datagram's cost.
 pub const HEADER_BYTES: u64 = 28;
 /// rpcudp header: type byte and 20-byte message id.
@@ -45,6 +48,17 @@ const RPC_HEADER: usize = 21;
 pub fn addr_of(i: u32) -> SocketAddr {
     let [_, a, b, c] = (i + 1).to_be_bytes();
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, a, b, c)), PORT)
+}
+
+/// Where a datagram from machine `from_addr` comes from: its DHT address,
+/// or the same IP at [`OTHER_PORT`].
+pub fn source_of(from_addr: u32, from_other_port: bool) -> SocketAddr {
+    let a = addr_of(from_addr);
+    if from_other_port {
+        SocketAddr::new(a.ip(), OTHER_PORT)
+    } else {
+        a
+    }
 }
 
 /// The index of a virtual address, if it is one.
@@ -98,6 +112,8 @@ pub struct Delivery {
     pub kind: u8,
     /// Request (true) or reply.
     pub request: bool,
+    /// Sent from the source machine's other port ([`OTHER_PORT`]).
+    pub from_other_port: bool,
     /// The datagram.
     pub payload: Bytes,
 }
@@ -276,7 +292,7 @@ impl Network {
         seq: u64,
         traffic: &mut Traffic,
     ) -> (u64, Option<(u32, Queued)>) {
-        let Outgoing { to, payload, reply_kind } = t;
+        let Outgoing { to, payload, reply_kind, from_other_port } = t;
         let request = reply_kind.is_none();
         let kind = reply_kind.unwrap_or_else(|| classify_request(&payload));
         let size = payload.len() as u64 + HEADER_BYTES;
@@ -305,7 +321,7 @@ impl Network {
         let one_way = self.model.rtt_ms(a, b) / 2.0 * (1.0 + 0.1 * unit(mix(h, 1)));
         let one_way = (one_way.round() as u64).max(MIN_ONE_WAY.as_millis() as u64);
         let at = Time::from_millis(now.as_millis() + one_way);
-        let d = Delivery { at, to_addr, from_addr, kind, request, payload };
+        let d = Delivery { at, to_addr, from_addr, kind, request, from_other_port, payload };
         (size, Some((to_slot, Queued { key: (at, to_addr, from_addr, tag), d })))
     }
 }
@@ -318,6 +334,8 @@ pub struct Outgoing {
     pub payload: Bytes,
     /// The traffic class of the request it answers; `None` for a request.
     pub reply_kind: Option<u8>,
+    /// Leaves from the machine's other port (a reachability probe).
+    pub from_other_port: bool,
 }
 
 #[cfg(test)]
@@ -359,7 +377,8 @@ mod tests {
             net.new_address(s);
         }
         let ping = request(Call::Ping { sender: NodeId([2; 20]) });
-        let out = |to: u32| Outgoing { to: addr_of(to), payload: ping.clone(), reply_kind: None };
+        let out =
+            |to: u32| Outgoing { to: addr_of(to), payload: ping.clone(), reply_kind: None, from_other_port: false };
         let mut traffic = Traffic::default();
         let (_, routed) = net.route(Time::from_secs(1), 0, out(1), 1, &mut traffic);
         let (slot, q) = routed.unwrap();

@@ -132,7 +132,8 @@ impl Node {
         let engine = Engine::new(id, config, clock.now());
         let (tx, rx) = mpsc::channel(1024);
         let (tunnel, answers) = tunnel::Tunnel::new(&options.tunnel).map_err(NodeError::Transport)?;
-        let io = Io { socket: Arc::new(socket), tunnel, answers, udp_requests: !options.refuse_udp_requests };
+        let probes = socket::probe_socket(local_addr);
+        let io = Io { socket: Arc::new(socket), probes, tunnel, answers, udp_requests: !options.refuse_udp_requests };
         tokio::spawn(run(io, engine, clock, rx));
         Ok(NodeHandle { tx, id, local_addr })
     }
@@ -290,6 +291,8 @@ impl NodeHandle {
 /// transport for URL contacts.
 struct Io {
     socket: Arc<UdpSocket>,
+    /// Sends only: where reachability probes leave from (another port).
+    probes: Option<UdpSocket>,
     tunnel: tunnel::Tunnel,
     /// Answers of the tunnel's POSTs: (tunnel address, reply datagram).
     answers: mpsc::Receiver<(SocketAddr, Bytes)>,
@@ -390,8 +393,11 @@ async fn flush(io: &mut Io, engine: &mut Engine, mut nat: Option<&mut RecentPeer
                 Some(url) => io.tunnel.post(t.to, url, t.payload),
                 None => tracing::debug!(to = %t.to, "no URL known for this tunnel address"),
             }
-        } else if let Err(e) = io.socket.send_to(&t.payload, t.to).await {
-            tracing::debug!(to = %t.to, error = %e, "send failed");
+        } else {
+            let socket = io.probes.as_ref().filter(|_| t.from_other_port).unwrap_or(io.socket.as_ref());
+            if let Err(e) = socket.send_to(&t.payload, t.to).await {
+                tracing::debug!(to = %t.to, error = %e, "send failed");
+            }
         }
     }
 }

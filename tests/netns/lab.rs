@@ -230,7 +230,7 @@ impl Lab {
         }
         cmd.args(extra);
         let child = cmd
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,kadmesh::engine::dialback=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -285,6 +285,12 @@ impl Drop for Lab {
                 for line in tail.iter().rev() {
                     eprintln!("{line}");
                 }
+            }
+        }
+        if let Some(keep) = std::env::var_os("KADMESH_NETNS_KEEP_LOGS") {
+            for (name, _) in &daemons {
+                let log = format!("{name}.log");
+                let _ = fs::copy(self.logs.path().join(&log), PathBuf::from(&keep).join(log));
             }
         }
         for ns in self.namespaces.iter().rev() {
