@@ -34,6 +34,24 @@ pub const MIN_ONE_WAY: std::time::Duration = std::time::Duration::from_millis(RT
 /// How long a simulated NAT keeps a mapping open after the machine sends.
 pub const NAT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Added to the round trip of every exchange with a machine that has no
+/// UDP: its datagrams travel as HTTPS POSTs through its tunnel to a public
+/// relay node, which forwards them over UDP (half on each way).
+pub const TUNNEL_RTT_PENALTY_MS: u64 = 200;
+
+/// How a machine can be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edge {
+    /// Open UDP: anyone can send to it.
+    Open,
+    /// Behind a reply-only NAT: only from addresses it sent to lately.
+    Nat,
+    /// No UDP at all: it reaches the DHT as a client through a public
+    /// node's tunnel (a relay), so it gets the replies to its own requests,
+    /// [`TUNNEL_RTT_PENALTY_MS`] late, and no request ever reaches it.
+    NoUdp,
+}
+
 /// The UDP port every virtual node listens on.
 pub const PORT: u16 = 8468;
 /// The port a machine's reachability probes leave from (the engine's
@@ -157,11 +175,13 @@ pub struct Traffic {
     pub cut: u64,
     /// Arrived at an address nobody listens on (crashed or moved).
     pub undeliverable: u64,
-    /// Dropped by a reply-only NAT: the machine had not sent to the source lately.
+    /// Dropped by a reply-only NAT (the machine had not sent to the source
+    /// lately), or a request to a machine with no UDP (it only gets the
+    /// replies to its own requests, through its relay).
     pub nat_blocked: u64,
     /// Contacts in `find_node` / `find_value` replies.
     pub handed_out: u64,
-    /// Of those, contacts of machines behind NAT: nobody can reach them.
+    /// Of those, contacts of machines behind NAT or with no UDP: nobody can reach them.
     pub handed_unreachable: u64,
 }
 
@@ -192,8 +212,8 @@ pub struct Network {
     groups: Vec<u8>,
     owners: Vec<u32>,
     partitioned: bool,
-    /// Machines behind a reply-only NAT, by slot.
-    natted: Vec<bool>,
+    /// How each machine is reachable, by slot (default [`Edge::Open`]).
+    edges: Vec<Edge>,
     /// What was carried.
     pub traffic: Traffic,
 }
@@ -208,7 +228,7 @@ impl Network {
             groups: Vec::new(),
             owners: Vec::new(),
             partitioned: false,
-            natted: Vec::new(),
+            edges: Vec::new(),
             traffic: Traffic::default(),
         }
     }
@@ -222,20 +242,26 @@ impl Network {
         }
     }
 
-    /// Puts machine `slot` behind a reply-only NAT.
-    pub fn set_natted(&mut self, slot: u32) {
-        if self.natted.len() <= slot as usize {
-            self.natted.resize(slot as usize + 1, false);
+    /// Sets how machine `slot` is reachable.
+    pub fn set_edge(&mut self, slot: u32, edge: Edge) {
+        if self.edges.len() <= slot as usize {
+            self.edges.resize(slot as usize + 1, Edge::Open);
         }
-        self.natted[slot as usize] = true;
+        self.edges[slot as usize] = edge;
     }
 
-    /// Whether machine `slot` is behind NAT.
+    /// How machine `slot` is reachable.
+    pub fn edge(&self, slot: u32) -> Edge {
+        self.edges.get(slot as usize).copied().unwrap_or(Edge::Open)
+    }
+
+    /// Whether nobody can start a conversation with machine `slot` (behind
+    /// NAT, or no UDP at all).
     pub fn natted_slot(&self, slot: u32) -> bool {
-        self.natted.get(slot as usize).copied().unwrap_or(false)
+        self.edge(slot) != Edge::Open
     }
 
-    /// Whether the machine owning address `addr` is behind NAT.
+    /// Whether the machine owning address `addr` cannot be reached unasked.
     pub fn natted_addr(&self, addr: SocketAddr) -> bool {
         index_of(addr).and_then(|a| self.owner(a)).is_some_and(|s| self.natted_slot(s))
     }
@@ -319,7 +345,8 @@ impl Network {
         }
         // One-way delay: half the pair's RTT plus up to 10% queueing jitter.
         let one_way = self.model.rtt_ms(a, b) / 2.0 * (1.0 + 0.1 * unit(mix(h, 1)));
-        let one_way = (one_way.round() as u64).max(MIN_ONE_WAY.as_millis() as u64);
+        let tunnel = [from, to_slot].iter().filter(|&&s| self.edge(s) == Edge::NoUdp).count() as u64;
+        let one_way = (one_way.round() as u64).max(MIN_ONE_WAY.as_millis() as u64) + tunnel * TUNNEL_RTT_PENALTY_MS / 2;
         let at = Time::from_millis(now.as_millis() + one_way);
         let d = Delivery { at, to_addr, from_addr, kind, request, from_other_port, payload };
         (size, Some((to_slot, Queued { key: (at, to_addr, from_addr, tag), d })))

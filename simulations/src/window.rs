@@ -72,7 +72,8 @@ fn deliver(node: &mut SimNode, slot: u32, d: Delivery, sh: Shared, out: &mut Win
         return;
     };
     let from = source_of(d.from_addr, d.from_other_port);
-    if node.nat.as_ref().is_some_and(|n| !n.admits(from, node.clock)) {
+    let no_udp = d.request && sh.net.edge(slot) == crate::net::Edge::NoUdp;
+    if no_udp || node.nat.as_ref().is_some_and(|n| !n.admits(from, node.clock)) {
         out.traffic.nat_blocked += 1;
         return;
     }
