@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use bootstrap::{bootstrap_with_retry, keep_seeds_in_touch, Backoff, SEED_RECHECK};
 pub use clock::Clock;
 pub use socket::SocketBuffers;
-pub use tunnel::{HttpAnswer, TunnelSettings};
+pub use tunnel::{HttpAnswer, TunnelSettings, TunnelStats};
 
 use crate::contact::Contact;
 use crate::engine::{BootstrapOutcome, Config, Engine, GetOutcome, Outcome, PingReply, PutOutcome, QueryId};
@@ -133,9 +133,10 @@ impl Node {
         let (tx, rx) = mpsc::channel(1024);
         let (tunnel, answers) = tunnel::Tunnel::new(&options.tunnel).map_err(NodeError::Transport)?;
         let probes = socket::probe_socket(local_addr);
+        let counters = Arc::clone(&tunnel.counters);
         let io = Io { socket: Arc::new(socket), probes, tunnel, answers, udp_requests: !options.refuse_udp_requests };
         tokio::spawn(run(io, engine, clock, rx));
-        Ok(NodeHandle { tx, id, local_addr })
+        Ok(NodeHandle { tx, id, local_addr, tunnel: counters })
     }
 }
 
@@ -145,6 +146,7 @@ pub struct NodeHandle {
     tx: mpsc::Sender<Command>,
     id: NodeId,
     local_addr: SocketAddr,
+    tunnel: Arc<tunnel::TunnelCounters>,
 }
 
 impl NodeHandle {
@@ -156,6 +158,11 @@ impl NodeHandle {
     /// The address the node's socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the HTTP transport (URL contacts, `POST /api/dht/rpc`) did so far.
+    pub fn tunnel_stats(&self) -> TunnelStats {
+        self.tunnel.read()
     }
 
     /// Runs `f` on the engine and returns its result.
@@ -359,6 +366,7 @@ async fn on_http(
     data: &[u8],
     reply: oneshot::Sender<HttpAnswer>,
 ) {
+    io.tunnel.counters.received();
     match engine.handle_http_request(now, client, data) {
         Ok(id) => {
             io.tunnel.expect(client, id, reply);
