@@ -420,4 +420,29 @@ mod tests {
         assert!(net.route(Time::from_secs(2), 0, out(2), 3, &mut traffic).1.is_some());
         assert_eq!((traffic.cut, traffic.msgs[0]), (1, 3));
     }
+
+    #[test]
+    fn a_machine_with_no_udp_pays_the_tunnel_penalty_and_counts_as_unreachable() {
+        let mut model = LatencyModel::new(1);
+        (model.loss, model.lossy_extra) = (0.0, 0.0);
+        let mut net = Network::new(1, model);
+        for s in 0..3 {
+            net.add_machine(s);
+            net.new_address(s);
+        }
+        net.set_edge(1, Edge::NoUdp);
+        net.set_edge(2, Edge::Nat);
+        assert!(net.natted_slot(1) && net.natted_slot(2) && !net.natted_slot(0));
+        let ping = request(Call::Ping { sender: NodeId([2; 20]) });
+        let out =
+            |to: u32| Outgoing { to: addr_of(to), payload: ping.clone(), reply_kind: None, from_other_port: true };
+        let mut traffic = Traffic::default();
+        let (_, routed) = net.route(Time::from_secs(1), 0, out(1), 1, &mut traffic);
+        let q = routed.unwrap().1;
+        assert!(q.d.from_other_port);
+        let one_way = (q.d.at.as_millis() - 1000) as f64;
+        let (rtt, penalty) = (net.rtt_ms(0, 1), TUNNEL_RTT_PENALTY_MS as f64 / 2.0);
+        assert!(one_way >= rtt / 2.0 + penalty - 1.0 && one_way <= rtt * 0.55 + penalty + 1.0, "{one_way} vs {rtt}");
+        assert_eq!(source_of(0, true), SocketAddr::new(addr_of(0).ip(), OTHER_PORT));
+    }
 }
