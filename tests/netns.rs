@@ -15,7 +15,10 @@
 //! HTTP is reachable and which serves the DHT over it (`--dht-over-http`):
 //! both register workers and discover each other's, foxtrot is handed out
 //! to kadmesh peers only under its URL and to nobody under its UDP address,
-//! and the LAN hosts keep working (needs `nft` from nftables).
+//! and the LAN hosts keep working (needs `nft` from nftables). Each host's
+//! `/health` says what it is: alpha, bravo and charlie `public`, echo and
+//! foxtrot `nat` (both let in only replies to what they sent), and echo is
+//! never handed out as a contact.
 //!
 //! Where namespaces cannot be created (not root, no `ip`, a sandbox without
 //! the permission), the test prints "skipping: cannot create network
@@ -142,6 +145,32 @@ fn register(lab: &Lab, host: usize, id: &str, service: &str) {
     });
 }
 
+/// `host`'s reachability as its `/health` reports it: (state, client).
+fn reachability(lab: &Lab, host: usize) -> Option<(String, bool)> {
+    let url = format!("http://127.0.0.1:{HTTP_PORT}/health");
+    match lab.client(host, "http-get", &url, "") {
+        Reply::Http { body, .. } => {
+            let r = &body["reachability"];
+            Some((r["state"].as_str()?.to_owned(), r["client"].as_bool()?))
+        }
+        _ => None,
+    }
+}
+
+/// Echo's address as the LAN sees it: its NAT router's.
+const ECHO_OUTSIDE: &str = "10.201.0.5";
+
+/// Asks the LAN hosts for contacts and fails if any hands out echo, which
+/// cannot be reached from outside its NAT; returns what they handed out.
+fn no_one_hands_out_echo(lab: &Lab) -> Vec<(Handout, Handout)> {
+    let all: Vec<(Handout, Handout)> = [ALPHA, BRAVO, CHARLIE].iter().map(|&h| handouts(lab, h)).collect();
+    for (host, (stock, ours)) in [ALPHA, BRAVO, CHARLIE].iter().zip(&all) {
+        let echo = stock.iter().chain(ours).find(|(h, _)| h == ECHO_OUTSIDE);
+        assert!(echo.is_none(), "{} handed out echo (behind NAT): {stock:?} / {ours:?}", HOSTS[*host]);
+    }
+    all
+}
+
 /// Contacts as a `find_node` reply lists them: (host or URL, port).
 type Handout = Vec<(String, u64)>;
 
@@ -169,6 +198,22 @@ fn nat_and_udp_blocked_hosts_register_and_discover_without_being_handed_out() {
 
     register(&lab, ECHO, "w-nat", "ocr-netns");
     register(&lab, FOXTROT, "w-tunnel", "ocr-netns");
+
+    // Each host finds out what it is. Echo's first round already says nat
+    // (the probes come from ports it never talked to), so it is a client
+    // from its start and never enters anyone's table. Foxtrot's firewall
+    // lets in replies to its own requests (and it drops UDP requests
+    // itself): to the detector that is a reply-only NAT, `nat`; `no-udp`
+    // is for a host that gets no UDP reply at all.
+    let expected = [(ALPHA, "public"), (BRAVO, "public"), (CHARLIE, "public"), (ECHO, "nat"), (FOXTROT, "nat")];
+    for (host, state) in expected {
+        settle(&format!("{} reports {state}", HOSTS[host]), || {
+            no_one_hands_out_echo(&lab);
+            let got = reachability(&lab, host);
+            println!("{}: reachability {got:?}", HOSTS[host]);
+            (got == Some((state.to_owned(), state != "public"))).then_some(())
+        });
+    }
     for host in [CHARLIE, ECHO, FOXTROT, ALPHA] {
         settle(&format!("{} discovers both workers", HOSTS[host]), || {
             let ids = discovered(&lab, host, "ocr-netns");
@@ -183,13 +228,18 @@ fn nat_and_udp_blocked_hosts_register_and_discover_without_being_handed_out() {
     for host in [ALPHA, BRAVO, CHARLIE] {
         let (stock, ours) =
             settle(&format!("{} hands out foxtrot's URL and a stock peer something", HOSTS[host]), || {
-                let (stock, ours) = handouts(&lab, host);
+                let (stock, ours) = no_one_hands_out_echo(&lab).swap_remove(host);
                 (ours.iter().any(|(h, _)| *h == public_url) && !stock.is_empty()).then_some((stock, ours))
             });
         for (h, port) in stock.iter().chain(&ours) {
             assert_ne!(h, foxtrot_ip, "{} handed out foxtrot's UDP address (port {port})", HOSTS[host]);
         }
         assert!(stock.iter().all(|(h, _)| !h.starts_with("http")), "a URL contact went to a stock peer: {stock:?}");
+    }
+
+    for _ in 0..5 {
+        no_one_hands_out_echo(&lab);
+        std::thread::sleep(Duration::from_secs(1));
     }
 
     // The rest of the network is unaffected.

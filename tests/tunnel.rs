@@ -178,6 +178,15 @@ async fn a_node_bootstraps_from_a_seed_given_by_url() {
     assert!(knows_at(&c, b.node.id(), seed).await, "the URL seed is not in the table under its URL");
     let others = c.contacts().await.unwrap().len();
     assert!(others >= 3, "bootstrap through the URL seed found only {others} contacts");
+    // Both ends count the exchanges, and the seed's /metrics shows them.
+    let sent = c.tunnel_stats();
+    assert!(sent.posts_answered >= 1 && sent.posts_failed == 0, "{sent:?}");
+    let got = b.node.tunnel_stats().requests_received;
+    assert!(got >= sent.posts_answered, "the seed saw {got} of {sent:?}");
+    let metrics = reqwest::get(format!("{}/metrics", b.url)).await.unwrap().text().await.unwrap();
+    let line = metrics.lines().find(|l| l.starts_with("kadmesh_tunnel_requests_received_total ")).unwrap_or("");
+    let shown: u64 = line.rsplit(' ').next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    assert!(shown >= got, "/metrics: {line:?}");
     net.shutdown().await;
 }
 

@@ -101,11 +101,16 @@ impl World {
         node.up_since = now;
         node.edge_failures = 0;
         config.rng_seed = mix(seed, u64::from(slot) << 32 | u64::from(node.inc));
+        let edge = self.net.edge(slot);
         if self.params.client_mode && node.role == Role::Worker {
-            config.reach.mode = kadmesh::reach::ReachMode::Auto;
+            // A worker with no UDP knows it (it was started so): always a client.
+            config.reach.mode = match edge {
+                crate::net::Edge::NoUdp => kadmesh::reach::ReachMode::Client,
+                _ => kadmesh::reach::ReachMode::Auto,
+            };
         }
         // A new life behind NAT starts with no mappings open.
-        node.nat = self.net.natted_slot(slot).then(|| RecentPeers::new(NAT_MAPPINGS, crate::net::NAT_TIMEOUT));
+        node.nat = (edge == crate::net::Edge::Nat).then(|| RecentPeers::new(NAT_MAPPINGS, crate::net::NAT_TIMEOUT));
         let mut engine = Engine::new(node.id, config, now);
         let saved = node.saved.take().unwrap_or_default();
         for record in saved.records {

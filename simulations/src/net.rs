@@ -34,8 +34,29 @@ pub const MIN_ONE_WAY: std::time::Duration = std::time::Duration::from_millis(RT
 /// How long a simulated NAT keeps a mapping open after the machine sends.
 pub const NAT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Added to the round trip of every exchange with a machine that has no
+/// UDP: its datagrams travel as HTTPS POSTs through its tunnel to a public
+/// relay node, which forwards them over UDP (half on each way).
+pub const TUNNEL_RTT_PENALTY_MS: u64 = 200;
+
+/// How a machine can be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edge {
+    /// Open UDP: anyone can send to it.
+    Open,
+    /// Behind a reply-only NAT: only from addresses it sent to lately.
+    Nat,
+    /// No UDP at all: it reaches the DHT as a client through a public
+    /// node's tunnel (a relay), so it gets the replies to its own requests,
+    /// [`TUNNEL_RTT_PENALTY_MS`] late, and no request ever reaches it.
+    NoUdp,
+}
+
 /// The UDP port every virtual node listens on.
 pub const PORT: u16 = 8468;
+/// The port a machine's reachability probes leave from (the engine's
+/// `Transmit::from_other_port`); nothing listens on it.
+pub const OTHER_PORT: u16 = PORT + 1;
 /// IPv4 plus UDP header bytes, added to every datagram's cost.
 pub const HEADER_BYTES: u64 = 28;
 /// rpcudp header: type byte and 20-byte message id.
@@ -45,6 +66,17 @@ const RPC_HEADER: usize = 21;
 pub fn addr_of(i: u32) -> SocketAddr {
     let [_, a, b, c] = (i + 1).to_be_bytes();
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, a, b, c)), PORT)
+}
+
+/// Where a datagram from machine `from_addr` comes from: its DHT address,
+/// or the same IP at [`OTHER_PORT`].
+pub fn source_of(from_addr: u32, from_other_port: bool) -> SocketAddr {
+    let a = addr_of(from_addr);
+    if from_other_port {
+        SocketAddr::new(a.ip(), OTHER_PORT)
+    } else {
+        a
+    }
 }
 
 /// The index of a virtual address, if it is one.
@@ -98,6 +130,8 @@ pub struct Delivery {
     pub kind: u8,
     /// Request (true) or reply.
     pub request: bool,
+    /// Sent from the source machine's other port ([`OTHER_PORT`]).
+    pub from_other_port: bool,
     /// The datagram.
     pub payload: Bytes,
 }
@@ -141,11 +175,13 @@ pub struct Traffic {
     pub cut: u64,
     /// Arrived at an address nobody listens on (crashed or moved).
     pub undeliverable: u64,
-    /// Dropped by a reply-only NAT: the machine had not sent to the source lately.
+    /// Dropped by a reply-only NAT (the machine had not sent to the source
+    /// lately), or a request to a machine with no UDP (it only gets the
+    /// replies to its own requests, through its relay).
     pub nat_blocked: u64,
     /// Contacts in `find_node` / `find_value` replies.
     pub handed_out: u64,
-    /// Of those, contacts of machines behind NAT: nobody can reach them.
+    /// Of those, contacts of machines behind NAT or with no UDP: nobody can reach them.
     pub handed_unreachable: u64,
 }
 
@@ -176,8 +212,8 @@ pub struct Network {
     groups: Vec<u8>,
     owners: Vec<u32>,
     partitioned: bool,
-    /// Machines behind a reply-only NAT, by slot.
-    natted: Vec<bool>,
+    /// How each machine is reachable, by slot (default [`Edge::Open`]).
+    edges: Vec<Edge>,
     /// What was carried.
     pub traffic: Traffic,
 }
@@ -192,7 +228,7 @@ impl Network {
             groups: Vec::new(),
             owners: Vec::new(),
             partitioned: false,
-            natted: Vec::new(),
+            edges: Vec::new(),
             traffic: Traffic::default(),
         }
     }
@@ -206,20 +242,26 @@ impl Network {
         }
     }
 
-    /// Puts machine `slot` behind a reply-only NAT.
-    pub fn set_natted(&mut self, slot: u32) {
-        if self.natted.len() <= slot as usize {
-            self.natted.resize(slot as usize + 1, false);
+    /// Sets how machine `slot` is reachable.
+    pub fn set_edge(&mut self, slot: u32, edge: Edge) {
+        if self.edges.len() <= slot as usize {
+            self.edges.resize(slot as usize + 1, Edge::Open);
         }
-        self.natted[slot as usize] = true;
+        self.edges[slot as usize] = edge;
     }
 
-    /// Whether machine `slot` is behind NAT.
+    /// How machine `slot` is reachable.
+    pub fn edge(&self, slot: u32) -> Edge {
+        self.edges.get(slot as usize).copied().unwrap_or(Edge::Open)
+    }
+
+    /// Whether nobody can start a conversation with machine `slot` (behind
+    /// NAT, or no UDP at all).
     pub fn natted_slot(&self, slot: u32) -> bool {
-        self.natted.get(slot as usize).copied().unwrap_or(false)
+        self.edge(slot) != Edge::Open
     }
 
-    /// Whether the machine owning address `addr` is behind NAT.
+    /// Whether the machine owning address `addr` cannot be reached unasked.
     pub fn natted_addr(&self, addr: SocketAddr) -> bool {
         index_of(addr).and_then(|a| self.owner(a)).is_some_and(|s| self.natted_slot(s))
     }
@@ -276,7 +318,7 @@ impl Network {
         seq: u64,
         traffic: &mut Traffic,
     ) -> (u64, Option<(u32, Queued)>) {
-        let Outgoing { to, payload, reply_kind } = t;
+        let Outgoing { to, payload, reply_kind, from_other_port } = t;
         let request = reply_kind.is_none();
         let kind = reply_kind.unwrap_or_else(|| classify_request(&payload));
         let size = payload.len() as u64 + HEADER_BYTES;
@@ -303,9 +345,10 @@ impl Network {
         }
         // One-way delay: half the pair's RTT plus up to 10% queueing jitter.
         let one_way = self.model.rtt_ms(a, b) / 2.0 * (1.0 + 0.1 * unit(mix(h, 1)));
-        let one_way = (one_way.round() as u64).max(MIN_ONE_WAY.as_millis() as u64);
+        let tunnel = [from, to_slot].iter().filter(|&&s| self.edge(s) == Edge::NoUdp).count() as u64;
+        let one_way = (one_way.round() as u64).max(MIN_ONE_WAY.as_millis() as u64) + tunnel * TUNNEL_RTT_PENALTY_MS / 2;
         let at = Time::from_millis(now.as_millis() + one_way);
-        let d = Delivery { at, to_addr, from_addr, kind, request, payload };
+        let d = Delivery { at, to_addr, from_addr, kind, request, from_other_port, payload };
         (size, Some((to_slot, Queued { key: (at, to_addr, from_addr, tag), d })))
     }
 }
@@ -318,6 +361,8 @@ pub struct Outgoing {
     pub payload: Bytes,
     /// The traffic class of the request it answers; `None` for a request.
     pub reply_kind: Option<u8>,
+    /// Leaves from the machine's other port (a reachability probe).
+    pub from_other_port: bool,
 }
 
 #[cfg(test)]
@@ -359,7 +404,8 @@ mod tests {
             net.new_address(s);
         }
         let ping = request(Call::Ping { sender: NodeId([2; 20]) });
-        let out = |to: u32| Outgoing { to: addr_of(to), payload: ping.clone(), reply_kind: None };
+        let out =
+            |to: u32| Outgoing { to: addr_of(to), payload: ping.clone(), reply_kind: None, from_other_port: false };
         let mut traffic = Traffic::default();
         let (_, routed) = net.route(Time::from_secs(1), 0, out(1), 1, &mut traffic);
         let (slot, q) = routed.unwrap();
@@ -373,5 +419,30 @@ mod tests {
         assert!(net.route(Time::from_secs(2), 0, out(1), 2, &mut traffic).1.is_none());
         assert!(net.route(Time::from_secs(2), 0, out(2), 3, &mut traffic).1.is_some());
         assert_eq!((traffic.cut, traffic.msgs[0]), (1, 3));
+    }
+
+    #[test]
+    fn a_machine_with_no_udp_pays_the_tunnel_penalty_and_counts_as_unreachable() {
+        let mut model = LatencyModel::new(1);
+        (model.loss, model.lossy_extra) = (0.0, 0.0);
+        let mut net = Network::new(1, model);
+        for s in 0..3 {
+            net.add_machine(s);
+            net.new_address(s);
+        }
+        net.set_edge(1, Edge::NoUdp);
+        net.set_edge(2, Edge::Nat);
+        assert!(net.natted_slot(1) && net.natted_slot(2) && !net.natted_slot(0));
+        let ping = request(Call::Ping { sender: NodeId([2; 20]) });
+        let out =
+            |to: u32| Outgoing { to: addr_of(to), payload: ping.clone(), reply_kind: None, from_other_port: true };
+        let mut traffic = Traffic::default();
+        let (_, routed) = net.route(Time::from_secs(1), 0, out(1), 1, &mut traffic);
+        let q = routed.unwrap().1;
+        assert!(q.d.from_other_port);
+        let one_way = (q.d.at.as_millis() - 1000) as f64;
+        let (rtt, penalty) = (net.rtt_ms(0, 1), TUNNEL_RTT_PENALTY_MS as f64 / 2.0);
+        assert!(one_way >= rtt / 2.0 + penalty - 1.0 && one_way <= rtt * 0.55 + penalty + 1.0, "{one_way} vs {rtt}");
+        assert_eq!(source_of(0, true), SocketAddr::new(addr_of(0).ip(), OTHER_PORT));
     }
 }

@@ -70,6 +70,9 @@ pub struct SimParams {
     pub late_from: Option<Duration>,
     /// Share of workers behind a reply-only NAT (see [`crate::net`]).
     pub nat_share: f64,
+    /// Share of workers with no UDP at all (see [`crate::net::Edge::NoUdp`]),
+    /// taken from the workers not behind NAT.
+    pub no_udp_share: f64,
     /// Workers detect their reachability and act as clients while they are
     /// not reachable (`ReachMode::Auto`); coordinators stay public. Off:
     /// every node acts as public (the behaviour before client mode).
@@ -104,6 +107,7 @@ impl SimParams {
             signed: false,
             late_from: None,
             nat_share: 0.0,
+            no_udp_share: 0.0,
             client_mode: false,
         }
     }

@@ -25,6 +25,8 @@ pub struct RunStats {
     pub lookups_local: u64,
     /// Latency of successful lookups, ms.
     pub latency_ms: Samples,
+    /// The same by the asking machine's [`crate::net::Edge`] (open, NAT, no UDP).
+    pub latency_by_edge_ms: [Samples; 3],
     /// Referral rounds of successful network lookups.
     pub hops: Samples,
     /// Queries sent per lookup.
@@ -88,6 +90,7 @@ impl RunStats {
             lookups_aborted: 0,
             lookups_local: 0,
             latency_ms: Samples::default(),
+            latency_by_edge_ms: Default::default(),
             hops: Samples::default(),
             queried: Samples::default(),
             gets_done: 0,

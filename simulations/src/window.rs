@@ -14,7 +14,7 @@ use kadmesh::engine::Event;
 use kadmesh::time::Time;
 
 use crate::announce::worker_value;
-use crate::net::{addr_of, Delivery, Network, Outgoing, Queued, Traffic, FIND_VALUE, HEADER_BYTES};
+use crate::net::{source_of, Delivery, Network, Outgoing, Queued, Traffic, FIND_VALUE, HEADER_BYTES};
 use crate::node::SimNode;
 use crate::pair::Pair;
 
@@ -71,7 +71,9 @@ fn deliver(node: &mut SimNode, slot: u32, d: Delivery, sh: Shared, out: &mut Win
         out.traffic.undeliverable += 1;
         return;
     };
-    if node.nat.as_ref().is_some_and(|n| !n.admits(addr_of(d.from_addr), node.clock)) {
+    let from = source_of(d.from_addr, d.from_other_port);
+    let no_udp = d.request && sh.net.edge(slot) == crate::net::Edge::NoUdp;
+    if no_udp || node.nat.as_ref().is_some_and(|n| !n.admits(from, node.clock)) {
         out.traffic.nat_blocked += 1;
         return;
     }
@@ -79,7 +81,7 @@ fn deliver(node: &mut SimNode, slot: u32, d: Delivery, sh: Shared, out: &mut Win
         node.bytes += d.payload.len() as u64 + HEADER_BYTES;
         node.msgs += 1;
     }
-    engine.handle_datagram(node.clock, addr_of(d.from_addr), &d.payload);
+    engine.handle_datagram(node.clock, from, &d.payload);
     // A request is answered at once: the only reply in the queue now is its reply.
     flush(node, slot, d.request.then_some(d.kind), sh, out);
 }
@@ -125,7 +127,7 @@ pub fn flush(node: &mut SimNode, slot: u32, reply_kind: Option<u8>, sh: Shared, 
             sh.net.count_handout(&t.payload, &mut out.traffic);
         }
         node.sent += 1;
-        let outgoing = Outgoing { to: t.to, payload: t.payload, reply_kind };
+        let outgoing = Outgoing { to: t.to, payload: t.payload, reply_kind, from_other_port: t.from_other_port };
         let (size, routed) = sh.net.route(now, node.addr, outgoing, node.sent, &mut out.traffic);
         if sh.window_open {
             node.bytes += size;

@@ -187,7 +187,7 @@ impl World {
             (Pending::Lookup { issued, counted }, Outcome::Get(g)) => {
                 self.stats.gets_done += u64::from(self.window_open);
                 if counted {
-                    self.record_lookup(issued, g);
+                    self.record_lookup(slot, issued, g);
                 }
             }
             (Pending::Probe { id }, Outcome::Get(g)) => {
@@ -198,7 +198,8 @@ impl World {
         }
     }
 
-    fn record_lookup(&mut self, issued: Time, g: &GetOutcome) {
+    fn record_lookup(&mut self, slot: u32, issued: Time, g: &GetOutcome) {
+        let edge = self.net.edge(slot) as usize;
         let s = &mut self.stats;
         s.lookups_done += 1;
         let found = g.value.is_some();
@@ -214,6 +215,7 @@ impl World {
 
             s.lookups_local += u64::from(g.local);
             s.latency_ms.push(g.stats.duration.as_millis() as f64);
+            s.latency_by_edge_ms[edge].push(g.stats.duration.as_millis() as f64);
             if !g.local {
                 s.hops.push(f64::from(g.stats.hops));
                 s.queried.push(g.stats.queried as f64);

@@ -130,10 +130,14 @@ impl World {
         for slot in 0..params.coordinators + params.workers {
             net.add_machine(slot);
             let role = if slot < params.coordinators { Role::Coordinator } else { Role::Worker };
-            if role == Role::Worker
-                && crate::hash::unit(crate::hash::mix(params.seed ^ 0x006e_6174, u64::from(slot))) < params.nat_share
-            {
-                net.set_natted(slot);
+            if role == Role::Worker {
+                // Same draw for both shares: the NATed set does not depend on the no-UDP share.
+                let u = crate::hash::unit(crate::hash::mix(params.seed ^ 0x006e_6174, u64::from(slot)));
+                if u < params.nat_share {
+                    net.set_edge(slot, crate::net::Edge::Nat);
+                } else if u < params.nat_share + params.no_udp_share {
+                    net.set_edge(slot, crate::net::Edge::NoUdp);
+                }
             }
             nodes.push(SimNode::new(role));
         }

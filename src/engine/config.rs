@@ -163,6 +163,7 @@ impl Config {
             ("refresh_interval", self.refresh_interval),
             ("reach.interval", self.reach.interval),
             ("reach.retry", self.reach.retry),
+            ("reach.alone_retry", self.reach.alone_retry),
         ];
         if let Some((name, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return Err(ConfigError::ZeroDuration(name));

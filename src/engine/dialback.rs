@@ -6,10 +6,15 @@
 //! 2. B picks a third node C from its routing table (one that answered B,
 //!    speaks kadmesh, and is neither A nor at A's address) and asks it
 //!    `kadmesh_dialback_probe(id, A's address as B saw it, nonce)`; once C
-//!    answers, B answers A `[probe sent?, A's address]`;
-//! 3. C sends `kadmesh_reach(id, nonce)` to that address, once, and nobody
-//!    answers it. If it reaches A from an address A never sent to, A is
-//!    reachable.
+//!    answers, B answers A `[probe sent?, A's address]`. With no third
+//!    node, B probes A itself (from its other port) and answers at once;
+//! 3. C sends `kadmesh_reach(id, nonce)` to that address, once, from
+//!    another port than its DHT port, and nobody answers it. If it reaches
+//!    A from an address A never sent to, A is reachable. The other port
+//!    matters: in a small network A has talked to every node's DHT port
+//!    within the NAT window, so a probe from one passes A's NAT and proves
+//!    nothing, and a NATed node would never learn that it is (it kept the
+//!    verdict *assumed public* and was handed out).
 //!
 //! The bounds: B only ever has A's own observed address probed (never one
 //! named in the request); C only probes for a sender in its routing table
@@ -50,8 +55,9 @@ pub(super) struct Reach {
 
 impl Reach {
     pub(super) fn new(cfg: &crate::reach::ReachConfig, now: Time) -> Self {
-        // An auto node starts checking once it bootstraps, or after `retry`.
-        let first = (cfg.mode == ReachMode::Auto).then(|| now + cfg.retry);
+        // An auto node starts checking once it bootstraps, or (a first
+        // seed, which never bootstraps) as soon as someone has joined it.
+        let first = (cfg.mode == ReachMode::Auto).then(|| now + cfg.alone_retry);
         Reach {
             detector: Detector::new(now, first),
             relays: ProbeBudget::new(cfg.probes_per_sec, cfg.per_ip_every),
@@ -114,13 +120,14 @@ impl Engine {
     }
 
     /// Up to `n` contacts to ask, peers known to speak kadmesh first, then
-    /// peers not asked yet; never stock peers (they would stay silent).
+    /// peers not asked yet; never stock peers (they would stay silent), nor
+    /// URL contacts (over HTTP they see no UDP address of ours to probe).
     fn pick_helpers(&mut self, n: usize) -> Vec<Contact> {
         let (mut ours, mut unknown): (Vec<Contact>, Vec<Contact>) = self
             .svc
             .routing
             .contacts()
-            .filter(|c| self.peers.kind(&c.id) != PeerKind::Base)
+            .filter(|c| self.peers.kind(&c.id) != PeerKind::Base && !crate::tunnel::is_tunnel(c.addr))
             .partition(|c| self.peers.kind(&c.id) == PeerKind::Extended);
         ours.shuffle(&mut self.svc.rng);
         unknown.shuffle(&mut self.svc.rng);
@@ -165,15 +172,27 @@ impl Engine {
     }
 
     /// B: `kadmesh_dialback(sender, nonce)` from `from`. Answers later,
-    /// once the third node has answered; at once `[false, ..]` when no
-    /// probe can be sent.
+    /// once the third node has answered; at once when there is none (we
+    /// probe ourselves) or the relay budget is spent (`[false, ..]`).
     pub(super) fn on_dialback(&mut self, now: Time, from: SocketAddr, msg: MessageId, args: &[Value]) -> Option<Value> {
         let [sender, n] = args else { return None };
         let (sender, n) = (node_id(sender)?, nonce(n)?);
-        let third = self.pick_third(sender, from);
-        let Some(third) = third.filter(|_| self.reach.relays.allow(from.ip(), now)) else {
+        // Over HTTP we see no UDP address of the requester's to probe.
+        if crate::tunnel::is_http_source(from) || !self.reach.relays.allow(from.ip(), now) {
             return Some(dialback_answer(false, from));
+        }
+        // A client's relay request makes the third node drop it from its
+        // table (§7.1) and then stay silent (§7.3): probe ourselves instead.
+        let third = if self.svc.client { None } else { self.pick_third(sender, from) };
+        let Some(third) = third else {
+            // Nobody else to ask (a network of two or three), or we are a
+            // client: probe it ourselves, from our other port, which it has
+            // not talked to.
+            let probed = self.probe(now, from, n.to_vec());
+            tracing::debug!(requester = %from, probed, "dial-back: no third node, probed it ourselves");
+            return Some(dialback_answer(probed, from));
         };
+        tracing::debug!(requester = %from, third = %third.addr, "dial-back: relaying to a third node");
         let args = vec![Value::Bin(self.svc.id.0.to_vec()), wire::stun_value(from), Value::Bin(n.to_vec())];
         let call = Call::Other { name: DIALBACK_PROBE.into(), args };
         if self.svc.send_request(now, third.addr, call, ReplyTo::Relay { requester: from, msg }) {
@@ -186,10 +205,14 @@ impl Engine {
     /// A verified kadmesh contact that is not the requester, at random
     /// among the farther half from the requester's id: a joining node talks
     /// mostly to nodes near its own id, and a probe from one of those
-    /// proves nothing (it may pass the requester's NAT).
+    /// proves nothing (it may pass the requester's NAT). Never a URL
+    /// contact: our request would reach it over HTTP, from no address it
+    /// holds us at, so it would stay silent (§7.3), and the round would
+    /// learn nothing while a probe of our own would have.
     fn pick_third(&mut self, requester: NodeId, at: SocketAddr) -> Option<Contact> {
         let mut cands: Vec<Contact> = (self.svc.routing.contacts())
             .filter(|c| c.id != requester && !crate::rpc::same_endpoint(c.addr, at))
+            .filter(|c| !crate::tunnel::is_tunnel(c.addr))
             .filter(|c| self.peers.kind(&c.id) == PeerKind::Extended && self.svc.routing.is_verified(&c.id))
             .collect();
         cands.sort_by_key(|c| std::cmp::Reverse(c.id.distance(&requester)));
@@ -201,6 +224,7 @@ impl Engine {
     /// B: the third node answered (`body`) or timed out (`None`): answer A.
     pub(super) fn on_relay_done(&mut self, requester: SocketAddr, msg: MessageId, body: Option<&Value>) {
         let probed = body.and_then(Value::as_bool) == Some(true);
+        tracing::debug!(%requester, probed, answered = body.is_some(), "dial-back: the third node is done");
         self.svc.send_response(requester, msg, dialback_answer(probed, requester));
     }
 
@@ -213,11 +237,18 @@ impl Engine {
         if self.svc.routing.get(&sender).is_none_or(|c| c.addr != from) {
             return None;
         }
+        Some(Value::Bool(self.probe(now, target, n)))
+    }
+
+    /// Sends one `kadmesh_reach` to `target` from our other port, if the
+    /// probe budget allows; whether it was sent.
+    fn probe(&mut self, now: Time, target: SocketAddr, nonce: Vec<u8>) -> bool {
         if !self.reach.probes.allow(target.ip(), now) {
-            return Some(Value::Bool(false));
+            return false;
         }
-        let call = Call::Other { name: REACH.into(), args: vec![Value::Bin(self.svc.id.0.to_vec()), Value::Bin(n)] };
-        Some(Value::Bool(self.svc.send_untracked(now, target, call).is_some()))
+        let call =
+            Call::Other { name: REACH.into(), args: vec![Value::Bin(self.svc.id.0.to_vec()), Value::Bin(nonce)] };
+        self.svc.send_probe(now, target, call).is_some()
     }
 
     /// A: a probe arrived. It counts only with this round's nonce, and

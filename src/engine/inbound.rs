@@ -130,7 +130,11 @@ impl Engine {
             self.svc.stats.replies_trimmed += 1;
         }
         match encoded {
-            Ok(p) => self.svc.transmits.push_back(super::Transmit { to: requester, payload: p.into() }),
+            Ok(p) => self.svc.transmits.push_back(super::Transmit {
+                to: requester,
+                payload: p.into(),
+                from_other_port: false,
+            }),
             Err(e) => tracing::debug!(to = %requester, error = %e, "response not sent"),
         }
         None

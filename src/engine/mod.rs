@@ -80,6 +80,13 @@ pub struct Transmit {
     pub to: SocketAddr,
     /// The encoded datagram.
     pub payload: Bytes,
+    /// Send it from another port of this host than the node's own (a
+    /// second socket), not from the node's address. Only reachability
+    /// probes (`kadmesh_reach`): a NAT or stateful firewall in front of the
+    /// target lets in datagrams from any address its host sent to lately,
+    /// and the target has usually talked to the prober's DHT port, never to
+    /// this one (`proto-spec/EXTENSIONS.md` §7.3).
+    pub from_other_port: bool,
 }
 
 /// One Kademlia node, without I/O: the operations in progress, the

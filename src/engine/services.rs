@@ -115,16 +115,26 @@ impl Services {
         true
     }
 
-    /// Queues a request nobody waits for (a reachability probe); its
-    /// message id, or `None` if it does not encode. A client's requests
-    /// carry the client mark.
+    /// Queues a request without tracking it (the caller does, if it waits
+    /// for a reply); its message id, or `None` if it does not encode. A
+    /// client's requests carry the client mark.
     pub(super) fn send_untracked(&mut self, now: Time, to: SocketAddr, call: Call) -> Option<MessageId> {
+        self.queue_request(now, to, call, false)
+    }
+
+    /// Queues reachability probe `call` to `to`, sent from another port
+    /// than ours (see [`Transmit::from_other_port`]); its message id.
+    pub(super) fn send_probe(&mut self, now: Time, to: SocketAddr, call: Call) -> Option<MessageId> {
+        self.queue_request(now, to, call, true)
+    }
+
+    fn queue_request(&mut self, now: Time, to: SocketAddr, call: Call, from_other_port: bool) -> Option<MessageId> {
         let random: [u8; 20] = self.rng.gen();
         let id = if self.client { crate::reach::marker::mark(random) } else { MessageId(random) };
         match (Datagram::Request { id, call }).encode() {
             Ok(p) => {
                 self.note_sent(to, now);
-                self.transmits.push_back(Transmit { to, payload: p.into() });
+                self.transmits.push_back(Transmit { to, payload: p.into(), from_other_port });
                 Some(id)
             }
             Err(e) => {
@@ -144,7 +154,7 @@ impl Services {
     /// Queues a reply to request `id` from `to`.
     pub(super) fn send_response(&mut self, to: SocketAddr, id: MessageId, body: Value) {
         match (Datagram::Response { id, body }).encode() {
-            Ok(p) => self.transmits.push_back(Transmit { to, payload: p.into() }),
+            Ok(p) => self.transmits.push_back(Transmit { to, payload: p.into(), from_other_port: false }),
             Err(e) => tracing::debug!(%to, error = %e, "response not sent"),
         }
     }

@@ -52,6 +52,8 @@ pub struct EngineSnapshot {
     pub limits: crate::engine::LimitStats,
     /// The reachability verdict and whether we act as a client.
     pub reach: Option<(crate::reach::Reachability, bool)>,
+    /// What the HTTP transport did (read from the node's handle).
+    pub tunnel: crate::node::TunnelStats,
 }
 
 /// Reads the snapshot from the engine.
@@ -78,10 +80,11 @@ pub async fn snapshot(d: &Discovery) -> Result<EngineSnapshot, ApiError> {
                 ops: e.ops_in_progress(),
                 limits: e.limit_stats(),
                 reach: Some((e.reachability().state, e.is_client())),
+                tunnel: crate::node::TunnelStats::default(),
             }
         })
         .await?;
-    Ok(s)
+    Ok(EngineSnapshot { tunnel: d.node().tunnel_stats(), ..s })
 }
 
 pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -177,6 +180,7 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     single(&mut out, "kadmesh_workers_registered", "gauge", "Workers registered through this node.", workers);
     limit_families(&mut out, &e.limits);
     reach_families(&mut out, e);
+    tunnel_families(&mut out, &e.tunnel);
     family(&mut out, "kadmesh_bootstrap_url_fetches_total", "counter", "Bootstrap-URL fetches, by result.");
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"ok\"}} {}", read(&m.bootstrap_url_ok));
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"error\"}} {}", read(&m.bootstrap_url_failed));
@@ -194,6 +198,27 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
         single(&mut out, name, "counter", help, read(c));
     }
     out
+}
+
+/// The DHT over HTTP: our POSTs to URL contacts by result, and the
+/// requests peers sent to our `POST /api/dht/rpc`.
+fn tunnel_families(out: &mut String, t: &crate::node::TunnelStats) {
+    family(out, "kadmesh_tunnel_posts_total", "counter", "Datagrams sent to URL contacts over HTTP, by result.");
+    for (result, n) in [
+        ("answered", t.posts_answered),
+        ("no_reply", t.posts_without_reply),
+        ("failed", t.posts_failed),
+        ("dropped", t.posts_dropped),
+    ] {
+        let _ = writeln!(out, "kadmesh_tunnel_posts_total{{result=\"{result}\"}} {n}");
+    }
+    single(
+        out,
+        "kadmesh_tunnel_requests_received_total",
+        "counter",
+        "Requests received on POST /api/dht/rpc.",
+        t.requests_received,
+    );
 }
 
 /// The reachability verdict as a one-hot gauge, client mode, and the

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use bootstrap::{bootstrap_with_retry, keep_seeds_in_touch, Backoff, SEED_RECHECK};
 pub use clock::Clock;
 pub use socket::SocketBuffers;
-pub use tunnel::{HttpAnswer, TunnelSettings};
+pub use tunnel::{HttpAnswer, TunnelSettings, TunnelStats};
 
 use crate::contact::Contact;
 use crate::engine::{BootstrapOutcome, Config, Engine, GetOutcome, Outcome, PingReply, PutOutcome, QueryId};
@@ -132,9 +132,11 @@ impl Node {
         let engine = Engine::new(id, config, clock.now());
         let (tx, rx) = mpsc::channel(1024);
         let (tunnel, answers) = tunnel::Tunnel::new(&options.tunnel).map_err(NodeError::Transport)?;
-        let io = Io { socket: Arc::new(socket), tunnel, answers, udp_requests: !options.refuse_udp_requests };
+        let probes = socket::probe_socket(local_addr);
+        let counters = Arc::clone(&tunnel.counters);
+        let io = Io { socket: Arc::new(socket), probes, tunnel, answers, udp_requests: !options.refuse_udp_requests };
         tokio::spawn(run(io, engine, clock, rx));
-        Ok(NodeHandle { tx, id, local_addr })
+        Ok(NodeHandle { tx, id, local_addr, tunnel: counters })
     }
 }
 
@@ -144,6 +146,7 @@ pub struct NodeHandle {
     tx: mpsc::Sender<Command>,
     id: NodeId,
     local_addr: SocketAddr,
+    tunnel: Arc<tunnel::TunnelCounters>,
 }
 
 impl NodeHandle {
@@ -155,6 +158,11 @@ impl NodeHandle {
     /// The address the node's socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// What the HTTP transport (URL contacts, `POST /api/dht/rpc`) did so far.
+    pub fn tunnel_stats(&self) -> TunnelStats {
+        self.tunnel.read()
     }
 
     /// Runs `f` on the engine and returns its result.
@@ -290,6 +298,8 @@ impl NodeHandle {
 /// transport for URL contacts.
 struct Io {
     socket: Arc<UdpSocket>,
+    /// Sends only: where reachability probes leave from (another port).
+    probes: Option<UdpSocket>,
     tunnel: tunnel::Tunnel,
     /// Answers of the tunnel's POSTs: (tunnel address, reply datagram).
     answers: mpsc::Receiver<(SocketAddr, Bytes)>,
@@ -356,6 +366,7 @@ async fn on_http(
     data: &[u8],
     reply: oneshot::Sender<HttpAnswer>,
 ) {
+    io.tunnel.counters.received();
     match engine.handle_http_request(now, client, data) {
         Ok(id) => {
             io.tunnel.expect(client, id, reply);
@@ -390,8 +401,11 @@ async fn flush(io: &mut Io, engine: &mut Engine, mut nat: Option<&mut RecentPeer
                 Some(url) => io.tunnel.post(t.to, url, t.payload),
                 None => tracing::debug!(to = %t.to, "no URL known for this tunnel address"),
             }
-        } else if let Err(e) = io.socket.send_to(&t.payload, t.to).await {
-            tracing::debug!(to = %t.to, error = %e, "send failed");
+        } else {
+            let socket = io.probes.as_ref().filter(|_| t.from_other_port).unwrap_or(io.socket.as_ref());
+            if let Err(e) = socket.send_to(&t.payload, t.to).await {
+                tracing::debug!(to = %t.to, error = %e, "send failed");
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Kernel buffer sizes of the node's UDP socket.
+//! Kernel buffer sizes of the node's UDP socket, and the second socket
+//! that reachability probes leave from.
 //!
 //! A node answers every datagram from one task; during a burst (a lookup
 //! wave from many peers, a restarted network rejoining, a flood the rate
@@ -9,7 +10,27 @@
 //! request at `net.core.rmem_max` / `wmem_max`, which is logged so an
 //! operator knows to raise it.
 
+use std::net::SocketAddr;
+
 use tokio::net::UdpSocket;
+
+/// A second socket on the node's IP and any free port, that only sends:
+/// reachability probes leave from it
+/// ([`crate::engine::Transmit::from_other_port`]). `None` (logged) when it
+/// cannot be bound; probes then leave from the node's own socket and prove
+/// less. Must be called inside the tokio runtime.
+pub(super) fn probe_socket(node: SocketAddr) -> Option<UdpSocket> {
+    let bound = std::net::UdpSocket::bind(SocketAddr::new(node.ip(), 0))
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
+        .and_then(UdpSocket::from_std);
+    match bound {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no second UDP socket for reachability probes; they leave from the DHT port");
+            None
+        }
+    }
+}
 
 /// Requested `SO_RCVBUF` / `SO_SNDBUF` sizes, bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

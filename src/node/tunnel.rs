@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,8 +59,65 @@ impl Default for TunnelSettings {
 /// it was not handled.
 pub type HttpAnswer = Result<Option<Bytes>, HttpRequestError>;
 
+/// What the HTTP transport did since the node started (`/metrics`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TunnelStats {
+    /// Datagrams sent to URL contacts as POSTs.
+    pub posts_sent: u64,
+    /// ... that came back with a reply datagram.
+    pub posts_answered: u64,
+    /// ... that the peer answered without a reply (204: the procedure has none).
+    pub posts_without_reply: u64,
+    /// ... that failed: no connection, timeout, an error status, or an
+    /// answer that is not a reply datagram.
+    pub posts_failed: u64,
+    /// Datagrams to URL contacts dropped because too many POSTs were in
+    /// flight (as a full socket buffer drops).
+    pub posts_dropped: u64,
+    /// Requests that peers sent us on `POST /api/dht/rpc`.
+    pub requests_received: u64,
+}
+
+/// The counters behind [`TunnelStats`], shared by the driver task and the
+/// node's handles.
+#[derive(Debug, Default)]
+pub(super) struct TunnelCounters {
+    sent: AtomicU64,
+    answered: AtomicU64,
+    without_reply: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+    received: AtomicU64,
+}
+
+fn bump(c: &AtomicU64) {
+    c.fetch_add(1, Ordering::Relaxed);
+}
+
+impl TunnelCounters {
+    /// The counts now.
+    pub(super) fn read(&self) -> TunnelStats {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        TunnelStats {
+            posts_sent: r(&self.sent),
+            posts_answered: r(&self.answered),
+            posts_without_reply: r(&self.without_reply),
+            posts_failed: r(&self.failed),
+            posts_dropped: r(&self.dropped),
+            requests_received: r(&self.received),
+        }
+    }
+
+    /// A request arrived on our `POST /api/dht/rpc`.
+    pub(super) fn received(&self) {
+        bump(&self.received);
+    }
+}
+
 /// The driver's side of the HTTP transport.
 pub(super) struct Tunnel {
+    /// Shared with the node's handles.
+    pub(super) counters: Arc<TunnelCounters>,
     client: reqwest::Client,
     slots: Arc<Semaphore>,
     /// Answers of our POSTs, as (tunnel address, reply datagram).
@@ -79,7 +137,8 @@ impl Tunnel {
             .map_err(|e| e.to_string())?;
         let (tx, rx) = mpsc::channel(settings.max_in_flight.max(1));
         let slots = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
-        Ok((Tunnel { client, slots, answers: tx, exchanges: HashMap::new() }, rx))
+        let counters = Arc::default();
+        Ok((Tunnel { counters, client, slots, answers: tx, exchanges: HashMap::new() }, rx))
     }
 
     /// Waits for the engine's reply to request `id` from `client`.
@@ -109,9 +168,12 @@ impl Tunnel {
     /// through the receiver as a datagram from `to`.
     pub(super) fn post(&self, to: SocketAddr, url: &str, payload: Bytes) {
         let Ok(permit) = Arc::clone(&self.slots).try_acquire_owned() else {
+            bump(&self.counters.dropped);
             tracing::debug!(url, "too many tunnel requests in flight; dropped");
             return;
         };
+        bump(&self.counters.sent);
+        let counters = Arc::clone(&self.counters);
         let request = self
             .client
             .post(format!("{url}{RPC_PATH}"))
@@ -122,10 +184,14 @@ impl Tunnel {
         tokio::spawn(async move {
             match exchange(request).await {
                 Ok(Some(reply)) => {
+                    bump(&counters.answered);
                     let _ = answers.send((to, reply)).await;
                 }
-                Ok(None) => {}
-                Err(e) => tracing::debug!(url, error = %e, "tunnel request failed"),
+                Ok(None) => bump(&counters.without_reply),
+                Err(e) => {
+                    bump(&counters.failed);
+                    tracing::debug!(url, error = %e, "tunnel request failed");
+                }
             }
             drop(permit);
         });

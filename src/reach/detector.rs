@@ -108,10 +108,10 @@ impl Detector {
 
     /// A round began at `now` asking `asked` helpers, ending by `deadline`;
     /// with nobody to ask it ends at once and the next is tried after
-    /// `cfg.retry`.
+    /// `cfg.alone_retry`.
     pub fn begin(&mut self, now: Time, nonce: [u8; NONCE_LEN], asked: usize, deadline: Time, cfg: &ReachConfig) {
         if asked == 0 {
-            self.next_round = Some(now + cfg.retry);
+            self.next_round = Some(now + cfg.alone_retry);
             return;
         }
         self.round = Some(Round {
@@ -130,7 +130,12 @@ impl Detector {
     /// A helper answered: `probed` if its third node sent the probe;
     /// `observed` is our address as it saw it.
     pub fn on_answer(&mut self, now: Time, probed: bool, observed: Option<SocketAddr>, cfg: &ReachConfig) {
-        let Some(r) = self.round.as_mut() else { return };
+        let Some(r) = self.round.as_mut() else {
+            // A fresh probe can end the round before the helpers' answers
+            // arrive; what they saw of our address is still worth keeping.
+            self.verdict.observed = observed.or(self.verdict.observed);
+            return;
+        };
         r.answered += 1;
         r.probed += usize::from(probed);
         r.observed = observed.or(r.observed);
@@ -175,6 +180,15 @@ impl Detector {
     /// Ends the round whose deadline has passed and weighs its evidence.
     pub fn tick(&mut self, now: Time, cfg: &ReachConfig) -> Option<Change> {
         let r = self.round.as_ref().filter(|r| r.deadline <= now)?.clone();
+        tracing::info!(
+            asked = r.asked,
+            answered = r.answered,
+            silent = r.silent,
+            probed = r.probed,
+            arrived_from_recent = r.recent_probes,
+            any_reply = r.any_reply,
+            "reachability round ended"
+        );
         let (state, reason, assumed) = if r.silent == r.asked && !r.any_reply {
             (Reachability::NoUdp, format!("none of {} peers asked answered, nor anyone else", r.asked), false)
         } else if r.missing() >= 2 || (r.missing() >= 1 && r.recent_probes == 0) {
@@ -266,7 +280,7 @@ mod tests {
         let mut e = Detector::new(Time::ZERO, Some(Time::ZERO));
         e.begin(Time::ZERO, NONCE, 0, Time::from_secs(10), &cfg);
         assert_eq!(e.verdict().state, Reachability::Unknown);
-        assert_eq!(e.next_deadline(), Some(Time::ZERO + cfg.retry));
+        assert_eq!(e.next_deadline(), Some(Time::ZERO + cfg.alone_retry));
     }
 
     #[test]

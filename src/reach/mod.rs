@@ -88,8 +88,13 @@ pub struct ReachConfig {
     pub helpers: usize,
     /// Time between rounds once a verdict is in.
     pub interval: Duration,
-    /// Time before the next round when nobody could be asked.
+    /// Time before the next round after an assumed verdict.
     pub retry: Duration,
+    /// Time before the next try when there was nobody to ask (an empty
+    /// table: a first seed waiting for others to join). Nothing is sent, so
+    /// it is short: the node is a client until its first verdict, and a
+    /// client is dropped from the tables of the peers it sends to.
+    pub alone_retry: Duration,
     /// How long after the last helper answered a probe may still arrive.
     pub grace: Duration,
     /// How long a NAT keeps a mapping open after we send to an address: a
@@ -109,6 +114,7 @@ impl Default for ReachConfig {
             helpers: 3,
             interval: Duration::from_secs(600),
             retry: Duration::from_secs(30),
+            alone_retry: Duration::from_secs(2),
             grace: Duration::from_millis(1000),
             nat_window: Duration::from_secs(120),
             probes_per_sec: 20,

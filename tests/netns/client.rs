@@ -132,7 +132,10 @@ pub fn run_from_env() {
 async fn job(op: &str, seed: &str, key: &str, value: String) -> Result<serde_json::Value, String> {
     let seed = Seed::parse(seed).map_err(|e| e.to_string())?;
     let addrs = seed.resolve().await.map_err(|e| e.to_string())?;
-    let config = Config { rpc_timeout: Duration::from_secs(1), rng_seed: rand::random(), ..Config::default() };
+    // A one-shot tool is a client: the daemons must not keep it in their
+    // tables (nor pick it as a third node for a dial-back) once it is gone.
+    let mut config = Config { rpc_timeout: Duration::from_secs(1), rng_seed: rand::random(), ..Config::default() };
+    config.reach.mode = kadmesh::reach::ReachMode::Client;
     let node = Node::bind(SocketAddr::from(([0, 0, 0, 0], 0)), config).await.map_err(|e| e.to_string())?;
     let joined = node.bootstrap(addrs.clone()).await.map_err(|e| e.to_string())?;
     if joined.seeds_reached == 0 {
@@ -173,16 +176,18 @@ async fn http_job(op: &str, url: &str, body: String) -> Result<serde_json::Value
 /// a fresh socket as a stock peer would (`as_what` = `stock`) or after a
 /// `kadmesh_hello` (`kadmesh`).
 async fn handout_job(addr: &str, as_what: &str) -> Result<serde_json::Value, String> {
-    use kadmesh::wire::{Call, MessageId};
+    // Client-marked ids: the daemon must not insert this short-lived asker.
+    use kadmesh::reach::marker::mark;
+    use kadmesh::wire::Call;
     let to: SocketAddr = addr.parse().map_err(|e| format!("{addr}: {e}"))?;
     let sock = tokio::net::UdpSocket::bind("0.0.0.0:0").await.map_err(|e| e.to_string())?;
     let me = NodeId::random(&mut rand::thread_rng());
     if as_what == "kadmesh" {
         let hello = Call::Other { name: kadmesh::engine::HELLO.into(), args: vec![Value::Bin(me.0.to_vec())] };
-        exchange(&sock, to, MessageId([1; 20]), hello).await?;
+        exchange(&sock, to, mark([1; 20]), hello).await?;
     }
     let find = Call::FindNode { sender: me, key: NodeId::random(&mut rand::thread_rng()) };
-    let Value::Array(entries) = exchange(&sock, to, MessageId([2; 20]), find).await? else {
+    let Value::Array(entries) = exchange(&sock, to, mark([2; 20]), find).await? else {
         return Err("find_node answered something else than a list".into());
     };
     let contacts: Vec<serde_json::Value> = entries

@@ -1,7 +1,8 @@
 //! The namespace lab: hosts with their own addresses on a virtual switch,
 //! `dhtd` daemons on them, and partitions of the switch.
 //!
-//! Layout, all named with the prefix `kmn<pid>` so runs never collide:
+//! Layout, all named with the prefix `kmn<pid>x<lab>` so runs and the labs
+//! of one run never collide:
 //! a switch namespace `<prefix>sw` holding two bridges (`<prefix>b0`, the
 //! LAN, and `<prefix>b1`, where partitioned hosts are moved), and one
 //! namespace per host with a veth pair whose far end is a port of a bridge.
@@ -126,7 +127,12 @@ impl Lab {
 
     fn build_hosts(edges: bool) -> Result<Lab, Setup> {
         remove_stale();
-        let prefix = format!("{NAME_PREFIX}{}", std::process::id());
+        // The tests of one process run side by side: each lab its own names
+        // (before this, the second lab found the first's switch namespace and
+        // skipped as if namespaces could not be made).
+        static LABS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = LABS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let prefix = format!("{NAME_PREFIX}{}x{n}", std::process::id());
         let logs = tempfile::tempdir().map_err(|e| Setup::Fail(format!("no temp dir: {e}")))?;
         let mut lab = Lab { prefix, namespaces: Vec::new(), hosts_dirs: Vec::new(), daemons: Mutex::default(), logs };
         let sw = format!("{}sw", lab.prefix);
@@ -230,7 +236,7 @@ impl Lab {
         }
         cmd.args(extra);
         let child = cmd
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", "info,kadmesh::engine::dialback=debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -285,6 +291,12 @@ impl Drop for Lab {
                 for line in tail.iter().rev() {
                     eprintln!("{line}");
                 }
+            }
+        }
+        if let Some(keep) = std::env::var_os("KADMESH_NETNS_KEEP_LOGS") {
+            for (name, _) in &daemons {
+                let log = format!("{name}.log");
+                let _ = fs::copy(self.logs.path().join(&log), PathBuf::from(&keep).join(log));
             }
         }
         for ns in self.namespaces.iter().rev() {

@@ -23,6 +23,12 @@ fn addr(i: usize) -> SocketAddr {
     SocketAddr::from(([10, (i >> 8) as u8, i as u8, 1], 8468))
 }
 
+/// Where node `i`'s datagrams sent from its other port come from
+/// ([`Transmit::from_other_port`]).
+fn other_port(i: usize) -> SocketAddr {
+    SocketAddr::new(addr(i).ip(), 50_000)
+}
+
 impl Net {
     fn new(n: usize, config: impl Fn(usize) -> Config) -> Net {
         let mut net = Net {
@@ -72,12 +78,13 @@ impl Net {
             if let Some(nat) = self.nat.get_mut(&from) {
                 nat.note_sent(t.to, self.now);
             }
+            let src = if t.from_other_port { other_port(from) } else { addr(from) };
             if let Some(&to) = self.by_addr.get(&t.to) {
-                if self.nat.get(&to).is_some_and(|n| !n.admits(addr(from), self.now)) {
+                if self.nat.get(&to).is_some_and(|n| !n.admits(src, self.now)) {
                     continue;
                 }
                 if !self.down.contains(&to) {
-                    self.nodes[to].handle_datagram(self.now, addr(from), &t.payload);
+                    self.nodes[to].handle_datagram(self.now, src, &t.payload);
                 }
             }
         }

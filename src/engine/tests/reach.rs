@@ -42,14 +42,10 @@ fn holders_of(net: &Net, a: usize) -> Vec<usize> {
 
 #[test]
 fn a_reachable_node_proves_it_is_public() {
-    let mut net = network(auto(), false);
+    let net = network(auto(), false);
     let a = PUBLIC;
-    // In a network this small it has talked to everyone while joining, so
-    // the first round proves nothing and it is taken for public.
-    let v = net.nodes[a].reachability().clone();
-    assert_eq!((v.state, v.assumed), (Reachability::Public, true), "{v:?}");
-    assert!(!net.nodes[a].is_client());
-    net.advance(INTERVAL);
+    // It has talked to everyone's DHT port while joining, but the probes
+    // come from other ports: the first round proves it.
     let v = net.nodes[a].reachability().clone();
     assert_eq!((v.state, v.assumed), (Reachability::Public, false), "{v:?}");
     assert!(v.reason.contains("arrived"), "{}", v.reason);
@@ -58,7 +54,49 @@ fn a_reachable_node_proves_it_is_public() {
 }
 
 #[test]
-fn a_node_behind_a_reply_only_nat_says_nat_and_is_forgotten() {
+fn a_nated_node_that_talked_to_every_node_is_found_out_in_its_first_round() {
+    let net = network(auto(), true);
+    let a = PUBLIC;
+    // Joining sent to all sixteen within the NAT window: a probe from any
+    // of their DHT ports would pass the NAT. From their other ports none does.
+    let v = net.nodes[a].reachability().clone();
+    assert_eq!((v.state, v.assumed), (Reachability::Nat, false), "{v:?}");
+    assert!(net.nodes[a].is_client());
+    assert_eq!(holders_of(&net, a), Vec::<usize>::new(), "never inserted, never handed out");
+}
+
+#[test]
+fn a_probe_leaves_from_another_port() {
+    let mut e = helper_engine();
+    let target = SocketAddr::from(([198, 51, 100, 9], 5000));
+    let args = vec![Value::Bin(contact_id(0).0.to_vec()), crate::wire::stun_value(target), Value::Bin(vec![2; 8])];
+    request(&mut e, Time::from_secs(1), addr(1), DIALBACK_PROBE, args);
+    let sent: Vec<Transmit> = std::iter::from_fn(|| e.poll_transmit()).collect();
+    let probe = sent.iter().find(|t| t.to == target).expect("a probe to the target");
+    assert!(probe.from_other_port, "a probe from our DHT port passes the target's NAT if it talked to us");
+    assert!(sent.iter().filter(|t| t.to != target).all(|t| !t.from_other_port), "the reply leaves from our port");
+}
+
+#[test]
+fn a_helper_with_no_third_node_probes_from_its_other_port() {
+    let mut e = super::hand::engine_knowing(Config::default(), 0);
+    let requester = SocketAddr::from(([192, 0, 2, 7], 4000));
+    request(&mut e, Time::from_secs(1), requester, DIALBACK, vec![Value::Bin(vec![0x42; 20]), Value::Bin(vec![1; 8])]);
+    let sent: Vec<Transmit> = std::iter::from_fn(|| e.poll_transmit()).collect();
+    assert_eq!(sent.len(), 2, "the probe and the answer: {sent:?}");
+    assert!(sent.iter().all(|t| t.to == requester));
+    let probe = sent.iter().find(|t| t.from_other_port).expect("a probe from the other port");
+    assert!(matches!(crate::wire::decode(&probe.payload), Ok(crate::wire::Datagram::Request { .. })));
+    let answer = sent.iter().find(|t| !t.from_other_port).expect("the answer from our port");
+    let body = match crate::wire::decode(&answer.payload) {
+        Ok(crate::wire::Datagram::Response { body, .. }) => body,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(body, Value::Array(vec![Value::Bool(true), crate::wire::stun_value(requester)]));
+}
+
+#[test]
+fn a_node_behind_a_reply_only_nat_says_nat_and_stays_out_of_tables() {
     let mut net = network(auto(), true);
     let a = PUBLIC;
     net.advance(INTERVAL);
@@ -66,14 +104,11 @@ fn a_node_behind_a_reply_only_nat_says_nat_and_is_forgotten() {
     assert_eq!(v.state, Reachability::Nat, "{v:?}");
     assert!(v.reason.contains("none arrived"), "{}", v.reason);
     assert!(net.nodes[a].is_client());
-    // Its lookups still work, and each marked request makes the peer it
-    // reaches drop it from its table.
+    // Its lookups still work.
     let key = NodeId::for_key("worker:nat");
     assert!(net.put(a, key, Value::Str("v".into())).stored > 0);
     assert_eq!(net.get(a, key), Some(Value::Str("v".into())));
     assert_eq!(holders_of(&net, a), Vec::<usize>::new(), "a client stays out of every table");
-    let forgotten: u64 = (0..PUBLIC).map(|i| net.nodes[i].stats().clients_forgotten).sum();
-    assert!(forgotten > 0, "peers that held it from before dropped it");
 }
 
 #[test]
@@ -93,6 +128,11 @@ fn a_client_is_promoted_once_probes_arrive_and_demoted_when_they_stop() {
     net.advance(INTERVAL);
     assert_eq!(net.nodes[a].reachability().state, Reachability::Nat, "demoted");
     assert!(net.nodes[a].is_client());
+    // Each marked request makes the peer it reaches drop it from its table.
+    let key = NodeId::for_key("worker:demoted");
+    assert!(net.put(a, key, Value::Str("v".into())).stored > 0);
+    let forgotten: u64 = (0..PUBLIC).map(|i| net.nodes[i].stats().clients_forgotten).sum();
+    assert!(forgotten > 0, "peers that held it while it was public dropped it");
 }
 
 #[test]
