@@ -8,6 +8,9 @@ use crate::lookup::ALPHA;
 use crate::routing::K;
 use crate::store::StoreLimits;
 
+/// Default of [`Config::get_copies`]: copies a `get` collects.
+pub const GET_COPIES: usize = 4;
+
 /// Everything an [`Engine`](super::Engine) can be tuned by.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -42,6 +45,21 @@ pub struct Config {
     /// a cached copy: it would otherwise answer later lookups with an old
     /// value. Only peers that speak our `store` with a lifetime get one.
     pub cache_ttl: Duration,
+    /// Copies of a value a `get` collects before it ends (or fewer, when
+    /// the k closest have all answered): it then returns the newest by the
+    /// record rules (`engine::op::newest`) and stores it back to the k
+    /// closest holders that answered with an older copy. 1 ends at the
+    /// first value (the paper's lookup, and the behaviour before); more
+    /// lets a reader meet, past a replica a partition left behind, those
+    /// that took the newer write. Each copy past the first costs about one
+    /// `find_value` query, sent in parallel with those already in flight.
+    pub get_copies: usize,
+    /// How often the engine pings one of the contacts it recently evicted
+    /// for timeouts (`engine::lost`), so that after a partition heals the
+    /// two sides learn each other again; zero never asks.
+    pub lost_recheck_every: Duration,
+    /// How long after its eviction a lost contact is still asked.
+    pub lost_keep: Duration,
     /// Memory bounds of the record store.
     pub store_limits: StoreLimits,
     /// Bounds of the provider sets this node holds for the network.
@@ -96,6 +114,9 @@ impl Default for Config {
             max_failures: 2,
             record_ttl: 24 * HOUR,
             cache_ttl: Duration::from_secs(60),
+            get_copies: GET_COPIES,
+            lost_recheck_every: Duration::from_secs(10),
+            lost_keep: HOUR,
             store_limits: StoreLimits::default(),
             provider_limits: ProviderLimits::default(),
             republish_interval: HOUR,
@@ -148,7 +169,7 @@ impl Config {
     /// A `lookup_stall_min` above `lookup_stall` is allowed: the maximum
     /// wins (clients set a short stall and keep the default minimum).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, n) in [("k", self.k), ("alpha", self.alpha)] {
+        for (name, n) in [("k", self.k), ("alpha", self.alpha), ("get_copies", self.get_copies)] {
             if n == 0 {
                 return Err(ConfigError::Zero(name));
             }
