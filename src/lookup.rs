@@ -5,7 +5,8 @@
 //! [`Next::Wait`] or [`Next::Done`], and feeds every reply or failure back with
 //! [`Lookup::on_nodes`], [`Lookup::on_value`] or [`Lookup::on_failure`].
 //!
-//! Invariants: at most `alpha` queries count as in flight at once; a query that
+//! Invariants: at most `alpha` queries count as in flight at once (once a
+//! first copy arrived, one more per copy still wanted); a query that
 //! has waited longer than its contact's stall threshold stops counting (and
 //! stops blocking termination), so one dead contact delays a lookup by that
 //! threshold, not by a full RPC timeout; the lookup is done when the `k`
@@ -259,6 +260,7 @@ impl Lookup {
         }
         self.mark_stalled(now);
         let in_flight = self.waiting.len();
+        let width = self.width();
         let mut live_seen = 0;
         let mut pending = false;
         // The best uncontacted candidate so far: its distance, rank and round trip.
@@ -270,7 +272,7 @@ impl Lookup {
             match c.state {
                 State::Failed | State::Stalled => continue,
                 State::Waiting { .. } => pending = true,
-                State::NotContacted if in_flight < self.alpha => {
+                State::NotContacted if in_flight < width => {
                     pending = true;
                     let rank = self.rank(d);
                     // XOR order: the first of a rank wins ties; lower ranks never.
@@ -287,7 +289,7 @@ impl Lookup {
         }
         match pick.map(|p| p.0) {
             Some(d) => self.mark_waiting(&d, now),
-            None if pending || in_flight >= self.alpha => Next::Wait,
+            None if pending || in_flight >= width => Next::Wait,
             None => Next::Done,
         }
     }
@@ -346,8 +348,27 @@ impl Lookup {
         }
     }
 
-    fn copies_held(&self) -> usize {
+    /// Ends the lookup with the copies it holds (at least the first): the
+    /// caller judged the copy it has current enough to stop collecting.
+    pub fn enough(&mut self) {
+        self.wanted_copies = u16::try_from(self.copies_held().max(1)).unwrap_or(u16::MAX);
+    }
+
+    /// Copies received so far.
+    pub fn copies_held(&self) -> usize {
         self.copies.as_ref().map_or(0, |c| c.0.len())
+    }
+
+    /// Queries allowed in flight: `alpha`, and once a first copy arrived,
+    /// one more for each copy still wanted. The copies sit at the replicas
+    /// around the one that answered, all known by now, so asking them at
+    /// once costs one round trip instead of a round per `alpha` of them.
+    fn width(&self) -> usize {
+        let held = self.copies_held();
+        if held == 0 {
+            return self.alpha;
+        }
+        self.alpha + usize::from(self.wanted_copies).saturating_sub(held)
     }
 
     /// The query to `from` timed out or its reply was unusable.

@@ -54,6 +54,17 @@ pub struct Config {
     /// that took the newer write. Each copy past the first costs about one
     /// `find_value` query, sent in parallel with those already in flight.
     pub get_copies: usize,
+    /// A first copy that is a worker record whose `last_seen` is at most this
+    /// old ends a `get` at once, however many copies `get_copies` asks for:
+    /// its publisher re-puts every refresh interval (2 min), so no replica
+    /// can hold a newer one that matters, and the common read keeps the
+    /// latency of a lookup that stops at the first value. Older copies, and
+    /// values whose age cannot be told, go on collecting.
+    pub get_fresh_for: Duration,
+    /// Seconds from the Unix epoch to the engine's time origin, to compare
+    /// `last_seen` (Unix seconds) with `now`. The tokio driver anchors time
+    /// at the epoch (0); the simulator sets its own origin.
+    pub unix_offset: Duration,
     /// How often the engine pings one of the contacts it recently evicted
     /// for timeouts (`engine::lost`), so that after a partition heals the
     /// two sides learn each other again; zero never asks.
@@ -115,6 +126,8 @@ impl Default for Config {
             record_ttl: 24 * HOUR,
             cache_ttl: Duration::from_secs(60),
             get_copies: GET_COPIES,
+            get_fresh_for: Duration::from_secs(150),
+            unix_offset: Duration::ZERO,
             lost_recheck_every: Duration::from_secs(10),
             lost_keep: HOUR,
             store_limits: StoreLimits::default(),

@@ -88,6 +88,13 @@ fn by_seq(key: &Key, copies: &[(Value, NodeId)], distinct: &[(&Value, usize)], n
     Some(Choice { value: value.clone(), older })
 }
 
+/// Whether `v` is a worker record whose `last_seen` (Unix seconds) lies
+/// within `fresh_for` before `now_unix` (and not in the future, which only a
+/// forger or a broken clock writes; a minute of clock skew is allowed).
+pub(in crate::engine) fn looks_current(v: &Value, now_unix: f64, fresh_for: std::time::Duration) -> bool {
+    seen(v).is_some_and(|(_, t)| t <= now_unix + 60.0 && now_unix - t <= fresh_for.as_secs_f64())
+}
+
 /// `worker_id` and `last_seen` of a JSON worker record.
 fn seen(v: &Value) -> Option<(String, f64)> {
     let doc: Json = serde_json::from_str(signed::value_text(v)?).ok()?;

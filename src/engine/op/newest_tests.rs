@@ -92,3 +92,16 @@ fn anything_else_goes_by_the_most_holders_and_repairs_nothing() {
     let (x, y) = (plain("w", 1.0), plain("v", 2.0));
     assert_eq!(choose(&key_of("w"), &copies(&[&x, &y]), NOW_MS).expect("copies").value, x);
 }
+
+#[test]
+fn a_worker_record_looks_current_only_within_the_window_and_never_from_the_future() {
+    let window = std::time::Duration::from_secs(150);
+    let v = plain("w", 1_000.0);
+    assert!(looks_current(&v, 1_100.0, window));
+    assert!(looks_current(&v, 1_150.0, window));
+    assert!(!looks_current(&v, 1_151.0, window), "older than the window");
+    assert!(looks_current(&v, 990.0, window), "a little clock skew is allowed");
+    assert!(!looks_current(&v, 900.0, window), "last_seen far in the future");
+    assert!(!looks_current(&Value::Str("not json".into()), 1_000.0, window));
+    assert!(!looks_current(&Value::Int(7), 1_000.0, window));
+}

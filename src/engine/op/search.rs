@@ -118,7 +118,16 @@ impl Search {
     pub(super) fn on_reply(&mut self, cx: &mut Cx, reply: Reply) -> Progress {
         let Some(p) = reply.peer else { return Progress::Running };
         match parse_lookup_reply(reply.kind, &reply.body) {
-            Some(FindValueReply::Value(v)) => self.lookup.on_value(&p, v),
+            Some(FindValueReply::Value(v)) => {
+                let cfg = &cx.svc.config;
+                let now_unix = cx.now.as_secs_f64() + cfg.unix_offset.as_secs_f64();
+                let current =
+                    self.lookup.copies_held() == 0 && super::newest::looks_current(&v, now_unix, cfg.get_fresh_for);
+                self.lookup.on_value(&p, v);
+                if current {
+                    self.lookup.enough();
+                }
+            }
             Some(FindValueReply::Nodes(n)) => return self.on_nodes(cx, p, n),
             None => self.lookup.on_failure(&p),
         }

@@ -12,7 +12,11 @@ fn record(last_seen: u64) -> Value {
 /// three the new one; raw stores, so nobody republishes. Returns the net,
 /// the old holders, the new holders and a reader that holds nothing.
 fn split_copies(key: Key, copies: usize) -> (Net, Vec<usize>, Vec<usize>, usize) {
-    let mut net = Net::new(10, |_| Config { get_copies: copies, ..Config::default() });
+    split_copies_with(key, Config { get_copies: copies, ..Config::default() })
+}
+
+fn split_copies_with(key: Key, config: Config) -> (Net, Vec<usize>, Vec<usize>, usize) {
+    let mut net = Net::new(10, |_| config.clone());
     net.bootstrap_all();
     let near = net.nodes[0].closest(&key, 6);
     let mut at = Vec::new();
@@ -52,4 +56,27 @@ fn one_copy_ends_at_the_first_value_and_repairs_nothing() {
     net.advance(Duration::from_secs(1));
     assert_eq!(held(&net, old[0], &key), Some(record(100)));
     assert_eq!(net.nodes[reader].stats().read_repairs, 0);
+}
+
+#[test]
+fn a_first_copy_seen_lately_ends_the_get_without_collecting() {
+    let key = Key::for_key("worker:w");
+    // The engines' clock reads about 200 s after the epoch here, so the
+    // closest holders' copy (last_seen 100) is within get_fresh_for (150 s).
+    let config = Config { get_copies: 4, unix_offset: Duration::from_secs(200), ..Config::default() };
+    let (mut net, old, _, reader) = split_copies_with(key, config);
+    assert_eq!(net.get(reader, key), Some(record(100)), "the first copy is returned as it is");
+    net.advance(Duration::from_secs(1));
+    assert_eq!(held(&net, old[0], &key), Some(record(100)));
+    assert_eq!(net.nodes[reader].stats().read_repairs, 0);
+}
+
+#[test]
+fn a_first_copy_older_than_get_fresh_for_goes_on_collecting() {
+    let key = Key::for_key("worker:w");
+    // Same copies, but the clock reads 400 s: last_seen 100 is 300 s old.
+    let config = Config { get_copies: 4, unix_offset: Duration::from_secs(400), ..Config::default() };
+    let (mut net, _, _, reader) = split_copies_with(key, config);
+    assert_eq!(net.get(reader, key), Some(record(200)));
+    assert_eq!(net.nodes[reader].stats().read_repairs, 3);
 }
