@@ -5,12 +5,20 @@
 //! [`Next::Wait`] or [`Next::Done`], and feeds every reply or failure back with
 //! [`Lookup::on_nodes`], [`Lookup::on_value`] or [`Lookup::on_failure`].
 //!
-//! Invariants: at most `alpha` queries count as in flight at once; a query that
+//! Invariants: at most `alpha` queries count as in flight at once (once a
+//! first copy arrived, one more per copy still wanted); a query that
 //! has waited longer than its contact's stall threshold stops counting (and
 //! stops blocking termination), so one dead contact delays a lookup by that
 //! threshold, not by a full RPC timeout; the lookup is done when the `k`
 //! closest contacts that have not failed or stalled have all answered, or
-//! when a value is found.
+//! when it holds [`Lookup::with_copies`] copies of the value (one unless
+//! set: the first value ends it, as in the paper).
+//!
+//! Copies: a `find_value` lookup asked for several copies goes on past the
+//! first value (BEP 44's read of mutable items), so a reader that meets a
+//! replica left behind by a partition also meets the replicas that took the
+//! newer write. The lookup keeps every copy with its holder; which copy is
+//! newest is the caller's business (it knows the record rules, this does not).
 //!
 //! Proximity: the next contact queried is always one of the closest rank
 //! (the length of the prefix its id shares with the target, capped by
@@ -89,10 +97,13 @@ struct Candidate {
 pub struct LookupResult {
     /// Up to k contacts that answered, closest to the target first.
     pub closest: Vec<Contact>,
-    /// The value, for a `FindValue` lookup that found one.
+    /// The value, for a `FindValue` lookup that found one: the first copy.
     pub value: Option<Value>,
     /// Who returned the value.
     pub value_from: Option<NodeId>,
+    /// Every copy received and its holder, in order of arrival (the first
+    /// is `value`); more than one only with [`Lookup::with_copies`].
+    pub copies: Vec<(Value, NodeId)>,
     /// The closest contact that answered without the value: where the paper
     /// says to cache a found value.
     pub store_at: Option<Contact>,
@@ -103,6 +114,10 @@ pub struct LookupResult {
     /// Rounds of referral from the first contacts to the answer.
     pub hops: u32,
 }
+
+/// The copies a `find_value` lookup received: each with who sent it and its hop.
+#[derive(Debug, Default)]
+struct Copies(Vec<(Value, NodeId, u32)>);
 
 /// One iterative lookup.
 #[derive(Debug)]
@@ -120,9 +135,11 @@ pub struct Lookup {
     /// stalls: at most `alpha`, so stall checks and the in-flight count need
     /// not walk every candidate (they ran after every datagram).
     waiting: Vec<(Distance, Time)>,
-    /// The value, who sent it and its hop. Boxed: set at most once, and
+    /// Copies of the value received. Boxed: most lookups find none, and
     /// every operation in the engine's table is as large as a `Lookup`.
-    value: Option<Box<(Value, NodeId, u32)>>,
+    copies: Option<Box<Copies>>,
+    /// Copies that end the lookup (see [`Lookup::with_copies`]).
+    wanted_copies: u16,
     queried: usize,
     failed: usize,
     newly_stalled: Vec<NodeId>,
@@ -141,7 +158,8 @@ impl Lookup {
             rank_cap: usize::MAX,
             candidates: BTreeMap::new(),
             waiting: Vec::new(),
-            value: None,
+            copies: None,
+            wanted_copies: 1,
             queried: 0,
             failed: 0,
             newly_stalled: Vec::new(),
@@ -171,6 +189,15 @@ impl Lookup {
     /// which the target's k closest live; the default never caps.
     pub fn with_rank_cap(mut self, cap: usize) -> Self {
         self.rank_cap = cap;
+        self
+    }
+
+    /// A `find_value` lookup ends once `n` nodes have returned a copy (or
+    /// when the k closest have answered, whichever comes first), instead of
+    /// at the first copy. Each copy past the first costs about one query;
+    /// the queries run in parallel with those already in flight.
+    pub fn with_copies(mut self, n: usize) -> Self {
+        self.wanted_copies = u16::try_from(n.max(1)).unwrap_or(u16::MAX);
         self
     }
 
@@ -228,11 +255,12 @@ impl Lookup {
 
     /// The next step at `now`. Call repeatedly until it is not `Query`.
     pub fn next(&mut self, now: Time) -> Next {
-        if self.value.is_some() {
+        if self.copies_held() >= usize::from(self.wanted_copies) {
             return Next::Done;
         }
         self.mark_stalled(now);
         let in_flight = self.waiting.len();
+        let width = self.width();
         let mut live_seen = 0;
         let mut pending = false;
         // The best uncontacted candidate so far: its distance, rank and round trip.
@@ -244,7 +272,7 @@ impl Lookup {
             match c.state {
                 State::Failed | State::Stalled => continue,
                 State::Waiting { .. } => pending = true,
-                State::NotContacted if in_flight < self.alpha => {
+                State::NotContacted if in_flight < width => {
                     pending = true;
                     let rank = self.rank(d);
                     // XOR order: the first of a rank wins ties; lower ranks never.
@@ -261,7 +289,7 @@ impl Lookup {
         }
         match pick.map(|p| p.0) {
             Some(d) => self.mark_waiting(&d, now),
-            None if pending || in_flight >= self.alpha => Next::Wait,
+            None if pending || in_flight >= width => Next::Wait,
             None => Next::Done,
         }
     }
@@ -315,9 +343,32 @@ impl Lookup {
     /// `from` answered with the value.
     pub fn on_value(&mut self, from: &NodeId, value: Value) {
         let Some(hop) = self.succeeded(from) else { return };
-        if self.kind == LookupKind::FindValue && self.value.is_none() {
-            self.value = Some(Box::new((value, *from, hop)));
+        if self.kind == LookupKind::FindValue && self.copies_held() < usize::from(self.wanted_copies) {
+            self.copies.get_or_insert_with(Box::default).0.push((value, *from, hop));
         }
+    }
+
+    /// Ends the lookup with the copies it holds (at least the first): the
+    /// caller judged the copy it has current enough to stop collecting.
+    pub fn enough(&mut self) {
+        self.wanted_copies = u16::try_from(self.copies_held().max(1)).unwrap_or(u16::MAX);
+    }
+
+    /// Copies received so far.
+    pub fn copies_held(&self) -> usize {
+        self.copies.as_ref().map_or(0, |c| c.0.len())
+    }
+
+    /// Queries allowed in flight: `alpha`, and once a first copy arrived,
+    /// one more for each copy still wanted. The copies sit at the replicas
+    /// around the one that answered, all known by now, so asking them at
+    /// once costs one round trip instead of a round per `alpha` of them.
+    fn width(&self) -> usize {
+        let held = self.copies_held();
+        if held == 0 {
+            return self.alpha;
+        }
+        self.alpha + usize::from(self.wanted_copies).saturating_sub(held)
     }
 
     /// The query to `from` timed out or its reply was unusable.
@@ -333,17 +384,21 @@ impl Lookup {
     pub fn finish(&self) -> LookupResult {
         let answered = self.candidates.values().filter(|c| c.state == State::Succeeded);
         let closest: Vec<&Candidate> = answered.take(self.k).collect();
-        let value_from = self.value.as_ref().map(|found| found.1);
-        let store_at = closest.iter().find(|c| Some(c.contact.id) != value_from).map(|c| c.contact);
-        let hops = match self.value.as_deref() {
+        let copies: &[(Value, NodeId, u32)] = self.copies.as_ref().map_or(&[], |c| &c.0);
+        let first = copies.first();
+        let value_from = first.map(|found| found.1);
+        let holds = |id: &NodeId| copies.iter().any(|(_, from, _)| from == id);
+        let store_at = closest.iter().find(|c| !holds(&c.contact.id)).map(|c| c.contact);
+        let hops = match first {
             Some((_, _, hop)) => *hop,
             None => closest.iter().map(|c| c.hop).max().unwrap_or(0),
         };
         LookupResult {
             closest: closest.iter().map(|c| c.contact).collect(),
-            value: self.value.as_ref().map(|found| found.0.clone()),
+            value: first.map(|found| found.0.clone()),
             value_from,
-            store_at: if self.value.is_some() { store_at } else { None },
+            copies: copies.iter().map(|(v, from, _)| (v.clone(), *from)).collect(),
+            store_at: if first.is_some() { store_at } else { None },
             queried: self.queried,
             failed: self.failed,
             hops,

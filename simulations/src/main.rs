@@ -58,6 +58,14 @@ struct Cli {
     /// publisher's re-puts, minutes (core default 10; 0 looks up every time).
     #[arg(long)]
     put_lookup_every_min: Option<f64>,
+    /// Engine override: copies of a value a get collects before it returns
+    /// the newest (core default 4; 1 ends at the first value, as before).
+    #[arg(long)]
+    get_copies: Option<usize>,
+    /// Engine override: seconds between pings of contacts evicted for
+    /// timeouts (core default 10; 0 never asks, as before).
+    #[arg(long)]
+    lost_recheck_s: Option<f64>,
     /// Stop each scenario after this many wall-clock minutes and report the
     /// window simulated so far (not deterministic).
     #[arg(long)]
@@ -126,6 +134,8 @@ fn options(cli: &Cli) -> RunOptions {
         record_ttl: cli.record_ttl_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         replicate_interval: cli.replicate_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         put_lookup_every: cli.put_lookup_every_min.map(|m| Duration::from_secs_f64(m * 60.0)),
+        get_copies: cli.get_copies,
+        lost_recheck: cli.lost_recheck_s.map(Duration::from_secs_f64),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },
         no_limits: cli.no_limits,

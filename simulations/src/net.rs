@@ -296,6 +296,12 @@ impl Network {
         self.groups[slot as usize] = g;
     }
 
+    /// Whether a partition is open between machines `a` and `b` now.
+    pub fn cut_between(&self, a: u32, b: u32) -> bool {
+        let group = |s: u32| self.groups.get(s as usize).copied().unwrap_or(0);
+        self.partitioned && group(a) != group(b)
+    }
+
     /// Starts or heals the partition between groups.
     pub fn set_partitioned(&mut self, on: bool) {
         self.partitioned = on;

@@ -97,7 +97,13 @@ impl SimParams {
             churn: None,
             seed_source: SeedSource::Coordinator,
             // Per-contact stalls down to 50 ms: wide-area RTTs start at 20 ms.
-            engine: Config { contact_stall_min: Duration::from_millis(50), ..Config::default() },
+            // Announcements' last_seen count from EPOCH_SECS (announce.rs);
+            // the engines' clocks start at zero.
+            engine: Config {
+                contact_stall_min: Duration::from_millis(50),
+                unix_offset: Duration::from_secs(crate::announce::EPOCH_SECS),
+                ..Config::default()
+            },
             latency: LatencyModel::new(seed),
             probe_new: true,
             probe_dead: true,

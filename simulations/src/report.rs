@@ -125,6 +125,13 @@ fn lookup_rows(w: &mut World, rows: &mut Rows) {
     push(rows, "lookup success (value found) %", f2(pct(s.lookups_found, s.lookups_done)));
     push(rows, "lookup success, value alive (last_seen <= 5 min) %", f2(pct(s.lookups_fresh, s.lookups_done)));
     push(rows, "found values older than 5 min %", f2(100.0 - pct(s.lookups_fresh, s.lookups_found)));
+    if s.cut_found > 0 {
+        // Across an open cut the newer copy cannot reach the reader: real
+        // staleness, but no read rule can help; the rest could have been fresh.
+        let (found, fresh) = (s.lookups_found - s.cut_found, s.lookups_fresh - s.cut_fresh);
+        push(rows, "... reads across the open cut (newest unreachable) %", f2(100.0 - pct(s.cut_fresh, s.cut_found)));
+        push(rows, "... all other reads %", f2(100.0 - pct(fresh, found)));
+    }
     if p.late_from.is_some() {
         let late = f2(100.0 - pct(s.late_fresh, s.late_found));
         push(rows, "... among lookups issued after the last disruption %", late);

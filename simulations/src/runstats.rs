@@ -15,6 +15,11 @@ pub struct RunStats {
     pub lookups_found: u64,
     /// ... and found a live (not stale) value.
     pub lookups_fresh: u64,
+    /// Values found by lookups issued across an open partition (reader and
+    /// worker on different sides: no newer copy can reach the reader).
+    pub cut_found: u64,
+    /// ... of which live.
+    pub cut_fresh: u64,
     /// Values found by lookups issued from `SimParams::late_from` on.
     pub late_found: u64,
     /// ... of which live.
@@ -85,6 +90,8 @@ impl RunStats {
             lookups_done: 0,
             lookups_found: 0,
             lookups_fresh: 0,
+            cut_found: 0,
+            cut_fresh: 0,
             late_found: 0,
             late_fresh: 0,
             lookups_aborted: 0,

@@ -52,6 +52,10 @@ pub struct RunOptions {
     pub replicate_interval: Option<Duration>,
     /// Overrides the engines' `put_lookup_every`.
     pub put_lookup_every: Option<Duration>,
+    /// Overrides the engines' `get_copies`.
+    pub get_copies: Option<usize>,
+    /// Overrides the engines' `lost_recheck_every`.
+    pub lost_recheck: Option<Duration>,
     /// Wall-clock budget per scenario (see [`SimParams::max_wall`]).
     pub max_wall: Option<Duration>,
     /// Threads per scenario (see [`SimParams::threads`]).
@@ -75,6 +79,8 @@ impl Default for RunOptions {
             record_ttl: None,
             replicate_interval: None,
             put_lookup_every: None,
+            get_copies: None,
+            lost_recheck: None,
             max_wall: None,
             threads: 1,
             no_limits: false,
@@ -133,6 +139,8 @@ impl Scenario {
         p.engine.record_ttl = o.record_ttl.unwrap_or(p.engine.record_ttl);
         p.engine.replicate_interval = o.replicate_interval.unwrap_or(p.engine.replicate_interval);
         p.engine.put_lookup_every = o.put_lookup_every.unwrap_or(p.engine.put_lookup_every);
+        p.engine.get_copies = o.get_copies.unwrap_or(p.engine.get_copies).max(1);
+        p.engine.lost_recheck_every = o.lost_recheck.unwrap_or(p.engine.lost_recheck_every);
         p.signed = o.signed;
         if o.no_limits {
             p.engine.limits = kadmesh::limits::Limits::off();

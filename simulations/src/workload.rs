@@ -40,8 +40,9 @@ pub enum Pending {
     Bootstrap { inc: u32, source: SeedSource, plan: SeedPlan, started: Time },
     /// A worker's announcement; `probe` when its findability is to be measured.
     Put,
-    /// A measured lookup; `counted` when issued inside the window.
-    Lookup { issued: Time, counted: bool },
+    /// A measured lookup; `counted` when issued inside the window; `cut`
+    /// when a partition separated the reader from the worker at issue.
+    Lookup { issued: Time, counted: bool, cut: bool },
     /// One attempt of a probe.
     Probe { id: usize },
 }
@@ -110,7 +111,8 @@ impl World {
         let key = self.nodes[target as usize].key;
         let counted = self.window_open;
         self.stats.lookups_issued += u64::from(counted);
-        self.get(client, key, Pending::Lookup { issued: self.now, counted });
+        let cut = self.net.cut_between(client, target);
+        self.get(client, key, Pending::Lookup { issued: self.now, counted, cut });
     }
 
     fn get(&mut self, client: u32, key: Key, pending: Pending) {
@@ -184,10 +186,10 @@ impl World {
                     self.registered.insert(slot);
                 }
             }
-            (Pending::Lookup { issued, counted }, Outcome::Get(g)) => {
+            (Pending::Lookup { issued, counted, cut }, Outcome::Get(g)) => {
                 self.stats.gets_done += u64::from(self.window_open);
                 if counted {
-                    self.record_lookup(slot, issued, g);
+                    self.record_lookup(slot, issued, cut, g);
                 }
             }
             (Pending::Probe { id }, Outcome::Get(g)) => {
@@ -198,7 +200,7 @@ impl World {
         }
     }
 
-    fn record_lookup(&mut self, slot: u32, issued: Time, g: &GetOutcome) {
+    fn record_lookup(&mut self, slot: u32, issued: Time, cut: bool, g: &GetOutcome) {
         let edge = self.net.edge(slot) as usize;
         let s = &mut self.stats;
         s.lookups_done += 1;
@@ -208,6 +210,8 @@ impl World {
             s.lookups_found += 1;
             let fresh = is_fresh(v, self.event_time, self.params.stale_after);
             s.lookups_fresh += u64::from(fresh);
+            s.cut_found += u64::from(cut);
+            s.cut_fresh += u64::from(cut && fresh);
             if self.params.late_from.is_some_and(|l| issued >= Time::ZERO + self.params.warmup + l) {
                 s.late_found += 1;
                 s.late_fresh += u64::from(fresh);

@@ -8,6 +8,9 @@ use crate::lookup::ALPHA;
 use crate::routing::K;
 use crate::store::StoreLimits;
 
+/// Default of [`Config::get_copies`]: copies a `get` collects.
+pub const GET_COPIES: usize = 4;
+
 /// Everything an [`Engine`](super::Engine) can be tuned by.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -42,6 +45,32 @@ pub struct Config {
     /// a cached copy: it would otherwise answer later lookups with an old
     /// value. Only peers that speak our `store` with a lifetime get one.
     pub cache_ttl: Duration,
+    /// Copies of a value a `get` collects before it ends (or fewer, when
+    /// the k closest have all answered): it then returns the newest by the
+    /// record rules (`engine::op::newest`) and stores it back to the k
+    /// closest holders that answered with an older copy. 1 ends at the
+    /// first value (the paper's lookup, and the behaviour before); more
+    /// lets a reader meet, past a replica a partition left behind, those
+    /// that took the newer write. Each copy past the first costs about one
+    /// `find_value` query, sent in parallel with those already in flight.
+    pub get_copies: usize,
+    /// A first copy that is a worker record whose `last_seen` is at most this
+    /// old ends a `get` at once, however many copies `get_copies` asks for:
+    /// its publisher re-puts every refresh interval (2 min), so no replica
+    /// can hold a newer one that matters, and the common read keeps the
+    /// latency of a lookup that stops at the first value. Older copies, and
+    /// values whose age cannot be told, go on collecting.
+    pub get_fresh_for: Duration,
+    /// Seconds from the Unix epoch to the engine's time origin, to compare
+    /// `last_seen` (Unix seconds) with `now`. The tokio driver anchors time
+    /// at the epoch (0); the simulator sets its own origin.
+    pub unix_offset: Duration,
+    /// How often the engine pings one of the contacts it recently evicted
+    /// for timeouts (`engine::lost`), so that after a partition heals the
+    /// two sides learn each other again; zero never asks.
+    pub lost_recheck_every: Duration,
+    /// How long after its eviction a lost contact is still asked.
+    pub lost_keep: Duration,
     /// Memory bounds of the record store.
     pub store_limits: StoreLimits,
     /// Bounds of the provider sets this node holds for the network.
@@ -96,6 +125,11 @@ impl Default for Config {
             max_failures: 2,
             record_ttl: 24 * HOUR,
             cache_ttl: Duration::from_secs(60),
+            get_copies: GET_COPIES,
+            get_fresh_for: Duration::from_secs(150),
+            unix_offset: Duration::ZERO,
+            lost_recheck_every: Duration::from_secs(10),
+            lost_keep: HOUR,
             store_limits: StoreLimits::default(),
             provider_limits: ProviderLimits::default(),
             republish_interval: HOUR,
@@ -148,7 +182,7 @@ impl Config {
     /// A `lookup_stall_min` above `lookup_stall` is allowed: the maximum
     /// wins (clients set a short stall and keep the default minimum).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        for (name, n) in [("k", self.k), ("alpha", self.alpha)] {
+        for (name, n) in [("k", self.k), ("alpha", self.alpha), ("get_copies", self.get_copies)] {
             if n == 0 {
                 return Err(ConfigError::Zero(name));
             }

@@ -45,6 +45,9 @@ pub(super) struct Maintenance {
     handed_over: HashMap<NodeId, Time>,
     active: usize,
     max_active: usize,
+    /// Contacts evicted for timeouts, asked again one by one.
+    lost: super::lost::Lost,
+    next_recheck: Time,
 }
 
 impl Maintenance {
@@ -60,6 +63,8 @@ impl Maintenance {
             handed_over: HashMap::default(),
             active: 0,
             max_active: config.max_maintenance_ops.max(1),
+            lost: super::lost::Lost::default(),
+            next_recheck: now,
         }
     }
 
@@ -95,7 +100,24 @@ impl Maintenance {
             return Time::ZERO;
         }
         let publish = self.publish_due.first().map(|(t, _)| *t);
-        publish.map_or(self.next_sweep, |p| p.min(self.next_sweep))
+        let mut due = publish.map_or(self.next_sweep, |p| p.min(self.next_sweep));
+        if !self.lost.is_empty() {
+            due = due.min(self.next_recheck);
+        }
+        due
+    }
+
+    /// `c` was evicted at `now` for timeouts: it is asked again from
+    /// `every` later on (see [`super::lost`]).
+    pub(super) fn note_lost(&mut self, c: Contact, now: Time, every: Duration) {
+        // Rechecks off: remembering would only keep a deadline due forever.
+        if every.is_zero() {
+            return;
+        }
+        if self.lost.is_empty() {
+            self.next_recheck = self.next_recheck.max(now + every);
+        }
+        self.lost.note(c, now);
     }
 
     /// Queues a lookup of `target` (our own id once we become reachable:
@@ -171,7 +193,26 @@ impl Engine {
             self.maintenance.next_sweep = now + self.maintenance.sweep_every;
             self.sweep(now);
         }
+        self.recheck_lost(now);
         self.start_queued(now);
+    }
+
+    /// Pings the lost contact whose turn it is (see [`super::lost`]); one
+    /// that answers is learned again.
+    fn recheck_lost(&mut self, now: Time) {
+        let every = self.svc.config.lost_recheck_every;
+        let m = &mut self.maintenance;
+        if every.is_zero() || now < m.next_recheck || m.lost.is_empty() {
+            return;
+        }
+        m.next_recheck = now + every;
+        let Some(c) = m.lost.next(now, self.svc.config.lost_keep) else { return };
+        if self.svc.routing.contains(&c.id) {
+            m.lost.found(&c.id);
+        } else {
+            self.svc.stats.lost_rechecks += 1;
+            self.send_check(now, c);
+        }
     }
 
     fn sweep(&mut self, now: Time) {

@@ -25,7 +25,8 @@
 //!   sets and their procedures; `peers`: peer kinds, learning contacts and
 //!   checking failed ones; `pns`: keeping nearer contacts when a bucket
 //!   has a choice; `maintenance`: the republish / replicate / refresh
-//!   schedule and handover to newcomers; `tunnel`: URL contacts and
+//!   schedule and handover to newcomers; `lost`: contacts evicted for
+//!   timeouts, asked again so a healed partition rejoins; `tunnel`: URL contacts and
 //!   requests that came over HTTP; `dialback`: reachability detection and
 //!   client mode ([`crate::reach`]).
 
@@ -34,6 +35,7 @@ mod dialback;
 mod guard;
 mod handover;
 mod inbound;
+mod lost;
 mod maintenance;
 mod op;
 mod outcome;

@@ -147,7 +147,7 @@ impl Engine {
     /// too it is gone (with the default two strikes), so after a mass failure dead
     /// contacts leave within two timeouts instead of costing every later lookup a stall.
     pub(super) fn contact_failed(&mut self, now: Time, peer: NodeId) {
-        if self.svc.routing.record_failure(&peer, self.svc.config.max_failures) {
+        if self.evict_on_failure(now, peer) {
             return;
         }
         if self.svc.routing.failures(&peer) == Some(1) {
@@ -158,9 +158,20 @@ impl Engine {
     /// The check ping went unanswered (or someone else answered): one more
     /// strike, and another check until `max_failures` evicts it.
     pub(super) fn verify_failed(&mut self, now: Time, peer: NodeId) {
-        if !self.svc.routing.record_failure(&peer, self.svc.config.max_failures) {
+        if !self.evict_on_failure(now, peer) {
             self.send_verify(now, peer);
         }
+    }
+
+    /// One more strike for `peer`; true if that evicted it (it is then
+    /// remembered as lost, to be asked again later: [`super::lost`]).
+    fn evict_on_failure(&mut self, now: Time, peer: NodeId) -> bool {
+        let contact = self.svc.routing.get(&peer);
+        let evicted = self.svc.routing.record_failure(&peer, self.svc.config.max_failures);
+        if let Some(c) = contact.filter(|_| evicted) {
+            self.maintenance.note_lost(c, now, self.svc.config.lost_recheck_every);
+        }
+        evicted
     }
 
     fn send_verify(&mut self, now: Time, peer: NodeId) {

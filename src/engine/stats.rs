@@ -25,6 +25,11 @@ pub struct Stats {
     pub handovers: u64,
     /// Records re-stored by the republisher.
     pub republished: u64,
+    /// Newer copies a `get` stored back to holders that answered with an
+    /// older one (read repair, `engine::op::find`).
+    pub read_repairs: u64,
+    /// Pings sent to contacts evicted for timeouts (`engine::lost`).
+    pub lost_rechecks: u64,
     /// Replies shortened (or a value answered with contacts) to fit the
     /// budget towards an address that has not answered us.
     pub replies_trimmed: u64,

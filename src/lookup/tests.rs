@@ -114,6 +114,53 @@ fn value_ends_lookup_and_names_cache_target() {
 }
 
 #[test]
+fn collecting_copies_goes_past_the_first_value_and_keeps_each_holder() {
+    let all = ids(6, 5);
+    let target = NodeId([0; 20]);
+    let mut l = new_lookup(target, LookupKind::FindValue, all.clone()).with_copies(3);
+    let sent = drain(&mut l, Time::ZERO);
+    l.on_value(&sent[1].id, Value::Str("old".into()));
+    // One copy of three: the lookup goes on and widens to alpha plus the two
+    // copies still wanted (5 in flight), so the 3 candidates left are asked at once.
+    let more = drain(&mut l, Time::ZERO);
+    assert_eq!(more.len(), 3);
+    l.on_nodes(&sent[0].id, vec![]);
+    l.on_value(&sent[2].id, Value::Str("new".into()));
+    assert_ne!(l.next(Time::ZERO), Next::Done);
+    l.on_value(&more[0].id, Value::Str("new".into()));
+    assert_eq!(l.next(Time::ZERO), Next::Done);
+    let r = l.finish();
+    let copies: Vec<(&str, NodeId)> = r.copies.iter().map(|(v, from)| (v.as_str().unwrap_or(""), *from)).collect();
+    assert_eq!(copies, vec![("old", sent[1].id), ("new", sent[2].id), ("new", more[0].id)]);
+    assert_eq!((r.value, r.value_from), (Some(Value::Str("old".into())), Some(sent[1].id)));
+    // The cache copy goes to the closest that answered without the value.
+    assert_eq!(r.store_at, Some(sent[0]));
+}
+
+#[test]
+fn collecting_copies_ends_when_the_k_closest_have_answered() {
+    let all = ids(5, 7);
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindValue, all.clone()).with_copies(4);
+    let mut answered = 0;
+    loop {
+        let batch = drain(&mut l, Time::ZERO);
+        if batch.is_empty() {
+            break;
+        }
+        for c in batch {
+            // Two of the five hold a copy; the others know nobody else.
+            match answered {
+                0 | 3 => l.on_value(&c.id, Value::Int(answered)),
+                _ => l.on_nodes(&c.id, vec![]),
+            }
+            answered += 1;
+        }
+    }
+    assert_eq!((answered, l.next(Time::ZERO)), (5, Next::Done));
+    assert_eq!(l.finish().copies.len(), 2);
+}
+
+#[test]
 fn replies_from_unknown_ids_are_ignored_and_self_is_never_queried() {
     let local = NodeId([0xff; 20]);
     let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, vec![contact(local, 1)]);

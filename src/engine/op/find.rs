@@ -1,8 +1,12 @@
-//! Lookups that report what they found: `get` (a find_value lookup, then a
-//! short-lived cache copy at the closest node that lacked the value) and
-//! `find_node` (the k closest nodes). A bucket refresh is a `find_node`
-//! that reports to the maintenance queue instead of the caller.
+//! Lookups that report what they found: `get` (a find_value lookup that
+//! collects up to [`Config::get_copies`](crate::engine::Config::get_copies)
+//! copies, returns the newest ([`super::newest`]), stores it back to the k
+//! closest holders that answered with an older one, and leaves a short-lived
+//! cache copy at the closest node that lacked the value) and `find_node`
+//! (the k closest nodes). A bucket refresh is a `find_node` that reports to
+//! the maintenance queue instead of the caller.
 
+use super::newest::Choice;
 use super::search::{SearchOp, Then};
 use super::{Cx, Finished, Operation, Step};
 use crate::contact::Contact;
@@ -45,11 +49,16 @@ impl Then for Get {
     }
 
     fn found(&mut self, cx: &mut Cx, r: LookupResult, stats: LookupStats) -> Step {
+        let newest = super::newest::choose(&self.key, &r.copies, cx.now.as_millis());
+        let value = newest.map(|c| {
+            self.repair(cx, &c, &r.closest);
+            c.value
+        });
         // Paper 2.3: cache the value at the closest node that lacked it, for a
         // short while. Not at stock peers: a plain store would live there for a
         // day and be re-replicated over newer values every hour.
         let extended = |c: &Contact| cx.peers.kind(&c.id) == PeerKind::Extended;
-        if let (Some(v), Some(c)) = (&r.value, r.store_at.filter(extended)) {
+        if let (Some(v), Some(c)) = (&value, r.store_at.filter(extended)) {
             // A value too big to carry its lifetime would go as a plain store.
             let ttl = Some(cx.svc.config.cache_ttl);
             let call = super::put::store_call(cx.svc.id, PeerKind::Extended, self.key, v.clone(), ttl);
@@ -57,8 +66,23 @@ impl Then for Get {
                 cx.svc.send_request(cx.now, c.addr, call, ReplyTo::Fire { peer: c.id });
             }
         }
-        let outcome = GetOutcome { key: self.key, value: r.value, local: false, stats };
+        let outcome = GetOutcome { key: self.key, value, local: false, stats };
         Step::Done(Finished::Report(Outcome::Get(outcome)))
+    }
+}
+
+impl Get {
+    /// Stores the newest copy back to the holders among the k closest that
+    /// answered with an older one (read repair), as a replica (the default
+    /// lifetime): they are where later readers look. A holder outside the k
+    /// closest is a cache copy that expires on its own. The holder's store
+    /// rule still decides (a signed record only moves to a higher `seq`).
+    fn repair(&self, cx: &mut Cx, newest: &Choice, closest: &[Contact]) {
+        for c in closest.iter().filter(|c| newest.older.contains(&c.id)) {
+            let call = super::put::store_call(cx.svc.id, cx.peers.kind(&c.id), self.key, newest.value.clone(), None);
+            cx.svc.send_request(cx.now, c.addr, call, ReplyTo::Fire { peer: c.id });
+            cx.svc.stats.read_repairs += 1;
+        }
     }
 }
 

@@ -12,7 +12,8 @@
 //! | module | operations |
 //! | --- | --- |
 //! | [`search`] | the iterative lookup every other operation drives |
-//! | [`find`] | `get` (find_value, then a cache copy) and `find_node`, bucket refresh |
+//! | [`find`] | `get` (find_value collecting copies, then repair and a cache copy) and `find_node`, bucket refresh |
+//! | [`newest`] | which of a `get`'s copies is newest, and who holds older ones |
 //! | [`put`] | `put`, republish and replicate: a lookup (or reused targets), then stores |
 //! | [`targets`] | where a publisher's re-puts go without a lookup |
 //! | [`bootstrap`] | seed pings, then a lookup of our own id |
@@ -20,6 +21,7 @@
 
 pub(super) mod bootstrap;
 pub(super) mod find;
+pub(super) mod newest;
 pub(super) mod put;
 pub(super) mod search;
 pub(super) mod single;

@@ -30,8 +30,9 @@ pub(in crate::engine) struct Search {
 pub(super) enum Progress {
     /// Still waiting on queries.
     Running,
-    /// Done: what it found, and how it went.
-    Found(LookupResult, LookupStats),
+    /// Done: what it found (boxed: most inputs leave a search running),
+    /// and how it went.
+    Found(Box<LookupResult>, LookupStats),
 }
 
 /// A client starts its lookups from kadmesh peers when it knows at least
@@ -69,6 +70,7 @@ impl Search {
         let stall = svc.rtt.stall_after(svc.config.lookup_stall_min, svc.config.lookup_stall);
         let lookup = Lookup::new(target, svc.id, kind, k, alpha, stall)
             .with_rank_cap(replica_depth(svc))
+            .with_copies(svc.config.get_copies)
             .with_seeds_near(seeds, |c| near(svc, c));
         let mut search = Search { lookup, started: cx.now };
         let progress = search.drive(cx);
@@ -108,7 +110,7 @@ impl Search {
         let r = self.lookup.finish();
         let duration = now.saturating_since(self.started);
         let stats = LookupStats { queried: r.queried, failed: r.failed, hops: r.hops, duration };
-        Progress::Found(r, stats)
+        Progress::Found(Box::new(r), stats)
     }
 
     /// A reply to one of its queries. Replies from a bare address (a
@@ -116,7 +118,16 @@ impl Search {
     pub(super) fn on_reply(&mut self, cx: &mut Cx, reply: Reply) -> Progress {
         let Some(p) = reply.peer else { return Progress::Running };
         match parse_lookup_reply(reply.kind, &reply.body) {
-            Some(FindValueReply::Value(v)) => self.lookup.on_value(&p, v),
+            Some(FindValueReply::Value(v)) => {
+                let cfg = &cx.svc.config;
+                let now_unix = cx.now.as_secs_f64() + cfg.unix_offset.as_secs_f64();
+                let current =
+                    self.lookup.copies_held() == 0 && super::newest::looks_current(&v, now_unix, cfg.get_fresh_for);
+                self.lookup.on_value(&p, v);
+                if current {
+                    self.lookup.enough();
+                }
+            }
             Some(FindValueReply::Nodes(n)) => return self.on_nodes(cx, p, n),
             None => self.lookup.on_failure(&p),
         }
@@ -198,7 +209,7 @@ impl<T: Then> SearchOp<T> {
     fn step(&mut self, cx: &mut Cx, progress: Progress) -> Step {
         match progress {
             Progress::Running => Step::Wait,
-            Progress::Found(r, stats) => self.then.found(cx, r, stats),
+            Progress::Found(r, stats) => self.then.found(cx, *r, stats),
         }
     }
 }

@@ -35,7 +35,11 @@ fn find_node_replies_leave_out_suspect_and_timed_out_contacts() {
 /// unanswered until `rpc_timeout`; returns the engine and the message id of
 /// the one ping it then sent to contact 0.
 fn timed_out_once() -> (Engine, MessageId) {
-    let mut e = engine_knowing(Config::default(), 1);
+    timed_out_once_with(Config::default())
+}
+
+fn timed_out_once_with(config: Config) -> (Engine, MessageId) {
+    let mut e = engine_knowing(config, 1);
     let peer = contact_id(0);
     let _ = e.find_node(Time::ZERO, id_at(0, 0));
     assert_eq!(find_nodes_to(&sent_to(&mut e)), vec![addr(1)]);
@@ -80,6 +84,39 @@ fn a_timed_out_contact_whose_check_ping_times_out_too_is_evicted() {
     assert!(!e.routing().contains(&peer));
     assert!(e.routing().is_empty());
     assert!(sent_to(&mut e).is_empty(), "a failed check ping is not checked again");
+}
+
+#[test]
+fn an_evicted_contact_is_asked_again_and_learned_back_when_it_answers() {
+    let (mut e, _) = timed_out_once();
+    let peer = contact_id(0);
+    let evicted_at = Time::ZERO + e.config().rpc_timeout * 2;
+    e.handle_timeout(evicted_at);
+    assert!(!e.routing().contains(&peer));
+    assert!(sent_to(&mut e).is_empty());
+    // One recheck interval later (a healed partition, say) it gets a ping.
+    let recheck = evicted_at + e.config().lost_recheck_every;
+    assert!(e.poll_timeout().is_some_and(|t| t <= recheck));
+    e.handle_timeout(recheck);
+    let ping = match &sent_to(&mut e)[..] {
+        [(to, id, Call::Ping { .. })] if *to == addr(1) => *id,
+        other => panic!("expected a ping to the lost contact, got {other:?}"),
+    };
+    answer(&mut e, recheck, addr(1), ping, Value::Bin(peer.0.to_vec()));
+    assert!(e.routing().contains(&peer));
+    assert_eq!(e.stats().lost_rechecks, 1);
+}
+
+#[test]
+fn an_evicted_contact_is_never_asked_again_with_rechecks_off() {
+    let (mut e, _) = timed_out_once_with(Config { lost_recheck_every: Duration::ZERO, ..Config::default() });
+    let evicted_at = Time::ZERO + e.config().rpc_timeout * 2;
+    e.handle_timeout(evicted_at);
+    // Nothing is due at once either (a deadline in the past would spin the driver).
+    assert!(e.poll_timeout().is_none_or(|t| t > evicted_at));
+    e.handle_timeout(evicted_at + Duration::from_secs(600));
+    assert!(sent_to(&mut e).is_empty());
+    assert_eq!(e.stats().lost_rechecks, 0);
 }
 
 #[test]

@@ -196,6 +196,7 @@ mod hand;
 mod handover;
 mod joining;
 mod maintenance;
+mod newest;
 mod peers;
 mod put_reuse;
 mod reach;
