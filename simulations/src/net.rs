@@ -400,8 +400,8 @@ mod tests {
         assert_eq!(classify_request(b"junk"), 7);
     }
 
-    #[test]
-    fn delivery_respects_latency_and_partitions() {
+    /// A network of three machines with an address each and no loss.
+    fn three_lossless_machines() -> Network {
         let mut model = LatencyModel::new(1);
         (model.loss, model.lossy_extra) = (0.0, 0.0);
         let mut net = Network::new(1, model);
@@ -409,6 +409,12 @@ mod tests {
             net.add_machine(s);
             net.new_address(s);
         }
+        net
+    }
+
+    #[test]
+    fn delivery_respects_latency_and_partitions() {
+        let mut net = three_lossless_machines();
         let ping = request(Call::Ping { sender: NodeId([2; 20]) });
         let out =
             |to: u32| Outgoing { to: addr_of(to), payload: ping.clone(), reply_kind: None, from_other_port: false };
@@ -429,13 +435,7 @@ mod tests {
 
     #[test]
     fn a_machine_with_no_udp_pays_the_tunnel_penalty_and_counts_as_unreachable() {
-        let mut model = LatencyModel::new(1);
-        (model.loss, model.lossy_extra) = (0.0, 0.0);
-        let mut net = Network::new(1, model);
-        for s in 0..3 {
-            net.add_machine(s);
-            net.new_address(s);
-        }
+        let mut net = three_lossless_machines();
         net.set_edge(1, Edge::NoUdp);
         net.set_edge(2, Edge::Nat);
         assert!(net.natted_slot(1) && net.natted_slot(2) && !net.natted_slot(0));
