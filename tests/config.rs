@@ -321,3 +321,16 @@ fn a_node_without_http_runs_on_its_main_thread_alone_and_threads_sets_the_worker
     // The main thread blocks on the runtime; the workers run the tasks.
     assert_eq!(threads_of_running(&["--no-http", "--threads", "3"]), 4);
 }
+
+#[test]
+fn read_freshness_settings_come_from_flags_and_env_and_are_checked() {
+    let env = [("DHT_LOST_RECHECK_EVERY", "0")];
+    let t = table(&dhtd(&["config", "--get-copies", "2"], &env));
+    let at = |k: &str| t.get(k).cloned().unwrap_or_else(|| panic!("no {k} in {t:?}"));
+    assert_eq!(at("get_copies"), ("2".into(), "flag".into()));
+    assert_eq!(at("lost_recheck_every"), ("0".into(), "env DHT_LOST_RECHECK_EVERY".into()));
+    assert_eq!(at("get_fresh_for"), ("150".into(), "default".into()));
+    let out = dhtd(&["config", "--get-copies", "0"], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--get-copies"), "one line naming the flag");
+}

@@ -86,6 +86,18 @@ pub struct RunArgs {
     /// RPC timeout in seconds.
     #[arg(long, env = "DHT_RPC_TIMEOUT", default_value_t = 5.0)]
     pub rpc_timeout: f64,
+    /// Copies of a value one get collects when its first copy is old, to
+    /// return the newest and repair older holders (1: stop at the first).
+    #[arg(long, env = "DHT_GET_COPIES", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=20))]
+    pub get_copies: u16,
+    /// Seconds within which a worker record's last_seen counts as fresh: a
+    /// get whose first copy is that fresh ends with it.
+    #[arg(long, env = "DHT_GET_FRESH_FOR", default_value_t = 150)]
+    pub get_fresh_for: u64,
+    /// Seconds between pings of a contact recently evicted for timeouts, so
+    /// both sides of a healed partition meet again (0: never).
+    #[arg(long, env = "DHT_LOST_RECHECK_EVERY", default_value_t = 10)]
+    pub lost_recheck_every: u64,
     /// Address of the HTTP surface and the network page. Loopback by default:
     /// set 0.0.0.0:8080 to serve other machines (the image does).
     #[arg(long, env = "DHT_HTTP_BIND", default_value = "127.0.0.1:8080")]

@@ -190,6 +190,9 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         provider_limits: args.limits.providers(),
         limits: args.limits.limits()?,
         tunnel_url: args.public_url.clone().filter(|_| args.dht_over_http),
+        get_copies: usize::from(args.get_copies),
+        get_fresh_for: Duration::from_secs(args.get_fresh_for),
+        lost_recheck_every: Duration::from_secs(args.lost_recheck_every),
         ..Config::default()
     };
     config.reach.mode = args.reachability.parse()?;
