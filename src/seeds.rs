@@ -142,27 +142,78 @@ struct SeedEntry {
     dht_port: Option<u16>,
 }
 
+/// Largest bootstrap document or seed list read.
+const MAX_SEEDS_BODY: usize = 256 * 1024;
+/// Most seeds taken from one document or list.
+const MAX_SEEDS: usize = 256;
+
 /// Fetches seeds from a bootstrap URL serving the platform's
 /// `GET /api/dht/bootstrap` shape: `{"seeds": [{"host", "dht_port"}, ...]}`.
 pub async fn fetch_bootstrap_url(url: &str, timeout: Duration) -> Result<Vec<Seed>, SeedError> {
-    let err = |reason: String| SeedError::Url { url: url.to_string(), reason };
-    let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| err(e.to_string()))?;
-    let resp = client.get(url).send().await.map_err(|e| err(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(err(format!("HTTP {}", resp.status())));
+    let body = fetch_text(url, timeout).await?;
+    parse_document(&body).map_err(|reason| SeedError::Url { url: url.to_string(), reason })
+}
+
+/// Fetches a static seed list (a file on a CDN or code host): either a
+/// bootstrap document as [`fetch_bootstrap_url`] reads, or text with one
+/// `host:port` per line (`#` comments and blank lines allowed; lines that
+/// are not a seed are skipped, but a list without any seed is an error).
+pub async fn fetch_seed_list(url: &str, timeout: Duration) -> Result<Vec<Seed>, SeedError> {
+    let body = fetch_text(url, timeout).await?;
+    parse_seed_list(&body).map_err(|reason| SeedError::Url { url: url.to_string(), reason })
+}
+
+/// The seeds in a seed list's text (see [`fetch_seed_list`]).
+pub fn parse_seed_list(text: &str) -> Result<Vec<Seed>, String> {
+    if text.trim_start().starts_with('{') {
+        return parse_document(text);
     }
-    let doc: SeedsDoc = resp.json().await.map_err(|e| err(format!("not a seeds document: {e}")))?;
+    let seeds: Vec<Seed> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| Seed::parse(l).ok())
+        .take(MAX_SEEDS)
+        .collect();
+    if seeds.is_empty() {
+        return Err("no host:port line in the seed list".into());
+    }
+    Ok(seeds)
+}
+
+/// The seeds of a bootstrap document's JSON text.
+pub fn parse_document(text: &str) -> Result<Vec<Seed>, String> {
+    let doc: SeedsDoc = serde_json::from_str(text).map_err(|e| format!("not a seeds document: {e}"))?;
     doc.seeds
         .into_iter()
         .chain(doc.more_seeds)
+        .take(MAX_SEEDS)
         .map(|s| {
             let host = s.host.trim_start_matches('[').trim_end_matches(']').to_string();
             if host.is_empty() || host.contains('/') {
-                return Err(err(format!("bad seed host {:?}", s.host)));
+                return Err(format!("bad seed host {:?}", s.host));
             }
             Ok(Seed { host, port: s.dht_port.unwrap_or(DEFAULT_PORT) })
         })
         .collect()
+}
+
+/// The body of `GET url`, at most [`MAX_SEEDS_BODY`] bytes, as text.
+async fn fetch_text(url: &str, timeout: Duration) -> Result<String, SeedError> {
+    let err = |reason: String| SeedError::Url { url: url.to_string(), reason };
+    let client = reqwest::Client::builder().timeout(timeout).build().map_err(|e| err(e.to_string()))?;
+    let mut resp = client.get(url).send().await.map_err(|e| err(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(err(format!("HTTP {}", resp.status())));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| err(e.to_string()))? {
+        if body.len() + chunk.len() > MAX_SEEDS_BODY {
+            return Err(err(format!("answer longer than {MAX_SEEDS_BODY} bytes")));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).map_err(|_| err("answer is not UTF-8 text".into()))
 }
 
 #[cfg(test)]
@@ -197,6 +248,18 @@ mod tests {
         let l = Seed::parse_list("a:1, b:2 c").unwrap();
         assert_eq!(l.len(), 3);
         assert_eq!(l[2].port, DEFAULT_PORT);
+    }
+
+    #[test]
+    fn seed_lists_are_text_lines_or_a_bootstrap_document() {
+        let l = parse_seed_list("# seeds\n10.0.0.1:8468\n\nseed.example.org\nnot a seed!\n").unwrap();
+        assert_eq!(l, vec![Seed::parse("10.0.0.1:8468").unwrap(), Seed::parse("seed.example.org").unwrap()]);
+        let doc = r#"{"seeds": [{"host": "10.0.0.2", "dht_port": 9000}], "more_seeds": [{"host": "[::1]"}]}"#;
+        let l = parse_seed_list(doc).unwrap();
+        assert_eq!(l, vec![Seed::parse("10.0.0.2:9000").unwrap(), Seed::parse("[::1]:8468").unwrap()]);
+        assert!(parse_seed_list("# nothing here\n").is_err());
+        assert!(parse_seed_list(r#"{"seeds": [{"host": "a/b"}]}"#).is_err());
+        assert!(parse_seed_list("{broken").is_err());
     }
 
     #[tokio::test]

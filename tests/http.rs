@@ -467,8 +467,10 @@ async fn dhtd_demo_serves_its_sample_workers_and_stops_on_sigterm() {
 async fn dhtd_joins_through_a_bootstrap_url_and_counts_the_fetch() {
     let c = cluster(2, fast()).await;
     let url = format!("{}/api/dht/bootstrap", c.urls[0]);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
     let args = ["--port", "0", "--bind", "127.0.0.1", "--http-bind", "127.0.0.1:0", "--bootstrap-url", &url];
-    let mut d = Daemon::spawn(&[&args[..], &["--log-json"]].concat(), false);
+    let mut d = Daemon::spawn(&[&args[..], &["--log-json", "--data-dir", data]].concat(), false);
     let mut base = None;
     for _ in 0..100 {
         let Some(line) = d.line().await else { break };
@@ -489,8 +491,21 @@ async fn dhtd_joins_through_a_bootstrap_url_and_counts_the_fetch() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(peers, 2, "joined both nodes the bootstrap URL named");
-    let text = c.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    // The join is counted when bootstrap returns, a moment after the peers show.
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = c.http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+        if text.contains("kadmesh_joins_total{source=\"configured\"} 1\n") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(text.contains("kadmesh_bootstrap_url_fetches_total{result=\"ok\"} 1\n"), "{text}");
+    assert!(text.contains("kadmesh_joins_total{source=\"configured\"} 1\n"), "{text}");
+    assert!(text.contains("kadmesh_seed_fetches_total{source=\"edge\",result=\"ok\"} 0\n"), "{text}");
+    // The bootstrap document's seeds are kept for the next start.
+    let learned = std::fs::read_to_string(dir.path().join(kadmesh::persist::LEARNED_FILE)).unwrap();
+    assert!(learned.contains(&c.net.addr(0).unwrap().to_string()), "{learned}");
     assert!(d.terminate().await, "dhtd did not exit cleanly on SIGTERM");
     c.net.shutdown().await;
 }

@@ -98,6 +98,8 @@ pub struct Metrics {
     pub bootstrap_url_failed: AtomicU64,
     /// Coordinator fallback requests that failed (unreachable or bad answer).
     pub coordinator_errors: AtomicU64,
+    /// Joins and URL fetches per seed source (the daemon joins; we count).
+    pub joins: crate::node::JoinCounts,
 }
 
 impl Metrics {

@@ -6,7 +6,8 @@
 //! `kadmesh_rpc_timeouts_total`, `kadmesh_routing_table_size`,
 //! `kadmesh_peers{peer}`, `kadmesh_records_held`, `kadmesh_record_bytes`,
 //! `kadmesh_provider_sets`, `kadmesh_provider_entries`,
-//! `kadmesh_bootstrap_url_fetches_total{result}`, `kadmesh_workers_registered`,
+//! `kadmesh_bootstrap_url_fetches_total{result}`, `kadmesh_joins_total{source}`,
+//! `kadmesh_seed_fetches_total{source,result}`, `kadmesh_workers_registered`,
 //! the limits against strangers (`kadmesh_requests_dropped_total{bucket}`,
 //! `kadmesh_quota_refusals_total{store}`, `kadmesh_replies_trimmed_total`,
 //! `kadmesh_bounded_map_entries{map}`, the `kadmesh_http_*` families of
@@ -25,6 +26,21 @@ use super::limits::HttpGuard;
 use crate::discovery::metrics::{read, LookupResult, Metrics, LATENCY_BUCKETS};
 use crate::discovery::Discovery;
 use crate::engine::{PeerKind, Stats, RPC_LABELS};
+
+/// Joins by the seed source that served them, and URL fetches per source.
+fn join_families(out: &mut String, j: &crate::node::JoinCounts) {
+    use crate::seed_order::SeedSource;
+    family(out, "kadmesh_joins_total", "counter", "Joins, by the seed source whose seeds answered.");
+    for s in SeedSource::ORDER {
+        let _ = writeln!(out, "kadmesh_joins_total{{source=\"{}\"}} {}", s.name(), j.joins(s));
+    }
+    family(out, "kadmesh_seed_fetches_total", "counter", "Seed-source URL fetches, by source and result.");
+    for s in [SeedSource::Configured, SeedSource::SeedList, SeedSource::Edge] {
+        let (ok, failed) = j.fetches(s);
+        let _ = writeln!(out, "kadmesh_seed_fetches_total{{source=\"{}\",result=\"ok\"}} {ok}", s.name());
+        let _ = writeln!(out, "kadmesh_seed_fetches_total{{source=\"{}\",result=\"error\"}} {failed}", s.name());
+    }
+}
 
 /// The content type Prometheus expects.
 pub const CONTENT_TYPE_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -184,6 +200,7 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     family(&mut out, "kadmesh_bootstrap_url_fetches_total", "counter", "Bootstrap-URL fetches, by result.");
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"ok\"}} {}", read(&m.bootstrap_url_ok));
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"error\"}} {}", read(&m.bootstrap_url_failed));
+    join_families(&mut out, &m.joins);
     for (name, c, help) in [
         ("kadmesh_record_puts_total", &m.record_puts, "Worker records written to the DHT."),
         ("kadmesh_record_fetches_total", &m.record_fetches, "Worker records read from the DHT."),

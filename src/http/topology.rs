@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use super::error::ApiError;
 use super::AppState;
 use crate::discovery::liveness::UNIX_TIME_MIN;
-use crate::discovery::metrics::{read, LookupResult};
+use crate::discovery::metrics::LookupResult;
 use crate::discovery::{Discovery, Health, WorkerRecord};
 use network::{NodeSeen, Snapshot};
 
@@ -194,7 +194,8 @@ pub async fn build(app: &AppState) -> Result<Value, ApiError> {
     let links = links(&me, &contacts, &snap, &ids);
     let count = |h: &str| nodes.iter().filter(|n| n["health"] == h).count();
     let m = d.metrics();
-    let edge = read(&m.bootstrap_url_ok) + read(&m.bootstrap_url_failed);
+    let (ok, failed) = m.joins.fetches(crate::seed_order::SeedSource::Edge);
+    let edge = ok + failed;
     Ok(json!({
         "nodes": nodes,
         "connections": links.iter().map(|(s, t, k)| json!({"source_id": s, "target_id": t, "type": k})).collect::<Vec<_>>(),

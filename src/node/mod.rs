@@ -8,6 +8,7 @@
 
 mod bootstrap;
 mod clock;
+mod join;
 mod socket;
 mod tunnel;
 
@@ -22,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use bootstrap::{bootstrap_with_retry, keep_seeds_in_touch, Backoff, SEED_RECHECK};
 pub use clock::Clock;
+pub use join::{join_in_order, JoinCounts, JoinEvent, Joined, SeedSources};
 pub use socket::SocketBuffers;
 pub use tunnel::{HttpAnswer, TunnelSettings, TunnelStats};
 

@@ -54,6 +54,12 @@ fn open_no_follow(path: &Path) -> io::Result<fs::File> {
 /// Anything but a regular file is refused with [`PersistError::NotRegular`];
 /// a file over [`MAX_STATE_BYTES`] is [`PersistError::Corrupt`].
 pub(super) fn read_state(path: &Path) -> Result<Option<Vec<u8>>, PersistError> {
+    read_bounded(path, MAX_STATE_BYTES)
+}
+
+/// The bytes of the file at `path`, read as [`read_state`] reads the state
+/// file but bounded by `limit`.
+pub(super) fn read_bounded(path: &Path, limit: u64) -> Result<Option<Vec<u8>>, PersistError> {
     let not_regular = |kind| PersistError::NotRegular { path: path.to_path_buf(), kind };
     // Checked first so a symlink is named as such (O_NOFOLLOW's ELOOP is
     // a less helpful message).
@@ -61,25 +67,25 @@ pub(super) fn read_state(path: &Path) -> Result<Option<Vec<u8>>, PersistError> {
         Ok(m) if !m.file_type().is_file() => return Err(not_regular(kind_of(&m))),
         Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(path, "cannot read the state file")(e)),
+        Err(e) => return Err(io_err(path, "cannot read the file")(e)),
     }
     let file = match open_no_follow(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(io_err(path, "cannot open the state file")(e)),
+        Err(e) => return Err(io_err(path, "cannot open the file")(e)),
     };
-    let meta = file.metadata().map_err(io_err(path, "cannot read the state file"))?;
+    let meta = file.metadata().map_err(io_err(path, "cannot read the file"))?;
     if !meta.is_file() {
         return Err(not_regular(kind_of(&meta)));
     }
-    if meta.len() > MAX_STATE_BYTES {
-        let reason = format!("{} bytes, more than the {MAX_STATE_BYTES}-byte limit", meta.len());
+    if meta.len() > limit {
+        let reason = format!("{} bytes, more than the {limit}-byte limit", meta.len());
         return Err(PersistError::Corrupt { path: path.to_path_buf(), reason });
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_STATE_BYTES + 1).read_to_end(&mut bytes).map_err(io_err(path, "cannot read the state file"))?;
-    if bytes.len() as u64 > MAX_STATE_BYTES {
-        let reason = format!("grew past the {MAX_STATE_BYTES}-byte limit while being read");
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(io_err(path, "cannot read the file"))?;
+    if bytes.len() as u64 > limit {
+        let reason = format!("grew past the {limit}-byte limit while being read");
         return Err(PersistError::Corrupt { path: path.to_path_buf(), reason });
     }
     Ok(Some(bytes))

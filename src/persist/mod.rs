@@ -39,11 +39,13 @@
 //! and the policy; `file` reading and writing one state file; `live` the
 //! glue to a running [`NodeHandle`](crate::node::NodeHandle) (snapshot,
 //! restore, autosave, save on shutdown); `lock` keeps a second daemon off a
-//! directory in use.
+//! directory in use; `learned` the seeds kept from bootstrap documents
+//! ([`LEARNED_FILE`], a text file beside the state).
 
 mod error;
 mod file;
 mod format;
+mod learned;
 mod live;
 mod lock;
 mod state;
@@ -58,6 +60,7 @@ use error::io_err;
 pub use error::PersistError;
 pub use file::{decode_state, encode_state};
 pub use format::FORMAT_VERSION;
+pub use learned::{parse_learned, LEARNED_FILE};
 pub use live::{
     republish_spread, restore, restore_paced, save, shutdown_saving, snapshot, spawn_autosave, RestorePacing,
 };
@@ -159,19 +162,25 @@ impl StateDir {
     }
 
     fn write_atomic(&self, bytes: &[u8]) -> Result<(), PersistError> {
-        let tmp = temp_path(&self.dir);
-        let written = (|| {
-            let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &self.file)?;
-            sync_dir(&self.dir)
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written.map_err(io_err(&self.file, "cannot write the state file"))
+        write_atomic_at(&self.dir, &self.file, bytes)
     }
+}
+
+/// Writes `bytes` to `target` in `dir` atomically (temporary file, fsync,
+/// rename, directory fsync).
+fn write_atomic_at(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), PersistError> {
+    let tmp = temp_path(dir);
+    let written = (|| {
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, target)?;
+        sync_dir(dir)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written.map_err(io_err(target, "cannot write the file"))
 }
 
 fn temp_path(dir: &Path) -> PathBuf {

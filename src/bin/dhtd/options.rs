@@ -62,10 +62,23 @@ pub struct RunArgs {
     /// still go out over UDP).
     #[arg(long, env = "DHT_OVER_HTTP", requires = "public_url")]
     pub dht_over_http: bool,
-    /// URL serving {"seeds": [{"host", "dht_port"}]} (the platform's
-    /// /api/dht/bootstrap); retried with backoff while it fails.
+    /// The coordinator's bootstrap document, {"seeds": [{"host",
+    /// "dht_port"}]} (its /api/dht/bootstrap): tried with --seed, after
+    /// saved contacts and before every other source.
     #[arg(long, env = "DHT_BOOTSTRAP_URL")]
     pub bootstrap_url: Option<String>,
+    /// DNS name resolving to many seeds (host:port); tried after seeds kept
+    /// from earlier bootstrap documents; repeat, or comma-separate.
+    #[arg(long = "seed-dns", env = "DHT_SEED_DNS", value_name = "NAME:PORT", value_delimiter = ',')]
+    pub seed_dns: Vec<String>,
+    /// Static seed-list URL (a bootstrap document, or one host:port per
+    /// line); tried after --seed-dns; repeat, or comma-separate.
+    #[arg(long = "seed-list", env = "DHT_SEED_LISTS", value_name = "URL", value_delimiter = ',')]
+    pub seed_lists: Vec<String>,
+    /// The edge router's bootstrap URL: the last resort, fetched only when
+    /// every other source failed (every fetch counts against its budget).
+    #[arg(long, env = "DHT_EDGE_URL")]
+    pub edge_url: Option<String>,
     /// Node id as 40 hex digits (default: the saved one with --data-dir, else random).
     #[arg(long, env = "DHT_NODE_ID")]
     pub node_id: Option<String>,

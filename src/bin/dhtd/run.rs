@@ -1,6 +1,7 @@
 //! The daemon: lock and load the data directory, bind, join the network in
-//! the background (seeds and the bootstrap URL retried with backoff, never
-//! fatal), serve HTTP, and save state on the way out.
+//! the background (every seed source in order, the edge router last, all
+//! retried with backoff, never fatal), serve HTTP, and save state on the way
+//! out.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -9,9 +10,10 @@ use kadmesh::discovery::{Discovery, DiscoveryConfig};
 use kadmesh::engine::Config;
 use kadmesh::http::{HttpOptions, TopologyConfig};
 use kadmesh::id::NodeId;
-use kadmesh::node::{bootstrap_with_retry, Backoff, Node, NodeHandle, NodeOptions};
+use kadmesh::node::{join_in_order, Backoff, JoinEvent, Node, NodeHandle, NodeOptions, SeedSources};
 use kadmesh::persist;
-use kadmesh::seeds::{fetch_bootstrap_url, Seed};
+use kadmesh::seed_order::SeedSource;
+use kadmesh::seeds::Seed;
 use tokio::net::TcpListener;
 
 use crate::options::RunArgs;
@@ -82,66 +84,72 @@ fn load_state(args: &RunArgs) -> Result<State, String> {
     Ok((dir, lock, saved, id))
 }
 
-/// Fetches the bootstrap URL until it answers, backing off like seeds do;
-/// gives up at once when other seeds exist (they are enough to join).
-async fn fetch_until_ok(url: &str, have_seeds: bool, discovery: &Discovery) -> Vec<Seed> {
-    let backoff = Backoff::default();
-    let mut wait = backoff.initial;
-    loop {
-        let fetched = fetch_bootstrap_url(url, Duration::from_secs(10)).await;
-        discovery.metrics().bootstrap_url_fetch(fetched.is_ok());
-        match fetched {
-            Ok(seeds) => return seeds,
-            Err(e) if have_seeds => {
-                tracing::warn!(error = %e, "bootstrap URL failed; using the other seeds");
-                return Vec::new();
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_s = wait.as_secs_f64(), "bootstrap URL failed; this node is alone until it answers");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(backoff.max);
-            }
-        }
-    }
+/// The seed sources the options name, with the seeds kept in --data-dir.
+fn seed_sources(args: &RunArgs, dir: Option<&persist::StateDir>) -> Result<SeedSources, String> {
+    let parse = |list: &[String], what: &str| -> Result<Vec<Seed>, String> {
+        list.iter().map(|s| Seed::parse(s).map_err(|e| format!("{what}: {e}"))).collect()
+    };
+    let learned = match dir {
+        Some(d) => d.load_learned().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "learned seeds not read; starting without them");
+            Default::default()
+        }),
+        None => Default::default(),
+    };
+    Ok(SeedSources {
+        configured: parse(&args.seeds, "--seed / DHT_SEEDS")?,
+        bootstrap_url: args.bootstrap_url.clone(),
+        learned,
+        dns: parse(&args.seed_dns, "--seed-dns / DHT_SEED_DNS")?,
+        seed_lists: args.seed_lists.clone(),
+        edge_url: args.edge_url.clone(),
+    })
 }
 
-/// Rejoins through saved contacts when there are any; else the seeds and
-/// the bootstrap URL (a request to the edge router), in the background.
+/// Rejoins through saved contacts when there are any; else every other seed
+/// source in order (the edge router last), in the background.
 async fn join(
     node: &NodeHandle,
     saved: Option<persist::SavedState>,
     args: &RunArgs,
     discovery: &Discovery,
+    dir: Option<persist::StateDir>,
 ) -> Result<(), String> {
+    let mut sources = seed_sources(args, dir.as_ref())?;
     if let Some(state) = saved {
         if persist::restore(node, state).await.map_err(|e| e.to_string())?.seeds_reached > 0 {
-            tracing::info!("rejoined through saved contacts; seeds not needed");
+            discovery.metrics().joins.joined(SeedSource::Saved);
+            tracing::info!(source = "saved", "rejoined through saved contacts; seeds not needed");
             return Ok(());
         }
-    }
-    let mut seeds = Vec::new();
-    for s in &args.seeds {
-        seeds.push(Seed::parse(s).map_err(|e| format!("--seed / DHT_SEEDS: {e}"))?);
     }
     join_tunnel_seeds(node, &args.tunnel_seeds).await?;
-    if seeds.is_empty() && args.bootstrap_url.is_none() {
-        if !args.tunnel_seeds.is_empty() {
-            return Ok(());
+    if sources.is_empty() {
+        if args.tunnel_seeds.is_empty() {
+            tracing::warn!("no seeds given: this node starts a new network (pass --seed host:port to join one)");
         }
-        tracing::warn!("no seeds given: this node starts a new network (pass --seed host:port to join one)");
         return Ok(());
     }
-    let (n, d, url) = (node.clone(), discovery.clone(), args.bootstrap_url.clone());
+    let (n, d) = (node.clone(), discovery.clone());
     tokio::spawn(async move {
-        if let Some(url) = url {
-            let more = fetch_until_ok(&url, !seeds.is_empty(), &d).await;
-            seeds.extend(more);
+        let counts = |e| {
+            if let JoinEvent::Fetched { source: SeedSource::Configured, ok } = e {
+                d.metrics().bootstrap_url_fetch(ok);
+            }
+            d.metrics().joins.record(e);
+        };
+        let joined = match join_in_order(&n, &mut sources, Backoff::default(), counts).await {
+            Ok(Some(j)) => j,
+            Ok(None) => return,
+            Err(e) => return tracing::error!(error = %e, "bootstrap stopped"),
+        };
+        if let Some(dir) = &dir {
+            if let Err(e) = dir.save_learned(&sources.learned) {
+                tracing::warn!(error = %e, "learned seeds not saved");
+            }
         }
-        if let Err(e) = bootstrap_with_retry(&n, &seeds, Backoff::default()).await {
-            tracing::error!(error = %e, "bootstrap stopped");
-            return;
-        }
-        kadmesh::node::keep_seeds_in_touch(&n, &seeds, kadmesh::node::SEED_RECHECK).await;
+        d.metrics().joins.joined(joined.source);
+        kadmesh::node::keep_seeds_in_touch(&n, &joined.seeds, kadmesh::node::SEED_RECHECK).await;
     });
     Ok(())
 }
@@ -205,7 +213,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     let node = Node::spawn_with_options(socket, id, config, options).map_err(|e| e.to_string())?;
     let discovery = Discovery::new(node.clone(), discovery_config(&args)).map_err(|e| e.to_string())?;
     tracing::info!(id = %node.id(), addr = %node.local_addr(), "node listening");
-    join(&node, saved, &args, &discovery).await?;
+    join(&node, saved, &args, &discovery, state_dir.clone()).await?;
     let autosave = state_dir
         .clone()
         .map(|d| persist::spawn_autosave(node.clone(), d, Duration::from_secs(args.save_every.max(1))));
