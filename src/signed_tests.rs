@@ -134,3 +134,17 @@ proptest! {
         let _ = parse_unverified(&text);
     }
 }
+
+#[test]
+fn the_verify_memo_answers_only_for_the_very_same_text() {
+    let text = record("memo-w", &key_of(9), 77, "https://memo");
+    verify(&text).unwrap();
+    let before = verify_memo_hits();
+    assert_eq!(verify(&text).unwrap().seq, 77);
+    assert!(verify_memo_hits() > before, "the second check of the same text came from the memo");
+    // A copy differing in one byte (same signature) is checked, and fails.
+    let forged = text.replacen("https://memo", "https://evil", 1);
+    assert_eq!(verify(&forged), Err(SignedError::BadSignature));
+    let resigned = text.replacen("\"seq\":77", "\"seq\":78", 1);
+    assert_eq!(verify(&resigned), Err(SignedError::BadSignature));
+}

@@ -94,6 +94,9 @@ struct Cli {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cli = Cli::parse();
+    // Every simulated node checks its own signatures: a memo shared by the
+    // whole process would make the CPU figures of --signed runs too cheap.
+    kadmesh::signed::set_verify_memo(false);
     let opts = options(&cli);
     if cli.scenario == "nat" {
         println!("{}", simulations::nat::run(&opts));
