@@ -197,10 +197,12 @@ mod handover;
 mod joining;
 mod maintenance;
 mod newest;
+mod op_failures;
 mod peers;
 mod put_reuse;
 mod reach;
 mod serving;
 mod strangers;
+mod tunnel;
 
 use hand::*;
