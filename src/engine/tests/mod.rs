@@ -200,6 +200,7 @@ mod nearer;
 mod newest;
 mod op_failures;
 mod peers;
+mod providers;
 mod put_reuse;
 mod reach;
 mod requests;
