@@ -6,6 +6,8 @@
 
 use super::hand::*;
 use super::*;
+use crate::limits::quota::{Quota, Share};
+use crate::limits::Limits;
 use crate::store::StoreLimits;
 
 /// `call` from `from` at `now`; the body of `e`'s reply, if it sent one.
@@ -46,17 +48,31 @@ fn a_record_that_looks_signed_but_does_not_verify_is_refused() {
 }
 
 #[test]
-fn a_value_over_the_stores_limit_is_refused_and_a_loopback_store_is_accepted() {
+fn a_value_over_the_stores_limit_is_refused() {
     let limits = StoreLimits { max_value_bytes: 100, ..StoreLimits::default() };
     let mut e = engine_with_contacts(Config { store_limits: limits, ..Config::default() });
     let big = Value::Str("x".repeat(200));
     assert_eq!(reply_to(&mut e, Time::ZERO, 0, store(contact_id(0), id_at(1, 1), big)), Value::Bool(false));
     assert_eq!(e.stats().stores_refused, 1);
-    // Loopback is exempt from quotas (limits.exempt_loopback) and still stored.
+    assert!(e.store().get(&id_at(1, 1), Time::ZERO).is_none());
+}
+
+#[test]
+fn the_record_quota_binds_other_sources_but_not_loopback() {
+    let one = Share { items: 1, bytes: usize::MAX };
+    let quota = Quota { enabled: true, per_ip: one, per_prefix: Share { items: 100, bytes: usize::MAX } };
+    let mut e =
+        engine_with_contacts(Config { limits: Limits { records: quota, ..Limits::default() }, ..Config::default() });
+    let from_contact = |e: &mut Engine, key| reply_to(e, Time::ZERO, 0, store(contact_id(0), key, Value::Int(1)));
+    assert_eq!(from_contact(&mut e, id_at(1, 1)), Value::Bool(true));
+    assert_eq!(from_contact(&mut e, id_at(1, 2)), Value::Bool(false), "its one record is held");
+    // Loopback is exempt (limits.exempt_loopback): no share to use up.
     let local: SocketAddr = "127.0.0.1:9000".parse().unwrap();
-    let reply = request_from(&mut e, Time::ZERO, local, store(NodeId([9; 20]), id_at(1, 2), Value::Int(7)));
-    assert_eq!(reply, Some(Value::Bool(true)));
-    assert_eq!(e.store().get(&id_at(1, 2), Time::ZERO).map(|r| r.value.clone()), Some(Value::Int(7)));
+    for key in [id_at(1, 3), id_at(1, 4)] {
+        let reply = request_from(&mut e, Time::ZERO, local, store(NodeId([9; 20]), key, Value::Int(7)));
+        assert_eq!(reply, Some(Value::Bool(true)));
+        assert_eq!(e.store().get(&key, Time::ZERO).map(|r| r.value.clone()), Some(Value::Int(7)));
+    }
 }
 
 #[test]
@@ -90,7 +106,7 @@ fn an_unknown_procedure_gets_no_reply_like_rpcudp() {
 /// An engine knowing `n` more contacts than [`engine_with_contacts`], all settled.
 /// Replies to unverified addresses are held to 4 times the request's size.
 fn engine_knowing_many(n: u32) -> Engine {
-    let limits = crate::limits::Limits { reply_ratio: 4, ..crate::limits::Limits::default() };
+    let limits = Limits { reply_ratio: 4, ..Limits::default() };
     let mut e = engine_with_contacts(Config { limits, ..Config::default() });
     for i in 0..n {
         let c =
