@@ -203,6 +203,7 @@ mod peers;
 mod providers;
 mod put_reuse;
 mod reach;
+mod reach_silence;
 mod requests;
 mod serving;
 mod strangers;
