@@ -171,6 +171,17 @@ fn a_call_too_big_to_send_reports_nothing_at_once() {
 
 #[test]
 fn a_late_lookup_reply_during_a_puts_stores_is_not_a_store() {
+    late_lookup_query_during_stores(true);
+}
+
+#[test]
+fn a_late_lookup_timeout_during_a_puts_stores_is_not_a_failed_store() {
+    late_lookup_query_during_stores(false);
+}
+
+/// A put whose lookup ended without a stalled query, which then `answers`
+/// (or times out) while the stores are out: neither counts as a store.
+fn late_lookup_query_during_stores(answers: bool) {
     let mut e = engine_with_contacts(Config::default());
     let key = id_at(0, 0);
     e.put(Time::ZERO, key, Value::Int(1));
@@ -182,14 +193,21 @@ fn a_late_lookup_reply_during_a_puts_stores_is_not_a_store() {
     e.handle_timeout(Time::from_millis(1200));
     let stores: Vec<_> = sent_to(&mut e).into_iter().filter(|(_, _, c)| matches!(c, Call::Store { .. })).collect();
     assert_eq!(stores.len(), 4);
-    answer(&mut e, Time::from_millis(1300), slow, late_id, Value::Array(Vec::new()));
-    assert!(event(&mut e).is_none(), "a find_node reply does not count as a store");
+    let now = if answers {
+        answer(&mut e, Time::from_millis(1300), slow, late_id, Value::Array(Vec::new()));
+        Time::from_millis(1400)
+    } else {
+        // The query times out at 5 s, the stores (sent at 1.2 s) not yet.
+        e.handle_timeout(Time::from_millis(5500));
+        Time::from_millis(5600)
+    };
+    assert!(event(&mut e).is_none(), "a find_node reply or timeout does not count as a store");
     let (last, first) = stores.split_last().unwrap();
     for (to, id, _) in first {
-        answer(&mut e, Time::from_millis(1400), *to, *id, Value::Bool(true));
+        answer(&mut e, now, *to, *id, Value::Bool(true));
     }
     assert!(event(&mut e).is_none(), "one store still unanswered");
-    answer(&mut e, Time::from_millis(1400), last.0, last.1, Value::Bool(false));
+    answer(&mut e, now, last.0, last.1, Value::Bool(false));
     match event(&mut e) {
         Some(Outcome::Put(p)) => assert_eq!((p.stored, p.attempted), (3, 4), "the refused store is not counted"),
         o => panic!("unexpected {o:?}"),

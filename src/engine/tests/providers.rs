@@ -59,6 +59,20 @@ fn writes_from_the_network_are_charged_to_the_senders_quota() {
     // Refreshing an entry it already holds costs the sender nothing more.
     assert_eq!(add(&mut e, NOW, vec![plain("w1", 2, 60, Value::Nil)]), Some(Value::Int(1)));
     assert_eq!(held(&e, NOW).len(), 2);
+    // Loopback is exempt (limits.exempt_loopback): no share to use up.
+    let local: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+    let args = vec![
+        Value::Bin(vec![9; 20]),
+        Value::Bin(service().0.to_vec()),
+        Value::Array(vec![
+            plain("l1", 1, 60, Value::Nil),
+            plain("l2", 1, 60, Value::Nil),
+            plain("l3", 1, 60, Value::Nil),
+        ]),
+    ];
+    let call = Call::Other { name: ADD.into(), args };
+    e.handle_datagram(NOW, local, &Datagram::Request { id: MessageId([2; 20]), call }.encode().unwrap());
+    assert_eq!(held(&e, NOW).len(), 5);
 }
 
 #[test]
