@@ -209,5 +209,6 @@ mod requests;
 mod serving;
 mod strangers;
 mod tunnel;
+mod unpublish;
 
 use hand::*;
