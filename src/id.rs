@@ -205,3 +205,6 @@ mod tests {
         assert_eq!(NodeId::from_hex("abcd"), Err(IdError::WrongLength(2)));
     }
 }
+
+#[cfg(test)]
+mod format_tests;

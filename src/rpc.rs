@@ -230,3 +230,6 @@ mod tests {
         assert!(t.is_empty());
     }
 }
+
+#[cfg(test)]
+mod kind_tests;

@@ -1,0 +1,38 @@
+//! A contact evicted for silence that comes back by itself before its
+//! recheck (`engine::lost`): it is found, not pinged again.
+
+use super::hand::*;
+use super::*;
+
+fn pings_to(sent: &[(SocketAddr, MessageId, Call)], to: SocketAddr) -> Vec<MessageId> {
+    sent.iter().filter(|(a, _, c)| *a == to && matches!(c, Call::Ping { .. })).map(|(_, id, _)| *id).collect()
+}
+
+#[test]
+fn a_lost_contact_that_came_back_by_itself_is_not_asked_again() {
+    let mut e = engine_knowing(Config::default(), 1);
+    let peer = contact_id(0);
+    let timeout = e.config().rpc_timeout;
+    let _ = e.find_node(Time::ZERO, id_at(0, 0));
+    let _ = sent_to(&mut e);
+    // Its query times out, then the check ping: evicted, remembered as lost.
+    e.handle_timeout(Time::ZERO + timeout);
+    assert_eq!(pings_to(&sent_to(&mut e), addr(1)).len(), 1);
+    let evicted_at = Time::ZERO + timeout * 2;
+    e.handle_timeout(evicted_at);
+    assert!(!e.routing().contains(&peer));
+    // It pings us before its recheck and answers our check: back in the table.
+    let back = evicted_at + Duration::from_secs(1);
+    for id in pings_to(&ping_from(&mut e, back, 0), addr(1)) {
+        answer(&mut e, back, addr(1), id, Value::Bin(peer.0.to_vec()));
+    }
+    assert!(e.routing().contains(&peer));
+    // Its recheck comes and goes without a ping.
+    let recheck = evicted_at + e.config().lost_recheck_every;
+    e.handle_timeout(recheck);
+    assert_eq!(pings_to(&sent_to(&mut e), addr(1)), Vec::<MessageId>::new());
+    assert_eq!(e.stats().lost_rechecks, 0);
+    // Nor later: it is no longer lost.
+    e.handle_timeout(recheck + e.config().lost_recheck_every);
+    assert_eq!(pings_to(&sent_to(&mut e), addr(1)), Vec::<MessageId>::new());
+}
