@@ -168,6 +168,26 @@ async fn a_silent_target_is_504_and_requests_beyond_the_in_flight_bound_are_503(
     assert_eq!(relay(&r.url, &target, ping(NodeId([3; 20]))).await.status(), 504);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contact_named_in_a_relayed_reply_becomes_a_relay_target() {
+    // The relay knows A only; A knows B. A client's lookup goes A, then B.
+    let (r, a) = relay_and_target(Config::default(), RelaySettings::default()).await;
+    let b = Node::bind("127.0.0.1:0".parse().unwrap(), Config::default()).await.unwrap();
+    assert!(a.ping(b.local_addr()).await.unwrap().is_some());
+    let b_addr = b.local_addr().to_string();
+    let client = NodeId([6; 20]);
+    assert_eq!(relay(&r.url, &b_addr, ping(client)).await.status(), 403, "B is nobody the relay knows yet");
+    let find = Datagram::Request { id: MessageId([8; 20]), call: Call::FindNode { sender: client, key: b.id() } };
+    let resp = relay(&r.url, &a.local_addr().to_string(), find.encode().unwrap()).await;
+    assert_eq!(resp.status(), 200);
+    let Ok(Datagram::Response { body, .. }) = wire::decode(&resp.bytes().await.unwrap()) else { panic!("no reply") };
+    let named = wire::parse_find_node_reply(&body).unwrap();
+    assert!(named.iter().any(|c| c.addr == b.local_addr()), "A did not name B: {named:?}");
+    let resp = relay(&r.url, &b_addr, ping(client)).await;
+    assert_eq!(resp.status(), 200, "the relay refused a contact a relayed reply named");
+    assert!(!r.node.contacts().await.unwrap().iter().any(|c| c.id == b.id()), "the relay learned B otherwise");
+}
+
 /// Polls `check` every 100 ms for up to 15 s.
 async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
     for _ in 0..150 {
