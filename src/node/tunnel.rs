@@ -41,6 +41,11 @@ pub struct TunnelSettings {
     pub max_in_flight: usize,
     /// Idle connections kept per URL host. Default 4.
     pub idle_per_host: usize,
+    /// POSTs to the current relay at once (a node without UDP); more wait
+    /// their turn. Default 16: half a relay's default cap of 32
+    /// connections per client IP, which a put to k = 20 nodes would
+    /// otherwise exceed, making the relay look dead.
+    pub relay_in_flight: usize,
 }
 
 impl Default for TunnelSettings {
@@ -50,6 +55,7 @@ impl Default for TunnelSettings {
             connect_timeout: Duration::from_secs(3),
             max_in_flight: 64,
             idle_per_host: 4,
+            relay_in_flight: 16,
         }
     }
 }
@@ -129,6 +135,8 @@ pub(super) struct Tunnel {
     relays: Arc<Vec<String>>,
     /// The relay in use (an index into `relays`); the next one after a failure.
     current: Arc<AtomicUsize>,
+    /// Bounds the POSTs to relays at once.
+    relay_slots: Arc<Semaphore>,
 }
 
 impl Tunnel {
@@ -149,7 +157,9 @@ impl Tunnel {
         let relays =
             Arc::new(relays.iter().filter_map(|u| crate::tunnel::normalize_url(u)).map(str::to_owned).collect());
         let current = Arc::default();
-        Ok((Tunnel { counters, client, slots, answers: tx, exchanges: HashMap::new(), relays, current }, rx))
+        let relay_slots = Arc::new(Semaphore::new(settings.relay_in_flight.max(1)));
+        let exchanges = HashMap::new();
+        Ok((Tunnel { counters, client, slots, answers: tx, exchanges, relays, current, relay_slots }, rx))
     }
 
     /// Waits for the engine's reply to request `id` from `client`.
@@ -236,7 +246,10 @@ impl Tunnel {
             .body(payload);
         let (counters, answers, current) =
             (Arc::clone(&self.counters), self.answers.clone(), Arc::clone(&self.current));
+        let turn = Arc::clone(&self.relay_slots);
         tokio::spawn(async move {
+            // At most `max_in_flight` tasks wait here (the slot taken above bounds them).
+            let Ok(_turn) = turn.acquire_owned().await else { return };
             match exchange(request).await {
                 Ok(Some(reply)) => {
                     bump(&counters.answered);
