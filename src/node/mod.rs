@@ -5,6 +5,12 @@
 //! everything else talks to it through the cloneable [`NodeHandle`]. Replies
 //! always leave from the socket the request arrived on, so peers behind NAT
 //! or Docker bridges see the address they sent to.
+//!
+//! Besides UDP the driver moves datagrams over HTTP (`tunnel.rs`: URL
+//! contacts and `POST /api/dht/rpc`), relays request datagrams for HTTP
+//! clients (`relay.rs`: `POST /api/dht/relay`), and, for a node started with
+//! [`Node::spawn_without_udp`], sends every UDP-bound datagram through a
+//! relay instead of a socket.
 
 mod bootstrap;
 mod clock;
