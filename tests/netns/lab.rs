@@ -78,6 +78,8 @@ const UDP_FIREWALL: &str = "table inet kmfw {
 ";
 
 /// No UDP at all, either way; the outgoing datagrams are counted.
+/// (Used by `tests/relay_netns.rs` only.)
+#[allow(dead_code)]
 const NO_UDP_FIREWALL: &str = "table inet kmnoudp {
   chain output {
     type filter hook output priority 0; policy accept;
@@ -229,11 +231,13 @@ impl Lab {
 
     /// Drops every UDP datagram in and out of `host` and counts the
     /// outgoing ones (`tests/relay_netns.rs`: a host with no UDP at all).
+    #[allow(dead_code)]
     pub fn drop_all_udp(&self, host: usize) -> Result<(), String> {
         nft(&self.ns(host), NO_UDP_FIREWALL)
     }
 
     /// UDP datagrams `host` tried to send since [`Lab::drop_all_udp`].
+    #[allow(dead_code)]
     pub fn udp_sent(&self, host: usize) -> Option<u64> {
         let out = Command::new("ip")
             .args(["netns", "exec", &self.ns(host), "nft", "list", "chain", "inet", "kmnoudp", "output"])
