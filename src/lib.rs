@@ -36,7 +36,8 @@
 //! - [`reach`]: whether other nodes can reach us over UDP (dial-back
 //!   probes through a third node) and client mode for nodes they cannot
 //!   (`proto-spec/EXTENSIONS.md` §7); the engine's part is `engine::dialback`.
-//! - [`node`]: the tokio driver on a real UDP socket and its async handle.
+//! - [`node`]: the tokio driver on a real UDP socket (or none, through an
+//!   HTTP relay: `proto-spec/EXTENSIONS.md` §8) and its async handle.
 //! - [`seeds`]: resolving `host:port` seeds and bootstrap URLs;
 //!   [`seed_order`]: the order seed sources are tried in (edge router last).
 //! - [`persist`]: saving and restoring node state in a data directory.

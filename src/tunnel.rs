@@ -34,6 +34,10 @@ pub const TUNNEL_PORT: u16 = 1;
 pub const MAX_URL_LEN: usize = 256;
 /// The path a tunnel URL serves the DHT's RPCs on.
 pub const RPC_PATH: &str = "/api/dht/rpc";
+/// The path a node relays one request datagram to a UDP contact on.
+pub const RELAY_PATH: &str = "/api/dht/relay";
+/// The header naming the UDP contact a relayed request goes to (`ip:port`).
+pub const RELAY_TO_HEADER: &str = "x-kadmesh-relay-to";
 /// URLs (and announced nodes) the engine remembers at most.
 pub const BOOK_CAPACITY: usize = 10_000;
 
@@ -91,11 +95,19 @@ pub fn http_source(client: IpAddr) -> SocketAddr {
 pub struct TunnelBook {
     urls: LruMap<SocketAddr, String>,
     announced: LruMap<NodeId, SocketAddr>,
+    /// UDP addresses a relayed reply named (`/api/dht/relay`): a relay
+    /// may send to them too, so that a relayed lookup can go past the
+    /// relay's own table.
+    relay_targets: LruMap<SocketAddr, ()>,
 }
 
 impl Default for TunnelBook {
     fn default() -> Self {
-        TunnelBook { urls: LruMap::new(BOOK_CAPACITY), announced: LruMap::new(BOOK_CAPACITY) }
+        TunnelBook {
+            urls: LruMap::new(BOOK_CAPACITY),
+            announced: LruMap::new(BOOK_CAPACITY),
+            relay_targets: LruMap::new(BOOK_CAPACITY),
+        }
     }
 }
 
@@ -129,6 +141,18 @@ impl TunnelBook {
     /// Where `id` announced it is reached, if it did.
     pub fn announced(&self, id: &NodeId) -> Option<SocketAddr> {
         self.announced.peek(id).copied()
+    }
+
+    /// A relayed reply named `addr` as a contact (UDP addresses only).
+    pub fn add_relay_target(&mut self, addr: SocketAddr) {
+        if !is_reserved(addr.ip()) && !is_http_source(addr) {
+            self.relay_targets.insert(addr, ());
+        }
+    }
+
+    /// Whether a relayed reply named `addr`.
+    pub fn is_relay_target(&self, addr: SocketAddr) -> bool {
+        self.relay_targets.peek(&addr).is_some()
     }
 
     /// URLs remembered.

@@ -42,6 +42,7 @@ mod outcome;
 mod peers;
 mod pns;
 pub mod providers;
+mod relay;
 mod router;
 mod services;
 mod stats;
@@ -60,6 +61,7 @@ pub use guard::LimitStats;
 pub use inbound::{HELLO, STORE_TTL};
 pub use outcome::{BootstrapOutcome, Event, GetOutcome, LookupStats, Outcome, PingReply, PutOutcome, QueryId};
 pub use peers::{PeerKind, REPROBE_AFTER};
+pub use relay::RelayRefusal;
 pub use stats::{Stats, RPC_LABELS};
 pub use tunnel::HttpRequestError;
 

@@ -78,7 +78,8 @@ pub async fn bootstrap(State(d): State<Discovery>, headers: HeaderMap) -> Result
     };
     peers.sort_by_key(|p| rank(p.kind));
     let mut seeds = Vec::new();
-    if let Some(host) = self_host(&d, &headers) {
+    // A node without UDP (port 0) is nobody's seed.
+    if let Some(host) = self_host(&d, &headers).filter(|_| d.node().local_addr().port() != 0) {
         seeds.push(json!({
             "node_id": d.node().id().to_hex(),
             "host": host,

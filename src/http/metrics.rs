@@ -70,6 +70,8 @@ pub struct EngineSnapshot {
     pub reach: Option<(crate::reach::Reachability, bool)>,
     /// What the HTTP transport did (read from the node's handle).
     pub tunnel: crate::node::TunnelStats,
+    /// Relay requests served (`POST /api/dht/relay`), by result.
+    pub relay: crate::node::RelayStats,
 }
 
 /// Reads the snapshot from the engine.
@@ -97,10 +99,11 @@ pub async fn snapshot(d: &Discovery) -> Result<EngineSnapshot, ApiError> {
                 limits: e.limit_stats(),
                 reach: Some((e.reachability().state, e.is_client())),
                 tunnel: crate::node::TunnelStats::default(),
+                relay: crate::node::RelayStats::default(),
             }
         })
         .await?;
-    Ok(EngineSnapshot { tunnel: d.node().tunnel_stats(), ..s })
+    Ok(EngineSnapshot { tunnel: d.node().tunnel_stats(), relay: d.node().relay_stats(), ..s })
 }
 
 pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -197,6 +200,10 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     limit_families(&mut out, &e.limits);
     reach_families(&mut out, e);
     tunnel_families(&mut out, &e.tunnel);
+    family(&mut out, "kadmesh_relay_requests_total", "counter", "POST /api/dht/relay requests served, by result.");
+    for r in crate::node::RelayResult::ALL {
+        let _ = writeln!(out, "kadmesh_relay_requests_total{{result=\"{}\"}} {}", r.label(), e.relay.get(r));
+    }
     family(&mut out, "kadmesh_bootstrap_url_fetches_total", "counter", "Bootstrap-URL fetches, by result.");
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"ok\"}} {}", read(&m.bootstrap_url_ok));
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"error\"}} {}", read(&m.bootstrap_url_failed));

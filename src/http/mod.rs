@@ -13,6 +13,7 @@
 //! | `POST /api/services/route/{service_type}` | forward the body to a healthy worker ([`route`]) |
 //! | `GET /api/dht/bootstrap` | seeds for new nodes |
 //! | `POST /api/dht/rpc` | one rpcudp request datagram in, its reply out ([`rpc`]) |
+//! | `POST /api/dht/relay` | the same, relayed over UDP to `X-Kadmesh-Relay-To` ([`relay`]) |
 //! | `GET /api/dht/topology` | the network graph, current and older shapes |
 //! | `GET /api/dht/topology/stream` | the same, pushed every 5 s (server-sent events) |
 //! | `GET /health` | readiness: 503 with a reason while alone |
@@ -35,6 +36,7 @@ pub mod limits;
 pub mod metrics;
 pub mod page;
 pub mod penalty;
+pub mod relay;
 pub mod route;
 pub mod rpc;
 mod server;
@@ -155,6 +157,7 @@ fn routes(
         .merge(forwarding)
         .route("/api/dht/bootstrap", get(dht::bootstrap))
         .route(rpc::PATH, post(rpc::rpc))
+        .route(relay::PATH, post(relay::relay))
         .route("/api/dht/topology", get(topology::topology))
         .route("/api/dht/topology/stream", get(topology::stream))
         .route("/health", get(health::ready))

@@ -71,7 +71,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap) -> IpAddr {
 }
 
 /// The body, at most one datagram long.
-async fn read_datagram(body: Body) -> Result<Bytes, ApiError> {
+pub(super) async fn read_datagram(body: Body) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, MAX_DATAGRAM).await.map_err(|_| ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,
         code: "payload_too_large",

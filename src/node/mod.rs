@@ -5,10 +5,17 @@
 //! everything else talks to it through the cloneable [`NodeHandle`]. Replies
 //! always leave from the socket the request arrived on, so peers behind NAT
 //! or Docker bridges see the address they sent to.
+//!
+//! Besides UDP the driver moves datagrams over HTTP (`tunnel.rs`: URL
+//! contacts and `POST /api/dht/rpc`), relays request datagrams for HTTP
+//! clients (`relay.rs`: `POST /api/dht/relay`), and, for a node started with
+//! [`Node::spawn_without_udp`], sends every UDP-bound datagram through a
+//! relay instead of a socket.
 
 mod bootstrap;
 mod clock;
 mod join;
+mod relay;
 mod socket;
 mod tunnel;
 
@@ -24,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use bootstrap::{bootstrap_with_retry, keep_seeds_in_touch, Backoff, SEED_RECHECK};
 pub use clock::Clock;
 pub use join::{join_in_order, JoinCounts, JoinEvent, Joined, SeedSources};
+pub use relay::{RelayAnswer, RelayError, RelayResult, RelaySettings, RelayStats};
 pub use socket::SocketBuffers;
 pub use tunnel::{HttpAnswer, TunnelSettings, TunnelStats};
 
@@ -69,6 +77,8 @@ enum Command {
     /// A request datagram that came over HTTP from an IP, and where its
     /// answer goes.
     Http(IpAddr, Bytes, oneshot::Sender<HttpAnswer>),
+    /// A request datagram an HTTP client asked us to relay to a UDP contact.
+    Relay(IpAddr, SocketAddr, Bytes, oneshot::Sender<RelayAnswer>),
     Shutdown(oneshot::Sender<()>),
     /// Simulate a reply-only NAT with this mapping lifetime, or stop.
     ReplyOnly(Option<std::time::Duration>),
@@ -87,6 +97,12 @@ pub struct NodeOptions {
     /// ([`Config::tunnel_url`]) because its UDP is not reachable, so that it
     /// is never taken for a UDP node, and for tests of such nodes.
     pub refuse_udp_requests: bool,
+    /// How this node relays for HTTP clients (`POST /api/dht/relay`).
+    pub relay: RelaySettings,
+    /// Base URLs of kadmesh nodes that relay for us: a node started with
+    /// [`Node::spawn_without_udp`] sends every datagram for a UDP contact
+    /// through one of them (the next after a failure).
+    pub relays: Vec<String>,
 }
 
 /// Starts nodes.
@@ -123,24 +139,62 @@ impl Node {
     pub fn spawn_with_options(
         socket: UdpSocket,
         id: NodeId,
+        config: Config,
+        options: NodeOptions,
+    ) -> Result<NodeHandle, NodeError> {
+        options.buffers.apply(&socket);
+        let local_addr = socket.local_addr()?;
+        let probes = socket::probe_socket(local_addr);
+        Node::start(Some(socket), probes, local_addr, id, config, options)
+    }
+
+    /// Starts a node with no UDP socket at all (`dhtd --no-udp`): a client
+    /// for good (its config's reachability mode is set to `client`, its
+    /// verdict is `no-udp`) that reaches URL contacts over HTTP and every
+    /// UDP contact through [`NodeOptions::relays`]. Its
+    /// [`NodeHandle::local_addr`] is `0.0.0.0:0`.
+    pub fn spawn_without_udp(id: NodeId, mut config: Config, options: NodeOptions) -> Result<NodeHandle, NodeError> {
+        config.reach.mode = crate::reach::ReachMode::Client;
+        let local_addr = SocketAddr::from(([0, 0, 0, 0], 0));
+        Node::start(None, None, local_addr, id, config, options)
+    }
+
+    fn start(
+        socket: Option<UdpSocket>,
+        probes: Option<UdpSocket>,
+        local_addr: SocketAddr,
+        id: NodeId,
         mut config: Config,
         options: NodeOptions,
     ) -> Result<NodeHandle, NodeError> {
         config.validate()?;
-        options.buffers.apply(&socket);
         config.rng_seed ^= rand::random::<u64>();
-        let local_addr = socket.local_addr()?;
         let clock = Clock::new();
-        let engine = Engine::new(id, config, clock.now());
+        let mut engine = Engine::new(id, config, clock.now());
+        if socket.is_none() {
+            engine.declare_no_udp(clock.now(), NO_UDP_REASON);
+        }
         let (tx, rx) = mpsc::channel(1024);
-        let (tunnel, answers) = tunnel::Tunnel::new(&options.tunnel).map_err(NodeError::Transport)?;
-        let probes = socket::probe_socket(local_addr);
+        let (tunnel, answers) = tunnel::Tunnel::new(&options.tunnel, options.relays).map_err(NodeError::Transport)?;
         let counters = Arc::clone(&tunnel.counters);
-        let io = Io { socket: Arc::new(socket), probes, tunnel, answers, udp_requests: !options.refuse_udp_requests };
+        let relay_counters = Arc::default();
+        let relay_timeout = options.relay.timeout;
+        let io = Io {
+            socket: socket.map(Arc::new),
+            probes,
+            local_addr,
+            tunnel,
+            answers,
+            relays: relay::Relays::new(options.relay),
+            udp_requests: !options.refuse_udp_requests,
+        };
         tokio::spawn(run(io, engine, clock, rx));
-        Ok(NodeHandle { tx, id, local_addr, tunnel: counters })
+        Ok(NodeHandle { tx, id, local_addr, tunnel: counters, relay: relay_counters, relay_timeout })
     }
 }
+
+/// The reachability reason of a node without UDP.
+pub const NO_UDP_REASON: &str = "--no-udp: no UDP socket; UDP contacts are reached through relays";
 
 /// A handle to a running node; cheap to clone.
 #[derive(Clone, Debug)]
@@ -149,6 +203,8 @@ pub struct NodeHandle {
     id: NodeId,
     local_addr: SocketAddr,
     tunnel: Arc<tunnel::TunnelCounters>,
+    relay: Arc<relay::RelayCounters>,
+    relay_timeout: std::time::Duration,
 }
 
 impl NodeHandle {
@@ -258,6 +314,43 @@ impl NodeHandle {
         rx.await.map_err(|_| NodeError::Stopped)
     }
 
+    /// Relays `data`, a request datagram `client` sent over HTTP, to the
+    /// UDP contact `target` and answers its reply (`POST /api/dht/relay`).
+    /// A target that is this node is answered as by
+    /// [`http_request`](Self::http_request). Counts the result.
+    pub async fn relay(&self, client: IpAddr, target: SocketAddr, data: Bytes) -> Result<RelayAnswer, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(Command::Relay(client, target, data.clone(), tx)).await.map_err(|_| NodeError::Stopped)?;
+        let answer = match tokio::time::timeout(self.relay_timeout, rx).await {
+            Ok(r) => r.map_err(|_| NodeError::Stopped)?,
+            Err(_) => Err(RelayError::Timeout),
+        };
+        let answer = match answer {
+            Err(RelayError::ToSelf) => self.http_request(client, data).await?.map_err(|e| match e {
+                crate::engine::HttpRequestError::Malformed => crate::engine::RelayRefusal::Malformed.into(),
+                crate::engine::HttpRequestError::Limited => crate::engine::RelayRefusal::Limited.into(),
+            }),
+            other => other,
+        };
+        self.count_relay(match &answer {
+            Ok(Some(_)) => RelayResult::Answered,
+            Ok(None) => RelayResult::NoReply,
+            Err(e) => RelayResult::of(*e),
+        });
+        Ok(answer)
+    }
+
+    /// Counts a relay request that ended with `result` (the HTTP layer
+    /// counts those it refuses before asking the node).
+    pub fn count_relay(&self, result: RelayResult) {
+        self.relay.bump(result);
+    }
+
+    /// Relay requests served so far, by result.
+    pub fn relay_stats(&self) -> RelayStats {
+        self.relay.read()
+    }
+
     /// The address standing for the node at tunnel URL `url` (a seed given
     /// by URL): pass it to [`bootstrap`](Self::bootstrap) or
     /// [`ping`](Self::ping). `None` for a URL that cannot be a contact.
@@ -299,10 +392,14 @@ impl NodeHandle {
 /// What the node task moves bytes through: its UDP socket and the HTTP
 /// transport for URL contacts.
 struct Io {
-    socket: Arc<UdpSocket>,
+    /// `None` for a node without UDP (its UDP datagrams go through relays).
+    socket: Option<Arc<UdpSocket>>,
     /// Sends only: where reachability probes leave from (another port).
     probes: Option<UdpSocket>,
+    local_addr: SocketAddr,
     tunnel: tunnel::Tunnel,
+    /// Requests we relay for HTTP clients, waiting for their replies.
+    relays: relay::Relays,
     /// Answers of the tunnel's POSTs: (tunnel address, reply datagram).
     answers: mpsc::Receiver<(SocketAddr, Bytes)>,
     /// Whether requests that arrive over UDP are handled.
@@ -316,6 +413,16 @@ impl Io {
         let http = crate::tunnel::is_tunnel(from) || crate::tunnel::is_http_source(from);
         !http && (self.udp_requests || data.first() != Some(&0))
     }
+
+    /// Whether `target` is our own DHT socket: the bound address, or, bound
+    /// to a wildcard, our port on loopback or at the address peers saw.
+    fn is_self(&self, target: SocketAddr, engine: &Engine) -> bool {
+        let own = self.local_addr;
+        target == own
+            || own.ip().is_unspecified()
+                && target.port() == own.port()
+                && (target.ip().is_loopback() || engine.reachability().observed == Some(target))
+    }
 }
 
 async fn run(mut io: Io, mut engine: Engine, clock: Clock, mut rx: mpsc::Receiver<Command>) {
@@ -325,8 +432,9 @@ async fn run(mut io: Io, mut engine: Engine, clock: Clock, mut rx: mpsc::Receive
     loop {
         let wake = engine.poll_timeout().map(|t| clock.instant(t));
         tokio::select! {
-            r = io.socket.recv_from(&mut buf) => match r {
+            r = recv(io.socket.as_deref(), &mut buf) => match r {
                 Ok((_, from)) if nat.as_ref().is_some_and(|n| !n.admits(from, clock.now())) => {}
+                Ok((n, from)) if io.relays.take_reply(from, &buf[..n]) => engine.note_relayed_reply(from, &buf[..n]),
                 Ok((n, from)) if io.admits(from, &buf[..n]) => engine.handle_datagram(clock.now(), from, &buf[..n]),
                 Ok(_) => {}
                 Err(e) => tracing::debug!(error = %e, "recv failed"),
@@ -339,6 +447,7 @@ async fn run(mut io: Io, mut engine: Engine, clock: Clock, mut rx: mpsc::Receive
                     }
                 }
                 Some(Command::Http(client, data, reply)) => on_http(&mut io, &mut engine, clock.now(), client, &data, reply).await,
+                Some(Command::Relay(client, target, data, reply)) => on_relay(&mut io, &mut engine, clock.now(), (client, target), &data, reply).await,
                 Some(Command::ReplyOnly(window)) => nat = window.map(|w| RecentPeers::new(1 << 16, w)),
                 Some(Command::Shutdown(done)) => {
                     flush(&mut io, &mut engine, None, clock.now()).await;
@@ -381,6 +490,49 @@ async fn on_http(
     }
 }
 
+/// A request to relay: refused by the engine's rules, or sent from our DHT
+/// socket under a fresh id, its reply awaited by [`relay::Relays`].
+async fn on_relay(
+    io: &mut Io,
+    engine: &mut Engine,
+    now: Time,
+    (client, target): (IpAddr, SocketAddr),
+    data: &[u8],
+    reply: oneshot::Sender<RelayAnswer>,
+) {
+    let Some(socket) = io.socket.clone() else {
+        let _ = reply.send(Err(RelayError::NoUdp));
+        return;
+    };
+    if io.is_self(target, engine) {
+        let _ = reply.send(Err(RelayError::ToSelf));
+        return;
+    }
+    if let Err(e) = engine.admit_relay(now, client, target, data) {
+        let _ = reply.send(Err(e.into()));
+        return;
+    }
+    match io.relays.start(target, data, reply, tokio::time::Instant::now()) {
+        Ok(out) => {
+            if let Err(e) = socket.send_to(&out, target).await {
+                tracing::debug!(%target, error = %e, "relay send failed");
+                io.relays.fail(target, &out, RelayError::Timeout);
+            }
+        }
+        Err((e, reply)) => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+/// Receives on the node's socket; never returns without one.
+async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
 async fn sleep_until(wake: Option<tokio::time::Instant>) {
     match wake {
         Some(t) => tokio::time::sleep_until(t).await,
@@ -403,11 +555,15 @@ async fn flush(io: &mut Io, engine: &mut Engine, mut nat: Option<&mut RecentPeer
                 Some(url) => io.tunnel.post(t.to, url, t.payload),
                 None => tracing::debug!(to = %t.to, "no URL known for this tunnel address"),
             }
-        } else {
-            let socket = io.probes.as_ref().filter(|_| t.from_other_port).unwrap_or(io.socket.as_ref());
+        } else if let Some(own) = io.socket.as_deref() {
+            let socket = io.probes.as_ref().filter(|_| t.from_other_port).unwrap_or(own);
             if let Err(e) = socket.send_to(&t.payload, t.to).await {
                 tracing::debug!(to = %t.to, error = %e, "send failed");
             }
+        } else if io.tunnel.has_relays() {
+            io.tunnel.relay_post(t.to, t.payload);
+        } else {
+            tracing::debug!(to = %t.to, "no UDP socket and no relay; dropped");
         }
     }
 }

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +22,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::engine::HttpRequestError;
-use crate::tunnel::RPC_PATH;
+use crate::tunnel::{RELAY_PATH, RELAY_TO_HEADER, RPC_PATH};
 use crate::wire::{MessageId, HEADER_LEN, MAX_DATAGRAM};
 
 /// rpcudp's first byte of a response datagram.
@@ -41,6 +41,11 @@ pub struct TunnelSettings {
     pub max_in_flight: usize,
     /// Idle connections kept per URL host. Default 4.
     pub idle_per_host: usize,
+    /// POSTs to the current relay at once (a node without UDP); more wait
+    /// their turn. Default 16: half a relay's default cap of 32
+    /// connections per client IP, which a put to k = 20 nodes would
+    /// otherwise exceed, making the relay look dead.
+    pub relay_in_flight: usize,
 }
 
 impl Default for TunnelSettings {
@@ -50,6 +55,7 @@ impl Default for TunnelSettings {
             connect_timeout: Duration::from_secs(3),
             max_in_flight: 64,
             idle_per_host: 4,
+            relay_in_flight: 16,
         }
     }
 }
@@ -124,11 +130,21 @@ pub(super) struct Tunnel {
     answers: mpsc::Sender<(SocketAddr, Bytes)>,
     /// Requests that came over HTTP, waiting for the engine's reply.
     exchanges: HashMap<(IpAddr, MessageId), oneshot::Sender<HttpAnswer>>,
+    /// Base URLs of the relays a node without UDP sends datagrams for UDP
+    /// contacts through (`POST {url}/api/dht/relay`).
+    relays: Arc<Vec<String>>,
+    /// The relay in use (an index into `relays`); the next one after a failure.
+    current: Arc<AtomicUsize>,
+    /// Bounds the POSTs to relays at once.
+    relay_slots: Arc<Semaphore>,
 }
 
 impl Tunnel {
     /// The transport and the receiver of its POSTs' answers.
-    pub(super) fn new(settings: &TunnelSettings) -> Result<(Tunnel, mpsc::Receiver<(SocketAddr, Bytes)>), String> {
+    pub(super) fn new(
+        settings: &TunnelSettings,
+        relays: Vec<String>,
+    ) -> Result<(Tunnel, mpsc::Receiver<(SocketAddr, Bytes)>), String> {
         let client = reqwest::Client::builder()
             .timeout(settings.request_timeout)
             .connect_timeout(settings.connect_timeout)
@@ -138,7 +154,12 @@ impl Tunnel {
         let (tx, rx) = mpsc::channel(settings.max_in_flight.max(1));
         let slots = Arc::new(Semaphore::new(settings.max_in_flight.max(1)));
         let counters = Arc::default();
-        Ok((Tunnel { counters, client, slots, answers: tx, exchanges: HashMap::new() }, rx))
+        let relays =
+            Arc::new(relays.iter().filter_map(|u| crate::tunnel::normalize_url(u)).map(str::to_owned).collect());
+        let current = Arc::default();
+        let relay_slots = Arc::new(Semaphore::new(settings.relay_in_flight.max(1)));
+        let exchanges = HashMap::new();
+        Ok((Tunnel { counters, client, slots, answers: tx, exchanges, relays, current, relay_slots }, rx))
     }
 
     /// Waits for the engine's reply to request `id` from `client`.
@@ -198,26 +219,100 @@ impl Tunnel {
     }
 }
 
-/// One POST: the reply datagram, `None` when the peer had no reply (204).
-async fn exchange(request: reqwest::RequestBuilder) -> Result<Option<Bytes>, String> {
-    let mut response = request.send().await.map_err(|e| e.to_string())?;
+impl Tunnel {
+    /// Whether any relay URL is configured.
+    pub(super) fn has_relays(&self) -> bool {
+        !self.relays.is_empty()
+    }
+
+    /// Sends `payload`, a datagram for the UDP contact `to`, through the
+    /// current relay in the background; the reply comes back through the
+    /// receiver as a datagram from `to`. A relay that fails (no connection,
+    /// 429, 5xx other than 504) is replaced by the next one for later
+    /// datagrams; this one is lost, as over UDP, and the engine retries.
+    pub(super) fn relay_post(&self, to: SocketAddr, payload: Bytes) {
+        let n = self.relays.len();
+        let Some(permit) = (n > 0).then(|| Arc::clone(&self.slots).try_acquire_owned().ok()).flatten() else {
+            bump(&self.counters.dropped);
+            return;
+        };
+        bump(&self.counters.sent);
+        let at = self.current.load(Ordering::Relaxed) % n;
+        let request = self
+            .client
+            .post(format!("{}{RELAY_PATH}", self.relays[at]))
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .header(RELAY_TO_HEADER, to.to_string())
+            .body(payload);
+        let (counters, answers, current) =
+            (Arc::clone(&self.counters), self.answers.clone(), Arc::clone(&self.current));
+        let turn = Arc::clone(&self.relay_slots);
+        tokio::spawn(async move {
+            // At most `max_in_flight` tasks wait here (the slot taken above bounds them).
+            let Ok(_turn) = turn.acquire_owned().await else { return };
+            match exchange(request).await {
+                Ok(Some(reply)) => {
+                    bump(&counters.answered);
+                    let _ = answers.send((to, reply)).await;
+                }
+                Ok(None) => bump(&counters.without_reply),
+                Err(e) => {
+                    bump(&counters.failed);
+                    if e.relay_failed {
+                        // Only the first to see this relay fail moves on.
+                        let _ = current.compare_exchange(at, (at + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
+                    }
+                    tracing::debug!(%to, error = %e.message, "relayed request failed");
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Why a POST brought no reply datagram.
+struct PostError {
+    message: String,
+    /// The relay itself failed (unreachable, overloaded, broken), rather
+    /// than refusing this target or timing out on it.
+    relay_failed: bool,
+}
+
+impl std::fmt::Display for PostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl PostError {
+    fn other(message: impl Into<String>) -> Self {
+        PostError { message: message.into(), relay_failed: true }
+    }
+}
+
+/// One POST: the reply datagram, `None` when the peer had no reply (204,
+/// or a relay's 504: the target did not answer).
+async fn exchange(request: reqwest::RequestBuilder) -> Result<Option<Bytes>, PostError> {
+    let mut response = request.send().await.map_err(|e| PostError::other(e.to_string()))?;
     let status = response.status();
-    if status == reqwest::StatusCode::NO_CONTENT {
+    if status == reqwest::StatusCode::NO_CONTENT || status == reqwest::StatusCode::GATEWAY_TIMEOUT {
         return Ok(None);
     }
     if !status.is_success() {
-        return Err(format!("HTTP {status}"));
+        // A refused target (403) or a malformed request (400) is not the relay's failure.
+        let relay_failed = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+        return Err(PostError { message: format!("HTTP {status}"), relay_failed });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+    while let Some(chunk) = response.chunk().await.map_err(|e| PostError::other(e.to_string()))? {
         if body.len() + chunk.len() > MAX_DATAGRAM {
-            return Err("answer larger than a datagram".into());
+            return Err(PostError::other("answer larger than a datagram"));
         }
         body.extend_from_slice(&chunk);
     }
     // Only a response may come back: a peer cannot push requests at us this way.
     match body.first() {
         Some(&RESPONSE_TYPE) => Ok(Some(body.into())),
-        _ => Err("answer is not a response datagram".into()),
+        _ => Err(PostError::other("answer is not a response datagram")),
     }
 }

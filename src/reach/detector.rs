@@ -84,6 +84,14 @@ impl Detector {
         &self.verdict
     }
 
+    /// Sets the verdict without a round, for good (a node that knows it
+    /// has no UDP socket at all); no round is scheduled.
+    pub fn declare(&mut self, now: Time, state: Reachability, reason: String) {
+        self.round = None;
+        self.next_round = None;
+        self.verdict = Verdict { state, reason, observed: None, at: now, assumed: false };
+    }
+
     /// Brings the next round forward to `at` (after bootstrap).
     pub fn schedule(&mut self, at: Time) {
         if self.next_round.is_some() && self.round.is_none() {

@@ -77,6 +77,21 @@ const UDP_FIREWALL: &str = "table inet kmfw {
 }
 ";
 
+/// No UDP at all, either way; the outgoing datagrams are counted.
+/// (Used by `tests/relay_netns.rs` only.)
+#[allow(dead_code)]
+const NO_UDP_FIREWALL: &str = "table inet kmnoudp {
+  chain output {
+    type filter hook output priority 0; policy accept;
+    meta l4proto udp counter drop
+  }
+  chain input {
+    type filter hook input priority 0; policy accept;
+    meta l4proto udp drop
+  }
+}
+";
+
 /// Runs `program args` inside namespace `ns`; the error is its stderr.
 fn run_in(ns: &str, program: &str, args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
@@ -212,6 +227,25 @@ impl Lab {
         ip(&["-n", ns, "route", "add", "default", "via", "192.168.77.1"])?;
         run_in(&router, "sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
         nft(&router, &format!("table ip kmnat {{\n chain post {{\n type nat hook postrouting priority 100;\n oifname \"{lan}\" masquerade\n }}\n}}\n"))
+    }
+
+    /// Drops every UDP datagram in and out of `host` and counts the
+    /// outgoing ones (`tests/relay_netns.rs`: a host with no UDP at all).
+    #[allow(dead_code)]
+    pub fn drop_all_udp(&self, host: usize) -> Result<(), String> {
+        nft(&self.ns(host), NO_UDP_FIREWALL)
+    }
+
+    /// UDP datagrams `host` tried to send since [`Lab::drop_all_udp`].
+    #[allow(dead_code)]
+    pub fn udp_sent(&self, host: usize) -> Option<u64> {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.ns(host), "nft", "list", "chain", "inet", "kmnoudp", "output"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let after = text.split("packets ").nth(1)?;
+        after.split_whitespace().next()?.parse().ok()
     }
 
     /// Starts `dhtd` on `host`, seeded by the hostnames in `seeds`.

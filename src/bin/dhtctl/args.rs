@@ -43,6 +43,11 @@ pub struct Global {
     /// so repeated runs do not leave a new dead contact in peers' tables each time).
     #[arg(long, value_name = "HEX", global = true)]
     pub node_id: Option<String>,
+    /// Reach the DHT with no UDP at all, through this kadmesh node's HTTP
+    /// relay (its base URL; POST /api/dht/relay): no UDP socket is bound,
+    /// the node is the first seed, --seed ones are reached through it.
+    #[arg(long, value_name = "URL", env = "DHT_VIA", global = true)]
+    pub via: Option<String>,
     /// Log protocol activity to stderr (-v info, -vv debug; or DHTCTL_LOG=filter).
     #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use kadmesh::client::{self, ClientOptions, Joined};
 use kadmesh::id::{Key, NodeId};
-use kadmesh::node::NodeHandle;
+use kadmesh::node::{Node, NodeHandle, NodeOptions};
 use kadmesh::seeds::{fetch_bootstrap_url, Seed};
 
 use crate::args::{Global, KeyArgs};
@@ -47,6 +47,9 @@ pub fn options(g: &Global) -> Result<ClientOptions, Failure> {
 
 /// Starts a client node and joins the network through the seeds.
 pub async fn join(g: &Global) -> Result<Joined, Failure> {
+    if let Some(url) = &g.via {
+        return join_via(g, url).await;
+    }
     let opts = options(g)?;
     let seeds = seeds(g).await?;
     Ok(client::connect(&seeds, &opts).await?)
@@ -54,7 +57,38 @@ pub async fn join(g: &Global) -> Result<Joined, Failure> {
 
 /// A client node that talks to `addr` alone (no bootstrap).
 pub async fn solo(g: &Global, addr: SocketAddr) -> Result<NodeHandle, Failure> {
-    Ok(client::start(&options(g)?, &[addr]).await?)
+    match &g.via {
+        Some(url) => start_via(g, url),
+        None => Ok(client::start(&options(g)?, &[addr]).await?),
+    }
+}
+
+/// A client node with no UDP socket that reaches UDP contacts through the
+/// relay at `url` (`--via`).
+fn start_via(g: &Global, url: &str) -> Result<NodeHandle, Failure> {
+    check_url(url)?;
+    let opts = options(g)?;
+    let id = opts.id.unwrap_or_else(client::machine_id);
+    let relays = NodeOptions { relays: vec![url.to_owned()], ..NodeOptions::default() };
+    Ok(Node::spawn_without_udp(id, client::client_config(opts.rpc_timeout), relays)?)
+}
+
+/// [`join`] through `--via`: the relay (as a URL seed) and the `--seed`
+/// ones, reached through it.
+async fn join_via(g: &Global, url: &str) -> Result<Joined, Failure> {
+    let node = start_via(g, url)?;
+    let relay = node.tunnel_addr(url.to_owned()).await?;
+    let relay = relay.ok_or_else(|| Failure::BadInput(format!("--via {url:?} is not a usable http(s) URL")))?;
+    let mut addrs = vec![relay];
+    for seed in seeds(g).await.unwrap_or_default() {
+        addrs.extend(seed.resolve().await.unwrap_or_default());
+    }
+    let outcome = node.bootstrap(addrs.clone()).await?;
+    if outcome.seeds_reached == 0 {
+        node.shutdown().await;
+        return Err(Failure::Unreachable(format!("neither the relay {url} nor a seed through it answered")));
+    }
+    Ok(Joined { node, outcome, seeds: addrs })
 }
 
 /// Reads `host:port` and resolves it to one address.

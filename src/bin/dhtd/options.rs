@@ -62,6 +62,17 @@ pub struct RunArgs {
     /// still go out over UDP).
     #[arg(long, env = "DHT_OVER_HTTP", requires = "public_url")]
     pub dht_over_http: bool,
+    /// No UDP at all: bind no UDP socket, act as a client for good
+    /// (reachability `no-udp`, never in anyone's routing table) and send
+    /// every datagram for a UDP contact through a --relay node's POST
+    /// /api/dht/relay; URL contacts are reached directly. The relays are
+    /// also bootstrap seeds.
+    #[arg(long, env = "DHT_NO_UDP", conflicts_with = "dht_over_http")]
+    pub no_udp: bool,
+    /// Base URL of a kadmesh node that relays for this one (--no-udp);
+    /// repeat, or comma-separate in DHT_RELAYS. The next is used when one fails.
+    #[arg(long = "relay", env = "DHT_RELAYS", value_name = "URL", value_delimiter = ',')]
+    pub relays: Vec<String>,
     /// The coordinator's bootstrap document, {"seeds": [{"host",
     /// "dht_port"}]} (its /api/dht/bootstrap): tried with --seed, after
     /// saved contacts and before every other source.

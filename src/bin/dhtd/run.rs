@@ -123,9 +123,14 @@ async fn join(
             return Ok(());
         }
     }
-    join_tunnel_seeds(node, &args.tunnel_seeds).await?;
+    let mut tunnel_seeds = args.tunnel_seeds.clone();
+    if args.no_udp {
+        // The relays are kadmesh nodes serving /api/dht/rpc: the first contacts.
+        tunnel_seeds.extend(args.relays.iter().cloned());
+    }
+    join_tunnel_seeds(node, &tunnel_seeds).await?;
     if sources.is_empty() {
-        if args.tunnel_seeds.is_empty() {
+        if tunnel_seeds.is_empty() {
             tracing::warn!("no seeds given: this node starts a new network (pass --seed host:port to join one)");
         }
         return Ok(());
@@ -173,9 +178,12 @@ async fn join_tunnel_seeds(node: &NodeHandle, urls: &[String]) -> Result<(), Str
     Ok(())
 }
 
-async fn bind(args: &RunArgs) -> Result<(tokio::net::UdpSocket, Option<TcpListener>), String> {
+async fn bind(args: &RunArgs) -> Result<(Option<tokio::net::UdpSocket>, Option<TcpListener>), String> {
     let addr = SocketAddr::new(args.bind, args.port);
-    let socket = tokio::net::UdpSocket::bind(addr).await.map_err(|e| format!("cannot bind UDP {addr}: {e}"))?;
+    let socket = match args.no_udp {
+        true => None,
+        false => Some(tokio::net::UdpSocket::bind(addr).await.map_err(|e| format!("cannot bind UDP {addr}: {e}"))?),
+    };
     let http = match args.no_http {
         true => None,
         false => Some(
@@ -183,6 +191,41 @@ async fn bind(args: &RunArgs) -> Result<(tokio::net::UdpSocket, Option<TcpListen
         ),
     };
     Ok((socket, http))
+}
+
+/// A node without UDP needs usable relay URLs (it could reach URL
+/// contacts alone, but none would tell it of UDP ones it can use).
+fn check_relays(relays: &[String]) -> Result<(), String> {
+    if relays.is_empty() {
+        return Err("--no-udp needs at least one --relay URL (a kadmesh node with HTTP)".into());
+    }
+    match relays.iter().find(|u| kadmesh::tunnel::normalize_url(u).is_none()) {
+        Some(bad) => Err(format!("--relay {bad:?} is not a usable http(s) URL")),
+        None => Ok(()),
+    }
+}
+
+/// Starts the node on its UDP socket, or with none (`--no-udp`).
+fn spawn_node(
+    args: &RunArgs,
+    socket: Option<tokio::net::UdpSocket>,
+    id: NodeId,
+    config: Config,
+) -> Result<NodeHandle, String> {
+    let options = NodeOptions {
+        buffers: args.limits.buffers(),
+        refuse_udp_requests: args.dht_over_http,
+        relays: args.relays.clone(),
+        ..NodeOptions::default()
+    };
+    let node = match socket {
+        Some(socket) => Node::spawn_with_options(socket, id, config, options),
+        None => {
+            check_relays(&args.relays)?;
+            Node::spawn_without_udp(id, config, options)
+        }
+    };
+    node.map_err(|e| e.to_string())
 }
 
 /// Runs the daemon until Ctrl-C or SIGTERM.
@@ -205,12 +248,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
     };
     config.reach.mode = args.reachability.parse()?;
     let (socket, http) = bind(&args).await?;
-    let options = NodeOptions {
-        buffers: args.limits.buffers(),
-        refuse_udp_requests: args.dht_over_http,
-        ..NodeOptions::default()
-    };
-    let node = Node::spawn_with_options(socket, id, config, options).map_err(|e| e.to_string())?;
+    let node = spawn_node(&args, socket, id, config)?;
     let discovery = Discovery::new(node.clone(), discovery_config(&args)).map_err(|e| e.to_string())?;
     tracing::info!(id = %node.id(), addr = %node.local_addr(), "node listening");
     join(&node, saved, &args, &discovery, state_dir.clone()).await?;
