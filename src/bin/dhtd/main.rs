@@ -15,6 +15,7 @@
 //! (the HTTP task and stop signals), `probe` (`dhtd health`), `runtime`
 //! (threads and malloc arenas).
 
+mod codepages;
 mod config;
 mod demo;
 mod limit_options;

@@ -261,7 +261,14 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         tracing::info!(%addr, page = %format!("http://{addr}/"), "HTTP API listening");
         HttpServer::start(listener, discovery.clone(), http_options(&args))
     });
+    let trim = tokio::spawn(async {
+        tokio::time::sleep(crate::codepages::AFTER).await;
+        // Not inside the macro: it skips its arguments when debug is off.
+        let mappings = crate::codepages::drop_startup_code();
+        tracing::debug!(mappings, "start-up code pages dropped");
+    });
     let why = stop_signal().await?;
+    trim.abort();
     tracing::info!(signal = why, "shutting down");
     if let Some(server) = server {
         server.stop().await;

@@ -8,8 +8,14 @@
 //! asyncio loop) and run one plan drawn from `--seed`; they run one after the
 //! other, never at once, so neither steals the other's CPU.
 //!
+//! Before the Rust side, on its runtime, an echo measures the machine's
+//! loopback round-trip ceiling (`ceiling`), and the run ends with our
+//! lookups per second as a fraction of the lookups per second that ceiling
+//! allows. `--rust-only` skips the Python side (for profiling the engine).
+//!
 //! `cargo run --release -p simulations --bin versus -- --nodes 100 --sets 200 --gets 1000 --concurrency 20`
 
+mod ceiling;
 #[path = "../loadtest/isolate.rs"]
 mod isolate;
 // Shared with `loadtest`, which uses all of it.
@@ -63,6 +69,13 @@ struct Args {
     /// Hard bound on each side's run, in seconds.
     #[arg(long, default_value_t = 900.0)]
     max_side_secs: f64,
+    /// Run the Rust side only (no Python needed); the table has one column.
+    #[arg(long)]
+    rust_only: bool,
+    /// Seconds of the loopback echo that measures the round-trip ceiling
+    /// (0 skips it).
+    #[arg(long, default_value_t = 2.0)]
+    ceiling_secs: f64,
 }
 
 impl Args {
@@ -74,6 +87,7 @@ impl Args {
         bad((1..=10_000).contains(&self.concurrency), "--concurrency must be 1..=10000")?;
         bad(self.op_timeout > 0.0 && self.op_timeout <= 300.0, "--op-timeout must be in (0, 300]")?;
         bad((1..=64).contains(&self.threads), "--threads must be 1..=64")?;
+        bad((0.0..=60.0).contains(&self.ceiling_secs), "--ceiling-secs must be in [0, 60]")?;
         bad(self.max_side_secs > 0.0 && self.max_side_secs <= 86_400.0, "--max-side-secs must be in (0, 86400]")
     }
 }
@@ -100,15 +114,20 @@ fn run(args: &Args) -> Result<(), String> {
     let bound = Duration::from_secs_f64(args.max_side_secs);
     eprintln!("versus: seed {seed}; Rust side first");
     let drops0 = measure::udp_rcvbuf_errors();
-    let rust = run_rust(args, plan.clone(), seed, bound)?;
+    let (rust, ceiling) = run_rust(args, plan.clone(), seed, bound)?;
     let drops1 = measure::udp_rcvbuf_errors();
-    eprintln!("versus: Python side with {}", python.display());
-    let py = python_side::run(&python, &plan, bound, true)?;
+    let py = if args.rust_only {
+        None
+    } else {
+        eprintln!("versus: Python side with {}", python.display());
+        Some(python_side::run(&python, &plan, bound, true)?)
+    };
     let drops2 = measure::udp_rcvbuf_errors();
     let delta =
         |a: Option<u64>, b: Option<u64>| measure::or_na(a.zip(b).map(|(a, b)| b.saturating_sub(a)), |d| d.to_string());
+    let vs = if py.is_some() { "kadmesh vs Python kademlia" } else { "kadmesh" };
     println!(
-        "## kadmesh vs Python kademlia: {} nodes, {} sets, {} gets, {} in flight (--seed {seed})",
+        "## {vs}: {} nodes, {} sets, {} gets, {} in flight (--seed {seed})",
         args.nodes, args.sets, args.gets, args.concurrency
     );
     println!();
@@ -118,26 +137,47 @@ fn run(args: &Args) -> Result<(), String> {
         args.threads
     );
     println!();
-    table::print(&plan, &rust, &py);
+    match &py {
+        Some(py) => table::print(&plan, &rust, py),
+        None => table::print_one(&plan, &rust),
+    }
     println!();
+    if let Some(c) = ceiling {
+        let s = ceiling::standing(rust.get_s.len(), rust.get_wall_s, rust.get_rpcs, rust.get_requests, &c);
+        println!("{}", ceiling::report(&s, &c, args.threads));
+        println!();
+    }
     println!(
         "UDP datagrams dropped for full receive buffers (whole machine): {} during the Rust side, {} during the Python side",
         delta(drops0, drops1),
-        delta(drops1, drops2)
+        if py.is_some() { delta(drops1, drops2) } else { "n/a".into() }
     );
     Ok(())
 }
 
-fn run_rust(args: &Args, plan: Arc<Plan>, seed: u64, bound: Duration) -> Result<plan::SideResult, String> {
+/// The Rust side and, first, on the same runtime, the loopback ceiling
+/// (`None` when `--ceiling-secs 0`).
+fn run_rust(
+    args: &Args,
+    plan: Arc<Plan>,
+    seed: u64,
+    bound: Duration,
+) -> Result<(plan::SideResult, Option<ceiling::Ceiling>), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
+    let ceiling = if args.ceiling_secs > 0.0 {
+        let host = plan.host.parse().map_err(|_| format!("plan host {:?} is not an IP address", plan.host))?;
+        Some(rt.block_on(ceiling::measure(host, args.concurrency, args.ceiling_secs))?)
+    } else {
+        None
+    };
     let result = rt.block_on(async { tokio::time::timeout(bound, rust_side::run(plan, seed)).await });
     rt.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(Ok(r)) => Ok(r),
+        Ok(Ok(r)) => Ok((r, ceiling)),
         Ok(Err(e)) => Err(format!("Rust side: {e}")),
         Err(_) => Err(format!("the Rust side did not finish within {:.0} s", bound.as_secs_f64())),
     }

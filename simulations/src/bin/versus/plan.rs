@@ -74,6 +74,14 @@ pub struct SideResult {
     pub get_wall_s: f64,
     /// Process CPU time during the get phase.
     pub get_cpu_s: f64,
+    /// Lookup requests (`find_node`, `find_value`) all nodes sent during
+    /// the get phase (Rust side only).
+    #[serde(default)]
+    pub get_rpcs: u64,
+    /// Requests of every kind all nodes sent during the get phase (lookups
+    /// plus checks, hellos, stores; Rust side only).
+    #[serde(default)]
+    pub get_requests: u64,
     /// Resident memory before any node started.
     pub rss_base_kib: u64,
     /// Resident memory after the gets, all nodes still up.

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kadmesh::engine::Config;
+use kadmesh::engine::{Config, RPC_LABELS};
 use kadmesh::id::NodeId;
 use kadmesh::node::{Node, NodeError, NodeHandle};
 use kadmesh::wire::Value;
@@ -42,6 +42,7 @@ pub async fn run(plan: Arc<Plan>, seed: u64) -> Result<SideResult, String> {
     .await;
     eprintln!("versus: rust: {} sets done", sets.len());
 
+    let rpcs0 = requests_sent(&nodes).await;
     let cpu0 = ProcSample::now();
     let wall0 = Instant::now();
     let gets = bounded(plan.concurrency, plan.gets.clone(), |[n, k]| {
@@ -54,6 +55,15 @@ pub async fn run(plan: Arc<Plan>, seed: u64) -> Result<SideResult, String> {
     .await;
     let get_wall_s = wall0.elapsed().as_secs_f64();
     let end = ProcSample::now();
+    let rpcs1 = requests_sent(&nodes).await;
+    let by_kind: Vec<String> = RPC_LABELS
+        .iter()
+        .zip(rpcs1.iter().zip(rpcs0))
+        .map(|(l, (b, a))| format!("{l} {}", b.saturating_sub(a)))
+        .collect();
+    eprintln!("versus: rust: requests sent during the gets: {}", by_kind.join(", "));
+    let sent = |kinds: &[usize]| kinds.iter().map(|&i| rpcs1[i].saturating_sub(rpcs0[i])).sum::<u64>();
+    let (get_rpcs, get_requests) = (sent(&LOOKUP_KINDS), sent(&[0, 1, 2, 3, 4, 5]));
     eprintln!("versus: rust: {} gets done in {get_wall_s:.2} s", gets.len());
     for n in nodes.iter() {
         n.shutdown().await;
@@ -67,10 +77,25 @@ pub async fn run(plan: Arc<Plan>, seed: u64) -> Result<SideResult, String> {
         get_s: gets.into_iter().map(|(t, _)| t).collect(),
         get_wall_s,
         get_cpu_s: end.cpu_since(&cpu0).unwrap_or_default().as_secs_f64(),
+        get_rpcs,
+        get_requests,
         rss_base_kib: base.rss_kib.unwrap_or_default(),
         rss_end_kib: end.rss_kib.unwrap_or_default(),
         label: format!("kadmesh {} (Rust)", env!("CARGO_PKG_VERSION")),
     })
+}
+
+/// Indices of `find_node` and `find_value` in [`RPC_LABELS`]: a lookup's own requests.
+const LOOKUP_KINDS: [usize; 2] = [2, 3];
+
+/// Requests all `nodes` have sent so far, by kind ([`RPC_LABELS`]).
+async fn requests_sent(nodes: &[NodeHandle]) -> [u64; 6] {
+    let mut sum = [0; 6];
+    for n in nodes {
+        let sent = n.with_engine(|e, _| e.stats().sent).await.unwrap_or_default();
+        sum.iter_mut().zip(sent).for_each(|(s, n)| *s += n);
+    }
+    sum
 }
 
 /// Node i >= 1 joins through node 0, one after another.

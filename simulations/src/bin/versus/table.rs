@@ -89,6 +89,16 @@ pub fn print(plan: &Plan, rust: &SideResult, python: &SideResult) {
     }
 }
 
+/// Prints the Rust side's figures alone (`--rust-only`).
+pub fn print_one(plan: &Plan, rust: &SideResult) {
+    println!("| figure | {} |", rust.label);
+    println!("|---|---:|");
+    for r in rows(plan, rust, rust) {
+        let d = r.decimals;
+        println!("| {} | {:.d$} |", r.name, r.rust);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,158 @@
+//! The machine's loopback round-trip ceiling, measured in the same run and
+//! on the same tokio runtime as the Rust side, and where our lookups stand
+//! against it.
+//!
+//! One echo task answers every 100-byte request with an 800-byte reply (a
+//! `find_node` request and a reply of 20 contacts are about that size);
+//! `in_flight` clients, each on its own socket as every node has one, send
+//! a request and wait for its reply, again and again. The round trips per
+//! second that gives, divided by the RPCs one lookup sends, is the most
+//! lookups per second any implementation could do here with UDP and tokio.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Bytes of each echo request.
+pub const REQUEST: usize = 100;
+/// Bytes of each echo reply.
+pub const REPLY: usize = 800;
+/// How long one client waits for a reply before sending the next request
+/// (a datagram lost in an overflowing buffer must not stall it).
+const REPLY_WAIT: Duration = Duration::from_millis(200);
+
+/// What the echo measured.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Ceiling {
+    /// Round trips completed per second.
+    pub round_trips_per_s: f64,
+    /// Requests in flight.
+    pub in_flight: usize,
+    /// Seconds measured.
+    pub secs: f64,
+}
+
+/// Runs the echo on `host` for `secs` with `in_flight` clients; must be
+/// called inside a tokio runtime.
+pub async fn measure(host: std::net::IpAddr, in_flight: usize, secs: f64) -> Result<Ceiling, String> {
+    let server = UdpSocket::bind(SocketAddr::new(host, 0)).await.map_err(|e| format!("echo bind: {e}"))?;
+    let server_addr = server.local_addr().map_err(|e| e.to_string())?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let echo = tokio::spawn(echo(server, Arc::clone(&stop)));
+    let mut clients = JoinSet::new();
+    for _ in 0..in_flight.max(1) {
+        let socket = UdpSocket::bind(SocketAddr::new(host, 0)).await.map_err(|e| format!("client bind: {e}"))?;
+        clients.spawn(client(socket, server_addr, Arc::clone(&stop), Arc::clone(&done)));
+    }
+    let began = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(secs.max(0.01))).await;
+    let count = done.load(Ordering::Relaxed);
+    let elapsed = began.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    // Clients stop within one REPLY_WAIT; the echo is aborted (it may be
+    // parked in recv with nobody left to send).
+    while clients.join_next().await.is_some() {}
+    echo.abort();
+    Ok(Ceiling { round_trips_per_s: count as f64 / elapsed.max(1e-9), in_flight: in_flight.max(1), secs: elapsed })
+}
+
+async fn echo(socket: UdpSocket, stop: Arc<AtomicBool>) {
+    let mut buf = [0u8; 2048];
+    let reply = [7u8; REPLY];
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok((_, from)) = socket.recv_from(&mut buf).await {
+            let _ = socket.send_to(&reply, from).await;
+        }
+    }
+}
+
+async fn client(socket: UdpSocket, server: SocketAddr, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) {
+    let request = [1u8; REQUEST];
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        if socket.send_to(&request, server).await.is_err() {
+            return;
+        }
+        if let Ok(Ok((REPLY, _))) = tokio::time::timeout(REPLY_WAIT, socket.recv_from(&mut buf)).await {
+            done.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Our lookups against the ceiling.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Standing {
+    /// Lookups (gets) per second we did.
+    pub lookups_per_s: f64,
+    /// Lookup requests (`find_node`, `find_value`) sent during the gets,
+    /// per get: what the ceiling is divided by.
+    pub rpcs_per_lookup: f64,
+    /// Requests of every kind sent during the gets, per get (lookups plus
+    /// contact checks, hellos, stores: every one a round trip too).
+    pub requests_per_lookup: f64,
+    /// Ceiling round trips per second divided by RPCs per lookup.
+    pub ceiling_lookups_per_s: f64,
+    /// `lookups_per_s / ceiling_lookups_per_s`.
+    pub fraction: f64,
+}
+
+/// Where `gets` lookups in `wall_s` seconds that sent `rpcs` lookup requests
+/// and `requests` requests in all stand against `ceiling`; zeros where a
+/// figure is undefined.
+pub fn standing(gets: usize, wall_s: f64, rpcs: u64, requests: u64, ceiling: &Ceiling) -> Standing {
+    let lookups_per_s = if wall_s > 0.0 { gets as f64 / wall_s } else { 0.0 };
+    let per_get = |n: u64| if gets > 0 { n as f64 / gets as f64 } else { 0.0 };
+    let (rpcs_per_lookup, requests_per_lookup) = (per_get(rpcs), per_get(requests));
+    let ceiling_lookups_per_s = if rpcs_per_lookup > 0.0 { ceiling.round_trips_per_s / rpcs_per_lookup } else { 0.0 };
+    let fraction = if ceiling_lookups_per_s > 0.0 { lookups_per_s / ceiling_lookups_per_s } else { 0.0 };
+    Standing { lookups_per_s, rpcs_per_lookup, requests_per_lookup, ceiling_lookups_per_s, fraction }
+}
+
+/// The lines `versus` prints about the ceiling.
+pub fn report(s: &Standing, c: &Ceiling, threads: usize) -> String {
+    format!(
+        "loopback ceiling: {:.0} round trips/s ({REQUEST}-byte request, {REPLY}-byte reply, {} in flight, \
+         {threads} tokio threads, {:.1} s)\n\
+         lookups: {:.0}/s, {:.2} lookup RPCs per lookup, so the ceiling is {:.0} lookups/s; we reach {:.2} of it\n\
+         requests of every kind sent during the gets, per lookup: {:.2}",
+        c.round_trips_per_s,
+        c.in_flight,
+        c.secs,
+        s.lookups_per_s,
+        s.rpcs_per_lookup,
+        s.ceiling_lookups_per_s,
+        s.fraction,
+        s.requests_per_lookup
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standing_divides_the_ceiling_by_rpcs_per_lookup() {
+        let c = Ceiling { round_trips_per_s: 200_000.0, in_flight: 20, secs: 2.0 };
+        let s = standing(2000, 0.2, 20_000, 50_000, &c);
+        assert_eq!((s.lookups_per_s, s.rpcs_per_lookup, s.ceiling_lookups_per_s), (10_000.0, 10.0, 20_000.0));
+        assert_eq!(s.requests_per_lookup, 25.0);
+        assert!((s.fraction - 0.5).abs() < 1e-9);
+        let none = standing(0, 0.0, 0, 0, &c);
+        assert_eq!((none.lookups_per_s, none.rpcs_per_lookup, none.fraction), (0.0, 0.0, 0.0));
+        assert!(report(&s, &c, 2).contains("we reach 0.50 of it"), "{}", report(&s, &c, 2));
+    }
+
+    #[test]
+    fn the_echo_completes_round_trips_on_loopback() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let c = rt.block_on(measure("127.0.0.1".parse().unwrap(), 4, 0.2)).unwrap();
+        assert!(c.round_trips_per_s > 100.0, "{c:?}");
+        assert_eq!(c.in_flight, 4);
+    }
+}
