@@ -276,7 +276,6 @@ struct Inner {
     legacy: legacy::LegacyLists,
     /// When held legacy worker records were last bridged (Unix seconds).
     bridged_at: std::sync::Mutex<Option<f64>>,
-    announcer: announce::Announcer,
     cache: cache::Cache<DiscoverAnswer>,
     /// Recent "no healthy worker" reasons, by the same key as `cache`.
     negative: cache::Cache<String>,
@@ -314,7 +313,6 @@ impl Discovery {
             liveness: liveness::Liveness::default(),
             legacy: legacy::LegacyLists::default(),
             bridged_at: std::sync::Mutex::new(None),
-            announcer: announce::Announcer::default(),
             coordinator,
             metrics: Metrics::default(),
             config,
