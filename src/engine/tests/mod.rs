@@ -198,6 +198,7 @@ mod joining;
 mod maintenance;
 mod newest;
 mod peers;
+mod provider_ops;
 mod put_reuse;
 mod reach;
 mod serving;
