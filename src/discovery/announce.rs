@@ -38,4 +38,18 @@ impl Discovery {
             }
         }
     }
+
+    /// Hands the same write to the node without waiting for its result:
+    /// the operation is the engine's, so it ends with the node at the
+    /// latest, and nothing is left running here. (Its request counts are
+    /// not added to the metrics.)
+    pub(crate) async fn start_announce(&self, key: Key, item: Announce, remove: bool) {
+        let window = self.inner.config.batch_window;
+        let started = self.node().with_engine(move |e, now| {
+            e.provider_write(now, key, vec![item], remove, window);
+        });
+        if let Err(e) = started.await {
+            tracing::debug!(%key, error = %e, "provider write not started");
+        }
+    }
 }
