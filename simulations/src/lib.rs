@@ -21,6 +21,7 @@
 pub mod agenda;
 pub mod announce;
 pub mod churn;
+pub mod discover;
 pub mod hash;
 pub mod latency;
 pub mod lifecycle;
