@@ -209,10 +209,8 @@ impl World {
                 let node = &mut self.nodes[slot as usize];
                 node.provided |= w.acked > 0;
             }
-            (Pending::Discover { issued, counted, after, expected }, Outcome::ProviderRead(r)) => {
-                if counted {
-                    self.on_discover(issued, after, &expected, r);
-                }
+            (Pending::Discover { issued, counted: true, after, expected }, Outcome::ProviderRead(r)) => {
+                self.on_discover(issued, after, &expected, r);
             }
             (Pending::Probe { id }, Outcome::Get(g)) => {
                 self.stats.gets_done += u64::from(self.window_open);
