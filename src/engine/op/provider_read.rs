@@ -23,6 +23,10 @@ use crate::time::Time;
 pub(in crate::engine) const MAX_PAGES: usize = 2_000;
 /// Read rounds: the first, and one more when its replicas disagree.
 const ROUNDS: usize = 2;
+/// Tries of one page request: a page lost on the way (1% loss and twenty
+/// pages make that common) is asked again rather than ending the replica's
+/// read, which would leave the rest of its set unread.
+const PAGE_TRIES: usize = 3;
 
 impl Engine {
     /// Reads the provider set under `key` from up to `replicas` of the
@@ -65,6 +69,8 @@ struct Replica {
     /// Cursor of the page asked for last.
     after: Option<String>,
     pages: usize,
+    /// Tries of the page asked for last.
+    tries: usize,
     /// Entries it reported (merged as they arrive).
     seen: usize,
     /// `Some(complete)` once its reads ended.
@@ -106,7 +112,7 @@ impl ProviderRead {
         r.replicas = r
             .rest
             .drain(..take)
-            .map(|contact| Replica { contact, after: None, pages: 0, seen: 0, done: None })
+            .map(|contact| Replica { contact, after: None, pages: 0, tries: 0, seen: 0, done: None })
             .collect();
         for i in 0..r.replicas.len() {
             self.ask_page(cx, i);
@@ -120,7 +126,8 @@ impl ProviderRead {
         let Phase::Reading(r) = &mut self.phase else { return };
         let rep = &mut r.replicas[i];
         let call = list_call(cx.svc.id, self.key, rep.after.as_deref(), MAX_ENTRIES_PER_CALL);
-        rep.pages += 1;
+        rep.pages += usize::from(rep.tries == 0);
+        rep.tries += 1;
         self.out.pages_sent += 1;
         // With the peer's id: a replica that does not answer is struck
         // like any contact that times out (and checked by a ping), so the
@@ -141,9 +148,14 @@ impl ProviderRead {
         let rep = &mut r.replicas[i];
         let Some(page) = body.and_then(|v| parse_page(v, &key)) else {
             self.out.pages_failed += 1;
+            if body.is_none() && rep.tries < PAGE_TRIES {
+                self.ask_page(cx, i);
+                return self.round_done(cx);
+            }
             rep.done = Some(false);
             return self.round_done(cx);
         };
+        rep.tries = 0;
         rep.seen += page.entries.len();
         for e in page.entries {
             merge(&mut self.out.entries, e);
