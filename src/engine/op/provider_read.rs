@@ -6,6 +6,7 @@
 //! failed, or one lacked entries the merge has), as many more are read once.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use super::search::{Progress, Search};
 use super::{Cx, Finished, Operation, Reply, Step};
@@ -34,8 +35,10 @@ impl Engine {
     /// disagree), merged with this node's own entries.
     pub fn provider_read(&mut self, now: Time, key: Key, replicas: usize) -> QueryId {
         let op = self.alloc_op();
-        let read =
-            ProviderRead { key, want: replicas.max(1), phase: Phase::Start, out: ProviderReadOutcome::default() };
+        let svc = &self.svc;
+        let stall = svc.rtt.stall_after(svc.config.lookup_stall_min, svc.config.lookup_stall);
+        let out = ProviderReadOutcome::default();
+        let read = ProviderRead { key, want: replicas.max(1), stall, phase: Phase::Start, out };
         self.launch(now, op, Box::new(read));
         op
     }
@@ -46,6 +49,10 @@ struct ProviderRead {
     key: Key,
     /// Replicas read per round.
     want: usize,
+    /// How long a page may take before it is asked again (the lookup's
+    /// stall threshold, from measured round trips): a lost page then costs
+    /// a round trip or two, not the extension timeout.
+    stall: Duration,
     phase: Phase,
     out: ProviderReadOutcome,
 }
@@ -71,6 +78,8 @@ struct Replica {
     pages: usize,
     /// Tries of the page asked for last.
     tries: usize,
+    /// When it was last asked.
+    asked_at: Time,
     /// Entries it reported (merged as they arrive).
     seen: usize,
     /// `Some(complete)` once its reads ended.
@@ -112,7 +121,7 @@ impl ProviderRead {
         r.replicas = r
             .rest
             .drain(..take)
-            .map(|contact| Replica { contact, after: None, pages: 0, tries: 0, seen: 0, done: None })
+            .map(|contact| Replica { contact, after: None, pages: 0, tries: 0, asked_at: cx.now, seen: 0, done: None })
             .collect();
         for i in 0..r.replicas.len() {
             self.ask_page(cx, i);
@@ -128,6 +137,7 @@ impl ProviderRead {
         let call = list_call(cx.svc.id, self.key, rep.after.as_deref(), MAX_ENTRIES_PER_CALL);
         rep.pages += usize::from(rep.tries == 0);
         rep.tries += 1;
+        rep.asked_at = cx.now;
         self.out.pages_sent += 1;
         // With the peer's id: a replica that does not answer is struck
         // like any contact that times out (and checked by a ping), so the
@@ -146,7 +156,13 @@ impl ProviderRead {
             return Step::Wait;
         };
         let rep = &mut r.replicas[i];
-        let Some(page) = body.and_then(|v| parse_page(v, &key)) else {
+        let page = body.and_then(|v| parse_page(v, &key));
+        // An answer to an earlier try of a page already read (its entries
+        // are not after the cursor): the current page is still coming.
+        if page.as_ref().is_some_and(|p| p.entries.first().is_some_and(|e| Some(&e.id) <= rep.after.as_ref())) {
+            return Step::Wait;
+        }
+        let Some(page) = page else {
             self.out.pages_failed += 1;
             if body.is_none() && rep.tries < PAGE_TRIES {
                 self.ask_page(cx, i);
@@ -190,8 +206,28 @@ impl ProviderRead {
         }
     }
 
+    /// Asks again for the pages that stalled (their requests stay out: the
+    /// first answer is used).
+    fn resend_stalled(&mut self, cx: &mut Cx) -> Step {
+        let Phase::Reading(r) = &self.phase else { return Step::Wait };
+        let stalled: Vec<usize> = (0..r.replicas.len())
+            .filter(|&i| r.replicas[i].may_resend() && r.replicas[i].asked_at + self.stall <= cx.now)
+            .collect();
+        for i in stalled {
+            self.ask_page(cx, i);
+        }
+        self.round_done(cx)
+    }
+
     fn finish(&mut self) -> Step {
         Step::Done(Finished::Report(Outcome::ProviderRead(std::mem::take(&mut self.out))))
+    }
+}
+
+impl Replica {
+    /// Still reading, with a try of its page left.
+    fn may_resend(&self) -> bool {
+        self.done.is_none() && self.tries < PAGE_TRIES
     }
 }
 
@@ -223,7 +259,15 @@ impl Operation for ProviderRead {
                 let progress = s.drive(cx);
                 self.on_progress(cx, progress)
             }
-            Phase::Reading(_) => Step::Wait,
+            Phase::Reading(_) => self.resend_stalled(cx),
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Time> {
+        match &self.phase {
+            Phase::Search(s) => s.next_stall(),
+            Phase::Reading(r) => r.replicas.iter().filter(|p| p.may_resend()).map(|p| p.asked_at + self.stall).min(),
+            Phase::Start => None,
         }
     }
 
