@@ -20,11 +20,48 @@ pub const EPOCH_SECS: u64 = 1_700_000_000;
 
 const SERVICES: [&str; 4] = ["ocr", "embeddings", "llm", "layout"];
 
+/// The service worker machine `slot` offers.
+pub fn service_of(slot: u32) -> usize {
+    slot as usize % SERVICES.len()
+}
+
+/// Services there are.
+pub const SERVICE_COUNT: usize = SERVICES.len();
+
+/// The key of service `s`'s provider set.
+pub fn provider_key(s: usize) -> kadmesh::id::Key {
+    kadmesh::id::Key::for_key(&format!("service:{}", SERVICES[s % SERVICES.len()]))
+}
+
+/// Where worker `name` on machine `slot` writes its provider entry at
+/// `now`, and the entry: it lives three heartbeats (one lost write is
+/// covered by the next).
+pub fn provider_write(
+    name: &str,
+    slot: u32,
+    now: Time,
+    heartbeat: std::time::Duration,
+) -> (kadmesh::id::Key, kadmesh::discovery::wire::Announce) {
+    (provider_key(service_of(slot)), provider_entry(name, now, heartbeat * 3))
+}
+
+/// Worker `name`'s provider entry at `now`, living `ttl` (unsigned: the
+/// simulated readers only count names).
+pub fn provider_entry(name: &str, now: Time, ttl: std::time::Duration) -> kadmesh::discovery::wire::Announce {
+    kadmesh::discovery::wire::Announce {
+        id: name.to_owned(),
+        version: now.as_millis(),
+        ttl,
+        load: None,
+        signature: None,
+    }
+}
+
 /// The announcement of worker `name` on machine `slot`, seen at `now`,
 /// signed when `signed`.
 pub fn worker_value(name: &str, slot: u32, now: Time, signed: bool) -> Value {
     let gpu = slot.rem_euclid(5) == 0;
-    let service = SERVICES[slot as usize % SERVICES.len()];
+    let service = SERVICES[service_of(slot)];
     let cores = 4 << (slot % 3);
     let last_seen = EPOCH_SECS + now.as_secs();
     let text = format!(

@@ -14,6 +14,8 @@
 //! - [`churn`]: session lengths and restarts.
 //! - [`lifecycle`]: starting, joining (seed sources), crashing, scenario events.
 //! - [`workload`]: announcements, lookups and the appearance/disappearance probes.
+//! - [`discover`]: provider-set writes by workers and discovers by clients
+//!   (the core's `provider_write` / `provider_read`), with their success rule.
 //! - [`scenario`]: the named experiments; [`report`]: tables and charts;
 //!   [`nat`]: workers behind NAT, with and without client mode, side by side.
 //! - [`metrics`], [`svg`]: percentiles and a small SVG plotter.
@@ -21,6 +23,7 @@
 pub mod agenda;
 pub mod announce;
 pub mod churn;
+pub mod discover;
 pub mod hash;
 pub mod latency;
 pub mod lifecycle;

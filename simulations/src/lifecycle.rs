@@ -82,6 +82,9 @@ impl World {
         if self.params.lookups_per_min > 0.0 {
             self.schedule(Time::ZERO + self.params.join_spread, Action::Lookup);
         }
+        if self.params.discovers_per_min > 0.0 {
+            self.schedule(Time::ZERO + self.params.join_spread, Action::Discover);
+        }
     }
 
     /// Starts machine `slot`: as a new identity when `fresh`, else with its saved state.
@@ -98,6 +101,7 @@ impl World {
         node.inc += 1;
         node.joined = false;
         node.registered = false;
+        node.provided = false;
         node.up_since = now;
         node.edge_failures = 0;
         config.rng_seed = mix(seed, u64::from(slot) << 32 | u64::from(node.inc));
@@ -311,6 +315,7 @@ impl World {
         }
         node.joined = false;
         node.registered = false;
+        node.provided = false;
         node.timer = None;
         node.heartbeat_at = None;
         let (inc, key) = (node.inc, node.key);

@@ -26,7 +26,7 @@ enum Source {
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Cli {
-    /// steady, flash-crowd, crash30, partition, coordinator-loss, churn-day,
+    /// steady, flash-crowd, crash30, partition, coordinator-loss, churn-day, crash30-discover,
     /// or all; or `nat`: steady with 0/50/80% of workers behind NAT, all
     /// public vs client mode, one table.
     scenario: String,
@@ -90,6 +90,11 @@ struct Cli {
     /// engines' signed-record store rule applies.
     #[arg(long)]
     signed: bool,
+    /// Discovers per minute in every scenario (0: none; crash30-discover
+    /// defaults to 200): workers write their service's provider set,
+    /// clients read it; the report gets discover rows.
+    #[arg(long, default_value_t = 0.0)]
+    discovers_per_min: f64,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -143,6 +148,7 @@ fn options(cli: &Cli) -> RunOptions {
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },
         no_limits: cli.no_limits,
         signed: cli.signed,
+        discovers_per_min: cli.discovers_per_min,
     }
 }
 

@@ -76,6 +76,8 @@ pub struct SimNode {
     pub registered: bool,
     /// The current key has never been announced successfully.
     pub fresh_key: bool,
+    /// A provider write of its entry was acknowledged in this life.
+    pub provided: bool,
     /// When the engine's timer is due, as last scheduled.
     pub timer: Option<Time>,
     /// Datagrams on their way to this machine, earliest first.
@@ -123,6 +125,7 @@ impl SimNode {
             identities: 0,
             joined: false,
             registered: false,
+            provided: false,
             fresh_key: false,
             timer: None,
             inbox: BinaryHeap::new(),
@@ -161,6 +164,7 @@ impl SimNode {
         self.name = format!("w{slot}-{}", self.identities);
         self.key = NodeId::for_key(&format!("worker:{}", self.name));
         self.registered = false;
+        self.provided = false;
         self.fresh_key = true;
     }
 }

@@ -40,6 +40,7 @@ struct Job {
     window_open: bool,
     heartbeat: std::time::Duration,
     signed: bool,
+    discover: bool,
 }
 
 /// The hand-off between the simulation thread and its helper.
@@ -92,7 +93,13 @@ impl Pair {
         // SAFETY: the poster keeps these borrows alive and untouched (other
         // than through this function) until the window is over.
         let (active, net) = unsafe { (std::slice::from_raw_parts(job.active, job.count), &*job.net) };
-        let sh = Shared { net, window_open: job.window_open, heartbeat: job.heartbeat, signed: job.signed };
+        let sh = Shared {
+            net,
+            window_open: job.window_open,
+            heartbeat: job.heartbeat,
+            signed: job.signed,
+            discover: job.discover,
+        };
         loop {
             let i = self.next.fetch_add(1, Ordering::Relaxed);
             let Some(&slot) = active.get(i) else { return };
@@ -132,6 +139,7 @@ impl Pair {
             window_open: sh.window_open,
             heartbeat: sh.heartbeat,
             signed: sh.signed,
+            discover: sh.discover,
         };
         self.next.store(0, Ordering::Relaxed);
         // SAFETY: IDLE: `job` is ours until the POSTED store.

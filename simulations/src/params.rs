@@ -65,6 +65,14 @@ pub struct SimParams {
     /// put's time), so the engines' store rule applies: an older copy never
     /// replaces a newer one at a replica.
     pub signed: bool,
+    /// Discovers per minute (0: workers announce no provider entries and
+    /// nobody discovers): workers add themselves to their service's
+    /// provider set at every announcement, clients read the set
+    /// ([`kadmesh::engine::Engine::provider_read`]).
+    pub discovers_per_min: f64,
+    /// Discovers issued in the 10 minutes from this far into the window
+    /// (a disruption) are also counted apart.
+    pub disrupted_at: Option<Duration>,
     /// Lookups issued this long into the window or later are also counted
     /// apart (for example from a partition's heal on).
     pub late_from: Option<Duration>,
@@ -112,6 +120,8 @@ impl SimParams {
             threads: 1,
             signed: false,
             late_from: None,
+            discovers_per_min: 0.0,
+            disrupted_at: None,
             nat_share: 0.0,
             no_udp_share: 0.0,
             client_mode: false,

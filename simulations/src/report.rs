@@ -76,6 +76,9 @@ impl Report {
     pub fn build(name: &str, w: &mut World, markers: Vec<(f64, String)>, wall: Duration) -> Report {
         let mut rows = Rows::new();
         lookup_rows(w, &mut rows);
+        if w.params.discovers_per_min > 0.0 {
+            discover_rows(w, &mut rows);
+        }
         cost_rows(w, &mut rows);
         lifecycle_rows(w, &mut rows);
         let charts = charts(name, w, &markers);
@@ -145,6 +148,27 @@ fn lookup_rows(w: &mut World, rows: &mut Rows) {
     let lat = &mut s.latency_ms;
     let lat = format!("{} / {} / {}", f0(lat.percentile(50.0)), f0(lat.percentile(95.0)), f0(lat.percentile(99.0)));
     push(rows, "lookup latency p50 / p95 / p99 ms", lat);
+}
+
+fn discover_rows(w: &mut World, rows: &mut Rows) {
+    let d = &mut w.stats.discover;
+    let p3 = |s: &mut crate::metrics::Samples| {
+        format!("{} / {} / {}", f0(s.percentile(50.0)), f0(s.percentile(95.0)), f0(s.percentile(99.0)))
+    };
+    push(rows, "discovers answered", d.done.to_string());
+    push(rows, "discover success (named every live provider) %", f2(pct(d.complete, d.done)));
+    push(rows, "discover latency p50 / p95 / p99 ms", p3(&mut d.latency_ms));
+    push(
+        rows,
+        "messages per discover mean / p95",
+        format!("{} / {}", f1(d.messages.mean()), f0(d.messages.percentile(95.0))),
+    );
+    if w.params.disrupted_at.is_some() {
+        push(rows, "... in the 10 min after the disruption: discovers answered", d.after_done.to_string());
+        push(rows, "... success %", f2(pct(d.after_complete, d.after_done)));
+        push(rows, "... discover latency p50 / p95 / p99 ms", p3(&mut d.after_latency_ms));
+        push(rows, "... plain lookup latency p50 / p95 / p99 ms", p3(&mut d.after_lookup_ms));
+    }
 }
 
 fn cost_rows(w: &mut World, rows: &mut Rows) {

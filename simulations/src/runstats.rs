@@ -70,6 +70,8 @@ pub struct RunStats {
     pub puts_failed: u64,
     /// Crashes and restarts.
     pub crashes: u64,
+    /// Discovers (when the run has them).
+    pub discover: crate::discover::DiscoverStats,
     /// Restarts, split by whether state was kept.
     pub restarts_saved: u64,
     /// Restarts as a new identity.
@@ -116,6 +118,7 @@ impl RunStats {
             puts_done: 0,
             puts_failed: 0,
             crashes: 0,
+            discover: Default::default(),
             restarts_saved: 0,
             restarts_fresh: 0,
             traffic_at_start: Traffic::default(),

@@ -14,6 +14,9 @@ use crate::params::{SeedSource, SimParams};
 use crate::report::Report;
 use crate::world::{Action, ScenarioEvent, World};
 
+/// Discovers per minute of `crash30-discover` when none are asked for.
+pub const DISCOVERS_PER_MIN: f64 = 200.0;
+
 /// A named experiment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scenario {
@@ -29,6 +32,8 @@ pub enum Scenario {
     CoordinatorLoss,
     /// A day of churn at 2000 workers.
     ChurnDay,
+    /// Crash30 with discovers measured, and apart in the 10 minutes after the crash.
+    Crash30Discover,
 }
 
 /// Options common to all scenarios (command-line overrides).
@@ -65,6 +70,8 @@ pub struct RunOptions {
     pub no_limits: bool,
     /// Workers sign their announcements (see [`SimParams::signed`]).
     pub signed: bool,
+    /// Discovers per minute (0: none; see [`SimParams::discovers_per_min`]).
+    pub discovers_per_min: f64,
 }
 
 impl Default for RunOptions {
@@ -85,19 +92,21 @@ impl Default for RunOptions {
             threads: 1,
             no_limits: false,
             signed: false,
+            discovers_per_min: 0.0,
         }
     }
 }
 
 impl Scenario {
     /// Every scenario, in report order.
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Steady,
         Scenario::FlashCrowd,
         Scenario::Crash30,
         Scenario::Partition,
         Scenario::CoordinatorLoss,
         Scenario::ChurnDay,
+        Scenario::Crash30Discover,
     ];
 
     /// The command-line name.
@@ -109,6 +118,7 @@ impl Scenario {
             Scenario::Partition => "partition",
             Scenario::CoordinatorLoss => "coordinator-loss",
             Scenario::ChurnDay => "churn-day",
+            Scenario::Crash30Discover => "crash30-discover",
         }
     }
 
@@ -142,6 +152,7 @@ impl Scenario {
         p.engine.get_copies = o.get_copies.unwrap_or(p.engine.get_copies).max(1);
         p.engine.lost_recheck_every = o.lost_recheck.unwrap_or(p.engine.lost_recheck_every);
         p.signed = o.signed;
+        p.discovers_per_min = o.discovers_per_min;
         if o.no_limits {
             p.engine.limits = kadmesh::limits::Limits::off();
         }
@@ -153,6 +164,13 @@ impl Scenario {
                 vec![(at(0.25), crowd, "flash crowd")]
             }
             Scenario::Crash30 => vec![(at(0.25), ScenarioEvent::CrashFraction(0.3), "30% crash")],
+            Scenario::Crash30Discover => {
+                if p.discovers_per_min <= 0.0 {
+                    p.discovers_per_min = DISCOVERS_PER_MIN;
+                }
+                p.disrupted_at = Some(at(0.25));
+                vec![(at(0.25), ScenarioEvent::CrashFraction(0.3), "30% crash")]
+            }
             Scenario::Partition => {
                 p.late_from = Some(at(0.5));
                 vec![

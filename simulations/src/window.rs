@@ -33,6 +33,8 @@ pub struct WindowOut {
     pub timer_spins: u64,
     /// Announcements started: machine and query id.
     pub puts: Vec<(u32, u64)>,
+    /// Provider writes started: machine and query id.
+    pub provides: Vec<(u32, u64)>,
 }
 
 /// What every machine may read during a window.
@@ -46,6 +48,8 @@ pub struct Shared<'a> {
     pub heartbeat: Duration,
     /// Whether workers sign their announcements.
     pub signed: bool,
+    /// Whether workers also write their service's provider set.
+    pub discover: bool,
 }
 
 /// Handles machine `slot`'s events due before `until`.
@@ -95,6 +99,11 @@ fn heartbeat(node: &mut SimNode, slot: u32, sh: Shared, out: &mut WindowOut) {
     let Some(engine) = node.engine.as_mut().filter(|_| node.joined) else { return };
     let q = engine.put(now, node.key, value);
     out.puts.push((slot, q.0));
+    if sh.discover {
+        let (key, item) = crate::announce::provider_write(&node.name, slot, now, sh.heartbeat);
+        let q = engine.provider_write(now, key, vec![item], false, Duration::ZERO);
+        out.provides.push((slot, q.0));
+    }
     flush(node, slot, None, sh, out);
 }
 

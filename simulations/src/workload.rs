@@ -45,6 +45,11 @@ pub enum Pending {
     Lookup { issued: Time, counted: bool, cut: bool },
     /// One attempt of a probe.
     Probe { id: usize },
+    /// A worker's provider write.
+    Provide,
+    /// A measured discover: `after` a disruption; `expected`: the live
+    /// providers' names at issue.
+    Discover { issued: Time, counted: bool, after: bool, expected: Vec<String> },
 }
 
 /// A running measurement of one worker's key.
@@ -93,6 +98,11 @@ impl World {
         let Some(engine) = node.engine.as_mut() else { return };
         let q = engine.put(now, key, value);
         self.pending.insert((slot, q.0), Pending::Put);
+        if self.params.discovers_per_min > 0.0 {
+            let (key, item) = crate::announce::provider_write(&node.name, slot, now, self.params.heartbeat);
+            let q = engine.provider_write(now, key, vec![item], false, Duration::ZERO);
+            self.pending.insert((slot, q.0), Pending::Provide);
+        }
         self.after_touch(slot, None);
     }
 
@@ -191,6 +201,16 @@ impl World {
                 if counted {
                     self.record_lookup(slot, issued, cut, g);
                 }
+                if counted && self.after_disruption(issued) {
+                    self.stats.discover.after_lookup_ms.push(g.stats.duration.as_millis() as f64);
+                }
+            }
+            (Pending::Provide, Outcome::ProviderWrite(w)) => {
+                let node = &mut self.nodes[slot as usize];
+                node.provided |= w.acked > 0;
+            }
+            (Pending::Discover { issued, counted: true, after, expected }, Outcome::ProviderRead(r)) => {
+                self.on_discover(issued, after, &expected, r);
             }
             (Pending::Probe { id }, Outcome::Get(g)) => {
                 self.stats.gets_done += u64::from(self.window_open);

@@ -48,6 +48,8 @@ pub enum Action {
     Rejoin { slot: u32, inc: u32 },
     /// The next measured lookup.
     Lookup,
+    /// The next measured discover.
+    Discover,
     /// The next attempt of probe `id`.
     Probe { id: usize },
     /// Gauges: live nodes each minute, records per node every ten.
@@ -279,6 +281,7 @@ impl World {
             window_open: self.window_open,
             heartbeat: self.params.heartbeat,
             signed: self.params.signed,
+            discover: self.params.discovers_per_min > 0.0,
         };
         let outs = run_machines(&mut self.nodes, &active, until, sh, pair);
         self.now = until;
@@ -303,6 +306,9 @@ impl World {
     fn merge(&mut self, out: WindowOut) -> Vec<(Time, u32, Event)> {
         for (slot, q) in out.puts {
             self.pending.insert((slot, q), crate::workload::Pending::Put);
+        }
+        for (slot, q) in out.provides {
+            self.pending.insert((slot, q), crate::workload::Pending::Provide);
         }
         self.steps += out.steps;
         self.stats.timer_spins += out.timer_spins;
@@ -339,6 +345,7 @@ impl World {
             window_open: self.window_open,
             heartbeat: self.params.heartbeat,
             signed: self.params.signed,
+            discover: self.params.discovers_per_min > 0.0,
         };
         flush(node, slot, reply_kind, sh, &mut out);
         for (_, slot, ev) in self.merge(out) {
@@ -363,6 +370,7 @@ impl World {
             Action::Restart { slot } => self.restart(slot),
             Action::Rejoin { slot, inc } => self.rejoin(slot, inc),
             Action::Lookup => self.lookup_tick(),
+            Action::Discover => self.discover_tick(),
             Action::Probe { id } => self.probe_attempt(id),
             Action::Sample => self.sample(),
             Action::EdgeRefresh => self.edge_refresh(),

@@ -89,3 +89,23 @@ fn dead_workers_disappear_and_new_ones_are_found() {
         assert!(new.percentile(50.0) < 10_000.0);
     }
 }
+
+#[test]
+fn discovers_name_every_live_provider_before_and_after_a_crash() {
+    let crash_at = Duration::from_secs(120);
+    let mut p = small(13, 120, 6);
+    p.discovers_per_min = 120.0;
+    p.disrupted_at = Some(crash_at);
+    let (w, _) = simulate(p, vec![(crash_at, ScenarioEvent::CrashFraction(0.3), "crash")]);
+    let d = &w.stats.discover;
+    assert!(d.done >= 500 && d.after_done >= 300, "only {} discovers, {} after the crash", d.done, d.after_done);
+    let ok = |c: u64, n: u64| c as f64 / n as f64;
+    assert!(ok(d.complete, d.done) >= 0.99, "{}/{} complete", d.complete, d.done);
+    assert!(
+        ok(d.after_complete, d.after_done) >= 0.98,
+        "{}/{} complete after the crash",
+        d.after_complete,
+        d.after_done
+    );
+    assert!(d.messages.mean() > 3.0, "a discover is a lookup and page reads");
+}

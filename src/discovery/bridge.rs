@@ -70,8 +70,7 @@ impl Discovery {
                     // Nobody here holds a legacy worker's key.
                     signature: None,
                 };
-                let (me, key) = (self.clone(), service_key(s));
-                tokio::spawn(async move { me.announce(key, item, false).await });
+                self.start_announce(service_key(s), item, false).await;
             }
             bridged += 1;
         }

@@ -1,12 +1,12 @@
 //! Reading: who provides a service, and their records.
 //!
-//! [`Discovery::collect_providers`] runs a node lookup for the service key
+//! [`Discovery::collect_providers`] runs the core's provider read
+//! ([`Engine::provider_read`](crate::engine::Engine::provider_read): a node
+//! lookup for the service key, then the set read page by page from up to
+//! `read_replicas` of the closest nodes that speak the extension plus this
+//! node's own store, merged; a second round when those replicas disagree)
 //! and, at the same time, a plain `get` of the legacy `service:{type}` JSON
-//! list. It then reads the provider set, page by page, from up to
-//! `read_replicas` of the closest nodes that speak the extension (falling
-//! back to nodes not yet asked, never to known stock peers) plus this node's
-//! own store, and merges the answers: a store lost at one replica loses
-//! nothing. When those replicas disagree, it reads as many more once.
+//! list.
 //!
 //! [`Discovery::fetch_records`] then gets `worker:{id}` records with bounded
 //! parallelism, preferring this node's own registry for workers registered
@@ -14,25 +14,21 @@
 //! once it has enough.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 
 use tokio::task::JoinSet;
 
 use super::bindings::Bindings;
 use super::metrics::bump;
 use super::record::WorkerRecord;
-use super::wire::{list_call, merge, parse_page, SeenEntry};
+use super::wire::SeenEntry;
 use super::{worker_key, Discovery};
-use crate::engine::providers::{valid_id, MAX_ENTRIES_PER_CALL};
-use crate::engine::PeerKind;
+use crate::engine::providers::valid_id;
 use crate::id::Key;
 use crate::node::NodeError;
 
 /// Most ids taken from one legacy JSON list.
 const MAX_LEGACY_IDS: usize = 10_000;
-/// Most pages read from one replica (a full set of 10,000 short ids takes
-/// a few hundred).
-const MAX_PAGES: usize = 2_000;
 
 /// What the DHT says provides a key.
 #[derive(Clone, Debug, Default)]
@@ -79,21 +75,6 @@ impl Providers {
     }
 }
 
-/// This node's own entries under `key`, as a replica would report them.
-fn local_entries(e: &crate::engine::Engine, key: &Key, now: crate::time::Time) -> Vec<SeenEntry> {
-    e.providers()
-        .range(key, None, now)
-        .map(|p| SeenEntry {
-            id: p.id.clone(),
-            version: p.version,
-            ttl: p.expires_at.saturating_since(now),
-            load: p.load,
-            gone: p.gone,
-            signer: p.signature.as_ref().map(|s| s.public_key),
-        })
-        .collect()
-}
-
 /// The record of `id` in a DHT value, when it is one (a value claiming a
 /// signature that fails reads as nothing).
 fn record_for(v: &crate::wire::Value, id: &str) -> Option<WorkerRecord> {
@@ -125,85 +106,18 @@ fn legacy_ids(v: &crate::wire::Value) -> Vec<String> {
 }
 
 impl Discovery {
-    /// Everything the DHT says provides `key`.
+    /// Everything the DHT says provides `key`: the core's provider read
+    /// (lookup, paged reads from `read_replicas` replicas, merge, second
+    /// round) joined with a `get` of the legacy list.
     pub(crate) async fn collect_providers(&self, key: Key) -> Result<Providers, NodeError> {
         let node = self.node();
-        let (closest, legacy) = tokio::join!(node.find_node(key), node.get(key));
-        let closest = closest?;
+        let (read, legacy) = tokio::join!(node.provider_read(key, self.inner.config.read_replicas), node.get(key));
+        let read = read?;
         let legacy = legacy?.value.map(|v| legacy_ids(&v)).unwrap_or_default();
-        let ids: Vec<_> = closest.iter().map(|c| c.id).collect();
-        let (kinds, local) = node
-            .with_engine(move |e, now| {
-                (ids.iter().map(|id| e.peer_kind(id)).collect::<Vec<_>>(), local_entries(e, &key, now))
-            })
-            .await?;
-        let pick = |k: PeerKind| closest.iter().zip(&kinds).filter(move |(_, kind)| **kind == k).map(|(c, _)| c.addr);
-        let mut targets: Vec<SocketAddr> = pick(PeerKind::Extended).collect();
-        if targets.is_empty() {
-            targets = pick(PeerKind::Unknown).collect();
-        }
-        let want = self.inner.config.read_replicas;
-        let mut out = Providers { legacy, replicas: usize::from(!local.is_empty()), ..Providers::default() };
-        for e in local {
-            merge(&mut out.entries, e);
-        }
-        let mut rest = targets.into_iter();
-        // A second round only when the first one's replicas disagree (a
-        // write or a page was lost somewhere).
-        for _ in 0..2 {
-            let round: Vec<SocketAddr> = rest.by_ref().take(want).collect();
-            if round.is_empty() || !self.read_round(key, round, &mut out).await {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Reads `targets` in parallel and merges them into `out`; true when
-    /// they disagreed (a read failed or a replica lacked merged entries).
-    async fn read_round(&self, key: Key, targets: Vec<SocketAddr>, out: &mut Providers) -> bool {
-        let mut reads = JoinSet::new();
-        for addr in targets {
-            let me = self.clone();
-            reads.spawn(async move { me.read_replica(addr, key).await });
-        }
-        let mut sizes = Vec::new();
-        let mut disagree = false;
-        while let Some(r) = reads.join_next().await {
-            let Ok((entries, complete)) = r else { continue };
-            out.replicas += usize::from(complete);
-            disagree |= !complete;
-            sizes.push(entries.len());
-            for e in entries {
-                merge(&mut out.entries, e);
-            }
-        }
-        disagree || sizes.iter().any(|n| *n != out.entries.len())
-    }
-
-    /// Reads one replica's whole set; the flag says whether every page came.
-    async fn read_replica(&self, addr: SocketAddr, key: Key) -> (Vec<SeenEntry>, bool) {
-        let mut entries = Vec::new();
-        let mut after: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let call = list_call(self.node().id(), key, after.as_deref(), MAX_ENTRIES_PER_CALL);
-            bump(&self.inner.metrics.provider_reads);
-            let page = match self.node().call(addr, call).await {
-                Ok(Some(v)) => parse_page(&v, &key),
-                _ => None,
-            };
-            let Some(page) = page else {
-                bump(&self.inner.metrics.extension_failures);
-                return (entries, false);
-            };
-            entries.extend(page.entries);
-            match page.next {
-                Some(next) if after.as_ref() != Some(&next) => after = Some(next),
-                Some(_) => return (entries, false),
-                None => return (entries, true),
-            }
-        }
-        (entries, false)
+        let m = &self.inner.metrics;
+        m.provider_reads.fetch_add(read.pages_sent as u64, Ordering::Relaxed);
+        m.extension_failures.fetch_add(read.pages_failed as u64, Ordering::Relaxed);
+        Ok(Providers { entries: read.entries, legacy, replicas: read.replicas })
     }
 
     /// Fetches the records of `ids`, `fetch_parallelism` at a time, and

@@ -43,6 +43,7 @@
 //! announcements fresh until [`Discovery::shutdown`] or the node stops.
 
 mod announce;
+mod background;
 mod bindings;
 mod bridge;
 pub mod cache;
@@ -276,7 +277,8 @@ struct Inner {
     legacy: legacy::LegacyLists,
     /// When held legacy worker records were last bridged (Unix seconds).
     bridged_at: std::sync::Mutex<Option<f64>>,
-    announcer: announce::Announcer,
+    /// Tasks that may outlive their request, aborted at shutdown.
+    background: background::Background,
     cache: cache::Cache<DiscoverAnswer>,
     /// Recent "no healthy worker" reasons, by the same key as `cache`.
     negative: cache::Cache<String>,
@@ -314,7 +316,7 @@ impl Discovery {
             liveness: liveness::Liveness::default(),
             legacy: legacy::LegacyLists::default(),
             bridged_at: std::sync::Mutex::new(None),
-            announcer: announce::Announcer::default(),
+            background: background::Background::default(),
             coordinator,
             metrics: Metrics::default(),
             config,
@@ -377,8 +379,10 @@ impl Discovery {
         seen.into_values().collect()
     }
 
-    /// Stops the refresher.
+    /// Stops the refresher and aborts the writes still running past their
+    /// request (provider writes already handed to the node end with it).
     pub fn shutdown(&self) {
         self.inner.stop.send_replace(true);
+        self.inner.background.abort_all();
     }
 }

@@ -15,6 +15,7 @@
 //! once.
 
 use ed25519_dalek::SigningKey;
+use futures_util::future::join_all;
 
 use super::input::{Heartbeat, InvalidInput, Registration};
 use super::keys::{self, public_hex};
@@ -109,9 +110,8 @@ impl Discovery {
             let version = next_version(old.version, now);
             for s in gone {
                 self.inner.cache.invalidate(&s);
-                let me = self.clone();
                 let item = self.tombstone(&id, version, &s);
-                tokio::spawn(async move { me.announce(service_key(&s), item, true).await });
+                self.start_announce(service_key(&s), item, true).await;
             }
         }
         bump(&self.inner.metrics.registrations);
@@ -211,10 +211,12 @@ impl Discovery {
     pub(super) async fn retire(&self, worker_id: &str) -> Result<WorkerRecord, DiscoveryError> {
         let record =
             self.inner.registry.remove(worker_id).ok_or_else(|| DiscoveryError::UnknownWorker(worker_id.to_owned()))?;
-        let me = self.clone();
-        let r = record.clone();
-        let task = tokio::spawn(async move { me.withdraw(r).await });
-        if tokio::time::timeout(self.inner.config.publish_wait, task).await.is_err() {
+        let (me, r) = (self.clone(), record.clone());
+        let (tx, done) = tokio::sync::oneshot::channel();
+        self.inner.background.spawn(async move {
+            let _ = tx.send(me.withdraw(r).await);
+        });
+        if tokio::time::timeout(self.inner.config.publish_wait, done).await.is_err() {
             tracing::debug!(worker_id, "unregister still writing in the background");
         }
         Ok(record)
@@ -247,8 +249,11 @@ impl Discovery {
     /// Publishes `id` and waits up to `publish_wait` for it.
     pub(super) async fn publish_bounded(&self, id: &str) -> Option<PublishReport> {
         let (me, id) = (self.clone(), id.to_owned());
-        let task = tokio::spawn(async move { me.publish(&id).await });
-        match tokio::time::timeout(self.inner.config.publish_wait, task).await {
+        let (tx, done) = tokio::sync::oneshot::channel();
+        self.inner.background.spawn(async move {
+            let _ = tx.send(me.publish(&id).await);
+        });
+        match tokio::time::timeout(self.inner.config.publish_wait, done).await {
             Ok(Ok(Ok(report))) => Some(report),
             Ok(Ok(Err(e))) => {
                 tracing::warn!(error = %e, "worker record not published");
@@ -269,28 +274,24 @@ impl Discovery {
         record.seq = record.version;
         let version = record.version.unwrap_or_default();
         let ttl = std::time::Duration::from_secs_f64((record.expires_at.unwrap_or(now) - now).max(1.0));
-        let announce = |key: Key, item: Announce| {
-            let me = self.clone();
-            tokio::spawn(async move { me.announce(key, item, false).await })
-        };
-        let mut tasks = Vec::new();
+        let mut announces = Vec::new();
         for s in &record.services {
             self.inner.cache.invalidate(s);
             let item = Announce { id: id.to_owned(), version, ttl, load: Some(record.load), signature: None };
-            tasks.push(announce(service_key(s), self.sign_entry(item, s, false)));
+            announces.push(self.announce(service_key(s), self.sign_entry(item, s, false), false));
+            // The service index is not waited for: the engine owns that write.
             let index = Announce { id: s.clone(), version, ttl, load: None, signature: None };
-            announce(Key::for_key(SERVICE_INDEX_KEY), index);
+            self.start_announce(Key::for_key(SERVICE_INDEX_KEY), index, false).await;
         }
-        let put = {
-            // Announcements above are batched; only the record writes queue.
+        let put = async {
+            // Announcements are batched; only the record writes queue.
             let _permit = self.inner.publishing.acquire().await;
             bump(&self.inner.metrics.record_puts);
-            self.node().put(worker_key(id), Value::Str(self.signed_text(&record))).await?
+            self.node().put(worker_key(id), Value::Str(self.signed_text(&record))).await
         };
-        let mut provider_replicas = if tasks.is_empty() { 0 } else { usize::MAX };
-        for t in tasks {
-            provider_replicas = provider_replicas.min(t.await.unwrap_or(0));
-        }
+        let (put, acked) = tokio::join!(put, join_all(announces));
+        let put = put?;
+        let provider_replicas = acked.into_iter().min().unwrap_or(0);
         let record_replicas = put.stored + usize::from(put.stored_locally);
         Ok(PublishReport { record_replicas, provider_replicas })
     }
@@ -309,23 +310,23 @@ impl Discovery {
             }
         }
         record.seq = Some(version);
-        let mut tasks = Vec::new();
+        let mut announces = Vec::new();
         for s in &record.services {
             self.inner.cache.invalidate(s);
-            let key = service_key(s);
-            let (me, item) = (self.clone(), self.tombstone(&record.worker_id, version, s));
-            tasks.push(tokio::spawn(async move { me.announce(key, item, true).await }));
+            let item = self.tombstone(&record.worker_id, version, s);
+            announces.push(self.announce(service_key(s), item, true));
         }
         let key = worker_key(&record.worker_id);
         let text = self.signed_text(&record);
         self.inner.keys.remove(&record.worker_id);
         self.inner.self_signed.remove(&record.worker_id);
-        self.node().put(key, Value::Str(text)).await?;
-        // The tombstone only has to outlive the copies it replaced.
-        self.node().with_engine(move |e, _| e.unpublish(&key)).await?;
-        for t in tasks {
-            let _ = t.await;
-        }
+        let record_written = async {
+            self.node().put(key, Value::Str(text)).await?;
+            // The tombstone only has to outlive the copies it replaced.
+            self.node().with_engine(move |e, _| e.unpublish(&key)).await
+        };
+        let (written, _) = tokio::join!(record_written, join_all(announces));
+        written?;
         self.legacy_lists_changed(record.services.clone());
         Ok(())
     }
@@ -372,25 +373,17 @@ impl Discovery {
             self.node().with_engine(move |e, _| e.unpublish(&key)).await?;
         }
         let due = self.inner.registry.due(now, cfg);
-        let tasks: Vec<_> = due
-            .into_iter()
-            .map(|id| {
-                let me = self.clone();
-                tokio::spawn(async move {
-                    // A scheduled refresh must not write back an old record over
-                    // a newer registration made through another node.
-                    let remote = me.fetch_remote(&id).await;
-                    if me.reconcile(&id, remote).is_some() && me.inner.registry.get(&id).is_none() {
-                        return Ok(PublishReport::default());
-                    }
-                    me.publish(&id).await
-                })
-            })
-            .collect();
-        for t in tasks {
-            if let Ok(Err(e)) = t.await {
-                return Err(e);
+        let refreshes = due.into_iter().map(|id| async move {
+            // A scheduled refresh must not write back an old record over
+            // a newer registration made through another node.
+            let remote = self.fetch_remote(&id).await;
+            if self.reconcile(&id, remote).is_some() && self.inner.registry.get(&id).is_none() {
+                return Ok(PublishReport::default());
             }
+            self.publish(&id).await
+        });
+        for r in join_all(refreshes).await {
+            r?;
         }
         self.bridge_if_due(now).await?;
         self.refresh_legacy_lists(now).await
@@ -430,7 +423,7 @@ impl Discovery {
     /// their provider sets changed.
     fn legacy_lists_changed(&self, services: Vec<String>) {
         let me = self.clone();
-        tokio::spawn(async move {
+        self.inner.background.spawn(async move {
             for s in services {
                 if let Err(e) = me.refresh_legacy_list(&s).await {
                     tracing::debug!(service = %s, error = %e, "legacy list not rebuilt");

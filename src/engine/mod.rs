@@ -59,7 +59,10 @@ pub use config::{Config, ConfigError};
 pub use dialback::{DIALBACK, DIALBACK_PROBE, REACH};
 pub use guard::LimitStats;
 pub use inbound::{HELLO, STORE_TTL};
-pub use outcome::{BootstrapOutcome, Event, GetOutcome, LookupStats, Outcome, PingReply, PutOutcome, QueryId};
+pub use outcome::{
+    BootstrapOutcome, Event, GetOutcome, LookupStats, Outcome, PingReply, ProviderReadOutcome, ProviderWriteOutcome,
+    PutOutcome, QueryId,
+};
 pub use peers::{PeerKind, REPROBE_AFTER};
 pub use relay::RelayRefusal;
 pub use stats::{Stats, RPC_LABELS};
@@ -111,6 +114,8 @@ pub struct Engine {
     events: VecDeque<Event>,
     /// Drops requests over the per-source and global rates.
     limiter: crate::limits::RateLimiter,
+    /// Provider writes waiting for their batch window to close.
+    provider_batches: op::provider_write::Batches,
     /// Bounds the new node ids one source may introduce.
     churn: crate::limits::ChurnGuard,
     /// Records owed to newly verified contacts, sent at a bounded pace.
@@ -138,6 +143,7 @@ impl Engine {
             inbound_client: false,
             svc: Services::new(id, config, now),
             put_targets: PutTargets::default(),
+            provider_batches: op::provider_write::Batches::default(),
             joining: false,
             ops: HashMap::default(),
             next_op: 0,
@@ -199,6 +205,7 @@ impl Engine {
             .chain(self.providers.next_sweep())
             .chain(self.handover.next_due())
             .chain(self.reach.detector.next_deadline())
+            .chain(self.provider_batches.next_due())
             .chain(ops)
             .min()
     }
@@ -212,6 +219,7 @@ impl Engine {
         }
         self.store.expire(now);
         self.providers.expire(now);
+        self.launch_due_batches(now);
         self.poll_due_ops(now);
         self.run_maintenance(now);
         self.send_handover(now);

@@ -109,4 +109,35 @@ pub enum Outcome {
     Stun(Option<SocketAddr>),
     /// From `call`: the reply body, `None` on timeout.
     Call(Option<Value>),
+    /// From `provider_read`.
+    ProviderRead(ProviderReadOutcome),
+    /// From `provider_write`.
+    ProviderWrite(ProviderWriteOutcome),
+}
+
+/// The result of [`Engine::provider_read`](super::Engine::provider_read).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProviderReadOutcome {
+    /// Merged provider entries by worker id, tombstones included.
+    pub entries: std::collections::HashMap<String, crate::engine::providers::client::SeenEntry>,
+    /// Replicas whose sets were read completely (this node counts when it
+    /// holds entries).
+    pub replicas: usize,
+    /// Page requests sent.
+    pub pages_sent: usize,
+    /// Page requests unanswered or answered with something else than a page.
+    pub pages_failed: usize,
+    /// How the node lookup went.
+    pub stats: LookupStats,
+}
+
+/// The result of [`Engine::provider_write`](super::Engine::provider_write).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProviderWriteOutcome {
+    /// Replicas that acknowledged the whole batch, this node included.
+    pub acked: usize,
+    /// Write requests sent (each try counts).
+    pub sent: usize,
+    /// Tries unanswered or refused by kadmesh peers.
+    pub failed: usize,
 }

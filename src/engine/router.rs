@@ -29,9 +29,10 @@ impl Engine {
     /// Runs `f` on operation `id` with the services lent to it, then
     /// carries out the step it returns.
     pub(super) fn with_op(&mut self, now: Time, id: QueryId, f: impl FnOnce(&mut dyn Operation, &mut Cx) -> Step) {
-        let Engine { svc, store, peers, maintenance, put_targets, joining, ops, .. } = self;
+        let Engine { svc, store, providers, peers, maintenance, put_targets, joining, ops, .. } = self;
         let Some(op) = ops.get_mut(&id) else { return };
-        let mut cx = Cx { now, op: id, svc, store, peers, maintenance, put_targets, joining, learned: Vec::new() };
+        let learned = Vec::new();
+        let mut cx = Cx { now, op: id, svc, store, providers, peers, maintenance, put_targets, joining, learned };
         let step = f(op.as_mut(), &mut cx);
         let learned = cx.learned;
         self.settle(now, id, step, learned);
@@ -52,6 +53,10 @@ impl Engine {
                         if matches!(outcome, super::Outcome::Bootstrap(_)) {
                             // Joined: find out whether we can be reached.
                             self.reach.detector.schedule(now);
+                        }
+                        // Provider writes batched into this one get its result too.
+                        for other in self.provider_batches.followers(id) {
+                            self.emit(other, super::op::provider_write::for_follower(&outcome));
                         }
                         self.emit(id, outcome)
                     }

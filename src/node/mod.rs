@@ -36,7 +36,11 @@ pub use socket::SocketBuffers;
 pub use tunnel::{HttpAnswer, TunnelSettings, TunnelStats};
 
 use crate::contact::Contact;
-use crate::engine::{BootstrapOutcome, Config, Engine, GetOutcome, Outcome, PingReply, PutOutcome, QueryId};
+use crate::engine::providers::client::Announce;
+use crate::engine::{
+    BootstrapOutcome, Config, Engine, GetOutcome, Outcome, PingReply, ProviderReadOutcome, ProviderWriteOutcome,
+    PutOutcome, QueryId,
+};
 use crate::id::{Key, NodeId};
 use crate::reach::recent::RecentPeers;
 use crate::time::Time;
@@ -303,6 +307,30 @@ impl NodeHandle {
         match self.operation(move |e, now| e.call(now, addr, call)).await? {
             Outcome::Call(v) => Ok(v),
             _ => Err(NodeError::Unexpected("call")),
+        }
+    }
+
+    /// Reads the provider set under `key` from up to `replicas` of the
+    /// closest extension nodes, merged with this node's own entries.
+    pub async fn provider_read(&self, key: Key, replicas: usize) -> Result<ProviderReadOutcome, NodeError> {
+        match self.operation(move |e, now| e.provider_read(now, key, replicas)).await? {
+            Outcome::ProviderRead(r) => Ok(r),
+            _ => Err(NodeError::Unexpected("provider_read")),
+        }
+    }
+
+    /// Adds `items` to (or, with `remove`, tombstones them in) the provider
+    /// set under `key`, batched with other writes within `window`.
+    pub async fn provider_write(
+        &self,
+        key: Key,
+        items: Vec<Announce>,
+        remove: bool,
+        window: std::time::Duration,
+    ) -> Result<ProviderWriteOutcome, NodeError> {
+        match self.operation(move |e, now| e.provider_write(now, key, items, remove, window)).await? {
+            Outcome::ProviderWrite(w) => Ok(w),
+            _ => Err(NodeError::Unexpected("provider_write")),
         }
     }
 

@@ -18,10 +18,14 @@
 //! | [`targets`] | where a publisher's re-puts go without a lookup |
 //! | [`bootstrap`] | seed pings, then a lookup of our own id |
 //! | [`single`] | one request: `ping`, `stun`, `call` |
+//! | [`provider_read`] | a provider set: lookup, paged reads from chosen replicas, merge, second round |
+//! | [`provider_write`] | provider adds or removes: a batch's lookup, local copy, writes with retries |
 
 pub(super) mod bootstrap;
 pub(super) mod find;
 pub(super) mod newest;
+pub(super) mod provider_read;
+pub(super) mod provider_write;
 pub(super) mod put;
 pub(super) mod search;
 pub(super) mod single;
@@ -51,6 +55,8 @@ pub(super) struct Cx<'a> {
     pub(super) op: QueryId,
     pub(super) svc: &'a mut Services,
     pub(super) store: &'a mut RecordStore,
+    /// This node's own provider sets.
+    pub(super) providers: &'a mut super::providers::ProviderStore,
     pub(super) peers: &'a Peers,
     /// Read-only: which keys this node publishes.
     pub(super) maintenance: &'a Maintenance,

@@ -25,13 +25,15 @@
 //! Layout: [`store`] holds the sets and their bounds, [`rules`] decides what
 //! an incoming entry does to a held one, [`signature`] is the signed
 //! encoding, [`wire`] the entry formats of the procedures, and `rpc` answers
-//! them for the [`Engine`](super::Engine).
+//! them for the [`Engine`](super::Engine); [`client`] is the calling side
+//! (requests, pages, merge rules) the provider operations use.
 
 use std::time::Duration;
 
 use crate::time::Time;
 use crate::wire::HEADER_LEN;
 
+pub mod client;
 mod rpc;
 pub mod rules;
 pub mod signature;

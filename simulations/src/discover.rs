@@ -1,0 +1,92 @@
+//! Service discovery in the simulator: workers add themselves to their
+//! service's provider set at every announcement (the core's
+//! `provider_write`), and clients discover a service (the core's
+//! `provider_read`) at random times.
+//!
+//! A discover succeeds when the merged set names every *live provider* of
+//! the service at issue: a worker that is up and whose provider write was
+//! acknowledged in its current life. Crashed workers the set still names are
+//! not counted against it (their entries age out). Latency is from issue to
+//! answer; messages are the lookup's queries plus the page requests.
+
+use std::time::Duration;
+
+use kadmesh::engine::ProviderReadOutcome;
+use kadmesh::time::Time;
+use rand::Rng;
+
+use crate::announce::{provider_key, service_of, SERVICE_COUNT};
+use crate::workload::Pending;
+use crate::world::{Action, World};
+
+/// Replicas a discover reads per round (the discovery layer's default).
+pub const READ_REPLICAS: usize = 3;
+/// How long after a disruption discovers are also counted apart.
+const AFTER_DISRUPTION: Duration = Duration::from_secs(600);
+
+/// Discover observations.
+#[derive(Clone, Debug, Default)]
+pub struct DiscoverStats {
+    /// Measured discovers answered.
+    pub done: u64,
+    /// ... that named every live provider.
+    pub complete: u64,
+    /// Latency of every answered discover, ms.
+    pub latency_ms: crate::metrics::Samples,
+    /// Messages per discover (lookup queries plus page requests).
+    pub messages: crate::metrics::Samples,
+    /// The same three for discovers issued in the 10 minutes after a disruption.
+    pub after_done: u64,
+    /// ... complete.
+    pub after_complete: u64,
+    /// ... latency, ms.
+    pub after_latency_ms: crate::metrics::Samples,
+    /// Plain lookups issued in those 10 minutes: latency, ms.
+    pub after_lookup_ms: crate::metrics::Samples,
+}
+
+impl World {
+    /// Issues one measured discover and schedules the next (Poisson arrivals).
+    pub(crate) fn discover_tick(&mut self) {
+        let rate_per_ms = self.params.discovers_per_min / 60_000.0;
+        let gap = -(1.0 - self.rng.gen::<f64>()).ln() / rate_per_ms;
+        self.schedule_in(Duration::from_millis(gap.round().max(1.0) as u64), Action::Discover);
+        let Some(client) = self.joined.pick(&mut self.rng) else { return };
+        let service = self.rng.gen_range(0..SERVICE_COUNT);
+        let expected: Vec<String> = (0..self.nodes.len() as u32)
+            .filter(|&s| service_of(s) == service && s != client)
+            .map(|s| &self.nodes[s as usize])
+            .filter(|n| n.provided && n.engine.is_some())
+            .map(|n| n.name.clone())
+            .collect();
+        let (now, counted) = (self.now, self.window_open);
+        let after = self.after_disruption(now);
+        let Some(engine) = self.engine(client) else { return };
+        let q = engine.provider_read(now, provider_key(service), READ_REPLICAS);
+        self.pending.insert((client, q.0), Pending::Discover { issued: now, counted, after, expected });
+        self.after_touch(client, None);
+    }
+
+    /// Whether `t` falls in the 10 minutes after the scenario's disruption.
+    pub(crate) fn after_disruption(&self, t: Time) -> bool {
+        let Some(at) = self.params.disrupted_at else { return false };
+        let from = Time::ZERO + self.params.warmup + at;
+        t >= from && t < from + AFTER_DISRUPTION
+    }
+
+    /// A discover answered.
+    pub(crate) fn on_discover(&mut self, issued: Time, after: bool, expected: &[String], r: &ProviderReadOutcome) {
+        let ok = expected.iter().all(|n| r.entries.get(n).is_some_and(|e| e.is_live()));
+        let ms = self.event_time.saturating_since(issued).as_millis() as f64;
+        let d = &mut self.stats.discover;
+        d.done += 1;
+        d.complete += u64::from(ok);
+        d.latency_ms.push(ms);
+        d.messages.push((r.stats.queried + r.pages_sent) as f64);
+        if after {
+            d.after_done += 1;
+            d.after_complete += u64::from(ok);
+            d.after_latency_ms.push(ms);
+        }
+    }
+}
