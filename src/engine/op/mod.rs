@@ -21,6 +21,27 @@
 //! | [`provider_read`] | a provider set: lookup, paged reads from chosen replicas, merge, second round |
 //! | [`provider_write`] | provider adds or removes: a batch's lookup, local copy, writes with retries |
 
+/// `search` and `on_nodes` of an operation that drives a lookup in a
+/// `Phase::Search` variant of its `phase` and takes the lookup's progress in
+/// its own `on_progress`: bootstrap, put and the provider operations.
+macro_rules! search_phase {
+    () => {
+        fn search(&self) -> Option<&Search> {
+            match &self.phase {
+                Phase::Search(s) => Some(s),
+                _ => None,
+            }
+        }
+
+        fn on_nodes(&mut self, cx: &mut Cx, peer: NodeId, contacts: Vec<Contact>) -> Step {
+            let Phase::Search(s) = &mut self.phase else { return Step::Wait };
+            let progress = s.on_nodes(cx, peer, contacts);
+            self.on_progress(cx, progress)
+        }
+    };
+}
+pub(super) use search_phase;
+
 pub(super) mod bootstrap;
 pub(super) mod find;
 pub(super) mod newest;

@@ -294,18 +294,7 @@ impl Operation for Put {
         }
     }
 
-    fn search(&self) -> Option<&Search> {
-        match &self.phase {
-            Phase::Search(s) => Some(s),
-            _ => None,
-        }
-    }
-
-    fn on_nodes(&mut self, cx: &mut Cx, peer: NodeId, contacts: Vec<Contact>) -> Step {
-        let Phase::Search(s) = &mut self.phase else { return Step::Wait };
-        let progress = s.on_nodes(cx, peer, contacts);
-        self.on_progress(cx, progress)
-    }
+    super::search_phase!();
 }
 
 #[cfg(test)]
