@@ -76,6 +76,9 @@ impl Engine {
     /// A contact of ours now says it is a client (it was demoted, or joined
     /// before it knew): it leaves the table so we stop handing it out.
     fn forget_client(&mut self, sender: Option<NodeId>, from: SocketAddr) {
+        if let Some(id) = &sender {
+            self.maintenance.forget_lost(id);
+        }
         let routing = &mut self.svc.routing;
         if let Some(id) = sender.filter(|id| routing.get(id).is_some_and(|c| c.addr == from)) {
             routing.remove(&id);

@@ -120,6 +120,13 @@ impl Maintenance {
         self.lost.note(c, now);
     }
 
+    /// `id` said it is a client: it is not asked again, so its answer (a NAT
+    /// mapping its own request opened lets it through) cannot put a client
+    /// back in the table.
+    pub(super) fn forget_lost(&mut self, id: &NodeId) {
+        self.lost.found(id);
+    }
+
     /// Queues a lookup of `target` (our own id once we become reachable:
     /// the nodes closest to us learn us from it).
     pub(super) fn refresh_soon(&mut self, target: NodeId) {

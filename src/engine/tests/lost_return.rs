@@ -36,3 +36,30 @@ fn a_lost_contact_that_came_back_by_itself_is_not_asked_again() {
     e.handle_timeout(recheck + e.config().lost_recheck_every);
     assert_eq!(pings_to(&sent_to(&mut e), addr(1)), Vec::<MessageId>::new());
 }
+
+#[test]
+fn a_lost_contact_that_turns_out_to_be_a_client_is_not_asked_again() {
+    let mut e = engine_knowing(Config::default(), 1);
+    let peer = contact_id(0);
+    let timeout = e.config().rpc_timeout;
+    let _ = e.find_node(Time::ZERO, id_at(0, 0));
+    let _ = sent_to(&mut e);
+    e.handle_timeout(Time::ZERO + timeout);
+    let _ = sent_to(&mut e);
+    let evicted_at = Time::ZERO + timeout * 2;
+    e.handle_timeout(evicted_at);
+    assert!(!e.routing().contains(&peer));
+    // It asks us something as a client (behind NAT, it found out): its
+    // request opened a NAT mapping, so a recheck ping would be answered and
+    // would put a client back in the table, to be handed out.
+    let call = Call::Ping { sender: peer };
+    let marked = crate::reach::marker::mark([7; 20]);
+    e.handle_datagram(evicted_at, addr(1), &Datagram::Request { id: marked, call }.encode().unwrap());
+    let _ = sent_to(&mut e);
+    let recheck = evicted_at + e.config().lost_recheck_every;
+    e.handle_timeout(recheck);
+    e.handle_timeout(recheck + e.config().lost_recheck_every);
+    assert_eq!(pings_to(&sent_to(&mut e), addr(1)), Vec::<MessageId>::new(), "a client was re-pinged");
+    assert_eq!(e.stats().lost_rechecks, 0);
+    assert!(!e.routing().contains(&peer));
+}
