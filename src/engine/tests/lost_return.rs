@@ -8,19 +8,26 @@ fn pings_to(sent: &[(SocketAddr, MessageId, Call)], to: SocketAddr) -> Vec<Messa
     sent.iter().filter(|(a, _, c)| *a == to && matches!(c, Call::Ping { .. })).map(|(_, id, _)| *id).collect()
 }
 
-#[test]
-fn a_lost_contact_that_came_back_by_itself_is_not_asked_again() {
+/// An engine knowing contact 0, which then times out twice (its query, then
+/// the check ping) and is evicted, remembered as lost; returns the engine
+/// and when it was evicted.
+fn with_contact_0_lost() -> (Engine, Time) {
     let mut e = engine_knowing(Config::default(), 1);
-    let peer = contact_id(0);
     let timeout = e.config().rpc_timeout;
     let _ = e.find_node(Time::ZERO, id_at(0, 0));
     let _ = sent_to(&mut e);
-    // Its query times out, then the check ping: evicted, remembered as lost.
     e.handle_timeout(Time::ZERO + timeout);
-    assert_eq!(pings_to(&sent_to(&mut e), addr(1)).len(), 1);
+    assert_eq!(pings_to(&sent_to(&mut e), addr(1)).len(), 1, "the check ping");
     let evicted_at = Time::ZERO + timeout * 2;
     e.handle_timeout(evicted_at);
-    assert!(!e.routing().contains(&peer));
+    assert!(!e.routing().contains(&contact_id(0)));
+    (e, evicted_at)
+}
+
+#[test]
+fn a_lost_contact_that_came_back_by_itself_is_not_asked_again() {
+    let (mut e, evicted_at) = with_contact_0_lost();
+    let peer = contact_id(0);
     // It pings us before its recheck and answers our check: back in the table.
     let back = evicted_at + Duration::from_secs(1);
     for id in pings_to(&ping_from(&mut e, back, 0), addr(1)) {
@@ -39,16 +46,8 @@ fn a_lost_contact_that_came_back_by_itself_is_not_asked_again() {
 
 #[test]
 fn a_lost_contact_that_turns_out_to_be_a_client_is_not_asked_again() {
-    let mut e = engine_knowing(Config::default(), 1);
+    let (mut e, evicted_at) = with_contact_0_lost();
     let peer = contact_id(0);
-    let timeout = e.config().rpc_timeout;
-    let _ = e.find_node(Time::ZERO, id_at(0, 0));
-    let _ = sent_to(&mut e);
-    e.handle_timeout(Time::ZERO + timeout);
-    let _ = sent_to(&mut e);
-    let evicted_at = Time::ZERO + timeout * 2;
-    e.handle_timeout(evicted_at);
-    assert!(!e.routing().contains(&peer));
     // It asks us something as a client (behind NAT, it found out): its
     // request opened a NAT mapping, so a recheck ping would be answered and
     // would put a client back in the table, to be handed out.
