@@ -4,9 +4,12 @@
 //! ([`Node::spawn_without_udp`]) is a full client of the DHT through it.
 //! All on loopback.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::eventually;
 use kadmesh::discovery::input::{DiscoverFilter, Registration};
 use kadmesh::discovery::testnet::Testnet;
 use kadmesh::discovery::{Discovery, DiscoveryConfig};
@@ -186,17 +189,6 @@ async fn a_contact_named_in_a_relayed_reply_becomes_a_relay_target() {
     let resp = relay(&r.url, &b_addr, ping(client)).await;
     assert_eq!(resp.status(), 200, "the relay refused a contact a relayed reply named");
     assert!(!r.node.contacts().await.unwrap().iter().any(|c| c.id == b.id()), "the relay learned B otherwise");
-}
-
-/// Polls `check` every 100 ms for up to 15 s.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..150 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 fn registration(id: &str) -> Registration {

@@ -12,6 +12,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use common::eventually;
 use kadmesh::discovery::testnet::Testnet;
 use kadmesh::discovery::{Discovery, DiscoveryConfig};
 use kadmesh::engine::Config;
@@ -108,17 +109,6 @@ async fn rpc_route_is_rate_limited_per_ip_like_udp() {
     assert!((5..=7).contains(&ok), "the burst of 5 (plus at most a refill) passes: {statuses:?}");
     assert!(statuses.iter().all(|s| *s == 200 || *s == 429), "{statuses:?}");
     assert_eq!(statuses.last(), Some(&429));
-}
-
-/// Polls `check` every 100 ms for up to 15 s.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..150 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting until {what}");
 }
 
 /// Whether `node` holds `id` in its routing table at exactly `addr`.

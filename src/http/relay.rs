@@ -21,7 +21,7 @@
 //! | 503 `unavailable` | too many relayed requests in flight, no UDP here, or the node has stopped |
 //! | 504 `timeout` | the target did not answer within 4 s |
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
@@ -30,7 +30,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
 use super::error::ApiError;
-use super::rpc::{client_ip, read_datagram};
+use super::rpc::{read_datagram, requester};
 use crate::discovery::Discovery;
 use crate::engine::RelayRefusal;
 use crate::node::{RelayError, RelayResult};
@@ -46,8 +46,7 @@ pub async fn relay(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(a))| a.ip());
-    let client = client_ip(peer, &headers);
+    let client = requester(peer, &headers);
     let node = d.node();
     let target = target(&headers).inspect_err(|_| node.count_relay(RelayResult::Invalid))?;
     let data = read_datagram(body).await.inspect_err(|_| node.count_relay(RelayResult::TooLarge))?;

@@ -42,9 +42,7 @@ pub async fn rpc(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    // Without a connection (a router driven in-process) every request shares one key.
-    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(a))| a.ip());
-    let client = client_ip(peer, &headers);
+    let client = requester(peer, &headers);
     let data = read_datagram(body).await?;
     match d.node().http_request(client, data).await? {
         Ok(Some(reply)) => Ok(([(CONTENT_TYPE, "application/octet-stream")], reply).into_response()),
@@ -54,6 +52,14 @@ pub async fn rpc(
             Err(ApiError { status: StatusCode::TOO_MANY_REQUESTS, code: "rate_limited", detail: e.to_string() })
         }
     }
+}
+
+/// The IP a request over HTTP is charged to: [`client_ip`] of the TCP peer.
+/// Without a connection (a router driven in-process) every request shares
+/// one key.
+pub(super) fn requester(peer: Option<Extension<ConnectInfo<SocketAddr>>>, headers: &HeaderMap) -> IpAddr {
+    let peer = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(ConnectInfo(a))| a.ip());
+    client_ip(peer, headers)
 }
 
 /// The IP the rate limits and quotas charge: the TCP peer, except that a

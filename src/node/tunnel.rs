@@ -203,16 +203,8 @@ impl Tunnel {
         let answers = self.answers.clone();
         let url = url.to_owned();
         tokio::spawn(async move {
-            match exchange(request).await {
-                Ok(Some(reply)) => {
-                    bump(&counters.answered);
-                    let _ = answers.send((to, reply)).await;
-                }
-                Ok(None) => bump(&counters.without_reply),
-                Err(e) => {
-                    bump(&counters.failed);
-                    tracing::debug!(url, error = %e, "tunnel request failed");
-                }
+            if let Err(e) = deliver(exchange(request).await, &counters, &answers, to).await {
+                tracing::debug!(url, error = %e, "tunnel request failed");
             }
             drop(permit);
         });
@@ -250,23 +242,40 @@ impl Tunnel {
         tokio::spawn(async move {
             // At most `max_in_flight` tasks wait here (the slot taken above bounds them).
             let Ok(_turn) = turn.acquire_owned().await else { return };
-            match exchange(request).await {
-                Ok(Some(reply)) => {
-                    bump(&counters.answered);
-                    let _ = answers.send((to, reply)).await;
+            if let Err(e) = deliver(exchange(request).await, &counters, &answers, to).await {
+                if e.relay_failed {
+                    // Only the first to see this relay fail moves on.
+                    let _ = current.compare_exchange(at, (at + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
                 }
-                Ok(None) => bump(&counters.without_reply),
-                Err(e) => {
-                    bump(&counters.failed);
-                    if e.relay_failed {
-                        // Only the first to see this relay fail moves on.
-                        let _ = current.compare_exchange(at, (at + 1) % n, Ordering::Relaxed, Ordering::Relaxed);
-                    }
-                    tracing::debug!(%to, error = %e.message, "relayed request failed");
-                }
+                tracing::debug!(%to, error = %e.message, "relayed request failed");
             }
             drop(permit);
         });
+    }
+}
+
+/// Counts a POST's outcome and hands a reply datagram to the driver as
+/// one from `to`; gives back the error of a failed POST.
+async fn deliver(
+    result: Result<Option<Bytes>, PostError>,
+    counters: &TunnelCounters,
+    answers: &mpsc::Sender<(SocketAddr, Bytes)>,
+    to: SocketAddr,
+) -> Result<(), PostError> {
+    match result {
+        Ok(Some(reply)) => {
+            bump(&counters.answered);
+            let _ = answers.send((to, reply)).await;
+            Ok(())
+        }
+        Ok(None) => {
+            bump(&counters.without_reply);
+            Ok(())
+        }
+        Err(e) => {
+            bump(&counters.failed);
+            Err(e)
+        }
     }
 }
 
