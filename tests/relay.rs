@@ -298,3 +298,20 @@ async fn a_node_without_udp_moves_to_the_next_relay_when_one_is_down() {
     assert!(c.tunnel_stats().posts_failed >= 1);
     net.shutdown().await;
 }
+
+/// A stock Python `kademlia` peer as the relay's target: it answers the
+/// relayed ping like any, and the client gets the reply under its own id.
+/// The Python peer ignores the client mark (EXTENSIONS §8.2), so what this
+/// checks is the wire: the relayed request is a plain rpcudp datagram a
+/// stock peer answers, and the answer finds its way back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stock_python_peer_answers_through_the_relay() {
+    let r = relay_node(Config::default(), RelaySettings::default()).await;
+    let py = common::python::PyNode::spawn(&[]).await;
+    assert!(r.node.ping(py.addr(0)).await.unwrap().is_some(), "the Python peer did not answer the relay");
+    let resp = relay(&r.url, &py.addr(0).to_string(), ping(NodeId([6; 20]))).await;
+    assert_eq!(resp.status(), 200);
+    let reply = wire::decode(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(reply, Datagram::Response { id: MessageId([7; 20]), body: Value::Bin(py.id(0).0.to_vec()) });
+    assert_eq!(r.node.relay_stats().get(RelayResult::Answered), 1);
+}
