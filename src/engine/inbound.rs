@@ -218,7 +218,7 @@ impl Engine {
                         self.on_announced_url(now, sender, url);
                     }
                 }
-                Some(hello_body())
+                Some(hello_body(self.svc.id))
             }
             STORE_TTL => self.on_store_ttl(now, from, args),
             super::DIALBACK => self.on_dialback(now, from, id, &args),
@@ -245,10 +245,21 @@ fn extension_sender(call: &Call) -> Option<NodeId> {
     }
 }
 
-/// Our answer to `kadmesh_hello`.
-pub(crate) fn hello_body() -> Value {
+/// Our answer to `kadmesh_hello`. The `id` field lets the caller take the
+/// answer for the check a ping would have been (EXTENSIONS.md §2.1): it
+/// proves that node `id`, not merely some node, answers at that address.
+pub(crate) fn hello_body(id: NodeId) -> Value {
     Value::Map(vec![
         (Value::Str("impl".into()), Value::Str("kadmesh".into())),
         (Value::Str("version".into()), Value::Str(env!("CARGO_PKG_VERSION").into())),
+        (Value::Str("id".into()), Value::Bin(id.0.to_vec())),
     ])
+}
+
+/// The node id a `kadmesh_hello` answer names (`None` from a node older
+/// than the `id` field, or a malformed answer).
+pub(super) fn hello_reply_id(body: &Value) -> Option<NodeId> {
+    let Value::Map(fields) = body else { return None };
+    let (_, id) = fields.iter().find(|(k, _)| matches!(k, Value::Str(s) if s == "id"))?;
+    id.as_bytes().and_then(NodeId::from_slice)
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::op::{Cx, Finished, Operation, Reply, Step};
 use super::services::ReplyTo;
-use super::{Engine, PeerKind, QueryId};
+use super::{Engine, QueryId};
 use crate::contact::Contact;
 use crate::id::NodeId;
 use crate::rpc::{Pending, RpcKind};
@@ -99,10 +99,7 @@ impl Engine {
             ReplyTo::Verify { peer } if wire::parse_ping_reply(&body).ok() != Some(peer) => {
                 self.verify_failed(now, peer)
             }
-            ReplyTo::Hello { peer } => {
-                self.peers.insert(peer, PeerKind::Extended);
-                self.learn_answered(now, Contact::new(peer, from));
-            }
+            ReplyTo::Hello { peer } => self.on_hello_reply(now, peer, from, &body),
             ReplyTo::Fire { peer } | ReplyTo::Verify { peer } => self.learn_answered(now, Contact::new(peer, from)),
             ReplyTo::Tunnel { peer } => self.on_tunnel_ping(now, peer, pending.to, wire::parse_ping_reply(&body).ok()),
             ReplyTo::Reach => self.on_reach_reply(now, Some(&body)),
@@ -163,10 +160,7 @@ impl Engine {
                 self.with_op(now, op, |op, cx| op.on_failure(cx, peer, kind));
             }
             ReplyTo::Eviction { peer } => self.svc.routing.ping_failed(&peer, now),
-            // A peer that said hello itself meanwhile speaks kadmesh whatever became of our
-            // hello (a node behind a tunnel drops it when it came over UDP).
-            ReplyTo::Hello { peer } if self.peers.kind(&peer) == PeerKind::Extended => {}
-            ReplyTo::Hello { peer } => self.peers.insert(peer, PeerKind::Base),
+            ReplyTo::Hello { peer } => self.hello_failed(now, peer),
             ReplyTo::Fire { peer } => self.contact_failed(now, peer),
             ReplyTo::Verify { peer } => self.verify_failed(now, peer),
             ReplyTo::Tunnel { peer } => tracing::debug!(%peer, "announced tunnel URL did not answer"),

@@ -26,12 +26,14 @@ fn get_caches_the_value_at_an_extended_peer_for_cache_ttl_only() {
 fn get_leaves_no_cached_copy_at_a_stock_peer() {
     let key = NodeId::for_key("not cached");
     let (mut net, holder, reader) = held_by_one(key, Value::Int(1));
-    // As if none of the reader's contacts had answered kadmesh_hello. All
-    // hellos were answered during bootstrap, so nothing re-marks them now.
+    // As if none of the reader's contacts had answered the kadmesh_hello
+    // the reader sent them just now, so nothing asks them again yet.
     let set_all = |net: &mut Net, kind: PeerKind| {
         let ids: Vec<NodeId> = net.nodes[reader].routing().contacts().map(|c| c.id).collect();
+        let now = net.now;
         for id in ids {
             net.nodes[reader].peers.insert(id, kind);
+            net.nodes[reader].peers.probed.insert(id, now);
         }
     };
     set_all(&mut net, PeerKind::Base);

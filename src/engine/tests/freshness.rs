@@ -3,26 +3,20 @@
 use super::*;
 
 /// A fresh requester: contact `i` pings `e`; returns the message id of the
-/// check ping `e` sends it back.
-fn check_ping_after_request(e: &mut Engine, now: Time, i: usize) -> MessageId {
-    let sent = ping_from(e, now, i);
-    let checks: Vec<MessageId> = sent
-        .iter()
-        .filter(|(to, _, c)| *to == addr(i + 1) && matches!(c, Call::Ping { .. }))
-        .map(|(_, id, _)| *id)
-        .collect();
-    assert_eq!(checks.len(), 1, "one check ping to the new requester, got {sent:?}");
-    checks[0]
+/// check `e` sends it back (its hello, or a ping: see `hand::check_of`) and
+/// contact `i`'s answer to it.
+fn check_after_request(e: &mut Engine, now: Time, i: usize) -> (MessageId, Value) {
+    check_of(&ping_from(e, now, i), i)
 }
 
 #[test]
-fn a_requester_is_handed_out_only_after_it_answers_our_check_ping() {
+fn a_requester_is_handed_out_only_after_it_answers_our_check() {
     let mut e = engine_knowing(Config::default(), 1);
     e.peers.insert(contact_id(0), PeerKind::Extended);
-    let check = check_ping_after_request(&mut e, Time::from_secs(1), 1);
+    let (check, answer_body) = check_after_request(&mut e, Time::from_secs(1), 1);
     let listed = ask_find_node(&mut e, Time::from_secs(1), 0, contact_id(1));
     assert!(!listed.contains(&contact_id(1)), "an unverified requester was handed out");
-    answer(&mut e, Time::from_secs(1), addr(2), check, Value::Bin(contact_id(1).0.to_vec()));
+    answer(&mut e, Time::from_secs(1), addr(2), check, answer_body);
     let listed = ask_find_node(&mut e, Time::from_secs(1), 0, contact_id(1));
     assert!(listed.contains(&contact_id(1)), "one of our nodes gets it once it answered");
 }
@@ -43,8 +37,8 @@ fn engine_with_settled_contacts(now: Time) -> Engine {
 fn a_stock_peer_gets_a_requester_only_once_it_answered_again_a_while_later() {
     let start = Time::from_secs(100);
     let mut e = engine_with_settled_contacts(start);
-    let check = check_ping_after_request(&mut e, start, 1);
-    answer(&mut e, start, addr(2), check, Value::Bin(contact_id(1).0.to_vec()));
+    let (check, answer_body) = check_after_request(&mut e, start, 1);
+    answer(&mut e, start, addr(2), check, answer_body);
     // Contact 0 has not answered `kadmesh_hello`: it may be a stock peer.
     assert!(!find_node_and_checks(&mut e, start, contact_id(1)).0.contains(&contact_id(1)));
     let settle = start + crate::routing::freshness::SETTLE;
@@ -60,13 +54,14 @@ fn a_requester_that_never_answers_gets_no_records_and_leaves_the_table() {
     let mut e = engine_knowing(Config::default(), 1);
     e.store.put(id_at(0, 2), Value::Int(1), None, Time::ZERO, Duration::from_secs(3600)).unwrap();
     let sent = ping_from(&mut e, Time::from_secs(1), 1);
-    assert!(!sent.iter().any(|(_, _, c)| matches!(c, Call::Store { .. })), "records went to an unverified address");
-    // The check and its repeat time out: two strikes evict it.
-    let timeout = e.config().rpc_timeout;
-    for step in 1..=2u32 {
-        e.handle_timeout(Time::from_secs(1) + timeout * step);
+    assert!(!sent.iter().any(|(_, _, c)| is_store(c)), "records went to an unverified address");
+    // The check (its hello), the ping that follows a silent hello and that
+    // ping's repeat time out: two strikes evict it, and no record went to it.
+    let (hello, ping) = (e.config().extension_timeout, e.config().rpc_timeout);
+    for at in [hello, hello + ping, hello + ping * 2] {
+        e.handle_timeout(Time::from_secs(1) + at);
         let sent = sent_to(&mut e);
-        assert!(!sent.iter().any(|(_, _, c)| matches!(c, Call::Store { .. })));
+        assert!(!sent.iter().any(|(_, _, c)| is_store(c)));
     }
     assert!(!e.routing().contains(&contact_id(1)));
 }
@@ -75,8 +70,8 @@ fn a_requester_that_never_answers_gets_no_records_and_leaves_the_table() {
 fn a_short_lived_client_that_answered_once_is_never_handed_to_a_stock_peer() {
     let start = Time::from_secs(100);
     let mut e = engine_with_settled_contacts(start);
-    let check = check_ping_after_request(&mut e, start, 1);
-    answer(&mut e, start, addr(2), check, Value::Bin(contact_id(1).0.to_vec()));
+    let (check, answer_body) = check_after_request(&mut e, start, 1);
+    answer(&mut e, start, addr(2), check, answer_body);
     // It stops 300 ms later. Whenever someone asks for its neighbourhood, up
     // to its eviction, it is not listed; the hand-out after SETTLE checks it.
     let timeout = e.config().rpc_timeout;
@@ -96,8 +91,8 @@ fn a_short_lived_client_that_answered_once_is_never_handed_to_a_stock_peer() {
 fn a_settled_client_that_stops_is_not_handed_out_once_its_check_is_sent() {
     let mut e = engine_knowing(Config::default(), 1);
     let start = Time::from_secs(100);
-    let check = check_ping_after_request(&mut e, start, 1);
-    answer(&mut e, start, addr(2), check, Value::Bin(contact_id(1).0.to_vec()));
+    let (check, answer_body) = check_after_request(&mut e, start, 1);
+    answer(&mut e, start, addr(2), check, answer_body);
     // It answered our queries for ten seconds, then stopped.
     let stopped = start + Duration::from_secs(10);
     e.svc.routing.mark_answered(&contact_id(1), stopped);
@@ -132,4 +127,54 @@ fn find_node_and_checks(e: &mut Engine, now: Time, key: Key) -> (Vec<NodeId>, Ve
         }
     }
     (listed, checks)
+}
+
+/// A new requester's check is its `kadmesh_hello`: the answer, naming the
+/// requester, verifies it with no ping (one datagram fewer per newcomer).
+/// A stock peer never answers the hello; it is pinged then, and handed out
+/// only once it answers that ping. Either way nothing unverified goes out.
+#[test]
+fn a_requester_is_checked_by_its_hello_and_a_stock_peer_by_a_ping_after_a_silent_hello() {
+    for stock in [false, true] {
+        let mut e = engine_knowing(Config::default(), 1);
+        e.peers.insert(contact_id(0), PeerKind::Extended);
+        let now = Time::from_secs(1);
+        let sent = ping_from(&mut e, now, 1);
+        let to_it: Vec<&Call> = sent.iter().filter(|(to, _, _)| *to == addr(2)).map(|(_, _, c)| c).collect();
+        assert!(matches!(to_it[..], [Call::Other { name, .. }] if name == HELLO), "only a hello: {to_it:?}");
+        let (hello, body) = check_of(&sent, 1);
+        let now = if stock {
+            // Silent: after the hello's timeout, the base check ping.
+            let silent = now + e.config().extension_timeout;
+            e.handle_timeout(silent);
+            let (ping, body) = check_of(&sent_to(&mut e), 1);
+            assert!(!ask_find_node(&mut e, silent, 0, contact_id(1)).contains(&contact_id(1)), "handed out unverified");
+            answer(&mut e, silent, addr(2), ping, body);
+            assert_eq!(e.peer_kind(&contact_id(1)), PeerKind::Base);
+            silent
+        } else {
+            answer(&mut e, now, addr(2), hello, body);
+            assert!(sent_to(&mut e).iter().all(|(_, _, c)| !matches!(c, Call::Ping { .. })), "pinged as well");
+            assert_eq!(e.peer_kind(&contact_id(1)), PeerKind::Extended);
+            now
+        };
+        assert!(e.routing().is_verified(&contact_id(1)), "stock {stock}");
+        assert!(ask_find_node(&mut e, now, 0, contact_id(1)).contains(&contact_id(1)), "stock {stock}");
+    }
+}
+
+/// A hello answer that names no node (a kadmesh older than the `id` field)
+/// proves the kind, not who answers at the address: the ping still goes.
+#[test]
+fn a_hello_answer_without_an_id_does_not_verify_the_requester() {
+    let mut e = engine_knowing(Config::default(), 1);
+    let now = Time::from_secs(1);
+    let (hello, _) = check_of(&ping_from(&mut e, now, 1), 1);
+    let old = Value::Map(vec![(Value::Str("impl".into()), Value::Str("kadmesh".into()))]);
+    answer(&mut e, now, addr(2), hello, old);
+    assert_eq!(e.peer_kind(&contact_id(1)), PeerKind::Extended);
+    assert!(!e.routing().is_verified(&contact_id(1)));
+    let (ping, body) = check_of(&sent_to(&mut e), 1);
+    answer(&mut e, now, addr(2), ping, body);
+    assert!(e.routing().is_verified(&contact_id(1)));
 }

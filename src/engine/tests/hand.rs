@@ -128,3 +128,33 @@ pub(super) fn sorted(mut ids: Vec<NodeId>) -> Vec<NodeId> {
     ids.sort();
     ids
 }
+
+/// The check `e` sent new requester `i` among `sent`, and contact `i`'s
+/// answer to it. A peer of unknown kind is checked by its `kadmesh_hello`
+/// (one round trip proves the address for both questions, see
+/// `engine::peers`), a peer known to speak kadmesh or known stock by a
+/// `ping`; either way exactly one goes out.
+pub(super) fn check_of(sent: &[(SocketAddr, MessageId, Call)], i: usize) -> (MessageId, Value) {
+    check_answered_by(sent, i, contact_id(i))
+}
+
+/// Like [`check_of`], answered by node `by` (an impostor when not contact `i`).
+pub(super) fn check_answered_by(sent: &[(SocketAddr, MessageId, Call)], i: usize, by: NodeId) -> (MessageId, Value) {
+    let checks: Vec<(MessageId, Value)> = sent
+        .iter()
+        .filter(|(to, _, _)| *to == addr(i + 1))
+        .filter_map(|(_, id, c)| match c {
+            Call::Ping { .. } => Some((*id, Value::Bin(by.0.to_vec()))),
+            Call::Other { name, .. } if name == HELLO => Some((*id, crate::engine::inbound::hello_body(by))),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(checks.len(), 1, "one check (hello or ping) to contact {i}, got {sent:?}");
+    checks[0].clone()
+}
+
+/// A record write: a plain `store`, or `kadmesh_store_ttl` (what a peer
+/// known to speak kadmesh gets, such as one whose hello was its check).
+pub(super) fn is_store(call: &Call) -> bool {
+    matches!(call, Call::Store { .. }) || matches!(call, Call::Other { name, .. } if name == STORE_TTL)
+}

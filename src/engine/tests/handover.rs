@@ -17,17 +17,16 @@ fn newcomer_closest_to_a_key_receives_it() {
     assert!(net.nodes.iter().map(|e| e.stats().handovers).sum::<u64>() >= 1);
 }
 
-/// Contact `i` pings `e` and answers the check ping `e` sends back (a
+/// Contact `i` pings `e` and answers the check `e` sends back (a
 /// requester is verified before it gets records); how many records `e`
 /// then handed it.
 fn records_handed_on_ping(e: &mut Engine, now: Time, i: usize) -> usize {
     let mut sent = ping_from(e, now, i);
     assert!(e.routing().contains(&contact_id(i)));
-    if let Some(&(to, id, _)) = sent.iter().find(|(to, _, c)| *to == addr(i + 1) && matches!(c, Call::Ping { .. })) {
-        answer(e, now, to, id, Value::Bin(contact_id(i).0.to_vec()));
-        sent.extend(sent_to(e));
-    }
-    sent.iter().filter(|(to, _, c)| *to == addr(i + 1) && matches!(c, Call::Store { .. })).count()
+    let (id, body) = check_of(&sent, i);
+    answer(e, now, addr(i + 1), id, body);
+    sent.extend(sent_to(e));
+    sent.iter().filter(|(to, _, c)| *to == addr(i + 1) && is_store(c)).count()
 }
 
 #[test]

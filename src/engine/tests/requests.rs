@@ -142,22 +142,18 @@ fn replies_to_an_unverified_asker_are_cut_to_its_budget() {
 }
 
 #[test]
-fn a_check_ping_answered_by_another_id_is_a_strike() {
+fn a_check_answered_by_another_id_is_a_strike() {
     let mut e = engine_knowing(Config::default(), 0);
-    let checks = |sent: &[(SocketAddr, MessageId, Call)]| {
-        sent.iter()
-            .filter(|(to, _, c)| *to == addr(1) && matches!(c, Call::Ping { .. }))
-            .map(|(_, id, _)| *id)
-            .collect::<Vec<_>>()
-    };
-    let first = checks(&ping_from(&mut e, Time::ZERO, 0));
-    assert_eq!(first.len(), 1, "a newcomer is checked");
-    let impostor = Value::Bin(contact_id(1).0.to_vec());
-    answer(&mut e, Time::from_millis(10), addr(1), first[0], impostor.clone());
+    let impostor = contact_id(1);
+    // The first check is the newcomer's hello, the second a ping: an
+    // answer naming another node fails either.
+    let (first, body) = check_answered_by(&ping_from(&mut e, Time::ZERO, 0), 0, impostor);
+    answer(&mut e, Time::from_millis(10), addr(1), first, body);
     assert!(e.routing().contains(&contact_id(0)), "one strike of two");
-    let second = checks(&sent_to(&mut e));
-    assert_eq!(second.len(), 1, "checked again");
-    answer(&mut e, Time::from_millis(20), addr(1), second[0], impostor);
+    assert!(!e.routing().is_verified(&contact_id(0)));
+    assert_ne!(e.peer_kind(&contact_id(0)), PeerKind::Extended, "the impostor's kind is not the newcomer's");
+    let (second, body) = check_answered_by(&sent_to(&mut e), 0, impostor);
+    answer(&mut e, Time::from_millis(20), addr(1), second, body);
     assert!(!e.routing().contains(&contact_id(0)), "two strikes: gone");
 }
 
