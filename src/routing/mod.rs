@@ -100,12 +100,19 @@ pub struct RoutingTable {
     k: usize,
     /// Never empty: index `i` covers shared prefix `i` (the last one: `>= i`).
     buckets: Vec<KBucket>,
+    /// What is left of this second's freshness checks ([`freshness::FRESHNESS_CHECKS_PER_SEC`]).
+    check_budget: freshness::CheckBudget,
 }
 
 impl RoutingTable {
     /// An empty table for `local` with bucket size `k` (at least 1).
     pub fn new(local: NodeId, k: usize, now: Time) -> Self {
-        RoutingTable { local, k: k.max(1), buckets: vec![KBucket::new(now)] }
+        RoutingTable {
+            local,
+            k: k.max(1),
+            buckets: vec![KBucket::new(now)],
+            check_budget: freshness::CheckBudget::new(now),
+        }
     }
 
     /// The local node's id.
@@ -279,12 +286,14 @@ impl RoutingTable {
         let candidates = self.closest_answering(target, n.saturating_mul(2), skip);
         let mut out = Handout::default();
         let mut young = Vec::new();
+        let mut budget = self.check_budget;
         for c in candidates {
             if out.contacts.len() >= n {
                 break;
             }
             let Some(entry) = self.bucket_of_mut(&c.id).and_then(|b| b.entry_mut(&c.id)) else { continue };
-            if entry.check_due(now, asker) {
+            // A contact that never answered is checked whatever the budget.
+            if entry.check_due(now, asker) && (!entry.confirmed() || budget.take(now)) {
                 entry.checked = Some(now);
                 out.check.push(c);
             }
@@ -294,6 +303,7 @@ impl RoutingTable {
                 young.push(c);
             }
         }
+        self.check_budget = budget;
         let room = n.saturating_sub(out.contacts.len());
         out.contacts.extend(young.into_iter().take(room));
         out
