@@ -33,6 +33,7 @@ impl Engine {
         }
         let sender = call.sender().or_else(|| extension_sender(&call));
         self.inbound_client = crate::reach::marker::is_marked(&id);
+        self.inbound_node = crate::reach::marker::is_node_marked(&id);
         if self.inbound_client {
             self.svc.stats.client_requests += 1;
             self.forget_client(sender, from);
@@ -43,7 +44,8 @@ impl Engine {
             }
         }
         let budget = self.reply_budget(from, sender, len);
-        let ours = sender.is_some_and(|s| self.peers.kind(&s) == PeerKind::Extended);
+        // The node mark (a hint anyone may forge) only gives young contacts too.
+        let ours = self.inbound_node || sender.is_some_and(|s| self.peers.kind(&s) == PeerKind::Extended);
         let asker = if ours { Asker::Ours } else { Asker::Other };
         let reply = match call {
             Call::Ping { .. } => Some(Value::Bin(self.svc.id.0.to_vec())),
@@ -67,7 +69,7 @@ impl Engine {
             Call::Stun => Some(wire::stun_value(from)),
             Call::Other { name, args } => self.on_extension(now, from, id, &name, args, budget),
         };
-        self.inbound_client = false;
+        (self.inbound_client, self.inbound_node) = (false, false);
         if let Some(body) = reply {
             self.svc.send_response(from, id, body);
         }

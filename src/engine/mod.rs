@@ -125,6 +125,9 @@ pub struct Engine {
     /// The request being answered carries the client mark: its sender must
     /// not enter the routing table (read by `learn`).
     inbound_client: bool,
+    /// The request being answered carries the node mark: a new sender is
+    /// checked by its `kadmesh_hello` alone (read by `learn`).
+    inbound_node: bool,
 }
 
 impl Engine {
@@ -141,6 +144,7 @@ impl Engine {
             handover: handover::HandoverQueue::new(config.limits.handover, now),
             reach: dialback::Reach::new(&config.reach, now),
             inbound_client: false,
+            inbound_node: false,
             svc: Services::new(id, config, now),
             put_targets: PutTargets::default(),
             provider_batches: op::provider_write::Batches::default(),

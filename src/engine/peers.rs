@@ -105,13 +105,16 @@ impl Engine {
         }
         match outcome {
             InsertOutcome::Inserted if !answered => {
-                // The hello, when one goes out, is the check: its answer
-                // proves the address answers as a ping's would, and a base
-                // ping beside it doubled a newcomer's datagrams (a fifth of
-                // all requests in `versus` at 1,000 nodes). A stock peer
-                // does not answer it; it is pinged then (`hello_failed`).
-                if !self.probe_if_due(now, contact) {
+                // A request with the node mark comes from one of ours, so its
+                // hello, when one goes out, is the check: its answer proves the
+                // address as a ping's would, and a ping beside it doubled a
+                // newcomer's datagrams (a fifth of all requests in `versus` at
+                // 1,000 nodes). Anyone else (a stock peer never answers the
+                // hello) is pinged at once, and asked the hello beside.
+                let hello_checks = self.inbound_node && self.probe_if_due(now, contact);
+                if !hello_checks {
                     self.send_check(now, contact);
+                    self.probe_if_due(now, contact);
                 }
                 self.svc.routing.note_checked(&contact.id, now);
             }

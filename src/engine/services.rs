@@ -130,7 +130,7 @@ impl Services {
 
     fn queue_request(&mut self, now: Time, to: SocketAddr, call: Call, from_other_port: bool) -> Option<MessageId> {
         let random: [u8; 20] = self.rng.gen();
-        let id = if self.client { crate::reach::marker::mark(random) } else { MessageId(random) };
+        let id = if self.client { crate::reach::marker::mark(random) } else { crate::reach::marker::mark_node(random) };
         match (Datagram::Request { id, call }).encode() {
             Ok(p) => {
                 self.note_sent(to, now);

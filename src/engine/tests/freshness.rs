@@ -129,37 +129,35 @@ fn find_node_and_checks(e: &mut Engine, now: Time, key: Key) -> (Vec<NodeId>, Ve
     (listed, checks)
 }
 
-/// A new requester's check is its `kadmesh_hello`: the answer, naming the
-/// requester, verifies it with no ping (one datagram fewer per newcomer).
-/// A stock peer never answers the hello; it is pinged then, and handed out
-/// only once it answers that ping. Either way nothing unverified goes out.
+/// A new requester with the node mark is checked by its `kadmesh_hello`:
+/// the answer, naming the requester, verifies it with no ping (one datagram
+/// fewer per newcomer). Should the hello go unanswered, it is pinged then.
+/// A requester without the mark (a stock peer never answers the hello) is
+/// pinged at once. Either way it is handed out only once verified.
 #[test]
-fn a_requester_is_checked_by_its_hello_and_a_stock_peer_by_a_ping_after_a_silent_hello() {
-    for stock in [false, true] {
+fn a_marked_requester_is_checked_by_its_hello_and_others_by_a_ping() {
+    for (marked, silent) in [(true, false), (true, true), (false, false)] {
+        let case = format!("marked {marked}, silent hello {silent}");
         let mut e = engine_knowing(Config::default(), 1);
         e.peers.insert(contact_id(0), PeerKind::Extended);
-        let now = Time::from_secs(1);
-        let sent = ping_from(&mut e, now, 1);
-        let to_it: Vec<&Call> = sent.iter().filter(|(to, _, _)| *to == addr(2)).map(|(_, _, c)| c).collect();
-        assert!(matches!(to_it[..], [Call::Other { name, .. }] if name == HELLO), "only a hello: {to_it:?}");
-        let (hello, body) = check_of(&sent, 1);
-        let now = if stock {
-            // Silent: after the hello's timeout, the base check ping.
-            let silent = now + e.config().extension_timeout;
-            e.handle_timeout(silent);
-            let (ping, body) = check_of(&sent_to(&mut e), 1);
-            assert!(!ask_find_node(&mut e, silent, 0, contact_id(1)).contains(&contact_id(1)), "handed out unverified");
-            answer(&mut e, silent, addr(2), ping, body);
-            assert_eq!(e.peer_kind(&contact_id(1)), PeerKind::Base);
-            silent
-        } else {
-            answer(&mut e, now, addr(2), hello, body);
-            assert!(sent_to(&mut e).iter().all(|(_, _, c)| !matches!(c, Call::Ping { .. })), "pinged as well");
-            assert_eq!(e.peer_kind(&contact_id(1)), PeerKind::Extended);
-            now
-        };
-        assert!(e.routing().is_verified(&contact_id(1)), "stock {stock}");
-        assert!(ask_find_node(&mut e, now, 0, contact_id(1)).contains(&contact_id(1)), "stock {stock}");
+        let mut now = Time::from_secs(1);
+        let sent = if marked { marked_ping_from(&mut e, now, 1) } else { ping_from(&mut e, now, 1) };
+        let pings = sent.iter().filter(|(to, _, c)| *to == addr(2) && matches!(c, Call::Ping { .. })).count();
+        assert_eq!(pings, usize::from(!marked), "{case}: {sent:?}");
+        let (mut check, mut body) = check_of(&sent, 1);
+        if silent {
+            now = now + e.config().extension_timeout;
+            e.handle_timeout(now);
+            (check, body) = check_of(&sent_to(&mut e), 1);
+            assert!(matches!(body, Value::Bin(_)), "{case}: a ping after the silent hello");
+        }
+        assert!(
+            !ask_find_node(&mut e, now, 0, contact_id(1)).contains(&contact_id(1)),
+            "{case}: handed out unverified"
+        );
+        answer(&mut e, now, addr(2), check, body);
+        assert!(e.routing().is_verified(&contact_id(1)), "{case}");
+        assert!(ask_find_node(&mut e, now, 0, contact_id(1)).contains(&contact_id(1)), "{case}");
     }
 }
 
@@ -169,7 +167,7 @@ fn a_requester_is_checked_by_its_hello_and_a_stock_peer_by_a_ping_after_a_silent
 fn a_hello_answer_without_an_id_does_not_verify_the_requester() {
     let mut e = engine_knowing(Config::default(), 1);
     let now = Time::from_secs(1);
-    let (hello, _) = check_of(&ping_from(&mut e, now, 1), 1);
+    let (hello, _) = check_of(&marked_ping_from(&mut e, now, 1), 1);
     let old = Value::Map(vec![(Value::Str("impl".into()), Value::Str("kadmesh".into()))]);
     answer(&mut e, now, addr(2), hello, old);
     assert_eq!(e.peer_kind(&contact_id(1)), PeerKind::Extended);

@@ -130,27 +130,36 @@ pub(super) fn sorted(mut ids: Vec<NodeId>) -> Vec<NodeId> {
 }
 
 /// The check `e` sent new requester `i` among `sent`, and contact `i`'s
-/// answer to it. A peer of unknown kind is checked by its `kadmesh_hello`
-/// (one round trip proves the address for both questions, see
-/// `engine::peers`), a peer known to speak kadmesh or known stock by a
-/// `ping`; either way exactly one goes out.
+/// answer to it: the `ping` if one went out (a requester without the node
+/// mark, see `engine::peers`), else its `kadmesh_hello`, which is the check
+/// of a node-marked requester.
 pub(super) fn check_of(sent: &[(SocketAddr, MessageId, Call)], i: usize) -> (MessageId, Value) {
     check_answered_by(sent, i, contact_id(i))
 }
 
 /// Like [`check_of`], answered by node `by` (an impostor when not contact `i`).
 pub(super) fn check_answered_by(sent: &[(SocketAddr, MessageId, Call)], i: usize, by: NodeId) -> (MessageId, Value) {
-    let checks: Vec<(MessageId, Value)> = sent
-        .iter()
-        .filter(|(to, _, _)| *to == addr(i + 1))
-        .filter_map(|(_, id, c)| match c {
-            Call::Ping { .. } => Some((*id, Value::Bin(by.0.to_vec()))),
-            Call::Other { name, .. } if name == HELLO => Some((*id, crate::engine::inbound::hello_body(by))),
-            _ => None,
-        })
+    let to_i = || sent.iter().filter(|(to, _, _)| *to == addr(i + 1));
+    let pings: Vec<MessageId> =
+        to_i().filter(|(_, _, c)| matches!(c, Call::Ping { .. })).map(|(_, id, _)| *id).collect();
+    let hellos: Vec<MessageId> = to_i()
+        .filter(|(_, _, c)| matches!(c, Call::Other { name, .. } if name == HELLO))
+        .map(|(_, id, _)| *id)
         .collect();
-    assert_eq!(checks.len(), 1, "one check (hello or ping) to contact {i}, got {sent:?}");
-    checks[0].clone()
+    match (&pings[..], &hellos[..]) {
+        ([ping], _) => (*ping, Value::Bin(by.0.to_vec())),
+        ([], [hello]) => (*hello, crate::engine::inbound::hello_body(by)),
+        _ => panic!("one check (a ping, or else a hello) to contact {i}, got {sent:?}"),
+    }
+}
+
+/// Contact `i` pings `e` with the node mark on its message id (one of our
+/// nodes); whatever `e` sends back or asks is returned.
+pub(super) fn marked_ping_from(e: &mut Engine, now: Time, i: usize) -> Vec<(SocketAddr, MessageId, Call)> {
+    let call = Call::Ping { sender: contact_id(i) };
+    let id = crate::reach::marker::mark_node([0xdd; 20]);
+    e.handle_datagram(now, addr(i + 1), &Datagram::Request { id, call }.encode().unwrap());
+    sent_to(e)
 }
 
 /// A record write: a plain `store`, or `kadmesh_store_ttl` (what a peer

@@ -145,9 +145,11 @@ fn replies_to_an_unverified_asker_are_cut_to_its_budget() {
 fn a_check_answered_by_another_id_is_a_strike() {
     let mut e = engine_knowing(Config::default(), 0);
     let impostor = contact_id(1);
-    // The first check is the newcomer's hello, the second a ping: an
-    // answer naming another node fails either.
-    let (first, body) = check_answered_by(&ping_from(&mut e, Time::ZERO, 0), 0, impostor);
+    // The first check is the (node-marked) newcomer's hello, the second a
+    // ping: an answer naming another node fails either.
+    let sent = marked_ping_from(&mut e, Time::ZERO, 0);
+    assert!(!sent.iter().any(|(_, _, c)| matches!(c, Call::Ping { .. })), "{sent:?}");
+    let (first, body) = check_answered_by(&sent, 0, impostor);
     answer(&mut e, Time::from_millis(10), addr(1), first, body);
     assert!(e.routing().contains(&contact_id(0)), "one strike of two");
     assert!(!e.routing().is_verified(&contact_id(0)));
