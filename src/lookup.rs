@@ -28,6 +28,14 @@
 //! near: progress towards the target comes first, latency decides only
 //! between equals. The cap makes every contact deep enough to be among the
 //! target's k closest equal, so a `find_value` asks the nearest replica.
+//!
+//! Slack ([`Lookup::with_rank_slack`]): the ranks from `cap - slack` to
+//! `cap - 1` also count as one, a class below the cap's. A contact that
+//! deep holds, in its bucket towards the target, contacts about `log2(k)`
+//! bits deeper still: replicas. Any of them is then one referral from the
+//! replicas, so the nearest goes first instead of the XOR-closest, which on
+//! a wide-area network costs a full continental round trip for nothing.
+//! Classes still never invert: a replica goes before any of them.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -130,6 +138,8 @@ pub struct Lookup {
     stall_after: Duration,
     /// Ranks at or above this count as one (see the module docs).
     rank_cap: usize,
+    /// Ranks from `rank_cap - rank_slack` below the cap count as one too.
+    rank_slack: usize,
     candidates: BTreeMap<Distance, Candidate>,
     /// The candidates in `State::Waiting`, closest first, with when each
     /// stalls: at most `alpha`, so stall checks and the in-flight count need
@@ -156,6 +166,7 @@ impl Lookup {
             alpha: alpha.max(1),
             stall_after,
             rank_cap: usize::MAX,
+            rank_slack: 0,
             candidates: BTreeMap::new(),
             waiting: Vec::new(),
             copies: None,
@@ -201,8 +212,25 @@ impl Lookup {
         self
     }
 
+    /// The ranks from `cap - slack` up to `cap - 1` count as one class
+    /// (below the cap's): contacts one referral away from the replicas (see
+    /// the module docs). 0, the default, keeps every rank apart. Without a
+    /// cap there is no class.
+    pub fn with_rank_slack(mut self, slack: usize) -> Self {
+        self.rank_slack = slack;
+        self
+    }
+
+    /// The class of a candidate at `d`: its rank, capped, and folded into
+    /// `cap - slack` when it is within the slack below the cap.
     fn rank(&self, d: &Distance) -> usize {
-        d.leading_zeros().min(self.rank_cap)
+        let r = d.leading_zeros().min(self.rank_cap);
+        let floor = self.rank_cap.saturating_sub(self.rank_slack);
+        if r < self.rank_cap && r > floor {
+            floor
+        } else {
+            r
+        }
     }
 
     /// The target id or key.

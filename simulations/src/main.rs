@@ -62,6 +62,11 @@ struct Cli {
     /// the newest (core default 4; 1 ends at the first value, as before).
     #[arg(long)]
     get_copies: Option<usize>,
+    /// Engine override: ranks below the replica depth that count as one, so
+    /// the nearest contact among them goes first (core default in
+    /// `Config::lookup_rank_slack`; 0 keeps every rank apart, as before).
+    #[arg(long)]
+    rank_slack: Option<usize>,
     /// Engine override: seconds between pings of contacts evicted for
     /// timeouts (core default 10; 0 never asks, as before).
     #[arg(long)]
@@ -143,6 +148,7 @@ fn options(cli: &Cli) -> RunOptions {
         replicate_interval: cli.replicate_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         put_lookup_every: cli.put_lookup_every_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         get_copies: cli.get_copies,
+        rank_slack: cli.rank_slack,
         lost_recheck: cli.lost_recheck_s.map(Duration::from_secs_f64),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },

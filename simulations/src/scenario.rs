@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub put_lookup_every: Option<Duration>,
     /// Overrides the engines' `get_copies`.
     pub get_copies: Option<usize>,
+    /// Overrides the engines' `lookup_rank_slack`.
+    pub rank_slack: Option<usize>,
     /// Overrides the engines' `lost_recheck_every`.
     pub lost_recheck: Option<Duration>,
     /// Wall-clock budget per scenario (see [`SimParams::max_wall`]).
@@ -87,6 +89,7 @@ impl Default for RunOptions {
             replicate_interval: None,
             put_lookup_every: None,
             get_copies: None,
+            rank_slack: None,
             lost_recheck: None,
             max_wall: None,
             threads: 1,
@@ -150,6 +153,7 @@ impl Scenario {
         p.engine.replicate_interval = o.replicate_interval.unwrap_or(p.engine.replicate_interval);
         p.engine.put_lookup_every = o.put_lookup_every.unwrap_or(p.engine.put_lookup_every);
         p.engine.get_copies = o.get_copies.unwrap_or(p.engine.get_copies).max(1);
+        p.engine.lookup_rank_slack = o.rank_slack.unwrap_or(p.engine.lookup_rank_slack);
         p.engine.lost_recheck_every = o.lost_recheck.unwrap_or(p.engine.lost_recheck_every);
         p.signed = o.signed;
         p.discovers_per_min = o.discovers_per_min;

@@ -23,12 +23,18 @@ fn near(rtt_ms: u64) -> Near {
 
 /// A lookup over `(prefix, tail, rtt_ms)` candidates, every one allowed in flight.
 fn lookup(cands: &[(usize, u16, u64)], cap: usize) -> Lookup {
+    lookup_slack(cands, cap, 0)
+}
+
+/// [`lookup`] with a rank slack below the cap.
+fn lookup_slack(cands: &[(usize, u16, u64)], cap: usize, slack: usize) -> Lookup {
     let n = cands.len().max(1);
     let seeds: Vec<Contact> =
         cands.iter().enumerate().map(|(i, &(p, t, _))| Contact::new(id_at(p, t), addr(i as u16 + 1))).collect();
     let rtt_of = |c: &Contact| cands.iter().find(|&&(p, t, _)| id_at(p, t) == c.id).map_or(0, |x| x.2);
     Lookup::new(TARGET, NodeId([0xff; 20]), LookupKind::FindValue, n, n, Duration::from_secs(1))
         .with_rank_cap(cap)
+        .with_rank_slack(slack)
         .with_seeds_near(seeds, |c| near(rtt_of(c)))
 }
 
@@ -66,6 +72,18 @@ fn the_rank_cap_makes_deep_candidates_equal() {
 }
 
 #[test]
+fn within_the_slack_below_the_cap_the_nearest_goes_first_and_replicas_still_lead() {
+    // Cap 8, slack 3: prefixes 5 to 7 are one class, below the replicas (8+).
+    // Prefix 9 (a replica, slow) leads; then the 20 ms prefix 5 before the
+    // XOR-closer prefix 7; prefix 4 (nearest of all) comes last.
+    let mut l = lookup_slack(&[(9, 1, 250), (7, 1, 200), (5, 1, 20), (4, 1, 10)], 8, 3);
+    assert_eq!(picks(&mut l), vec![id_at(9, 1), id_at(5, 1), id_at(7, 1), id_at(4, 1)]);
+    // Without the slack the XOR order of ranks holds.
+    let mut l = lookup(&[(9, 1, 250), (7, 1, 200), (5, 1, 20), (4, 1, 10)], 8);
+    assert_eq!(picks(&mut l), vec![id_at(9, 1), id_at(7, 1), id_at(5, 1), id_at(4, 1)]);
+}
+
+#[test]
 fn each_query_stalls_after_its_own_threshold() {
     let a = Contact::new(id_at(5, 1), addr(1));
     let b = Contact::new(id_at(4, 1), addr(2));
@@ -82,20 +100,26 @@ fn each_query_stalls_after_its_own_threshold() {
 }
 
 proptest! {
-    /// Whatever the round trips: ranks never rise along the order of
-    /// queries, and within a rank (round trip, XOR distance) never falls.
+    /// Whatever the round trips: classes (ranks, capped, the slack folded)
+    /// never rise along the order of queries, and within a class (round
+    /// trip, XOR distance) never falls: a farther XOR candidate never goes
+    /// before a closer one of the same class and round trip.
     #[test]
     fn proximity_never_picks_a_farther_rank_or_a_slower_equal(
         cands in proptest::collection::btree_map((0usize..40, 0u16..8), 0u64..4, 1..24),
         cap in 0usize..48,
+        slack in 0usize..6,
     ) {
         let cands: Vec<(usize, u16, u64)> = cands.into_iter().map(|((p, t), r)| (p, t, r * 50)).collect();
-        let mut l = lookup(&cands, cap);
+        let mut l = lookup_slack(&cands, cap, slack);
+        // The class: capped, and the slack below the cap folded into one.
+        let floor = cap.saturating_sub(slack);
+        let class = |p: usize| if p < cap && p > floor { floor } else { p.min(cap) };
         let order = picks(&mut l);
         prop_assert_eq!(order.len(), cands.len());
         let key = |id: &NodeId| {
             let &(p, _, rtt) = cands.iter().find(|&&(p, t, _)| id_at(p, t) == *id).expect("a candidate");
-            (p.min(cap), rtt, id.distance(&TARGET))
+            (class(p), rtt, id.distance(&TARGET))
         };
         for w in order.windows(2) {
             let (a, b) = (key(&w[0]), key(&w[1]));
