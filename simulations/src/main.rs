@@ -67,6 +67,10 @@ struct Cli {
     /// `Config::lookup_rank_slack`; 0 keeps every rank apart, as before).
     #[arg(long)]
     rank_slack: Option<usize>,
+    /// Engine override: far routing buckets hold `k << (bits - i)`
+    /// contacts (core default in `Config::bucket_widening`; 0: k each).
+    #[arg(long)]
+    bucket_widening: Option<u32>,
     /// Engine override: seconds between pings of contacts evicted for
     /// timeouts (core default 10; 0 never asks, as before).
     #[arg(long)]
@@ -149,6 +153,7 @@ fn options(cli: &Cli) -> RunOptions {
         put_lookup_every: cli.put_lookup_every_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         get_copies: cli.get_copies,
         rank_slack: cli.rank_slack,
+        bucket_widening: cli.bucket_widening,
         lost_recheck: cli.lost_recheck_s.map(Duration::from_secs_f64),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },

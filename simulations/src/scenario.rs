@@ -61,6 +61,8 @@ pub struct RunOptions {
     pub get_copies: Option<usize>,
     /// Overrides the engines' `lookup_rank_slack`.
     pub rank_slack: Option<usize>,
+    /// Overrides the engines' `bucket_widening`.
+    pub bucket_widening: Option<u32>,
     /// Overrides the engines' `lost_recheck_every`.
     pub lost_recheck: Option<Duration>,
     /// Wall-clock budget per scenario (see [`SimParams::max_wall`]).
@@ -90,6 +92,7 @@ impl Default for RunOptions {
             put_lookup_every: None,
             get_copies: None,
             rank_slack: None,
+            bucket_widening: None,
             lost_recheck: None,
             max_wall: None,
             threads: 1,
@@ -154,6 +157,7 @@ impl Scenario {
         p.engine.put_lookup_every = o.put_lookup_every.unwrap_or(p.engine.put_lookup_every);
         p.engine.get_copies = o.get_copies.unwrap_or(p.engine.get_copies).max(1);
         p.engine.lookup_rank_slack = o.rank_slack.unwrap_or(p.engine.lookup_rank_slack);
+        p.engine.bucket_widening = o.bucket_widening.unwrap_or(p.engine.bucket_widening);
         p.engine.lost_recheck_every = o.lost_recheck.unwrap_or(p.engine.lost_recheck_every);
         p.signed = o.signed;
         p.discovers_per_min = o.discovers_per_min;

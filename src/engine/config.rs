@@ -14,6 +14,9 @@ pub const GET_COPIES: usize = 4;
 /// Default of [`Config::lookup_rank_slack`].
 pub const LOOKUP_RANK_SLACK: usize = 4;
 
+/// Default of [`Config::bucket_widening`].
+pub const BUCKET_WIDENING: u32 = 0;
+
 /// Everything an [`Engine`](super::Engine) can be tuned by.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -44,6 +47,10 @@ pub struct Config {
     /// the nearest of them first (see [`crate::lookup`], "Slack"): each is
     /// one referral from the replicas. 0 orders every rank by XOR first.
     pub lookup_rank_slack: usize,
+    /// Far routing buckets hold more contacts: bucket `i` below this many
+    /// bits holds `k << (bits - i)` (see [`crate::routing`]), so a lookup's
+    /// first hop lands that many bits deeper. 0 is the paper's table.
+    pub bucket_widening: u32,
     /// Consecutive timeouts before a contact leaves the routing table.
     pub max_failures: u32,
     /// Lifetime of a value received by plain `store`.
@@ -131,6 +138,7 @@ impl Default for Config {
             // later than that, every query stalled and puts found nobody.
             contact_stall_min: Duration::from_millis(200),
             lookup_rank_slack: LOOKUP_RANK_SLACK,
+            bucket_widening: BUCKET_WIDENING,
             max_failures: 2,
             record_ttl: 24 * HOUR,
             cache_ttl: Duration::from_secs(60),
