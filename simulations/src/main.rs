@@ -71,6 +71,10 @@ struct Cli {
     /// contacts (core default in `Config::bucket_widening`; 0: k each).
     #[arg(long)]
     bucket_widening: Option<u32>,
+    /// Engine override: 0 turns off the replica fan-out of find_value
+    /// lookups (core default on), 1 turns it on.
+    #[arg(long)]
+    replica_fanout: Option<u8>,
     /// Engine override: seconds between pings of contacts evicted for
     /// timeouts (core default 10; 0 never asks, as before).
     #[arg(long)]
@@ -154,6 +158,7 @@ fn options(cli: &Cli) -> RunOptions {
         get_copies: cli.get_copies,
         rank_slack: cli.rank_slack,
         bucket_widening: cli.bucket_widening,
+        replica_fanout: cli.replica_fanout.map(|v| v != 0),
         lost_recheck: cli.lost_recheck_s.map(Duration::from_secs_f64),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },

@@ -63,6 +63,8 @@ pub struct RunOptions {
     pub rank_slack: Option<usize>,
     /// Overrides the engines' `bucket_widening`.
     pub bucket_widening: Option<u32>,
+    /// Overrides the engines' `lookup_replica_fanout`.
+    pub replica_fanout: Option<bool>,
     /// Overrides the engines' `lost_recheck_every`.
     pub lost_recheck: Option<Duration>,
     /// Wall-clock budget per scenario (see [`SimParams::max_wall`]).
@@ -93,6 +95,7 @@ impl Default for RunOptions {
             get_copies: None,
             rank_slack: None,
             bucket_widening: None,
+            replica_fanout: None,
             lost_recheck: None,
             max_wall: None,
             threads: 1,
@@ -158,6 +161,7 @@ impl Scenario {
         p.engine.get_copies = o.get_copies.unwrap_or(p.engine.get_copies).max(1);
         p.engine.lookup_rank_slack = o.rank_slack.unwrap_or(p.engine.lookup_rank_slack);
         p.engine.bucket_widening = o.bucket_widening.unwrap_or(p.engine.bucket_widening);
+        p.engine.lookup_replica_fanout = o.replica_fanout.unwrap_or(p.engine.lookup_replica_fanout);
         p.engine.lost_recheck_every = o.lost_recheck.unwrap_or(p.engine.lost_recheck_every);
         p.signed = o.signed;
         p.discovers_per_min = o.discovers_per_min;

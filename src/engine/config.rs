@@ -47,6 +47,12 @@ pub struct Config {
     /// the nearest of them first (see [`crate::lookup`], "Slack"): each is
     /// one referral from the replicas. 0 orders every rank by XOR first.
     pub lookup_rank_slack: usize,
+    /// A `find_value` lookup that knows replicas (contacts as deep as the
+    /// target's k closest) asks `alpha` of them at once, however many of its
+    /// first hop's queries are still out (see [`crate::lookup`], "Replica
+    /// fan-out"): the nearest replica's answer ends the read. Costs about
+    /// one query per read; false keeps `alpha` in flight in all.
+    pub lookup_replica_fanout: bool,
     /// Far routing buckets hold more contacts: bucket `i` below this many
     /// bits holds `k << (bits - i)` (see [`crate::routing`]), so a lookup's
     /// first hop lands that many bits deeper. 0 is the paper's table.
@@ -139,6 +145,7 @@ impl Default for Config {
             contact_stall_min: Duration::from_millis(200),
             lookup_rank_slack: LOOKUP_RANK_SLACK,
             bucket_widening: BUCKET_WIDENING,
+            lookup_replica_fanout: true,
             max_failures: 2,
             record_ttl: 24 * HOUR,
             cache_ttl: Duration::from_secs(60),

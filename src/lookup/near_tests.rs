@@ -130,3 +130,70 @@ proptest! {
         }
     }
 }
+
+/// A lookup with `alpha` 2 over `seeds` (prefix, tail, rtt_ms), cap 8, with or without fan-out.
+fn fanout_lookup(seeds: &[(usize, u16, u64)], fanout: bool) -> Lookup {
+    let contacts: Vec<Contact> =
+        seeds.iter().enumerate().map(|(i, &(p, t, _))| Contact::new(id_at(p, t), addr(i as u16 + 1))).collect();
+    let rtt_of = |c: &Contact| RTTS.iter().chain(seeds).find(|&&(p, t, _)| id_at(p, t) == c.id).map_or(0, |x| x.2);
+    Lookup::new(TARGET, NodeId([0xff; 20]), LookupKind::FindValue, 20, 2, Duration::from_secs(1))
+        .with_rank_cap(8)
+        .with_replica_fanout(fanout)
+        .with_seeds_near(contacts, |c| near(rtt_of(c)))
+}
+
+/// Replicas (prefix >= the cap of 8) the first answer names, with their round trips.
+const RTTS: [(usize, u16, u64); 3] = [(9, 1, 150), (10, 1, 40), (12, 1, 90)];
+
+fn answer_with_replicas(l: &mut Lookup, from: NodeId) {
+    let replicas: Vec<Contact> =
+        RTTS.iter().enumerate().map(|(i, &(p, t, _))| Contact::new(id_at(p, t), addr(100 + i as u16))).collect();
+    let rtt_of = |c: &Contact| RTTS.iter().find(|&&(p, t, _)| id_at(p, t) == c.id).map_or(0, |x| x.2);
+    l.on_nodes_near(&from, replicas, |c| near(rtt_of(c)));
+}
+
+#[test]
+fn with_fan_out_alpha_replicas_go_at_once_past_the_first_hops_still_in_flight() {
+    let seeds = [(4, 1, 100), (3, 1, 100)];
+    let mut on = fanout_lookup(&seeds, true);
+    assert_eq!(picks(&mut on), vec![id_at(4, 1), id_at(3, 1)]);
+    answer_with_replicas(&mut on, id_at(4, 1));
+    // (3, 1) is still out; the two nearest replicas go anyway, nearest first.
+    assert_eq!(picks(&mut on), vec![id_at(10, 1), id_at(12, 1)]);
+    let mut off = fanout_lookup(&seeds, false);
+    picks(&mut off);
+    answer_with_replicas(&mut off, id_at(4, 1));
+    assert_eq!(picks(&mut off), vec![id_at(10, 1)], "without it the slot (3, 1) holds waits");
+}
+
+proptest! {
+    /// With fan-out, whatever answers: at most alpha queries to replicas
+    /// and 2 alpha in all are ever in flight, and the lookup terminates.
+    #[test]
+    fn fan_out_keeps_replica_queries_within_alpha_and_all_within_twice(
+        seeds in proptest::collection::btree_set((0usize..14, 0u16..4), 1..12),
+        answers in proptest::collection::vec((0usize..16, 0usize..14, 0u16..4), 0..40),
+    ) {
+        let seeds: Vec<(usize, u16, u64)> = seeds.into_iter().map(|(p, t)| (p, t, 100)).collect();
+        let mut l = fanout_lookup(&seeds, true);
+        let mut out: Vec<NodeId> = picks(&mut l);
+        for (who, p, t) in answers {
+            if out.is_empty() { break; }
+            let from = out.remove(who % out.len());
+            l.on_nodes(&from, vec![Contact::new(id_at(p, t), addr(200 + p as u16 * 4 + t))]);
+            out.extend(picks(&mut l));
+            let replicas = out.iter().filter(|id| id.distance(&TARGET).leading_zeros() >= 8).count();
+            prop_assert!(replicas <= 2, "{} replica queries out", replicas);
+            prop_assert!(out.len() <= 4, "{} queries out", out.len());
+        }
+        for id in out { l.on_failure(&id); }
+        let mut steps = 0;
+        while l.next(Time::ZERO) != Next::Done {
+            steps += 1;
+            prop_assert!(steps < 100, "no termination");
+            let Some(&(d, _)) = l.waiting.first() else { continue };
+            let id = l.candidates[&d].contact.id;
+            l.on_failure(&id);
+        }
+    }
+}

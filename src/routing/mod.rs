@@ -521,6 +521,6 @@ fn random_with_prefix<R: Rng + ?Sized>(base: &NodeId, prefix_len: usize, rng: &m
 mod swap_tests;
 
 #[cfg(test)]
-mod wide_tests;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wide_tests;
