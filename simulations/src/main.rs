@@ -75,6 +75,10 @@ struct Cli {
     /// lookups (core default on), 1 turns it on.
     #[arg(long)]
     replica_fanout: Option<u8>,
+    /// Engine override: the least a lookup waits on a contact never
+    /// measured before it asks another, ms (core default 200).
+    #[arg(long)]
+    lookup_stall_min_ms: Option<u64>,
     /// Engine override: seconds between pings of contacts evicted for
     /// timeouts (core default 10; 0 never asks, as before).
     #[arg(long)]
@@ -159,6 +163,7 @@ fn options(cli: &Cli) -> RunOptions {
         rank_slack: cli.rank_slack,
         bucket_widening: cli.bucket_widening,
         replica_fanout: cli.replica_fanout.map(|v| v != 0),
+        lookup_stall_min: cli.lookup_stall_min_ms.map(Duration::from_millis),
         lost_recheck: cli.lost_recheck_s.map(Duration::from_secs_f64),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },
