@@ -28,6 +28,21 @@
 //! near: progress towards the target comes first, latency decides only
 //! between equals. The cap makes every contact deep enough to be among the
 //! target's k closest equal, so a `find_value` asks the nearest replica.
+//!
+//! Slack ([`Lookup::with_rank_slack`]): the ranks from `cap - slack` to
+//! `cap - 1` also count as one, a class below the cap's. A contact that
+//! deep holds, in its bucket towards the target, contacts about `log2(k)`
+//! bits deeper still: replicas. Any of them is then one referral from the
+//! replicas, so the nearest goes first instead of the XOR-closest, which on
+//! a wide-area network costs a full continental round trip for nothing.
+//! Classes still never invert: a replica goes before any of them.
+//!
+//! Replica fan-out ([`Lookup::with_replica_fanout`]): once replicas (the
+//! cap's class) are known, queries still in flight to lower classes stop
+//! counting against `alpha`, so `alpha` replicas are asked at once and the
+//! nearest answer ends the read, instead of one replica per slot that the
+//! first hop's slower queries free. At most `2 * alpha` queries are then in
+//! flight, at most `alpha` of them to replicas.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -130,6 +145,10 @@ pub struct Lookup {
     stall_after: Duration,
     /// Ranks at or above this count as one (see the module docs).
     rank_cap: usize,
+    /// Ranks from `rank_cap - rank_slack` below the cap count as one too.
+    rank_slack: usize,
+    /// Queries below the cap's class stop counting once a replica is next.
+    replica_fanout: bool,
     candidates: BTreeMap<Distance, Candidate>,
     /// The candidates in `State::Waiting`, closest first, with when each
     /// stalls: at most `alpha`, so stall checks and the in-flight count need
@@ -156,6 +175,8 @@ impl Lookup {
             alpha: alpha.max(1),
             stall_after,
             rank_cap: usize::MAX,
+            rank_slack: 0,
+            replica_fanout: false,
             candidates: BTreeMap::new(),
             waiting: Vec::new(),
             copies: None,
@@ -201,8 +222,33 @@ impl Lookup {
         self
     }
 
+    /// The ranks from `cap - slack` up to `cap - 1` count as one class
+    /// (below the cap's): contacts one referral away from the replicas (see
+    /// the module docs). 0, the default, keeps every rank apart. Without a
+    /// cap there is no class.
+    pub fn with_rank_slack(mut self, slack: usize) -> Self {
+        self.rank_slack = slack;
+        self
+    }
+
+    /// Once a candidate of the cap's class is the next to ask, queries in
+    /// flight to lower classes no longer hold its slot (see the module
+    /// docs). Off by default; without a cap it changes nothing.
+    pub fn with_replica_fanout(mut self, on: bool) -> Self {
+        self.replica_fanout = on;
+        self
+    }
+
+    /// The class of a candidate at `d`: its rank, capped, and folded into
+    /// `cap - slack` when it is within the slack below the cap.
     fn rank(&self, d: &Distance) -> usize {
-        d.leading_zeros().min(self.rank_cap)
+        let r = d.leading_zeros().min(self.rank_cap);
+        let floor = self.rank_cap.saturating_sub(self.rank_slack);
+        if r < self.rank_cap && r > floor {
+            floor
+        } else {
+            r
+        }
     }
 
     /// The target id or key.
@@ -272,7 +318,7 @@ impl Lookup {
             match c.state {
                 State::Failed | State::Stalled => continue,
                 State::Waiting { .. } => pending = true,
-                State::NotContacted if in_flight < width => {
+                State::NotContacted => {
                     pending = true;
                     let rank = self.rank(d);
                     // XOR order: the first of a rank wins ties; lower ranks never.
@@ -282,16 +328,26 @@ impl Lookup {
                         _ => {}
                     }
                 }
-                State::NotContacted => pending = true,
                 State::Succeeded => {}
             }
             live_seen += 1;
         }
-        match pick.map(|p| p.0) {
-            Some(d) => self.mark_waiting(&d, now),
+        match pick {
+            Some((d, rank, _)) if self.counted_in_flight(rank) < width => self.mark_waiting(&d, now),
+            Some(_) => Next::Wait,
             None if pending || in_flight >= width => Next::Wait,
             None => Next::Done,
         }
+    }
+
+    /// Queries in flight that hold a slot against a next query of `rank`:
+    /// all of them, or with replica fan-out and a replica next, only those
+    /// to replicas.
+    fn counted_in_flight(&self, rank: usize) -> usize {
+        if !self.replica_fanout || rank < self.rank_cap {
+            return self.waiting.len();
+        }
+        self.waiting.iter().filter(|(d, _)| self.rank(d) >= self.rank_cap).count()
     }
 
     fn mark_waiting(&mut self, d: &Distance, now: Time) -> Next {

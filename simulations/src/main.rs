@@ -62,6 +62,23 @@ struct Cli {
     /// the newest (core default 4; 1 ends at the first value, as before).
     #[arg(long)]
     get_copies: Option<usize>,
+    /// Engine override: ranks below the replica depth that count as one, so
+    /// the nearest contact among them goes first (core default in
+    /// `Config::lookup_rank_slack`; 0 keeps every rank apart, as before).
+    #[arg(long)]
+    rank_slack: Option<usize>,
+    /// Engine override: far routing buckets hold `k << (bits - i)`
+    /// contacts (core default in `Config::bucket_widening`; 0: k each).
+    #[arg(long)]
+    bucket_widening: Option<u32>,
+    /// Engine override: 0 turns off the replica fan-out of find_value
+    /// lookups (core default on), 1 turns it on.
+    #[arg(long)]
+    replica_fanout: Option<u8>,
+    /// Engine override: the least a lookup waits on a contact never
+    /// measured before it asks another, ms (core default 200).
+    #[arg(long)]
+    lookup_stall_min_ms: Option<u64>,
     /// Engine override: seconds between pings of contacts evicted for
     /// timeouts (core default 10; 0 never asks, as before).
     #[arg(long)]
@@ -143,6 +160,10 @@ fn options(cli: &Cli) -> RunOptions {
         replicate_interval: cli.replicate_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         put_lookup_every: cli.put_lookup_every_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         get_copies: cli.get_copies,
+        rank_slack: cli.rank_slack,
+        bucket_widening: cli.bucket_widening,
+        replica_fanout: cli.replica_fanout.map(|v| v != 0),
+        lookup_stall_min: cli.lookup_stall_min_ms.map(Duration::from_millis),
         lost_recheck: cli.lost_recheck_s.map(Duration::from_secs_f64),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),
         threads: if cli.parallel { 1 } else { cli.threads.max(1) },

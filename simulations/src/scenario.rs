@@ -59,6 +59,14 @@ pub struct RunOptions {
     pub put_lookup_every: Option<Duration>,
     /// Overrides the engines' `get_copies`.
     pub get_copies: Option<usize>,
+    /// Overrides the engines' `lookup_rank_slack`.
+    pub rank_slack: Option<usize>,
+    /// Overrides the engines' `bucket_widening`.
+    pub bucket_widening: Option<u32>,
+    /// Overrides the engines' `lookup_replica_fanout`.
+    pub replica_fanout: Option<bool>,
+    /// Overrides the engines' `lookup_stall_min`.
+    pub lookup_stall_min: Option<Duration>,
     /// Overrides the engines' `lost_recheck_every`.
     pub lost_recheck: Option<Duration>,
     /// Wall-clock budget per scenario (see [`SimParams::max_wall`]).
@@ -87,6 +95,10 @@ impl Default for RunOptions {
             replicate_interval: None,
             put_lookup_every: None,
             get_copies: None,
+            rank_slack: None,
+            bucket_widening: None,
+            replica_fanout: None,
+            lookup_stall_min: None,
             lost_recheck: None,
             max_wall: None,
             threads: 1,
@@ -150,6 +162,10 @@ impl Scenario {
         p.engine.replicate_interval = o.replicate_interval.unwrap_or(p.engine.replicate_interval);
         p.engine.put_lookup_every = o.put_lookup_every.unwrap_or(p.engine.put_lookup_every);
         p.engine.get_copies = o.get_copies.unwrap_or(p.engine.get_copies).max(1);
+        p.engine.lookup_rank_slack = o.rank_slack.unwrap_or(p.engine.lookup_rank_slack);
+        p.engine.bucket_widening = o.bucket_widening.unwrap_or(p.engine.bucket_widening);
+        p.engine.lookup_replica_fanout = o.replica_fanout.unwrap_or(p.engine.lookup_replica_fanout);
+        p.engine.lookup_stall_min = o.lookup_stall_min.unwrap_or(p.engine.lookup_stall_min);
         p.engine.lost_recheck_every = o.lost_recheck.unwrap_or(p.engine.lost_recheck_every);
         p.signed = o.signed;
         p.discovers_per_min = o.discovers_per_min;

@@ -11,6 +11,12 @@ use crate::store::StoreLimits;
 /// Default of [`Config::get_copies`]: copies a `get` collects.
 pub const GET_COPIES: usize = 4;
 
+/// Default of [`Config::lookup_rank_slack`].
+pub const LOOKUP_RANK_SLACK: usize = 4;
+
+/// Default of [`Config::bucket_widening`].
+pub const BUCKET_WIDENING: u32 = 0;
+
 /// Everything an [`Engine`](super::Engine) can be tuned by.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -36,6 +42,21 @@ pub struct Config {
     /// [`crate::proximity`]), so a near contact that lost a datagram does not
     /// hold a lookup slot for the network-wide threshold.
     pub contact_stall_min: Duration,
+    /// Ranks (bits a contact shares with the target) within this many below
+    /// the depth of the target's k closest count as one, so the lookup asks
+    /// the nearest of them first (see [`crate::lookup`], "Slack"): each is
+    /// one referral from the replicas. 0 orders every rank by XOR first.
+    pub lookup_rank_slack: usize,
+    /// A `find_value` lookup that knows replicas (contacts as deep as the
+    /// target's k closest) asks `alpha` of them at once, however many of its
+    /// first hop's queries are still out (see [`crate::lookup`], "Replica
+    /// fan-out"): the nearest replica's answer ends the read. Costs about
+    /// one query per read; false keeps `alpha` in flight in all.
+    pub lookup_replica_fanout: bool,
+    /// Far routing buckets hold more contacts: bucket `i` below this many
+    /// bits holds `k << (bits - i)` (see [`crate::routing`]), so a lookup's
+    /// first hop lands that many bits deeper. 0 is the paper's table.
+    pub bucket_widening: u32,
     /// Consecutive timeouts before a contact leaves the routing table.
     pub max_failures: u32,
     /// Lifetime of a value received by plain `store`.
@@ -122,6 +143,9 @@ impl Default for Config {
             // loaded loopback host replies of 100 nodes in one process were
             // later than that, every query stalled and puts found nobody.
             contact_stall_min: Duration::from_millis(200),
+            lookup_rank_slack: LOOKUP_RANK_SLACK,
+            bucket_widening: BUCKET_WIDENING,
+            lookup_replica_fanout: true,
             max_failures: 2,
             record_ttl: 24 * HOUR,
             cache_ttl: Duration::from_secs(60),

@@ -77,7 +77,7 @@ impl Services {
         Services {
             id,
             rng: StdRng::seed_from_u64(config.rng_seed),
-            routing: RoutingTable::new(id, config.k, now),
+            routing: RoutingTable::new(id, config.k, now).with_widening(config.bucket_widening),
             client: config.reach.mode != ReachMode::Public,
             recent: (config.reach.mode == ReachMode::Auto)
                 .then(|| RecentPeers::new(RECENT_CAPACITY, config.reach.nat_window)),

@@ -23,12 +23,18 @@ fn near(rtt_ms: u64) -> Near {
 
 /// A lookup over `(prefix, tail, rtt_ms)` candidates, every one allowed in flight.
 fn lookup(cands: &[(usize, u16, u64)], cap: usize) -> Lookup {
+    lookup_slack(cands, cap, 0)
+}
+
+/// [`lookup`] with a rank slack below the cap.
+fn lookup_slack(cands: &[(usize, u16, u64)], cap: usize, slack: usize) -> Lookup {
     let n = cands.len().max(1);
     let seeds: Vec<Contact> =
         cands.iter().enumerate().map(|(i, &(p, t, _))| Contact::new(id_at(p, t), addr(i as u16 + 1))).collect();
     let rtt_of = |c: &Contact| cands.iter().find(|&&(p, t, _)| id_at(p, t) == c.id).map_or(0, |x| x.2);
     Lookup::new(TARGET, NodeId([0xff; 20]), LookupKind::FindValue, n, n, Duration::from_secs(1))
         .with_rank_cap(cap)
+        .with_rank_slack(slack)
         .with_seeds_near(seeds, |c| near(rtt_of(c)))
 }
 
@@ -66,6 +72,18 @@ fn the_rank_cap_makes_deep_candidates_equal() {
 }
 
 #[test]
+fn within_the_slack_below_the_cap_the_nearest_goes_first_and_replicas_still_lead() {
+    // Cap 8, slack 3: prefixes 5 to 7 are one class, below the replicas (8+).
+    // Prefix 9 (a replica, slow) leads; then the 20 ms prefix 5 before the
+    // XOR-closer prefix 7; prefix 4 (nearest of all) comes last.
+    let mut l = lookup_slack(&[(9, 1, 250), (7, 1, 200), (5, 1, 20), (4, 1, 10)], 8, 3);
+    assert_eq!(picks(&mut l), vec![id_at(9, 1), id_at(5, 1), id_at(7, 1), id_at(4, 1)]);
+    // Without the slack the XOR order of ranks holds.
+    let mut l = lookup(&[(9, 1, 250), (7, 1, 200), (5, 1, 20), (4, 1, 10)], 8);
+    assert_eq!(picks(&mut l), vec![id_at(9, 1), id_at(7, 1), id_at(5, 1), id_at(4, 1)]);
+}
+
+#[test]
 fn each_query_stalls_after_its_own_threshold() {
     let a = Contact::new(id_at(5, 1), addr(1));
     let b = Contact::new(id_at(4, 1), addr(2));
@@ -82,20 +100,26 @@ fn each_query_stalls_after_its_own_threshold() {
 }
 
 proptest! {
-    /// Whatever the round trips: ranks never rise along the order of
-    /// queries, and within a rank (round trip, XOR distance) never falls.
+    /// Whatever the round trips: classes (ranks, capped, the slack folded)
+    /// never rise along the order of queries, and within a class (round
+    /// trip, XOR distance) never falls: a farther XOR candidate never goes
+    /// before a closer one of the same class and round trip.
     #[test]
     fn proximity_never_picks_a_farther_rank_or_a_slower_equal(
         cands in proptest::collection::btree_map((0usize..40, 0u16..8), 0u64..4, 1..24),
         cap in 0usize..48,
+        slack in 0usize..6,
     ) {
         let cands: Vec<(usize, u16, u64)> = cands.into_iter().map(|((p, t), r)| (p, t, r * 50)).collect();
-        let mut l = lookup(&cands, cap);
+        let mut l = lookup_slack(&cands, cap, slack);
+        // The class: capped, and the slack below the cap folded into one.
+        let floor = cap.saturating_sub(slack);
+        let class = |p: usize| if p < cap && p > floor { floor } else { p.min(cap) };
         let order = picks(&mut l);
         prop_assert_eq!(order.len(), cands.len());
         let key = |id: &NodeId| {
             let &(p, _, rtt) = cands.iter().find(|&&(p, t, _)| id_at(p, t) == *id).expect("a candidate");
-            (p.min(cap), rtt, id.distance(&TARGET))
+            (class(p), rtt, id.distance(&TARGET))
         };
         for w in order.windows(2) {
             let (a, b) = (key(&w[0]), key(&w[1]));
@@ -103,6 +127,73 @@ proptest! {
             if a.0 == b.0 {
                 prop_assert!((a.1, a.2) < (b.1, b.2), "within a rank: {:?} then {:?}", a, b);
             }
+        }
+    }
+}
+
+/// A lookup with `alpha` 2 over `seeds` (prefix, tail, rtt_ms), cap 8, with or without fan-out.
+fn fanout_lookup(seeds: &[(usize, u16, u64)], fanout: bool) -> Lookup {
+    let contacts: Vec<Contact> =
+        seeds.iter().enumerate().map(|(i, &(p, t, _))| Contact::new(id_at(p, t), addr(i as u16 + 1))).collect();
+    let rtt_of = |c: &Contact| RTTS.iter().chain(seeds).find(|&&(p, t, _)| id_at(p, t) == c.id).map_or(0, |x| x.2);
+    Lookup::new(TARGET, NodeId([0xff; 20]), LookupKind::FindValue, 20, 2, Duration::from_secs(1))
+        .with_rank_cap(8)
+        .with_replica_fanout(fanout)
+        .with_seeds_near(contacts, |c| near(rtt_of(c)))
+}
+
+/// Replicas (prefix >= the cap of 8) the first answer names, with their round trips.
+const RTTS: [(usize, u16, u64); 3] = [(9, 1, 150), (10, 1, 40), (12, 1, 90)];
+
+fn answer_with_replicas(l: &mut Lookup, from: NodeId) {
+    let replicas: Vec<Contact> =
+        RTTS.iter().enumerate().map(|(i, &(p, t, _))| Contact::new(id_at(p, t), addr(100 + i as u16))).collect();
+    let rtt_of = |c: &Contact| RTTS.iter().find(|&&(p, t, _)| id_at(p, t) == c.id).map_or(0, |x| x.2);
+    l.on_nodes_near(&from, replicas, |c| near(rtt_of(c)));
+}
+
+#[test]
+fn with_fan_out_alpha_replicas_go_at_once_past_the_first_hops_still_in_flight() {
+    let seeds = [(4, 1, 100), (3, 1, 100)];
+    let mut on = fanout_lookup(&seeds, true);
+    assert_eq!(picks(&mut on), vec![id_at(4, 1), id_at(3, 1)]);
+    answer_with_replicas(&mut on, id_at(4, 1));
+    // (3, 1) is still out; the two nearest replicas go anyway, nearest first.
+    assert_eq!(picks(&mut on), vec![id_at(10, 1), id_at(12, 1)]);
+    let mut off = fanout_lookup(&seeds, false);
+    picks(&mut off);
+    answer_with_replicas(&mut off, id_at(4, 1));
+    assert_eq!(picks(&mut off), vec![id_at(10, 1)], "without it the slot (3, 1) holds waits");
+}
+
+proptest! {
+    /// With fan-out, whatever answers: at most alpha queries to replicas
+    /// and 2 alpha in all are ever in flight, and the lookup terminates.
+    #[test]
+    fn fan_out_keeps_replica_queries_within_alpha_and_all_within_twice(
+        seeds in proptest::collection::btree_set((0usize..14, 0u16..4), 1..12),
+        answers in proptest::collection::vec((0usize..16, 0usize..14, 0u16..4), 0..40),
+    ) {
+        let seeds: Vec<(usize, u16, u64)> = seeds.into_iter().map(|(p, t)| (p, t, 100)).collect();
+        let mut l = fanout_lookup(&seeds, true);
+        let mut out: Vec<NodeId> = picks(&mut l);
+        for (who, p, t) in answers {
+            if out.is_empty() { break; }
+            let from = out.remove(who % out.len());
+            l.on_nodes(&from, vec![Contact::new(id_at(p, t), addr(200 + p as u16 * 4 + t))]);
+            out.extend(picks(&mut l));
+            let replicas = out.iter().filter(|id| id.distance(&TARGET).leading_zeros() >= 8).count();
+            prop_assert!(replicas <= 2, "{} replica queries out", replicas);
+            prop_assert!(out.len() <= 4, "{} queries out", out.len());
+        }
+        for id in out { l.on_failure(&id); }
+        let mut steps = 0;
+        while l.next(Time::ZERO) != Next::Done {
+            steps += 1;
+            prop_assert!(steps < 100, "no termination");
+            let Some(&(d, _)) = l.waiting.first() else { continue };
+            let id = l.candidates[&d].contact.id;
+            l.on_failure(&id);
         }
     }
 }

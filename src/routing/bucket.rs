@@ -312,6 +312,15 @@ impl KBucket {
         }
     }
 
+    /// Moves the most recently seen live contacts beyond `k` to the
+    /// replacement cache (bounded by `cap`): the long-lived ones stay.
+    pub(crate) fn trim(&mut self, k: usize, cap: usize) {
+        let extra = self.entries.len().saturating_sub(k);
+        for entry in self.entries.drain(self.entries.len() - extra..).collect::<Vec<_>>() {
+            self.add_replacement(entry, cap);
+        }
+    }
+
     /// Moves every contact (live or replacement) for which `moves` holds into
     /// a new bucket, keeping relative order; the pending ping follows its contact.
     pub(crate) fn split_off(&mut self, moves: impl Fn(&NodeId) -> bool) -> KBucket {

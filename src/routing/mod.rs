@@ -11,6 +11,13 @@
 //! halve its distance with every hop. After [`ID_BITS`] buckets the last one
 //! covers a single id, so splitting stops there.
 //!
+//! Wider far buckets ([`RoutingTable::with_widening`]): bucket `i` below
+//! the widening `w` holds `k << (w - i)` contacts instead of k. The best of
+//! a bucket's contacts for a target in its range then shares about `w - i`
+//! more bits with it, the same for every far bucket, so the first hop of a
+//! lookup gains `w` bits (Kad's `b` bits per hop, by width instead of by
+//! sub-buckets) at the cost of about `k * (2^w - 1) * 2` more contacts.
+//!
 //! The layout also orders whole buckets by distance to any target, which is
 //! what lets [`RoutingTable::closest`] stay exact while touching only the
 //! buckets it needs (see `bucket_groups`).
@@ -98,6 +105,8 @@ pub enum InsertOutcome {
 pub struct RoutingTable {
     local: NodeId,
     k: usize,
+    /// Far buckets below this index hold more than k (see the module docs).
+    widening: u32,
     /// Never empty: index `i` covers shared prefix `i` (the last one: `>= i`).
     buckets: Vec<KBucket>,
     /// What is left of this second's freshness checks ([`freshness::FRESHNESS_CHECKS_PER_SEC`]).
@@ -110,9 +119,23 @@ impl RoutingTable {
         RoutingTable {
             local,
             k: k.max(1),
+            widening: 0,
             buckets: vec![KBucket::new(now)],
             check_budget: freshness::CheckBudget::new(now),
         }
+    }
+
+    /// Bucket `i` below `bits` holds `k << (bits - i)` contacts (at most
+    /// 2^5 k); 0, the default, is the paper's table. Set it on a new table.
+    pub fn with_widening(mut self, bits: u32) -> Self {
+        self.widening = bits.min(5);
+        self
+    }
+
+    /// How many live contacts bucket `index` holds.
+    pub fn capacity(&self, index: usize) -> usize {
+        let extra = self.widening.saturating_sub(u32::try_from(index).unwrap_or(u32::MAX));
+        self.k << extra
     }
 
     /// The local node's id.
@@ -145,7 +168,7 @@ impl RoutingTable {
         loop {
             let idx = self.bucket_index(&contact.id);
             let splittable = idx + 1 == self.buckets.len() && self.buckets.len() < ID_BITS;
-            let k = self.k;
+            let k = self.capacity(idx);
             let Some(bucket) = self.buckets.get_mut(idx) else {
                 return InsertOutcome::Pending;
             };
@@ -167,14 +190,16 @@ impl RoutingTable {
     /// Splits the last bucket: contacts sharing more than its index move to a new last bucket.
     fn split_last(&mut self) {
         let depth = self.buckets.len();
-        let (local, k) = (self.local, self.k);
+        let (local, k, k_deeper) = (self.local, self.capacity(depth - 1), self.capacity(depth));
         let Some(last) = self.buckets.last_mut() else {
             return;
         };
         let mut deeper = last.split_off(|id| local.distance(id).leading_zeros() >= depth);
         // Replacements only exist beside a full bucket; after a split there may be room for them.
         last.fill_from_replacements(k);
-        deeper.fill_from_replacements(k);
+        // A widened bucket may hand down more than the narrower one holds.
+        deeper.trim(k_deeper, REPLACEMENT_CACHE);
+        deeper.fill_from_replacements(k_deeper);
         self.buckets.push(deeper);
     }
 
@@ -206,7 +231,7 @@ impl RoutingTable {
     /// removed contact. A contact found only in a replacement cache is dropped from it and `None`
     /// is returned, so `Some` always means the live count went down (or a replacement stepped in).
     pub fn remove(&mut self, id: &NodeId) -> Option<Contact> {
-        let k = self.k;
+        let k = self.capacity(self.bucket_index(id));
         self.bucket_of_mut(id)?.remove(id, k)
     }
 
@@ -214,7 +239,7 @@ impl RoutingTable {
     /// (0 is treated as 1) the contact is removed (replacement promoted) and true is returned.
     /// A later successful insert() resets the count. Unknown ids and replacements are ignored.
     pub fn record_failure(&mut self, id: &NodeId, max_failures: u32) -> bool {
-        let k = self.k;
+        let k = self.capacity(self.bucket_index(id));
         let Some(bucket) = self.bucket_of_mut(id) else {
             return false;
         };
@@ -505,5 +530,8 @@ fn random_with_prefix<R: Rng + ?Sized>(base: &NodeId, prefix_len: usize, rng: &m
 
 #[cfg(test)]
 mod swap_tests;
+
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod wide_tests;

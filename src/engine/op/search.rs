@@ -70,6 +70,8 @@ impl Search {
         let stall = svc.rtt.stall_after(svc.config.lookup_stall_min, svc.config.lookup_stall);
         let lookup = Lookup::new(target, svc.id, kind, k, alpha, stall)
             .with_rank_cap(replica_depth(svc))
+            .with_rank_slack(svc.config.lookup_rank_slack)
+            .with_replica_fanout(kind == LookupKind::FindValue && svc.config.lookup_replica_fanout)
             .with_copies(svc.config.get_copies)
             .with_seeds_near(seeds, |c| near(svc, c));
         let mut search = Search { lookup, started: cx.now };
