@@ -26,7 +26,6 @@ use crate::engine::providers::MAX_ENTRIES_PER_CALL;
 use crate::engine::{Engine, LookupStats, Outcome, PeerKind, ProviderReadOutcome, QueryId};
 use crate::id::{Key, NodeId};
 use crate::lookup::LookupKind;
-use crate::proximity::{stall_for, StallBounds};
 use crate::rpc::RpcKind;
 use crate::time::Time;
 
@@ -90,10 +89,6 @@ struct Reading {
 /// One replica's set, as read so far.
 struct Replica {
     contact: Contact,
-    /// How long its page may take before it is asked again: its own
-    /// measured round trip when the lookup measured it (a lost page then
-    /// costs about one round trip to that replica), else the read's.
-    stall: Duration,
     /// Its shards being read (the whole set at first).
     chains: Vec<Chain>,
     /// Pages asked of it.
@@ -194,23 +189,11 @@ impl ProviderRead {
         }
         r.round += 1;
         let take = self.want.min(r.rest.len());
-        let (now, svc, fallback) = (cx.now, &cx.svc, self.stall);
-        let bounds = StallBounds {
-            contact_min: svc.config.contact_stall_min,
-            min: svc.config.lookup_stall_min,
-            max: svc.config.lookup_stall,
-        };
-        let stall_of = |c: &Contact| svc.book.get(&c.addr).map_or(fallback, |e| stall_for(Some(e), &svc.rtt, bounds));
+        let now = cx.now;
         r.replicas = r
             .rest
             .drain(..take)
-            .map(|contact| Replica {
-                stall: stall_of(&contact),
-                contact,
-                chains: vec![Chain::new(Shard::ALL, None, 0, now)],
-                pages: 0,
-                seen: 0,
-            })
+            .map(|contact| Replica { contact, chains: vec![Chain::new(Shard::ALL, None, 0, now)], pages: 0, seen: 0 })
             .collect();
         for i in 0..r.replicas.len() {
             self.ask(cx, i, 0);
@@ -328,14 +311,15 @@ impl ProviderRead {
     /// first answer is used).
     fn resend_stalled(&mut self, cx: &mut Cx) -> Step {
         let Phase::Reading(r) = &self.phase else { return Step::Wait };
+        let stall = self.stall;
         let now = cx.now;
         let stalled: Vec<(usize, usize)> = r
             .replicas
             .iter()
             .enumerate()
-            .flat_map(|(i, p)| p.chains.iter().enumerate().map(move |(j, c)| (i, j, c, p.stall)))
-            .filter(|(_, _, c, stall)| c.may_resend() && c.asked_at + *stall <= now)
-            .map(|(i, j, _, _)| (i, j))
+            .flat_map(|(i, p)| p.chains.iter().enumerate().map(move |(j, c)| (i, j, c)))
+            .filter(|(_, _, c)| c.may_resend() && c.asked_at + stall <= now)
+            .map(|(i, j, _)| (i, j))
             .collect();
         for (i, j) in stalled {
             self.ask(cx, i, j);
@@ -384,8 +368,8 @@ impl Operation for ProviderRead {
         match &self.phase {
             Phase::Search(s) => s.next_stall(),
             Phase::Reading(r) => {
-                let chains = r.replicas.iter().flat_map(|p| p.chains.iter().map(move |c| (c, p.stall)));
-                chains.filter(|(c, _)| c.may_resend()).map(|(c, stall)| c.asked_at + stall).min()
+                let chains = r.replicas.iter().flat_map(|p| p.chains.iter());
+                chains.filter(|c| c.may_resend()).map(|c| c.asked_at + self.stall).min()
             }
             Phase::Start => None,
         }
