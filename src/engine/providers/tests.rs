@@ -201,6 +201,9 @@ fn shards_split_the_set_without_overlap_and_are_echoed() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 200, "the eight shards together are the whole set, once");
+    // The spec's vector (EXTENSIONS.md §3.3): "w1" hashes to 0x10473805.
+    assert!(wire::Shard { index: 1, bits: 4 }.holds("w1") && wire::Shard { index: 0, bits: 1 }.holds("w1"));
+    assert!(!wire::Shard { index: 0, bits: 4 }.holds("w1"));
     // The rest of a shard after a cursor is the rest of its two halves after it.
     let half = |i| wire::Shard { index: i, bits: 1 };
     let count = |e: &mut Engine, s: wire::Shard| {

@@ -79,8 +79,10 @@ pub fn page_entry(e: &ProviderEntry, now: Time) -> Value {
     Value::Array(v)
 }
 
-/// A hash shard of a provider set: the entries whose id's SHA-1 begins
-/// with the `bits`-bit prefix `index` (`bits` 0: the whole set). A shard
+/// A hash shard of a provider set: the entries whose id's 32-bit FNV-1a
+/// hash begins with the `bits`-bit prefix `index` (`bits` 0: the whole
+/// set). FNV-1a, not SHA-1: a replica hashes every entry after the cursor
+/// for each sharded page, and that must stay cheap. A shard
 /// splits into `(2 * index, bits + 1)` and `(2 * index + 1, bits + 1)`, so a
 /// reader can cut the rest of a shard after a cursor into smaller shards
 /// read in parallel, each after the same cursor.
@@ -104,9 +106,7 @@ impl Shard {
         if self.bits == 0 {
             return true;
         }
-        let h = crate::id::Key::for_key(id).0;
-        let top = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
-        top >> (32 - self.bits) == self.index
+        fnv1a(id.as_bytes()) >> (32 - self.bits) == self.index
     }
 
     /// The `2^more` shards this one splits into.
@@ -128,4 +128,9 @@ impl Shard {
         let (index, bits) = (u32::try_from(uint(index)?).ok()?, u32::try_from(uint(bits)?).ok()?);
         (bits <= MAX_SHARD_BITS && u64::from(index) < 1u64 << bits).then_some(Shard { index, bits })
     }
+}
+
+/// 32-bit FNV-1a of `bytes` (offset basis 2166136261, prime 16777619).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(2_166_136_261u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(16_777_619))
 }
