@@ -2,9 +2,10 @@
 //!
 //! [`Discovery::collect_providers`] runs the core's provider read
 //! ([`Engine::provider_read`](crate::engine::Engine::provider_read): a node
-//! lookup for the service key, then the set read page by page from up to
-//! `read_replicas` of the closest nodes that speak the extension plus this
-//! node's own store, merged; a second round when those replicas disagree)
+//! lookup for the service key, then the set read in parallel hash shards
+//! from up to `read_replicas` of the closest nodes that may speak the
+//! extension plus this node's own store, merged; a second round when one
+//! failed or lacks much of the merge)
 //! and, at the same time, a plain `get` of the legacy `service:{type}` JSON
 //! list.
 //!

@@ -1,9 +1,18 @@
 //! `provider_read`: who provides a key. A node lookup of the key, then the
-//! provider set read page by page from up to `replicas` of the closest nodes
-//! that speak the extension (falling back to nodes not yet known either way,
-//! never to known stock peers), merged with this node's own entries: a store
-//! lost at one replica loses nothing. When the replicas read disagree (a page
-//! failed, or one lacked entries the merge has), as many more are read once.
+//! provider set read from up to `replicas` of the closest nodes that speak
+//! the extension (then nodes not yet known either way, never known stock
+//! peers), merged with this node's own entries: a store lost at one
+//! replica loses nothing.
+//!
+//! Each replica is read in parallel, not page after page: the first page
+//! is the plain whole-set call, and it reports the set's size (`live`);
+//! when more follows, the rest after its cursor is cut into hash shards
+//! (`proto-spec/EXTENSIONS.md` §3.3) sized to about a page each, all asked
+//! at once. A shard that still has more is cut again the same way. So a
+//! set of a few hundred entries costs two round trips instead of one per
+//! page, and every reply answers one request. When a replica's read fails,
+//! or it lacks more than a fiftieth of what the merge holds, as many more
+//! replicas are read once.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -11,7 +20,8 @@ use std::time::Duration;
 use super::search::{Progress, Search};
 use super::{Cx, Finished, Operation, Reply, Step};
 use crate::contact::Contact;
-use crate::engine::providers::client::{list_call, merge, parse_page, SeenEntry};
+use crate::engine::providers::client::{merge, parse_page, shard_call, Page, SeenEntry};
+use crate::engine::providers::wire::Shard;
 use crate::engine::providers::MAX_ENTRIES_PER_CALL;
 use crate::engine::{Engine, LookupStats, Outcome, PeerKind, ProviderReadOutcome, QueryId};
 use crate::id::{Key, NodeId};
@@ -28,7 +38,13 @@ const ROUNDS: usize = 2;
 /// pages make that common) is asked again rather than ending the replica's
 /// read, which would leave the rest of its set unread.
 const PAGE_TRIES: usize = 3;
-
+/// Most extra prefix bits one cut adds: a shard splits into at most 32.
+const MAX_CUT_BITS: u32 = 5;
+/// A replica that lacks more than 1/`SHORT_BY` of the merged entries is
+/// read again elsewhere: replicas each miss a few late writes, which the
+/// union of the others covers; one that misses many was not really among
+/// the writers' closest.
+const SHORT_BY: usize = 50;
 impl Engine {
     /// Reads the provider set under `key` from up to `replicas` of the
     /// closest extension nodes (a second round as many more when they
@@ -63,7 +79,7 @@ enum Phase {
     Reading(Reading),
 }
 
-/// The paged reads of one round, and the replicas left for another.
+/// The reads of one round, and the replicas left for another.
 struct Reading {
     round: usize,
     replicas: Vec<Replica>,
@@ -73,17 +89,72 @@ struct Reading {
 /// One replica's set, as read so far.
 struct Replica {
     contact: Contact,
+    /// Its shards being read (the whole set at first).
+    chains: Vec<Chain>,
+    /// Pages asked of it.
+    pages: usize,
+    /// Entries it reported (merged as they arrive).
+    seen: usize,
+}
+
+/// The pages of one shard of a replica's set, one after the other.
+struct Chain {
+    shard: Shard,
     /// Cursor of the page asked for last.
     after: Option<String>,
-    pages: usize,
+    /// Entries of this shard read so far.
+    got: usize,
     /// Tries of the page asked for last.
     tries: usize,
     /// When it was last asked.
     asked_at: Time,
-    /// Entries it reported (merged as they arrive).
-    seen: usize,
-    /// `Some(complete)` once its reads ended.
+    /// `Some(complete)` once it ended.
     done: Option<bool>,
+}
+
+impl Chain {
+    fn new(shard: Shard, after: Option<String>, got: usize, now: Time) -> Chain {
+        Chain { shard, after, got, tries: 0, asked_at: now, done: None }
+    }
+
+    /// Still reading, with a try of its page left.
+    fn may_resend(&self) -> bool {
+        self.done.is_none() && self.tries < PAGE_TRIES
+    }
+}
+
+impl Replica {
+    fn done(&self) -> bool {
+        self.chains.iter().all(|c| c.done.is_some())
+    }
+
+    fn complete(&self) -> bool {
+        self.chains.iter().all(|c| c.done == Some(true))
+    }
+
+    /// The chain a page of `shard` answers, or (`None`: a failure, which
+    /// does not say which) the pending one asked longest ago.
+    fn chain_for(&self, shard: Option<Shard>) -> Option<usize> {
+        let pending = self.chains.iter().enumerate().filter(|(_, c)| c.done.is_none());
+        match shard {
+            Some(s) => pending.filter(|(_, c)| c.shard == s).map(|(i, _)| i).next(),
+            None => pending.min_by_key(|(_, c)| c.asked_at).map(|(i, _)| i),
+        }
+    }
+}
+
+/// How many more prefix bits the rest of a shard of `bits` bits needs so
+/// that each part fits about one page, from the set's size `live`, the
+/// entries `got` from the shard so far and the size `per_page` of the
+/// page just read. Shards of a hash are uneven, so each part is planned at
+/// three quarters of a page.
+fn cut_bits(live: u64, bits: u32, got: usize, per_page: usize) -> u32 {
+    let expected = (live >> bits) as usize;
+    let rest = expected.saturating_sub(got).max(1);
+    let room = (per_page * 3 / 4).max(1);
+    let parts = rest.div_ceil(room);
+    let more = usize::BITS - parts.saturating_sub(1).leading_zeros();
+    more.min(MAX_CUT_BITS)
 }
 
 impl ProviderRead {
@@ -102,10 +173,10 @@ impl ProviderRead {
         }
         let peers = cx.peers;
         let pick = |k: PeerKind| closest.iter().filter(move |c| peers.kind(&c.id) == k).copied();
-        let mut rest: VecDeque<Contact> = pick(PeerKind::Extended).collect();
-        if rest.is_empty() {
-            rest = pick(PeerKind::Unknown).collect();
-        }
+        // Extension peers first, then peers not known either way: a
+        // reader new to the key's neighbourhood knows few kinds yet, and
+        // one replica alone cannot show what it lacks.
+        let rest: VecDeque<Contact> = pick(PeerKind::Extended).chain(pick(PeerKind::Unknown)).collect();
         self.phase = Phase::Reading(Reading { round: 0, replicas: Vec::new(), rest });
         self.next_round(cx)
     }
@@ -118,33 +189,35 @@ impl ProviderRead {
         }
         r.round += 1;
         let take = self.want.min(r.rest.len());
+        let now = cx.now;
         r.replicas = r
             .rest
             .drain(..take)
-            .map(|contact| Replica { contact, after: None, pages: 0, tries: 0, asked_at: cx.now, seen: 0, done: None })
+            .map(|contact| Replica { contact, chains: vec![Chain::new(Shard::ALL, None, 0, now)], pages: 0, seen: 0 })
             .collect();
         for i in 0..r.replicas.len() {
-            self.ask_page(cx, i);
+            self.ask(cx, i, 0);
         }
         self.round_done(cx)
     }
 
-    /// Asks replica `i` for its next page; marks it incomplete if that
-    /// cannot be sent.
-    fn ask_page(&mut self, cx: &mut Cx, i: usize) {
+    /// Asks replica `i` for the next page of its chain `j`; ends the chain
+    /// incomplete if that cannot be sent.
+    fn ask(&mut self, cx: &mut Cx, i: usize, j: usize) {
         let Phase::Reading(r) = &mut self.phase else { return };
         let rep = &mut r.replicas[i];
-        let call = list_call(cx.svc.id, self.key, rep.after.as_deref(), MAX_ENTRIES_PER_CALL);
-        rep.pages += usize::from(rep.tries == 0);
-        rep.tries += 1;
-        rep.asked_at = cx.now;
+        let chain = &mut rep.chains[j];
+        let call = shard_call(cx.svc.id, self.key, chain.after.as_deref(), MAX_ENTRIES_PER_CALL, chain.shard);
+        rep.pages += usize::from(chain.tries == 0);
+        chain.tries += 1;
+        chain.asked_at = cx.now;
         self.out.pages_sent += 1;
         // With the peer's id: a replica that does not answer is struck
         // like any contact that times out (and checked by a ping), so the
         // next reads and lookups stop waiting on it.
         if !cx.send(rep.contact.addr, call, Some(rep.contact.id)) {
             self.out.pages_failed += 1;
-            rep.done = Some(false);
+            chain.done = Some(false);
         }
     }
 
@@ -152,52 +225,80 @@ impl ProviderRead {
     fn on_page(&mut self, cx: &mut Cx, peer: Option<NodeId>, body: Option<&crate::wire::Value>) -> Step {
         let key = self.key;
         let Phase::Reading(r) = &mut self.phase else { return Step::Wait };
-        let Some(i) = r.replicas.iter().position(|p| Some(p.contact.id) == peer && p.done.is_none()) else {
+        let Some(i) = r.replicas.iter().position(|p| Some(p.contact.id) == peer && !p.done()) else {
             return Step::Wait;
         };
-        let rep = &mut r.replicas[i];
         let page = body.and_then(|v| parse_page(v, &key));
+        let shard = page.as_ref().map(|p| p.shard.unwrap_or(Shard::ALL));
+        let Some(j) = r.replicas[i].chain_for(shard) else { return Step::Wait };
+        let chain = &mut r.replicas[i].chains[j];
         // An answer to an earlier try of a page already read (its entries
         // are not after the cursor): the current page is still coming.
-        if page.as_ref().is_some_and(|p| p.entries.first().is_some_and(|e| Some(&e.id) <= rep.after.as_ref())) {
+        if page.as_ref().is_some_and(|p| p.entries.first().is_some_and(|e| Some(&e.id) <= chain.after.as_ref())) {
             return Step::Wait;
         }
         let Some(page) = page else {
             self.out.pages_failed += 1;
-            if body.is_none() && rep.tries < PAGE_TRIES {
-                self.ask_page(cx, i);
-                return self.round_done(cx);
+            if body.is_none() && chain.tries < PAGE_TRIES {
+                self.ask(cx, i, j);
+            } else {
+                chain.done = Some(false);
             }
-            rep.done = Some(false);
             return self.round_done(cx);
         };
-        rep.tries = 0;
-        rep.seen += page.entries.len();
-        for e in page.entries {
-            merge(&mut self.out.entries, e);
-        }
-        match page.next {
-            Some(next) if rep.after.as_ref() != Some(&next) && rep.pages < MAX_PAGES => {
-                rep.after = Some(next);
-                self.ask_page(cx, i);
-            }
-            // A cursor that does not move, or too many pages: incomplete.
-            Some(_) => rep.done = Some(false),
-            None => rep.done = Some(true),
-        }
+        self.on_chain_page(cx, i, j, page);
         self.round_done(cx)
     }
 
+    /// Merges a page of chain `j` of replica `i` and asks what follows it:
+    /// the next page, or the rest cut into shards asked at once.
+    fn on_chain_page(&mut self, cx: &mut Cx, i: usize, j: usize, page: Page) {
+        let Phase::Reading(r) = &mut self.phase else { return };
+        let rep = &mut r.replicas[i];
+        let n = page.entries.len();
+        rep.seen += n;
+        for e in page.entries {
+            merge(&mut self.out.entries, e);
+        }
+        let pages = rep.pages;
+        let chain = &mut rep.chains[j];
+        chain.got += n;
+        chain.tries = 0;
+        let next = match page.next {
+            None => {
+                chain.done = Some(true);
+                return;
+            }
+            // A cursor that does not move, or too many pages: incomplete.
+            Some(next) if chain.after.as_ref() == Some(&next) || pages >= MAX_PAGES => {
+                chain.done = Some(false);
+                return;
+            }
+            Some(next) => next,
+        };
+        let more = cut_bits(page.live, chain.shard.bits, chain.got, n);
+        let parts: Vec<Chain> = chain.shard.split(more).map(|s| Chain::new(s, Some(next.clone()), 0, cx.now)).collect();
+        let first = rep.chains.len();
+        // The chain read so far is replaced by its parts (a part of the
+        // same shard when no cut is due).
+        rep.chains[j].done = Some(true);
+        rep.chains.extend(parts);
+        for k in first..rep.chains.len() {
+            self.ask(cx, i, k);
+        }
+    }
+
     /// When every replica of the round is done: counts the complete ones,
-    /// and starts a second round if they disagreed.
+    /// and starts a second round if one failed or came up short.
     fn round_done(&mut self, cx: &mut Cx) -> Step {
         let Phase::Reading(r) = &self.phase else { return Step::Wait };
-        if r.replicas.iter().any(|p| p.done.is_none()) {
+        if r.replicas.iter().any(|p| !p.done()) {
             return Step::Wait;
         }
         let merged = self.out.entries.len();
-        let complete = r.replicas.iter().filter(|p| p.done == Some(true)).count();
-        let disagree = r.replicas.iter().any(|p| p.done != Some(true) || p.seen != merged);
+        let complete = r.replicas.iter().filter(|p| p.complete()).count();
+        let short = |p: &Replica| !p.complete() || p.seen + merged / SHORT_BY < merged;
+        let disagree = r.replicas.iter().any(short);
         self.out.replicas += complete;
         if disagree {
             self.next_round(cx)
@@ -210,24 +311,24 @@ impl ProviderRead {
     /// first answer is used).
     fn resend_stalled(&mut self, cx: &mut Cx) -> Step {
         let Phase::Reading(r) = &self.phase else { return Step::Wait };
-        let stalled: Vec<usize> = (0..r.replicas.len())
-            .filter(|&i| r.replicas[i].may_resend() && r.replicas[i].asked_at + self.stall <= cx.now)
+        let stall = self.stall;
+        let now = cx.now;
+        let stalled: Vec<(usize, usize)> = r
+            .replicas
+            .iter()
+            .enumerate()
+            .flat_map(|(i, p)| p.chains.iter().enumerate().map(move |(j, c)| (i, j, c)))
+            .filter(|(_, _, c)| c.may_resend() && c.asked_at + stall <= now)
+            .map(|(i, j, _)| (i, j))
             .collect();
-        for i in stalled {
-            self.ask_page(cx, i);
+        for (i, j) in stalled {
+            self.ask(cx, i, j);
         }
         self.round_done(cx)
     }
 
     fn finish(&mut self) -> Step {
         Step::Done(Finished::Report(Outcome::ProviderRead(std::mem::take(&mut self.out))))
-    }
-}
-
-impl Replica {
-    /// Still reading, with a try of its page left.
-    fn may_resend(&self) -> bool {
-        self.done.is_none() && self.tries < PAGE_TRIES
     }
 }
 
@@ -266,7 +367,10 @@ impl Operation for ProviderRead {
     fn next_deadline(&self) -> Option<Time> {
         match &self.phase {
             Phase::Search(s) => s.next_stall(),
-            Phase::Reading(r) => r.replicas.iter().filter(|p| p.may_resend()).map(|p| p.asked_at + self.stall).min(),
+            Phase::Reading(r) => {
+                let chains = r.replicas.iter().flat_map(|p| p.chains.iter());
+                chains.filter(|c| c.may_resend()).map(|c| c.asked_at + self.stall).min()
+            }
             Phase::Start => None,
         }
     }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 
 use crate::engine::providers::signature::{self, Signed};
-use crate::engine::providers::wire::{number, parse_signature, uint, write_entry};
+use crate::engine::providers::wire::{number, parse_signature, uint, write_entry, Shard};
 use crate::engine::providers::{valid_id, EntrySignature, ADD, LIST, MAX_ENTRIES_PER_CALL, MAX_PAGE_DATAGRAM, REMOVE};
 use crate::id::{Key, NodeId};
 use crate::wire::{Call, Value, HEADER_LEN};
@@ -86,6 +86,9 @@ pub struct Page {
     pub next: Option<String>,
     /// Live entries in the whole set at the replica.
     pub live: u64,
+    /// The shard the page is of, as the replica echoed it (`None`: the
+    /// whole set, or a replica that does not shard).
+    pub shard: Option<Shard>,
 }
 
 fn id_value(id: &NodeId) -> Value {
@@ -122,9 +125,19 @@ pub fn write_calls(sender: NodeId, key: Key, items: &[Announce], remove: bool) -
 
 /// A read of up to `max` entries after `after`.
 pub fn list_call(sender: NodeId, key: Key, after: Option<&str>, max: usize) -> Call {
+    shard_call(sender, key, after, max, Shard::ALL)
+}
+
+/// A read of up to `max` entries of `shard` after `after` (the plain
+/// 4-argument call for the whole set).
+pub fn shard_call(sender: NodeId, key: Key, after: Option<&str>, max: usize, shard: Shard) -> Call {
     let after = after.map_or(Value::Nil, Value::from);
     let max = Value::from_u64(max.clamp(1, MAX_ENTRIES_PER_CALL) as u64);
-    Call::Other { name: LIST.into(), args: vec![id_value(&sender), id_value(&key), after, max] }
+    let mut args = vec![id_value(&sender), id_value(&key), after, max];
+    if shard != Shard::ALL {
+        args.push(shard.to_value());
+    }
+    Call::Other { name: LIST.into(), args }
 }
 
 /// The count a write reply reports.
@@ -162,7 +175,11 @@ pub fn parse_page(v: &Value, key: &Key) -> Option<Page> {
         s => Some(s.as_str().filter(|s| valid_id(s))?.to_owned()),
     };
     let live = v.as_map_get("live").and_then(Value::as_int).and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-    Some(Page { entries, next, live })
+    let shard = match v.as_map_get("shard") {
+        None => None,
+        Some(s) => Some(Shard::parse(s)?),
+    };
+    Some(Page { entries, next, live, shard })
 }
 
 /// Merges one replica's entry into `into` with the replicas' own order:
@@ -254,6 +271,6 @@ mod tests {
             (Value::from("live"), Value::Int(9)),
         ]);
         let p = parse_page(&page, &NodeId([2; 20])).unwrap();
-        assert_eq!((p.entries.len(), p.next.as_deref(), p.live), (1, Some("w1"), 9));
+        assert_eq!((p.entries.len(), p.next.as_deref(), p.live, p.shard), (1, Some("w1"), 9, None));
     }
 }

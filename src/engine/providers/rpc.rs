@@ -5,13 +5,17 @@
 
 use std::net::SocketAddr;
 
-use super::wire::{page_entry, parse_write_entry, uint};
+use super::wire::{page_entry, parse_write_entry, uint, Shard};
 use super::{ProviderEntry, ProviderStore, ADD, LIST, MAX_ENTRIES_PER_CALL, MAX_PAGE_DATAGRAM, PAGE_OVERHEAD, REMOVE};
 use crate::contact::Contact;
 use crate::engine::Engine;
 use crate::id::{Key, NodeId};
 use crate::time::Time;
 use crate::wire::Value;
+
+/// Bytes the shard echo adds to a page: the `"shard"` key (6) and
+/// `[index, bits]` (at most 1 + 5 + 1).
+const SHARD_ECHO: usize = 6 + 7;
 
 impl Engine {
     /// The provider sets held (read-only).
@@ -77,7 +81,14 @@ impl Engine {
         args: Vec<Value>,
         budget: crate::limits::reply::ReplyBudget,
     ) -> Option<Value> {
-        let [sender, key, after, max] = <[Value; 4]>::try_from(args).ok()?;
+        // A fifth argument names a shard (an extension of the 4-argument call).
+        let shard = match args.len() {
+            4 => None,
+            5 => Some(Shard::parse(&args[4])?),
+            _ => return None,
+        };
+        let mut args = args.into_iter();
+        let (sender, key, after, max) = (args.next()?, args.next()?, args.next()?, args.next()?);
         let key = key.as_bytes().and_then(NodeId::from_slice)?;
         let max = uint(&max).filter(|m| *m > 0)?.min(MAX_ENTRIES_PER_CALL as u64) as usize;
         let after = match &after {
@@ -89,7 +100,7 @@ impl Engine {
             crate::limits::reply::ReplyBudget::Unbounded => MAX_PAGE_DATAGRAM,
             crate::limits::reply::ReplyBudget::Bytes(b) => b.min(MAX_PAGE_DATAGRAM),
         };
-        let page = self.provider_page(&key, after, max, now, room);
+        let page = self.provider_page(&key, after, max, now, room, shard);
         if page.is_none() {
             self.svc.stats.replies_trimmed += 1;
         }
@@ -98,14 +109,26 @@ impl Engine {
 
     /// One `LIST` reply body: as many entries after `after` as fit a
     /// datagram of `room` bytes (at most [`MAX_PAGE_DATAGRAM`]), at most
-    /// `max`. `None` when not even one entry fits (a reply budget that
-    /// small): an empty page would read as the end of the set.
-    fn provider_page(&self, key: &Key, after: Option<&str>, max: usize, now: Time, room: usize) -> Option<Value> {
-        let mut budget = room.saturating_sub(PAGE_OVERHEAD);
+    /// `max`, of `shard` when one is asked (and then echoed). `None` when
+    /// not even one entry fits (a reply budget that small): an empty page
+    /// would read as the end of the set.
+    fn provider_page(
+        &self,
+        key: &Key,
+        after: Option<&str>,
+        max: usize,
+        now: Time,
+        room: usize,
+        shard: Option<Shard>,
+    ) -> Option<Value> {
+        let echo = shard.map(|s| (Value::from("shard"), s.to_value()));
+        let overhead = PAGE_OVERHEAD + echo.as_ref().map_or(0, |_| SHARD_ECHO);
+        let mut budget = room.saturating_sub(overhead);
+        let in_shard = |id: &str| shard.is_none_or(|s| s.holds(id));
         let mut entries = Vec::new();
         let mut next = Value::Nil;
         let mut last: Option<&str> = None;
-        for e in self.providers.range(key, after, now) {
+        for e in self.providers.range(key, after, now).filter(|e| in_shard(&e.id)) {
             let v = page_entry(e, now);
             let size = v.to_msgpack().len();
             if entries.len() >= max || size > budget {
@@ -120,10 +143,12 @@ impl Engine {
             entries.push(v);
         }
         let live = Value::from_u64(self.providers.live(key, now) as u64);
-        Some(Value::Map(vec![
+        let mut map = vec![
             (Value::from("entries"), Value::Array(entries)),
             (Value::from("next"), next),
             (Value::from("live"), live),
-        ]))
+        ];
+        map.extend(echo);
+        Some(Value::Map(map))
     }
 }

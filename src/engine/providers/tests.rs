@@ -166,3 +166,56 @@ fn the_largest_entries_are_as_the_spec_says() {
     e.signature = Some(EntrySignature { public_key: [1; 32], expires_at: u64::MAX, sig: [2; 64] });
     assert_eq!(wire::page_entry(&e, Time::ZERO).to_msgpack().len(), 268);
 }
+
+fn list_shard(e: &mut Engine, after: Value, shard: Value) -> Option<Value> {
+    let args = vec![Value::Bin(vec![9; 20]), Value::Bin(key().0.to_vec()), after, Value::Int(256), shard];
+    e.on_provider_rpc(Time::ZERO, "127.0.0.1:9".parse().unwrap(), LIST, args, ReplyBudget::Unbounded)
+}
+
+#[test]
+fn shards_split_the_set_without_overlap_and_are_echoed() {
+    let mut e = Engine::new(NodeId([1; 20]), crate::engine::Config::default(), Time::ZERO);
+    for i in 0..200 {
+        e.provider_upsert(Time::ZERO, key(), entry(&format!("w{i}"), 1, 600, false));
+    }
+    let mut ids = Vec::new();
+    for s in wire::Shard::ALL.split(3) {
+        let mut after = Value::Nil;
+        for _ in 0..20 {
+            let page = list_shard(&mut e, after, s.to_value()).unwrap();
+            let body = crate::wire::Datagram::Response { id: crate::wire::MessageId([0; 20]), body: page.clone() };
+            assert!(body.encode().unwrap().len() <= MAX_PAGE_DATAGRAM);
+            assert_eq!(page.as_map_get("shard"), Some(&s.to_value()), "the shard is echoed");
+            assert_eq!(page.as_map_get("live").unwrap().as_int(), Some(200), "live counts the whole set");
+            for v in page.as_map_get("entries").unwrap().as_array().unwrap() {
+                let id = v.as_array().unwrap()[0].as_str().unwrap().to_owned();
+                assert!(s.holds(&id), "{id} is not in shard {s:?}");
+                ids.push(id);
+            }
+            after = page.as_map_get("next").unwrap().clone();
+            if after == Value::Nil {
+                break;
+            }
+        }
+    }
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "the eight shards together are the whole set, once");
+    // The spec's vector (EXTENSIONS.md §3.3): "w1" hashes to 0x10473805.
+    assert!(wire::Shard { index: 1, bits: 4 }.holds("w1") && wire::Shard { index: 0, bits: 1 }.holds("w1"));
+    assert!(!wire::Shard { index: 0, bits: 4 }.holds("w1"));
+    // The rest of a shard after a cursor is the rest of its two halves after it.
+    let half = |i| wire::Shard { index: i, bits: 1 };
+    let count = |e: &mut Engine, s: wire::Shard| {
+        let p = list_shard(e, Value::from("w94"), s.to_value()).unwrap();
+        p.as_map_get("entries").unwrap().as_array().unwrap().len()
+    };
+    assert_eq!(count(&mut e, half(0)) + count(&mut e, half(1)), 5, "w95 to w99");
+    for bad in [
+        Value::Array(vec![Value::Int(2), Value::Int(1)]),
+        Value::Array(vec![Value::Int(0), Value::Int(17)]),
+        Value::Int(0),
+    ] {
+        assert_eq!(list_shard(&mut e, Value::Nil, bad), None, "a malformed shard gets no reply");
+    }
+}

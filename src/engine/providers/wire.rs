@@ -78,3 +78,59 @@ pub fn page_entry(e: &ProviderEntry, now: Time) -> Value {
     v.extend(e.signature.iter().flat_map(signature_values));
     Value::Array(v)
 }
+
+/// A hash shard of a provider set: the entries whose id's 32-bit FNV-1a
+/// hash begins with the `bits`-bit prefix `index` (`bits` 0: the whole
+/// set). FNV-1a, not SHA-1: a replica hashes every entry after the cursor
+/// for each sharded page, and that must stay cheap. A shard
+/// splits into `(2 * index, bits + 1)` and `(2 * index + 1, bits + 1)`, so a
+/// reader can cut the rest of a shard after a cursor into smaller shards
+/// read in parallel, each after the same cursor.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Shard {
+    /// The prefix.
+    pub index: u32,
+    /// Its length in bits, 0..=[`MAX_SHARD_BITS`].
+    pub bits: u32,
+}
+
+/// Longest shard prefix: 65,536 shards, far more than a set's pages.
+pub const MAX_SHARD_BITS: u32 = 16;
+
+impl Shard {
+    /// The whole set.
+    pub const ALL: Shard = Shard { index: 0, bits: 0 };
+
+    /// Whether worker id `id` falls in this shard.
+    pub fn holds(self, id: &str) -> bool {
+        if self.bits == 0 {
+            return true;
+        }
+        fnv1a(id.as_bytes()) >> (32 - self.bits) == self.index
+    }
+
+    /// The `2^more` shards this one splits into.
+    pub fn split(self, more: u32) -> impl Iterator<Item = Shard> {
+        let bits = (self.bits + more).min(MAX_SHARD_BITS);
+        let more = bits - self.bits;
+        (0..1u32 << more).map(move |i| Shard { index: (self.index << more) | i, bits })
+    }
+
+    /// The wire form, `[index, bits]`.
+    pub fn to_value(self) -> Value {
+        Value::Array(vec![Value::from_u64(u64::from(self.index)), Value::from_u64(u64::from(self.bits))])
+    }
+
+    /// Reads the wire form; `None` unless `bits <= MAX_SHARD_BITS` and
+    /// `index < 2^bits`.
+    pub fn parse(v: &Value) -> Option<Shard> {
+        let [index, bits] = v.as_array()? else { return None };
+        let (index, bits) = (u32::try_from(uint(index)?).ok()?, u32::try_from(uint(bits)?).ok()?);
+        (bits <= MAX_SHARD_BITS && u64::from(index) < 1u64 << bits).then_some(Shard { index, bits })
+    }
+}
+
+/// 32-bit FNV-1a of `bytes` (offset basis 2166136261, prime 16777619).
+fn fnv1a(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(2_166_136_261u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(16_777_619))
+}

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::engine::providers::client::Announce;
+use crate::engine::providers::wire::Shard;
 
 const KEY: Key = NodeId([0x5a; 20]);
 
@@ -134,4 +135,106 @@ fn a_replica_that_never_answers_fails_its_page_and_the_read_still_ends() {
     }
     let r = read(&mut net, reader, 3);
     assert_eq!(live(&r), ["w1"]);
+}
+
+/// A page as a replica sends it: `ids` live, version 1.
+fn page(ids: &[String], next: Option<&str>, live: u64, shard: Option<Shard>) -> Value {
+    let entry = |id: &String| {
+        Value::Array(vec![Value::from(id.as_str()), Value::Int(1), Value::Int(600), Value::Nil, Value::Bool(false)])
+    };
+    let mut map = vec![
+        (Value::from("entries"), Value::Array(ids.iter().map(entry).collect())),
+        (Value::from("next"), next.map_or(Value::Nil, Value::from)),
+        (Value::from("live"), Value::from_u64(live)),
+    ];
+    map.extend(shard.map(|s| (Value::from("shard"), s.to_value())));
+    Value::Map(map)
+}
+
+fn is_list(c: &Call) -> bool {
+    matches!(c, Call::Other { name, .. } if name == crate::engine::providers::LIST)
+}
+
+/// The hand-driven engine, its contacts of kind `kind(i)`, reading the set
+/// at `id_at(0, 0)` from `replicas`: answers its lookup (no new contacts)
+/// and returns the page requests it then sends.
+fn start_read(
+    kind: impl Fn(usize) -> PeerKind,
+    replicas: usize,
+) -> (Engine, QueryId, Vec<(SocketAddr, MessageId, Call)>) {
+    let mut e = engine_with_contacts(small(0));
+    for i in 0..CONTACTS.len() {
+        e.peers.insert(contact_id(i), kind(i));
+    }
+    let q = e.provider_read(Time::ZERO, id_at(0, 0), replicas);
+    let mut lists = Vec::new();
+    for _ in 0..10 {
+        let (finds, other): (Vec<_>, Vec<_>) =
+            sent_to(&mut e).into_iter().partition(|(_, _, c)| matches!(c, Call::FindNode { .. }));
+        lists.extend(other.into_iter().filter(|(_, _, c)| is_list(c)));
+        if finds.is_empty() {
+            break;
+        }
+        for (to, id, _) in finds {
+            answer(&mut e, Time::ZERO, to, id, Value::Array(vec![]));
+        }
+    }
+    (e, q, lists)
+}
+
+fn read_outcome(e: &mut Engine, q: QueryId) -> ProviderReadOutcome {
+    while let Some(ev) = e.poll_event() {
+        if let (true, Outcome::ProviderRead(r)) = (ev.id == q, ev.outcome) {
+            return r;
+        }
+    }
+    panic!("the read did not end");
+}
+
+#[test]
+fn a_large_set_is_read_in_parallel_shards_after_its_first_page() {
+    let (mut e, q, lists) = start_read(|_| PeerKind::Extended, 1);
+    assert_eq!(lists.len(), 1, "one replica, its first page");
+    let all: Vec<String> = (0..400).map(|i| format!("w{i:03}")).collect();
+    let (to, id, _) = &lists[0];
+    answer(&mut e, Time::ZERO, *to, *id, page(&all[..40], Some("w039"), 400, None));
+    let shards = sent_to(&mut e);
+    // 360 entries left at 40 a page: at least nine parts, all asked at once.
+    assert!(shards.len() >= 9 && shards.iter().all(|(t, _, c)| t == to && is_list(c)), "{} asked", shards.len());
+    for (to, id, call) in shards {
+        let Call::Other { args, .. } = &call else { unreachable!() };
+        assert_eq!(args[2], Value::from("w039"), "every part continues after the first page");
+        let s = Shard::parse(&args[4]).expect("a shard argument");
+        let ids: Vec<String> = all[40..].iter().filter(|i| s.holds(i)).cloned().collect();
+        answer(&mut e, Time::ZERO, to, id, page(&ids, None, 400, Some(s)));
+    }
+    let r = read_outcome(&mut e, q);
+    assert_eq!(r.entries.len(), 400);
+    assert_eq!((r.replicas, r.pages_failed), (1, 0));
+}
+
+#[test]
+fn peers_of_unknown_kind_fill_the_replicas_a_reader_wants() {
+    let kind = |i| if i == 0 { PeerKind::Extended } else { PeerKind::Unknown };
+    let (_, _, lists) = start_read(kind, 3);
+    let mut to: Vec<SocketAddr> = lists.iter().map(|(t, _, _)| *t).collect();
+    to.dedup();
+    assert_eq!(to.len(), 3, "one known extension peer and two not known either way");
+    assert_eq!(to[0], known(0).addr, "the known extension peer first");
+}
+
+#[test]
+fn a_replica_far_short_of_the_merge_brings_a_second_round_a_few_short_does_not() {
+    let all: Vec<String> = (0..100).map(|i| format!("w{i:03}")).collect();
+    for (lacking, second) in [(1, false), (10, true)] {
+        let (mut e, q, lists) = start_read(|_| PeerKind::Extended, 2);
+        assert_eq!(lists.len(), 2);
+        answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all, None, 100, None));
+        answer(&mut e, Time::ZERO, lists[1].0, lists[1].1, page(&all[lacking..], None, 100, None));
+        let more = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).count();
+        assert_eq!(more > 0, second, "lacking {lacking} of 100");
+        if !second {
+            assert_eq!(read_outcome(&mut e, q).entries.len(), 100);
+        }
+    }
 }
