@@ -54,9 +54,23 @@ impl Search {
 
     /// [`Search::start`] with `alpha` queries in flight instead of the configured number.
     pub(super) fn start_with(cx: &mut Cx, target: NodeId, kind: LookupKind, alpha: usize) -> (Search, Progress) {
+        let k = cx.svc.config.k;
+        Search::start_sized(cx, target, kind, alpha, k)
+    }
+
+    /// [`Search::start_with`] that ends once the `k` closest it knows of
+    /// answered (at most the configured k): for a reader that needs a few
+    /// of the closest, not all of them.
+    pub(super) fn start_sized(
+        cx: &mut Cx,
+        target: NodeId,
+        kind: LookupKind,
+        alpha: usize,
+        k: usize,
+    ) -> (Search, Progress) {
         let svc = &mut *cx.svc;
         svc.routing.touch(&target, cx.now);
-        let k = svc.config.k;
+        let k = k.clamp(1, svc.config.k);
         // Twice k starting contacts: when the k closest we know are dead,
         // the next ones take their place instead of the lookup ending empty.
         // Contacts that just timed out are left out while a ping checks them.

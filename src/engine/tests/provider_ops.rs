@@ -238,3 +238,48 @@ fn a_replica_far_short_of_the_merge_brings_a_second_round_a_few_short_does_not()
         }
     }
 }
+
+/// `find_node` queries a read's lookup sends before its first page request,
+/// every one answered with no new contacts.
+fn lookup_queries_before_reading(replicas: usize, kind: PeerKind) -> usize {
+    let mut e = engine_with_contacts(four());
+    for i in 0..CONTACTS.len() {
+        e.peers.insert(contact_id(i), kind);
+    }
+    let _ = e.provider_read(Time::ZERO, id_at(0, 0), replicas);
+    let mut finds_sent = 0;
+    for _ in 0..20 {
+        let sent = sent_to(&mut e);
+        if sent.iter().any(|(_, _, c)| is_list(c)) {
+            return finds_sent;
+        }
+        for (to, id, c) in sent {
+            if matches!(c, Call::FindNode { .. }) {
+                finds_sent += 1;
+                answer(&mut e, Time::ZERO, to, id, Value::Array(vec![]));
+            }
+        }
+    }
+    panic!("no page was asked");
+}
+
+/// k = 4, below the 5 contacts the hand-driven engine knows.
+fn four() -> Config {
+    Config { k: 4, ..small(0) }
+}
+
+#[test]
+fn the_lookup_before_a_read_waits_for_three_closest_per_replica_not_all_k() {
+    assert!(CONTACTS.len() > four().k, "the reader knows more than k contacts");
+    // One replica wanted: its lookup ends once the 3 closest answered.
+    assert_eq!(lookup_queries_before_reading(1, PeerKind::Extended), 3);
+    // Three wanted: 9 closest, capped at k.
+    assert_eq!(lookup_queries_before_reading(3, PeerKind::Extended), four().k);
+}
+
+#[test]
+fn a_read_whose_few_closest_hold_no_extension_peer_looks_up_all_k() {
+    // The 3 closest, then all 4 again (none is known to speak the
+    // extension; a stock neighbourhood must not be read from blindly).
+    assert_eq!(lookup_queries_before_reading(1, PeerKind::Unknown), 3 + four().k);
+}
