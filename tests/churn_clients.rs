@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::python::{skip_without_python, PyNode};
+use common::python::{skip_without_python, Nowhere, PyNode};
 use kadmesh::discovery::testnet::Testnet;
 use kadmesh::discovery::DiscoveryConfig;
 use kadmesh::engine::Config;
@@ -131,6 +131,11 @@ async fn come_and_go(seeds: Vec<SocketAddr>, stop: tokio::sync::watch::Receiver<
 /// mostly finds its value in its first round (its own table); the sets, which
 /// walk every hand-out, show more and are printed: a stopped client is still
 /// handed out until its check times out, so some wait 5 s or more.
+/// A stock set or get can also end without sending anything: its own
+/// table traversal finds no neighbour past empty buckets (a defect of the
+/// package, see `why_nowhere` in `tests/interop/pynode.py`). Those keys are
+/// counted and left out of the gets' check; a set that stores nowhere for
+/// any other reason, or a get that asked and missed, fails the test.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and_go() {
     if skip_without_python("stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and_go") {
@@ -155,20 +160,28 @@ async fn stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and
     let started = Instant::now();
     // Paced, so the clients come and go all along: sets in three batches a
     // second apart, gets 50 ms apart.
-    let (mut stored, mut sets) = (0, Vec::new());
+    let (mut stored, mut sets, mut unsent, mut lost) = (0, Vec::new(), Vec::new(), Vec::new());
     for batch in keys.chunks(MIXED_OPS / 3) {
-        for (ok, took) in stock.set_many(batch).await {
+        for (key, (ok, took, why)) in batch.iter().zip(stock.set_many(batch).await) {
             stored += usize::from(ok);
             sets.push(took);
+            match why {
+                // Sent nothing: the stock package's own defect, whatever we hand out.
+                Some(Nowhere::PackageTraversal) => unsent.push(key.clone()),
+                Some(Nowhere::Other(why)) => lost.push(format!("{key}: {why}")),
+                None => {}
+            }
         }
         sleep(Duration::from_secs(1)).await;
     }
-    let (mut gets, mut missed) = (Vec::new(), Vec::new());
+    let (mut gets, mut missed, mut unasked) = (Vec::new(), Vec::new(), Vec::new());
     for (i, key) in keys.iter().enumerate() {
         let t = Instant::now();
-        let got = stock.get((i + 5) % 10, key).await;
+        let (got, why) = stock.get_why((i + 5) % 10, key).await;
         gets.push(t.elapsed());
-        if got != Some(kadmesh::wire::Value::from(key.as_str())) {
+        if why == Some(Nowhere::PackageTraversal) {
+            unasked.push(key.clone());
+        } else if got != Some(kadmesh::wire::Value::from(key.as_str())) && !unsent.contains(key) {
             missed.push(format!("{key} (got {got:?}, held by stock peers {:?})", stock.holders(key).await));
         }
         sleep(Duration::from_millis(50)).await;
@@ -180,11 +193,15 @@ async fn stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and
     let visits = visits.load(Ordering::SeqCst);
     eprintln!(
         "10 kadmesh + 10 stock nodes (k = {MIXED_K}), 3 short-lived clients visiting {visits} times in {:?}:\n  \
-         {MIXED_OPS} stock sets, 20 at once ({stored} stored): {}\n  {MIXED_OPS} stock gets one by one: {}",
+         {MIXED_OPS} stock sets, 20 at once ({stored} stored, {} never sent by the stock node's own \
+         table traversal): {}\n  {MIXED_OPS} stock gets one by one ({} never sent, likewise): {}",
         started.elapsed(),
+        unsent.len(),
         figures(&sets),
+        unasked.len(),
         figures(&gets)
     );
+    assert!(lost.is_empty(), "stock sets stored nowhere for another reason: {lost:?}");
     assert!(missed.is_empty(), "stock gets that missed: {missed:?}");
     assert!(visits >= 6, "the short-lived clients came and went only {visits} times");
     assert!(quantile(&gets, 0.99) < Duration::from_secs(1), "stock peers' get p99: {}", figures(&gets));

@@ -317,8 +317,10 @@ impl RoutingTable {
                 break;
             }
             let Some(entry) = self.bucket_of_mut(&c.id).and_then(|b| b.entry_mut(&c.id)) else { continue };
-            // A contact that never answered is checked whatever the budget.
-            if entry.check_due(now, asker) && (!entry.confirmed() || budget.take(now)) {
+            // Only checks for our own nodes' hand-outs of contacts that
+            // answered before are budgeted (see `freshness`).
+            let budgeted = asker == Asker::Ours && entry.confirmed();
+            if entry.check_due(now, asker) && (!budgeted || budget.take(now)) {
                 entry.checked = Some(now);
                 out.check.push(c);
             }

@@ -230,6 +230,12 @@ impl PyNode {
         from_tagged(&self.cmd(&format!("@{i} get {key}")).await)
     }
 
+    /// `Server.get(key)` on server `i` and, if it found nothing, why.
+    pub async fn get_why(&self, i: usize, key: &str) -> (Option<Value>, Option<Nowhere>) {
+        let got = self.cmd(&format!("@{i} getwhy {key}")).await;
+        (from_tagged(&got[0]), Nowhere::parse(&got[1]))
+    }
+
     /// `Server.get(key)` on every hosted server at once, in server order.
     pub async fn get_all(&self, key: &str) -> Vec<Option<Value>> {
         let found = self.cmd(&format!("getall {key}")).await;
@@ -247,11 +253,18 @@ impl PyNode {
     }
 
     /// `Server.set(key, key)` of every key at once, key `i` from hosted
-    /// server `i % count`: per key, whether it was stored and how long the
-    /// set took (timed in Python; a set that raised counts as not stored).
-    pub async fn set_many(&self, keys: &[String]) -> Vec<(bool, Duration)> {
+    /// server `i % count`: per key, whether it was stored, how long the set
+    /// took (timed in Python; a set that raised counts as not stored) and,
+    /// if it stored nowhere, why ([`Nowhere`]).
+    pub async fn set_many(&self, keys: &[String]) -> Vec<(bool, Duration, Option<Nowhere>)> {
         let done = self.cmd(&format!("setmany {}", keys.join(" "))).await;
-        let each = |r: &Json| (r[0].as_bool().expect("stored"), Duration::from_secs_f64(r[1].as_f64().expect("secs")));
+        let each = |r: &Json| {
+            (
+                r[0].as_bool().expect("stored"),
+                Duration::from_secs_f64(r[1].as_f64().expect("secs")),
+                Nowhere::parse(&r[2]),
+            )
+        };
         done.as_array().expect("setmany returns a list").iter().map(each).collect()
     }
 
@@ -342,4 +355,25 @@ fn to_contacts(list: &Json) -> Vec<(NodeId, SocketAddr)> {
         Some((id, SocketAddr::new(c.get(1)?.as_str()?.parse().ok()?, port)))
     };
     list.iter().map(|c| parse(c).unwrap_or_else(|| panic!("bad contact {c}"))).collect()
+}
+
+/// Why a stock `set` stored its key nowhere, or a stock `get` found nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Nowhere {
+    /// Its own `find_neighbors` found nobody although its table holds
+    /// contacts: the package's table traversal stops early past empty
+    /// buckets (see `why_nowhere` in `pynode.py`). Nothing was sent.
+    PackageTraversal,
+    /// Anything else, as `pynode.py` describes it.
+    Other(String),
+}
+
+impl Nowhere {
+    /// `pynode.py`'s reason: null (none), "no-neighbours" or anything else.
+    fn parse(why: &Json) -> Option<Nowhere> {
+        why.as_str().map(|w| match w {
+            "no-neighbours" => Nowhere::PackageTraversal,
+            other => Nowhere::Other(other.to_owned()),
+        })
+    }
 }

@@ -17,10 +17,12 @@ Protocol (one line in, exactly one JSON line out, in order):
   [@I] neighbors         -> result: every routing-table contact [id_hex, host, port]
   [@I] ping HOST PORT    -> result: peer id hex, or null on timeout
   [@I] stun HOST PORT    -> result: [host, port] as the peer saw us, or null
+  getwhy KEY             -> result: [`get KEY`, why] (why: null if found, else as for setmany)
   getall KEY             -> result: list of `get KEY` on every hosted server
   getmany KEY...         -> result: {KEY: [`get KEY` on every hosted server]}, all at once
   setmany KEY...         all at once, server i % count sets KEY i to the
-                         string KEY -> result: [[stored, seconds], ...]
+                         string KEY -> result: [[stored, seconds, why], ...]
+                         (why: null, "no-neighbours" or "other (N contacts)")
   holders KEY            -> result: list, per hosted server, of whether it stores KEY
   visit HOST PORT KEY [direct]  a short-lived client: a fresh Server on its
                          own port bootstraps from HOST:PORT, gets KEY and
@@ -88,6 +90,22 @@ def contacts(server):
     return [[n.id.hex(), n.ip, n.port] for b in server.protocol.router.buckets for n in b.get_nodes()]
 
 
+def why_nowhere(server, key):
+    """Why a stock `set` stored nowhere or a `get` found nothing:
+    "no-neighbours" when its own
+    `find_neighbors` found nobody although its table holds contacts. The
+    package's TableTraverser walks out from the key's bucket, left and right
+    in turn, and stops as soon as a right turn finds no bucket, skipping those
+    still to the left: a key in the last bucket, with that bucket and its left
+    neighbour empty, finds no one (a defect of the package, not of the
+    network; a split leaves such empty buckets)."""
+    router = server.protocol.router
+    held = sum(len(b.get_nodes()) for b in router.buckets)
+    if held and not router.find_neighbors(Node(digest(key))):
+        return "no-neighbours"
+    return f"other ({held} contacts)"
+
+
 def parse(line):
     """`[@I] CMD REST` -> (I, CMD, args); set keeps its JSON value whole."""
     words = line.strip().split(None, 1)
@@ -134,6 +152,9 @@ async def run_command(servers, line, ksize):
         return await server.set(args[0], decode_value(args[1]))
     if cmd == "get":
         return encode_value(await server.get(args[0]))
+    if cmd == "getwhy":
+        found = await server.get(args[0])
+        return [encode_value(found), None if found is not None else why_nowhere(server, args[0])]
     if cmd == "getall":
         found = await asyncio.gather(*(s.get(args[0]) for s in servers))
         return [encode_value(v) for v in found]
@@ -143,12 +164,14 @@ async def run_command(servers, line, ksize):
         return {k: [encode_value(v) for v in vs] for k, vs in zip(args, per_key)}
     if cmd == "setmany":
         async def timed_set(i, key):
+            server = servers[i % len(servers)]
             start = time.monotonic()
             try:
-                ok = await servers[i % len(servers)].set(key, key)
-            except Exception:  # stock set raises when its lookup found nobody
+                ok = await server.set(key, key)
+            except Exception as e:  # stock set raises when its lookup found nobody
+                print(f"pynode: set {key!r} raised {e!r}", file=sys.stderr)
                 ok = False
-            return [ok, time.monotonic() - start]
+            return [ok, time.monotonic() - start, None if ok else why_nowhere(server, key)]
         return await asyncio.gather(*(timed_set(i, k) for i, k in enumerate(args)))
     if cmd == "holders":
         return [s.storage.get(digest(args[0])) is not None for s in servers]
