@@ -43,52 +43,14 @@ pub enum PeerKind {
 #[derive(Debug)]
 pub(super) struct Peers {
     kinds: LruMap<NodeId, PeerKind>,
-    /// How many of `kinds` are known extension peers, and known stock peers.
-    known: KnownKinds,
     /// When each contact was last sent `kadmesh_hello`.
     pub(super) probed: LruMap<NodeId, Time>,
 }
 
-/// Counts of the peers known either way.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct KnownKinds {
-    /// Peers that answered `kadmesh_hello`.
-    pub(crate) extended: usize,
-    /// Peers taken for stock peers (they did not answer it).
-    pub(crate) base: usize,
-}
-
-impl KnownKinds {
-    fn count(&mut self, kind: PeerKind, add: bool) {
-        let n = match kind {
-            PeerKind::Extended => &mut self.extended,
-            PeerKind::Base => &mut self.base,
-            PeerKind::Unknown => return,
-        };
-        *n = if add { *n + 1 } else { n.saturating_sub(1) };
-    }
-
-    /// Whether peers of unknown kind are likely extension peers: some are
-    /// known, and at most one in [`STOCK_RARE`] of those known is a stock
-    /// peer (a network of our nodes alone, where a reader new to a key's
-    /// neighbourhood has not heard from its peers yet).
-    pub(crate) fn unknown_likely_extended(&self) -> bool {
-        self.extended > 0 && self.base * STOCK_RARE <= self.extended + self.base
-    }
-}
-
-/// See [`KnownKinds::unknown_likely_extended`].
-pub const STOCK_RARE: usize = 20;
-
 impl Peers {
     /// Remembers at most `max` peers in each map.
     pub(super) fn new(max: usize) -> Self {
-        Peers { kinds: LruMap::new(max), known: KnownKinds::default(), probed: LruMap::new(max) }
-    }
-
-    /// How many peers are known to be of each kind.
-    pub(crate) fn known(&self) -> KnownKinds {
-        self.known
+        Peers { kinds: LruMap::new(max), probed: LruMap::new(max) }
     }
 
     /// Entries held: (kinds, probe times).
@@ -103,13 +65,7 @@ impl Peers {
 
     /// Records what `id` speaks.
     pub(super) fn insert(&mut self, id: NodeId, kind: PeerKind) {
-        if let Some(was) = self.kinds.peek(&id).copied() {
-            self.known.count(was, false);
-        }
-        if let Some((_, evicted)) = self.kinds.insert(id, kind) {
-            self.known.count(evicted, false);
-        }
-        self.known.count(kind, true);
+        self.kinds.insert(id, kind);
     }
 }
 
@@ -282,40 +238,5 @@ impl Engine {
     pub(super) fn send_check(&mut self, now: Time, c: Contact) {
         let call = self.svc.ping();
         self.svc.send_request(now, c.addr, call, ReplyTo::Verify { peer: c.id });
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id(i: u8) -> NodeId {
-        NodeId([i; 20])
-    }
-
-    #[test]
-    fn known_kinds_follow_inserts_replacements_and_evictions() {
-        let mut p = Peers::new(3);
-        p.insert(id(1), PeerKind::Extended);
-        p.insert(id(2), PeerKind::Unknown);
-        p.insert(id(3), PeerKind::Base);
-        assert_eq!(p.known(), KnownKinds { extended: 1, base: 1 });
-        // A peer that was taken for a stock peer answers the hello after all.
-        p.insert(id(3), PeerKind::Extended);
-        assert_eq!(p.known(), KnownKinds { extended: 2, base: 0 });
-        // Room is made by dropping the least recently written (id 1).
-        p.insert(id(4), PeerKind::Base);
-        assert_eq!(p.known(), KnownKinds { extended: 1, base: 1 });
-        assert_eq!(p.kind(&id(1)), PeerKind::Unknown);
-    }
-
-    #[test]
-    fn unknown_peers_count_as_extension_peers_only_where_stock_peers_are_rare() {
-        let rare = |extended, base| KnownKinds { extended, base }.unknown_likely_extended();
-        assert!(!rare(0, 0), "nothing known: no guess");
-        assert!(rare(1, 0));
-        assert!(rare(19, 1), "one stock peer in twenty");
-        assert!(!rare(18, 1));
-        assert!(!rare(0, 5));
     }
 }

@@ -172,14 +172,10 @@ impl ProviderRead {
         let Progress::Found(r, stats) = progress else { return Step::Wait };
         self.out.stats.queried += stats.queried;
         self.out.stats.failed += stats.failed;
+        let extended = r.closest.iter().filter(|c| cx.peers.kind(&c.id) == PeerKind::Extended).count();
         // Among stock peers the few closest may hold no extension peer at
         // all: then the lookup goes on to all k rather than reading from
-        // peers that may never answer. Where stock peers are rare, peers
-        // not known either way count as extension peers: their hellos are
-        // often still in flight when the lookup ends.
-        let unknown_ok = cx.peers.known().unknown_likely_extended();
-        let readable = |k: PeerKind| k == PeerKind::Extended || (unknown_ok && k == PeerKind::Unknown);
-        let extended = r.closest.iter().filter(|c| readable(cx.peers.kind(&c.id))).count();
+        // peers that may never answer.
         if extended < self.want && self.lookup_k < cx.svc.config.k {
             self.lookup_k = cx.svc.config.k;
             return self.start_search(cx);

@@ -240,18 +240,11 @@ fn a_replica_far_short_of_the_merge_brings_a_second_round_a_few_short_does_not()
 }
 
 /// `find_node` queries a read's lookup sends before its first page request,
-/// every one answered with no new contacts. The contacts are of `kind`;
-/// `elsewhere` are the kinds of other peers the reader knows.
-fn lookup_queries_before_reading(replicas: usize, kind: PeerKind, elsewhere: &[PeerKind]) -> usize {
+/// every one answered with no new contacts.
+fn lookup_queries_before_reading(replicas: usize, kind: PeerKind) -> usize {
     let mut e = engine_with_contacts(four());
     for i in 0..CONTACTS.len() {
         e.peers.insert(contact_id(i), kind);
-    }
-    for (i, k) in elsewhere.iter().enumerate() {
-        e.peers.insert(
-            NodeId([0xE0, u8::try_from(i).unwrap_or(u8::MAX), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
-            *k,
-        );
     }
     let _ = e.provider_read(Time::ZERO, id_at(0, 0), replicas);
     let mut finds_sent = 0;
@@ -279,25 +272,14 @@ fn four() -> Config {
 fn the_lookup_before_a_read_waits_for_three_closest_per_replica_not_all_k() {
     assert!(CONTACTS.len() > four().k, "the reader knows more than k contacts");
     // One replica wanted: its lookup ends once the 3 closest answered.
-    assert_eq!(lookup_queries_before_reading(1, PeerKind::Extended, &[]), 3);
+    assert_eq!(lookup_queries_before_reading(1, PeerKind::Extended), 3);
     // Three wanted: 9 closest, capped at k.
-    assert_eq!(lookup_queries_before_reading(3, PeerKind::Extended, &[]), four().k);
+    assert_eq!(lookup_queries_before_reading(3, PeerKind::Extended), four().k);
 }
 
 #[test]
 fn a_read_whose_few_closest_hold_no_extension_peer_looks_up_all_k() {
     // The 3 closest, then all 4 again (none is known to speak the
     // extension; a stock neighbourhood must not be read from blindly).
-    assert_eq!(lookup_queries_before_reading(1, PeerKind::Unknown, &[]), 3 + four().k);
-    // Nor where known stock peers are common.
-    let mixed = [PeerKind::Extended, PeerKind::Base, PeerKind::Extended];
-    assert_eq!(lookup_queries_before_reading(1, PeerKind::Unknown, &mixed), 3 + four().k);
-}
-
-#[test]
-fn where_stock_peers_are_rare_unknown_closest_are_read_without_looking_further() {
-    // Twenty peers elsewhere are known to speak the extension, none is a
-    // stock peer: the 3 closest, still unknown, are read.
-    let ours = [PeerKind::Extended; 20];
-    assert_eq!(lookup_queries_before_reading(1, PeerKind::Unknown, &ours), 3);
+    assert_eq!(lookup_queries_before_reading(1, PeerKind::Unknown), 3 + four().k);
 }
