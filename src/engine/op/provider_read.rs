@@ -12,7 +12,10 @@
 //! set of a few hundred entries costs two round trips instead of one per
 //! page, and every reply answers one request. When a replica's read fails,
 //! or it lacks more than a fiftieth of what the merge holds, as many more
-//! replicas are read once.
+//! replicas are read once. A replica whose first page has not come within
+//! the stall threshold gets a stand-in, the next closest, at once; the
+//! round then neither waits for it (a replica that left would hold it for
+//! the 5 s extension timeout) nor reads a second round for its failure.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -105,6 +108,10 @@ struct Replica {
     pages: usize,
     /// Entries it reported (merged as they arrive).
     seen: usize,
+    /// A page of it arrived.
+    heard: bool,
+    /// Its first page stalled and another replica was asked in its stead.
+    stood_in: bool,
 }
 
 /// The pages of one shard of a replica's set, one after the other.
@@ -134,12 +141,25 @@ impl Chain {
 }
 
 impl Replica {
+    fn new(contact: Contact, now: Time) -> Replica {
+        let chains = vec![Chain::new(Shard::ALL, None, 0, now)];
+        Replica { contact, chains, pages: 0, seen: 0, heard: false, stood_in: false }
+    }
+
     fn done(&self) -> bool {
         self.chains.iter().all(|c| c.done.is_some())
     }
 
     fn complete(&self) -> bool {
         self.chains.iter().all(|c| c.done == Some(true))
+    }
+
+    /// A replica whose stand-in covers it: the round neither waits for it
+    /// nor counts its failure.
+    fn replaced(&self) -> bool {
+        // Not one still being read after it answered after all.
+        let reading = self.heard && !self.done();
+        self.stood_in && !self.complete() && !reading
     }
 
     /// The chain a page of `shard` answers, or (`None`: a failure, which
@@ -219,11 +239,7 @@ impl ProviderRead {
         r.round += 1;
         let take = self.want.min(r.rest.len());
         let now = cx.now;
-        r.replicas = r
-            .rest
-            .drain(..take)
-            .map(|contact| Replica { contact, chains: vec![Chain::new(Shard::ALL, None, 0, now)], pages: 0, seen: 0 })
-            .collect();
+        r.replicas = r.rest.drain(..take).map(|contact| Replica::new(contact, now)).collect();
         for i in 0..r.replicas.len() {
             self.ask(cx, i, 0);
         }
@@ -286,6 +302,7 @@ impl ProviderRead {
         let rep = &mut r.replicas[i];
         let n = page.entries.len();
         rep.seen += n;
+        rep.heard = true;
         for e in page.entries {
             merge(&mut self.out.entries, e);
         }
@@ -321,13 +338,13 @@ impl ProviderRead {
     /// and starts a second round if one failed or came up short.
     fn round_done(&mut self, cx: &mut Cx) -> Step {
         let Phase::Reading(r) = &self.phase else { return Step::Wait };
-        if r.replicas.iter().any(|p| !p.done()) {
+        if r.replicas.iter().any(|p| !p.done() && !p.replaced()) {
             return Step::Wait;
         }
         let merged = self.out.entries.len();
         let complete = r.replicas.iter().filter(|p| p.complete()).count();
         let short = |p: &Replica| !p.complete() || p.seen + merged / SHORT_BY < merged;
-        let disagree = r.replicas.iter().any(short);
+        let disagree = r.replicas.iter().filter(|p| !p.replaced()).any(short);
         self.out.replicas += complete;
         if disagree {
             self.next_round(cx)
@@ -337,8 +354,11 @@ impl ProviderRead {
     }
 
     /// Asks again for the pages that stalled (their requests stay out: the
-    /// first answer is used).
+    /// first answer is used), and asks a stand-in for each replica whose
+    /// first page stalled: one that has left would hold the round for the
+    /// extension timeout (5 s), then bring a second round.
     fn resend_stalled(&mut self, cx: &mut Cx) -> Step {
+        self.stand_in_for_silent(cx);
         let Phase::Reading(r) = &self.phase else { return Step::Wait };
         let stall = self.stall;
         let now = cx.now;
@@ -354,6 +374,27 @@ impl ProviderRead {
             self.ask(cx, i, j);
         }
         self.round_done(cx)
+    }
+
+    /// Takes the next replica in line for each one not heard from within
+    /// the stall threshold of its first page.
+    fn stand_in_for_silent(&mut self, cx: &mut Cx) {
+        let Phase::Reading(r) = &mut self.phase else { return };
+        let (stall, now) = (self.stall, cx.now);
+        let silent = |p: &Replica| !p.heard && !p.stood_in && !p.done() && p.chains[0].asked_at + stall <= now;
+        let mut added = Vec::new();
+        for i in 0..r.replicas.len() {
+            if !silent(&r.replicas[i]) {
+                continue;
+            }
+            let Some(next) = r.rest.pop_front() else { break };
+            r.replicas[i].stood_in = true;
+            r.replicas.push(Replica::new(next, now));
+            added.push(r.replicas.len() - 1);
+        }
+        for i in added {
+            self.ask(cx, i, 0);
+        }
     }
 
     fn finish(&mut self) -> Step {

@@ -239,6 +239,30 @@ fn a_replica_far_short_of_the_merge_brings_a_second_round_a_few_short_does_not()
     }
 }
 
+#[test]
+fn a_replica_silent_past_the_stall_is_stood_in_for_and_not_waited_on() {
+    let all: Vec<String> = (0..50).map(|i| format!("w{i:03}")).collect();
+    let (mut e, q, lists) = start_read(|_| PeerKind::Extended, 2);
+    assert_eq!(lists.len(), 2);
+    let (answered, silent) = (lists[0].0, lists[1].0);
+    answer(&mut e, Time::ZERO, answered, lists[0].1, page(&all, None, 50, None));
+    assert!(e.poll_event().is_none(), "the read waits for its second replica");
+    // Past the stall threshold (at most `lookup_stall`), the silent one's
+    // first page is asked again and a third replica is asked in its stead.
+    let now = Time::ZERO + small(0).lookup_stall + Duration::from_millis(1);
+    e.handle_timeout(now);
+    let asked: Vec<_> = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).collect();
+    let stand_in: Vec<_> = asked.iter().filter(|(t, _, _)| *t != silent && *t != answered).collect();
+    assert_eq!(stand_in.len(), 1, "one stand-in asked: {asked:?}");
+    let (to, id, _) = stand_in[0];
+    answer(&mut e, now, *to, *id, page(&all, None, 50, None));
+    // The read ends at the stand-in's answer, not the silent one's timeout,
+    // and no second round follows.
+    let r = read_outcome(&mut e, q);
+    assert_eq!((r.entries.len(), r.replicas), (50, 2));
+    assert!(sent_to(&mut e).iter().all(|(t, _, c)| !is_list(c) || *t == silent));
+}
+
 /// `find_node` queries a read's lookup sends before its first page request,
 /// every one answered with no new contacts.
 fn lookup_queries_before_reading(replicas: usize, kind: PeerKind) -> usize {
