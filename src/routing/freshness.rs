@@ -57,8 +57,7 @@
 //! a hand-out to a stock or unknown asker: such an asker waits 5 s on a
 //! contact that has left, and an unbudgeted check keeps the contact out of
 //! its reply until it answers again (a budget there let young contacts that
-//! had left fill stock peers' replies unchecked, and their gets took 5 s in
-//! `tests/churn_clients.rs`).
+//! had left fill stock peers' replies unchecked).
 //!
 //! Cost (simulator, 500 nodes, one hour, seed 1, before / after the
 //! confirmed and settled rules): bandwidth per worker-hour p50 1215 / 1213 kB
