@@ -202,6 +202,8 @@ async fn stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and
         figures(&gets)
     );
     assert!(lost.is_empty(), "stock sets stored nowhere for another reason: {lost:?}");
+    // The package's defect may excuse a few keys, never most of the test.
+    assert!(unsent.len() + unasked.len() < MIXED_OPS / 4, "{} sets, {} gets never sent", unsent.len(), unasked.len());
     assert!(missed.is_empty(), "stock gets that missed: {missed:?}");
     assert!(visits >= 6, "the short-lived clients came and went only {visits} times");
     assert!(quantile(&gets, 0.99) < Duration::from_secs(1), "stock peers' get p99: {}", figures(&gets));
