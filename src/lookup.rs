@@ -427,6 +427,19 @@ impl Lookup {
         self.alpha + usize::from(self.wanted_copies).saturating_sub(held)
     }
 
+    /// Candidates at least `extra` bits deeper than the rank cap (so
+    /// likely among the target's k closest) that have not failed or
+    /// stalled, closest first, each with its known round trip. None while
+    /// there is no cap (a table with fewer than k contacts).
+    pub fn deep(&self, extra: usize) -> impl Iterator<Item = (Contact, Option<Duration>)> + '_ {
+        let depth = self.rank_cap.saturating_add(extra);
+        self.candidates
+            .iter()
+            .take_while(move |(d, _)| d.leading_zeros() >= depth)
+            .filter(|(_, c)| !matches!(c.state, State::Failed | State::Stalled))
+            .map(|(_, c)| (c.contact, (c.rtt_us != u32::MAX).then(|| Duration::from_micros(u64::from(c.rtt_us)))))
+    }
+
     /// The query to `from` timed out or its reply was unusable.
     pub fn on_failure(&mut self, from: &NodeId) {
         let d = from.distance(&self.target);

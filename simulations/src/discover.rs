@@ -35,6 +35,10 @@ pub struct DiscoverStats {
     pub latency_ms: crate::metrics::Samples,
     /// Messages per discover (lookup queries plus page requests).
     pub messages: crate::metrics::Samples,
+    /// The lookup part of each answered discover's latency, ms.
+    pub lookup_ms: crate::metrics::Samples,
+    /// Answered discovers that read a second round.
+    pub second_rounds: u64,
     /// The same three for discovers issued in the 10 minutes after a disruption.
     pub after_done: u64,
     /// ... complete.
@@ -83,6 +87,8 @@ impl World {
         d.complete += u64::from(ok);
         d.latency_ms.push(ms);
         d.messages.push((r.stats.queried + r.pages_sent) as f64);
+        d.lookup_ms.push(r.stats.duration.as_millis() as f64);
+        d.second_rounds += u64::from(r.rounds > 1);
         if after {
             d.after_done += 1;
             d.after_complete += u64::from(ok);

@@ -158,6 +158,8 @@ fn discover_rows(w: &mut World, rows: &mut Rows) {
     push(rows, "discovers answered", d.done.to_string());
     push(rows, "discover success (named every live provider) %", f2(pct(d.complete, d.done)));
     push(rows, "discover latency p50 / p95 / p99 ms", p3(&mut d.latency_ms));
+    push(rows, "... of which the lookup p50 / p95 / p99 ms", p3(&mut d.lookup_ms));
+    push(rows, "... discovers that read a second round %", f2(pct(d.second_rounds, d.done)));
     push(
         rows,
         "messages per discover mean / p95",

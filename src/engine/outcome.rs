@@ -127,7 +127,10 @@ pub struct ProviderReadOutcome {
     pub pages_sent: usize,
     /// Page requests unanswered or answered with something else than a page.
     pub pages_failed: usize,
-    /// How the node lookup went.
+    /// Read rounds (a second one when the first round's replicas disagreed).
+    pub rounds: usize,
+    /// How the node lookup went (its duration covers every lookup the read
+    /// ran, from the read's start to its first page request).
     pub stats: LookupStats,
 }
 

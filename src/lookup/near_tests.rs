@@ -197,3 +197,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn deep_lists_live_candidates_at_least_extra_bits_past_the_cap_closest_first() {
+    let cands = [(12, 1, 90), (9, 1, 20), (10, 2, 40), (10, 1, 300), (7, 1, 10)];
+    let mut l = lookup(&cands, 8);
+    let deep = |l: &Lookup, extra| l.deep(extra).map(|(c, _)| c.id).collect::<Vec<_>>();
+    assert_eq!(deep(&l, 0), vec![id_at(12, 1), id_at(10, 1), id_at(10, 2), id_at(9, 1)]);
+    assert_eq!(deep(&l, 2), vec![id_at(12, 1), id_at(10, 1), id_at(10, 2)]);
+    // With their round trips, so a reader can take the nearest.
+    assert_eq!(l.deep(4).map(|(_, rtt)| rtt).collect::<Vec<_>>(), vec![Some(Duration::from_millis(90))]);
+    // One that failed is left out; without a cap nothing is deep.
+    l.on_failure(&id_at(10, 1));
+    assert_eq!(deep(&l, 2), vec![id_at(12, 1), id_at(10, 2)]);
+    assert!(deep(&lookup(&cands, usize::MAX), 0).is_empty());
+}

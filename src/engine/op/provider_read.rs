@@ -4,18 +4,36 @@
 //! peers), merged with this node's own entries: a store lost at one
 //! replica loses nothing.
 //!
+//! The read does not wait for the lookup to end. Every one of the key's k
+//! closest holds the set, so once the lookup knows `replicas` usable
+//! contacts two bits deeper than its rank cap (see [`crate::lookup`]),
+//! they are read at once, nearest first, and the lookup is dropped: its
+//! last rounds wait for the slowest of the closest, about a second on a
+//! wide-area network. Such an early read falls back to the whole lookup
+//! when it runs out of replicas, finds nothing, or meets an entry whose
+//! time ran out at every replica read (its provider's refreshes went to
+//! other nodes, so these were not the writers' closest).
+//!
 //! Each replica is read in parallel, not page after page: the first page
 //! is the plain whole-set call, and it reports the set's size (`live`);
 //! when more follows, the rest after its cursor is cut into hash shards
 //! (`proto-spec/EXTENSIONS.md` §3.3) sized to about a page each, all asked
-//! at once. A shard that still has more is cut again the same way. So a
-//! set of a few hundred entries costs two round trips instead of one per
-//! page, and every reply answers one request. When a replica's read fails,
-//! or it lacks more than a fiftieth of what the merge holds, as many more
-//! replicas are read once. A replica whose first page has not come within
-//! the stall threshold gets a stand-in, the next closest, at once; the
-//! round then neither waits for it (a replica that left would hold it for
-//! the 5 s extension timeout) nor reads a second round for its failure.
+//! at once. A shard that still has more is cut again the same way. Once one
+//! replica reported the size, the others (and every replica asked later)
+//! are asked for all their shards at once, without waiting for their first
+//! page: one round trip each instead of two. Every reply answers one
+//! request. A page not answered within a few of its replica's own round
+//! trips is asked again.
+//!
+//! When a replica's read fails, or it lacks more than a fiftieth of what
+//! the merge holds, as many more replicas are read once. A replica that
+//! reports a set more than a fiftieth smaller than another's, or whose
+//! first page has not come within the stall threshold, gets a stand-in,
+//! the next in line, at once; the round then neither waits for it (a
+//! replica that left would hold it for the 5 s extension timeout) nor
+//! reads a second round for it.
+
+mod replica;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -31,6 +49,7 @@ use crate::id::{Key, NodeId};
 use crate::lookup::LookupKind;
 use crate::rpc::RpcKind;
 use crate::time::Time;
+use replica::{cut_bits, Chain, Hint, Replica, StoodIn, PAGE_TRIES};
 
 /// Most pages read from one replica (a full set of 10,000 short ids takes
 /// a few hundred).
@@ -42,17 +61,17 @@ const ROUNDS: usize = 2;
 /// lookup's last answers are its slowest (after a crash, a find_node of all
 /// k took 0.8-1.6 s in the simulator before the first page was asked).
 const LOOKUP_PER_REPLICA: usize = 3;
-/// Tries of one page request: a page lost on the way (1% loss and twenty
-/// pages make that common) is asked again rather than ending the replica's
-/// read, which would leave the rest of its set unread.
-const PAGE_TRIES: usize = 3;
-/// Most extra prefix bits one cut adds: a shard splits into at most 32.
-const MAX_CUT_BITS: u32 = 5;
 /// A replica that lacks more than 1/`SHORT_BY` of the merged entries is
 /// read again elsewhere: replicas each miss a few late writes, which the
 /// union of the others covers; one that misses many was not really among
 /// the writers' closest.
 const SHORT_BY: usize = 50;
+/// Floor of a page's stall threshold at a replica that answered: a
+/// duplicate page request costs one datagram, a late re-ask a round trip.
+const PAGE_STALL_MIN: Duration = Duration::from_millis(50);
+/// Bits past the lookup's rank cap a contact must share with the key to be
+/// read before the lookup ends.
+const EARLY_DEPTH: usize = 2;
 impl Engine {
     /// Reads the provider set under `key` from up to `replicas` of the
     /// closest extension nodes (a second round as many more when they
@@ -64,7 +83,18 @@ impl Engine {
         let out = ProviderReadOutcome::default();
         let want = replicas.max(1);
         let lookup_k = (LOOKUP_PER_REPLICA * want).min(svc.config.k);
-        let read = ProviderRead { key, want, stall, lookup_k, phase: Phase::Start, out };
+        let read = ProviderRead {
+            key,
+            want,
+            stall,
+            lookup_k,
+            early: true,
+            started: now,
+            hint: None,
+            asked: Vec::new(),
+            phase: Phase::Start,
+            out,
+        };
         self.launch(now, op, Box::new(read));
         op
     }
@@ -82,6 +112,15 @@ struct ProviderRead {
     /// How many closest the current lookup waits for: a few per replica
     /// first, all k when those held too few extension peers.
     lookup_k: usize,
+    /// Reading may start before the lookup ends (see `read_early`); off
+    /// once an early read found nothing and the full lookup runs.
+    early: bool,
+    /// When the read began: the lookup part of its time is reported.
+    started: Time,
+    /// The set's size from the largest first page so far.
+    hint: Option<Hint>,
+    /// Replicas asked so far (a read after an early one skips them).
+    asked: Vec<NodeId>,
     phase: Phase,
     out: ProviderReadOutcome,
 }
@@ -99,97 +138,9 @@ struct Reading {
     rest: VecDeque<Contact>,
 }
 
-/// One replica's set, as read so far.
-struct Replica {
-    contact: Contact,
-    /// Its shards being read (the whole set at first).
-    chains: Vec<Chain>,
-    /// Pages asked of it.
-    pages: usize,
-    /// Entries it reported (merged as they arrive).
-    seen: usize,
-    /// A page of it arrived.
-    heard: bool,
-    /// Its first page stalled and another replica was asked in its stead.
-    stood_in: bool,
-}
-
-/// The pages of one shard of a replica's set, one after the other.
-struct Chain {
-    shard: Shard,
-    /// Cursor of the page asked for last.
-    after: Option<String>,
-    /// Entries of this shard read so far.
-    got: usize,
-    /// Tries of the page asked for last.
-    tries: usize,
-    /// When it was last asked.
-    asked_at: Time,
-    /// `Some(complete)` once it ended.
-    done: Option<bool>,
-}
-
-impl Chain {
-    fn new(shard: Shard, after: Option<String>, got: usize, now: Time) -> Chain {
-        Chain { shard, after, got, tries: 0, asked_at: now, done: None }
-    }
-
-    /// Still reading, with a try of its page left.
-    fn may_resend(&self) -> bool {
-        self.done.is_none() && self.tries < PAGE_TRIES
-    }
-}
-
-impl Replica {
-    fn new(contact: Contact, now: Time) -> Replica {
-        let chains = vec![Chain::new(Shard::ALL, None, 0, now)];
-        Replica { contact, chains, pages: 0, seen: 0, heard: false, stood_in: false }
-    }
-
-    fn done(&self) -> bool {
-        self.chains.iter().all(|c| c.done.is_some())
-    }
-
-    fn complete(&self) -> bool {
-        self.chains.iter().all(|c| c.done == Some(true))
-    }
-
-    /// A replica whose stand-in covers it: the round neither waits for it
-    /// nor counts its failure.
-    fn replaced(&self) -> bool {
-        // Not one still being read after it answered after all.
-        let reading = self.heard && !self.done();
-        self.stood_in && !self.complete() && !reading
-    }
-
-    /// The chain a page of `shard` answers, or (`None`: a failure, which
-    /// does not say which) the pending one asked longest ago.
-    fn chain_for(&self, shard: Option<Shard>) -> Option<usize> {
-        let pending = self.chains.iter().enumerate().filter(|(_, c)| c.done.is_none());
-        match shard {
-            Some(s) => pending.filter(|(_, c)| c.shard == s).map(|(i, _)| i).next(),
-            None => pending.min_by_key(|(_, c)| c.asked_at).map(|(i, _)| i),
-        }
-    }
-}
-
-/// How many more prefix bits the rest of a shard of `bits` bits needs so
-/// that each part fits about one page, from the set's size `live`, the
-/// entries `got` from the shard so far and the size `per_page` of the
-/// page just read. Shards of a hash are uneven, so each part is planned at
-/// three quarters of a page.
-fn cut_bits(live: u64, bits: u32, got: usize, per_page: usize) -> u32 {
-    let expected = (live >> bits) as usize;
-    let rest = expected.saturating_sub(got).max(1);
-    let room = (per_page * 3 / 4).max(1);
-    let parts = rest.div_ceil(room);
-    let more = usize::BITS - parts.saturating_sub(1).leading_zeros();
-    more.min(MAX_CUT_BITS)
-}
-
 impl ProviderRead {
     fn on_progress(&mut self, cx: &mut Cx, progress: Progress) -> Step {
-        let Progress::Found(r, stats) = progress else { return Step::Wait };
+        let Progress::Found(r, stats) = progress else { return self.read_early(cx) };
         self.out.stats.queried += stats.queried;
         self.out.stats.failed += stats.failed;
         let extended = r.closest.iter().filter(|c| cx.peers.kind(&c.id) == PeerKind::Extended).count();
@@ -200,7 +151,40 @@ impl ProviderRead {
             self.lookup_k = cx.svc.config.k;
             return self.start_search(cx);
         }
-        self.start_reading(cx, &r.closest, stats)
+        // A read after the whole lookup is final, whatever it finds.
+        self.early = false;
+        let peers = cx.peers;
+        let pick = |k: PeerKind| r.closest.iter().filter(move |c| peers.kind(&c.id) == k).copied();
+        // Extension peers first, then peers not known either way: a
+        // reader new to the key's neighbourhood knows few kinds yet, and
+        // one replica alone cannot show what it lacks.
+        let order = pick(PeerKind::Extended).chain(pick(PeerKind::Unknown)).collect();
+        self.start_reading(cx, order, stats)
+    }
+
+    /// Starts reading before the lookup ends, once it knows `want`
+    /// extension peers deep enough to be among the key's closest (every
+    /// one of which holds the set): nearest first. The lookup's last
+    /// rounds, which wait for the slowest of the k closest, are not waited
+    /// for.
+    fn read_early(&mut self, cx: &mut Cx) -> Step {
+        let Phase::Search(s) = &self.phase else { return Step::Wait };
+        if !self.early {
+            return Step::Wait;
+        }
+        let peers = cx.peers;
+        let usable = |c: &Contact| peers.kind(&c.id) != PeerKind::Base;
+        let mut deep: Vec<_> = s.deep(EARLY_DEPTH).filter(|(c, _)| usable(c)).collect();
+        if deep.len() < self.want {
+            return Step::Wait;
+        }
+        // Known extension peers first, then the rest; nearest first in each.
+        deep.sort_by_key(|(c, rtt)| (peers.kind(&c.id) != PeerKind::Extended, rtt.unwrap_or(Duration::MAX)));
+        let order: Vec<Contact> = deep.into_iter().map(|(c, _)| c).collect();
+        let stats = s.stats_so_far(cx.now);
+        self.out.stats.queried += stats.queried;
+        self.out.stats.failed += stats.failed;
+        self.start_reading(cx, order, stats)
     }
 
     fn start_search(&mut self, cx: &mut Cx) -> Step {
@@ -211,21 +195,23 @@ impl ProviderRead {
     }
 
     /// The lookup is done: this node's own entries, then the first round.
-    fn start_reading(&mut self, cx: &mut Cx, closest: &[Contact], stats: LookupStats) -> Step {
+    /// The lookup is done (or far enough): this node's own entries, then
+    /// the first round, from replicas in `order`.
+    fn start_reading(&mut self, cx: &mut Cx, order: Vec<Contact>, stats: LookupStats) -> Step {
         // Queries of every lookup this read ran (counted in `on_progress`).
         let (queried, failed) = (self.out.stats.queried, self.out.stats.failed);
-        self.out.stats = LookupStats { queried, failed, ..stats };
-        let local = local_entries(cx, &self.key);
-        self.out.replicas = usize::from(!local.is_empty());
-        for e in local {
-            merge(&mut self.out.entries, e);
+        let duration = cx.now.saturating_since(self.started);
+        self.out.stats = LookupStats { queried, failed, duration, ..stats };
+        // Once: a read after an early one keeps what that one merged.
+        if self.asked.is_empty() {
+            let local = local_entries(cx, &self.key);
+            self.out.replicas = usize::from(!local.is_empty());
+            for e in local {
+                merge(&mut self.out.entries, e);
+            }
         }
-        let peers = cx.peers;
-        let pick = |k: PeerKind| closest.iter().filter(move |c| peers.kind(&c.id) == k).copied();
-        // Extension peers first, then peers not known either way: a
-        // reader new to the key's neighbourhood knows few kinds yet, and
-        // one replica alone cannot show what it lacks.
-        let rest: VecDeque<Contact> = pick(PeerKind::Extended).chain(pick(PeerKind::Unknown)).collect();
+        let asked = &self.asked;
+        let rest: VecDeque<Contact> = order.into_iter().filter(|c| !asked.contains(&c.id)).collect();
         self.phase = Phase::Reading(Reading { round: 0, replicas: Vec::new(), rest });
         self.next_round(cx)
     }
@@ -233,17 +219,35 @@ impl ProviderRead {
     /// Starts the next round, or finishes when none is due.
     fn next_round(&mut self, cx: &mut Cx) -> Step {
         let Phase::Reading(r) = &mut self.phase else { return Step::Wait };
+        if r.round < ROUNDS && r.rest.is_empty() && self.early {
+            // An early read ran out of replicas it knows of: the whole lookup finds more.
+            return self.fall_back(cx);
+        }
         if r.round >= ROUNDS || r.rest.is_empty() {
-            return self.finish();
+            return self.end(cx);
         }
         r.round += 1;
+        self.out.rounds = r.round;
         let take = self.want.min(r.rest.len());
         let now = cx.now;
-        r.replicas = r.rest.drain(..take).map(|contact| Replica::new(contact, now)).collect();
+        let (stall, hint) = (self.stall, self.hint);
+        r.replicas = r.rest.drain(..take).map(|contact| Replica::new(contact, now, stall, hint)).collect();
+        self.asked.extend(r.replicas.iter().map(|p| p.contact.id));
         for i in 0..r.replicas.len() {
-            self.ask(cx, i, 0);
+            self.ask_all(cx, i);
         }
         self.round_done(cx)
+    }
+
+    /// Asks replica `i` for the first page of each of its chains still
+    /// being read.
+    fn ask_all(&mut self, cx: &mut Cx, i: usize) {
+        let Phase::Reading(r) = &self.phase else { return };
+        let pending: Vec<usize> =
+            (0..r.replicas[i].chains.len()).filter(|&j| r.replicas[i].chains[j].done.is_none()).collect();
+        for j in pending {
+            self.ask(cx, i, j);
+        }
     }
 
     /// Asks replica `i` for the next page of its chain `j`; ends the chain
@@ -295,14 +299,33 @@ impl ProviderRead {
         self.round_done(cx)
     }
 
-    /// Merges a page of chain `j` of replica `i` and asks what follows it:
-    /// the next page, or the rest cut into shards asked at once.
+    /// A page of chain `j` of replica `i`: merged and followed (see
+    /// `take_page`). A first page of a set larger than a page tells the
+    /// set's size, so replicas whose first page is still on its way are
+    /// asked for all their shards at once; a replica far short of that size
+    /// gets a stand-in at once.
     fn on_chain_page(&mut self, cx: &mut Cx, i: usize, j: usize, page: Page) {
-        let Phase::Reading(r) = &mut self.phase else { return };
+        let (live, per_page, more) = (page.live, page.entries.len(), page.next.is_some());
+        let first = self.take_page(cx, i, j, page);
+        if first && more && self.hint.is_none_or(|h| h.live < live) {
+            self.hint = Some(Hint { live, per_page });
+            self.shard_unheard(cx);
+        }
+        self.stand_in_for_short(cx);
+    }
+
+    /// Merges a page of chain `j` of replica `i` and asks what follows it:
+    /// the next page, or the rest cut into shards asked at once. True if it
+    /// was the replica's first page (of the whole set, from its start).
+    fn take_page(&mut self, cx: &mut Cx, i: usize, j: usize, page: Page) -> bool {
+        let Phase::Reading(r) = &mut self.phase else { return false };
         let rep = &mut r.replicas[i];
         let n = page.entries.len();
+        let first = rep.chains[j].shard == Shard::ALL && rep.chains[j].after.is_none();
         rep.seen += n;
         rep.heard = true;
+        rep.live = Some(page.live);
+        rep.stall = page_stall(cx, &rep.contact, self.stall);
         for e in page.entries {
             merge(&mut self.out.entries, e);
         }
@@ -313,25 +336,53 @@ impl ProviderRead {
         let next = match page.next {
             None => {
                 chain.done = Some(true);
-                return;
+                return first;
             }
             // A cursor that does not move, or too many pages: incomplete.
             Some(next) if chain.after.as_ref() == Some(&next) || pages >= MAX_PAGES => {
                 chain.done = Some(false);
-                return;
+                return first;
             }
             Some(next) => next,
         };
         let more = cut_bits(page.live, chain.shard.bits, chain.got, n);
         let parts: Vec<Chain> = chain.shard.split(more).map(|s| Chain::new(s, Some(next.clone()), 0, cx.now)).collect();
-        let first = rep.chains.len();
+        let start = rep.chains.len();
         // The chain read so far is replaced by its parts (a part of the
         // same shard when no cut is due).
         rep.chains[j].done = Some(true);
         rep.chains.extend(parts);
-        for k in first..rep.chains.len() {
+        for k in start..rep.chains.len() {
             self.ask(cx, i, k);
         }
+        first
+    }
+
+    /// Asks every replica whose first page is still on its way for all its
+    /// shards now, planned from the size another replica reported: its read
+    /// then takes one round trip, not two.
+    fn shard_unheard(&mut self, cx: &mut Cx) {
+        let (Phase::Reading(r), Some(hint)) = (&mut self.phase, self.hint) else { return };
+        let now = cx.now;
+        let mut blind = Vec::new();
+        for (i, rep) in r.replicas.iter_mut().enumerate() {
+            if rep.first_page_pending() {
+                rep.add_blind(hint, now);
+                blind.push(i);
+            }
+        }
+        for i in blind {
+            self.ask_all(cx, i);
+        }
+    }
+
+    /// Takes the next replica in line for each one that reported a set
+    /// more than a fiftieth smaller than the largest reported: it was not
+    /// among the writers' closest, and would bring a second round.
+    fn stand_in_for_short(&mut self, cx: &mut Cx) {
+        let Phase::Reading(r) = &self.phase else { return };
+        let Some(max) = r.replicas.iter().filter_map(|p| p.live).max() else { return };
+        self.stand_in(cx, StoodIn::Short, |p| p.live.is_some_and(|l| l + max / (SHORT_BY as u64) < max));
     }
 
     /// When every replica of the round is done: counts the complete ones,
@@ -349,8 +400,30 @@ impl ProviderRead {
         if disagree {
             self.next_round(cx)
         } else {
-            self.finish()
+            self.end(cx)
         }
+    }
+
+    /// Finishes; but an early read that found nothing runs the whole
+    /// lookup and reads again: its replicas may all have been deep but
+    /// outside the k closest the writers wrote to.
+    fn end(&mut self, cx: &mut Cx) -> Step {
+        // An entry whose time ran out at every replica read, though not
+        // removed, is rare where writes reach the closest (replicas drop
+        // what expired): its provider's refreshes went to other nodes, so
+        // these replicas were not among the writers' closest.
+        let stale = self.out.entries.values().any(|e| !e.gone && e.ttl.is_zero());
+        if !self.early || (!self.out.entries.is_empty() && !stale) {
+            return self.finish();
+        }
+        self.fall_back(cx)
+    }
+
+    /// Runs the whole lookup after an early read, and reads replicas it
+    /// finds that were not read yet (what was merged stays).
+    fn fall_back(&mut self, cx: &mut Cx) -> Step {
+        self.early = false;
+        self.start_search(cx)
     }
 
     /// Asks again for the pages that stalled (their requests stay out: the
@@ -360,15 +433,14 @@ impl ProviderRead {
     fn resend_stalled(&mut self, cx: &mut Cx) -> Step {
         self.stand_in_for_silent(cx);
         let Phase::Reading(r) = &self.phase else { return Step::Wait };
-        let stall = self.stall;
         let now = cx.now;
         let stalled: Vec<(usize, usize)> = r
             .replicas
             .iter()
             .enumerate()
-            .flat_map(|(i, p)| p.chains.iter().enumerate().map(move |(j, c)| (i, j, c)))
-            .filter(|(_, _, c)| c.may_resend() && c.asked_at + stall <= now)
-            .map(|(i, j, _)| (i, j))
+            .flat_map(|(i, p)| p.chains.iter().enumerate().map(move |(j, c)| (i, j, c, p.stall)))
+            .filter(|(_, _, c, stall)| c.may_resend() && c.asked_at + *stall <= now)
+            .map(|(i, j, _, _)| (i, j))
             .collect();
         for (i, j) in stalled {
             self.ask(cx, i, j);
@@ -379,27 +451,42 @@ impl ProviderRead {
     /// Takes the next replica in line for each one not heard from within
     /// the stall threshold of its first page.
     fn stand_in_for_silent(&mut self, cx: &mut Cx) {
+        let now = cx.now;
+        self.stand_in(cx, StoodIn::Silent, |p| !p.heard && !p.done() && p.chains[0].asked_at + p.stall <= now);
+    }
+
+    /// Asks the next replica in line in the stead of each one not stood in
+    /// for yet that is `due`, while replicas are left.
+    fn stand_in(&mut self, cx: &mut Cx, why: StoodIn, due: impl Fn(&Replica) -> bool) {
         let Phase::Reading(r) = &mut self.phase else { return };
-        let (stall, now) = (self.stall, cx.now);
-        let silent = |p: &Replica| !p.heard && !p.stood_in && !p.done() && p.chains[0].asked_at + stall <= now;
+        let (now, stall) = (cx.now, self.stall);
         let mut added = Vec::new();
         for i in 0..r.replicas.len() {
-            if !silent(&r.replicas[i]) {
+            if r.replicas[i].stood_in != StoodIn::No || !due(&r.replicas[i]) {
                 continue;
             }
             let Some(next) = r.rest.pop_front() else { break };
-            r.replicas[i].stood_in = true;
-            r.replicas.push(Replica::new(next, now));
+            r.replicas[i].stood_in = why;
+            self.asked.push(next.id);
+            r.replicas.push(Replica::new(next, now, stall, self.hint));
             added.push(r.replicas.len() - 1);
         }
         for i in added {
-            self.ask(cx, i, 0);
+            self.ask_all(cx, i);
         }
     }
 
     fn finish(&mut self) -> Step {
         Step::Done(Finished::Report(Outcome::ProviderRead(std::mem::take(&mut self.out))))
     }
+}
+
+/// How long a page of a replica that answered may take before it is
+/// asked again: its own `srtt + 4 rttvar`, at least [`PAGE_STALL_MIN`], at
+/// most the read's threshold `max`.
+fn page_stall(cx: &Cx, contact: &Contact, max: Duration) -> Duration {
+    let own = cx.svc.book.get(&contact.addr).filter(|e| e.smoothed().is_some());
+    own.map_or(max, |e| e.stall_after(PAGE_STALL_MIN, max))
 }
 
 /// This node's own entries under `key`, as a replica would report them.
@@ -434,8 +521,8 @@ impl Operation for ProviderRead {
         match &self.phase {
             Phase::Search(s) => s.next_stall(),
             Phase::Reading(r) => {
-                let chains = r.replicas.iter().flat_map(|p| p.chains.iter());
-                chains.filter(|c| c.may_resend()).map(|c| c.asked_at + self.stall).min()
+                let chains = r.replicas.iter().flat_map(|p| p.chains.iter().map(move |c| (c, p.stall)));
+                chains.filter(|(c, _)| c.may_resend()).map(|(c, stall)| c.asked_at + stall).min()
             }
             Phase::Start => None,
         }

@@ -122,6 +122,19 @@ impl Search {
         }
     }
 
+    /// The lookup's contacts at least `extra` bits deeper than its rank
+    /// cap (see [`Lookup::deep`]).
+    pub(super) fn deep(&self, extra: usize) -> impl Iterator<Item = (Contact, Option<std::time::Duration>)> + '_ {
+        self.lookup.deep(extra)
+    }
+
+    /// How it went so far, for a caller that stops it early.
+    pub(super) fn stats_so_far(&self, now: Time) -> LookupStats {
+        let r = self.lookup.finish();
+        let duration = now.saturating_since(self.started);
+        LookupStats { queried: r.queried, failed: r.failed, hops: r.hops, duration }
+    }
+
     fn found(&self, now: Time) -> Progress {
         let r = self.lookup.finish();
         let duration = now.saturating_since(self.started);

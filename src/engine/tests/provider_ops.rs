@@ -264,13 +264,15 @@ fn a_replica_silent_past_the_stall_is_stood_in_for_and_not_waited_on() {
 }
 
 /// `find_node` queries a read's lookup sends before its first page request,
-/// every one answered with no new contacts.
+/// every one answered with no new contacts. The key, `id_at(0x40, 0)`, has
+/// the three `(0, i)` contacts closest, none deep enough to be read before
+/// the lookup ends (see [`early`]).
 fn lookup_queries_before_reading(replicas: usize, kind: PeerKind) -> usize {
     let mut e = engine_with_contacts(four());
     for i in 0..CONTACTS.len() {
         e.peers.insert(contact_id(i), kind);
     }
-    let _ = e.provider_read(Time::ZERO, id_at(0, 0), replicas);
+    let _ = e.provider_read(Time::ZERO, id_at(0x40, 0), replicas);
     let mut finds_sent = 0;
     for _ in 0..20 {
         let sent = sent_to(&mut e);
@@ -306,4 +308,141 @@ fn a_read_whose_few_closest_hold_no_extension_peer_looks_up_all_k() {
     // The 3 closest, then all 4 again (none is known to speak the
     // extension; a stock neighbourhood must not be read from blindly).
     assert_eq!(lookup_queries_before_reading(1, PeerKind::Unknown), 3 + four().k);
+}
+
+/// The hand-driven engine with k = 4, its contacts of kind `kind`, reading
+/// the set at `id_at(0, 0)`. Its rank cap is 0 (its 4th closest contact
+/// shares no leading bit with it), so the three `(0, i)` contacts, which
+/// share over 150 bits with the key, are deep enough to be its replicas.
+fn early(kind: PeerKind, replicas: usize) -> (Engine, QueryId, Vec<(SocketAddr, MessageId, Call)>) {
+    let mut e = engine_with_contacts(four());
+    for i in 0..CONTACTS.len() {
+        e.peers.insert(contact_id(i), kind);
+    }
+    let q = e.provider_read(Time::ZERO, id_at(0, 0), replicas);
+    let lists = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).collect();
+    (e, q, lists)
+}
+
+#[test]
+fn a_read_starts_before_its_lookup_ends_once_enough_replicas_deep_enough_are_known() {
+    for kind in [PeerKind::Extended, PeerKind::Unknown] {
+        let (mut e, q, lists) = early(kind, 3);
+        let mut to: Vec<SocketAddr> = lists.iter().map(|(t, _, _)| *t).collect();
+        to.sort();
+        assert_eq!(to, [known(0).addr, known(1).addr, known(2).addr], "{kind:?}: the three deep ones, at once");
+        // No find_node is answered: the pages alone end the read.
+        for (to, id, _) in lists {
+            answer(&mut e, Time::ZERO, to, id, page(&["w1".to_string()], None, 1, None));
+        }
+        let r = read_outcome(&mut e, q);
+        assert_eq!((live(&r), r.replicas, r.stats.duration), (vec!["w1".to_string()], 3, Duration::ZERO));
+    }
+    // Stock peers are never read, early or late.
+    assert!(early(PeerKind::Base, 3).2.is_empty());
+}
+
+/// A page whose entries' time ran out (ttl 0), not removed.
+fn expired_page(ids: &[String]) -> Value {
+    let entry = |id: &String| {
+        Value::Array(vec![Value::from(id.as_str()), Value::Int(1), Value::Int(0), Value::Nil, Value::Bool(false)])
+    };
+    let map = vec![
+        (Value::from("entries"), Value::Array(ids.iter().map(entry).collect())),
+        (Value::from("next"), Value::Nil),
+        (Value::from("live"), Value::from_u64(0)),
+    ];
+    Value::Map(map)
+}
+
+#[test]
+fn an_early_read_that_meets_only_expired_entries_looks_up_the_closest_and_reads_them() {
+    let w1 = vec!["w1".to_string()];
+    let (mut e, q, lists) = early(PeerKind::Extended, 3);
+    assert_eq!(lists.len(), 3);
+    for (to, id, _) in lists {
+        answer(&mut e, Time::ZERO, to, id, expired_page(&w1));
+    }
+    assert!(e.poll_event().is_none(), "replicas that all let a live entry expire were not the writers' closest");
+    // The whole lookup runs (its queries answered with no new contacts),
+    // and the one of its k = 4 closest not read yet is read.
+    let mut fresh = Vec::new();
+    for _ in 0..10 {
+        let sent = sent_to(&mut e);
+        if sent.is_empty() {
+            break;
+        }
+        for (to, id, c) in sent {
+            if matches!(c, Call::FindNode { .. }) {
+                answer(&mut e, Time::ZERO, to, id, Value::Array(vec![]));
+            } else if is_list(&c) {
+                fresh.push(to);
+                answer(&mut e, Time::ZERO, to, id, page(&w1, None, 1, None));
+            }
+        }
+    }
+    assert_eq!(fresh, [known(3).addr]);
+    assert_eq!(live(&read_outcome(&mut e, q)), w1);
+}
+
+#[test]
+fn a_replica_whose_first_page_is_late_is_asked_all_its_shards_from_another_replicas_size() {
+    let (mut e, q, lists) = start_read(|_| PeerKind::Extended, 2);
+    assert_eq!(lists.len(), 2);
+    let all: Vec<String> = (0..400).map(|i| format!("w{i:03}")).collect();
+    let ((fast, fast_id, _), (late, late_id, _)) = (lists[0].clone(), lists[1].clone());
+    answer(&mut e, Time::ZERO, fast, fast_id, page(&all[..40], Some("w039"), 400, None));
+    let asked = sent_to(&mut e);
+    let to_late = asked.iter().filter(|(t, _, c)| *t == late && is_list(c)).count();
+    assert!(to_late >= 9, "the late replica's shards are asked at once: {to_late}");
+    for (to, id, call) in asked {
+        let Call::Other { args, .. } = &call else { unreachable!() };
+        let s = Shard::parse(&args[4]).expect("a shard argument");
+        // The late one's shards cover its whole set: its first page is not awaited.
+        let from = if to == late { 0 } else { 40 };
+        assert_eq!(args[2] == Value::Nil, to == late);
+        let ids: Vec<String> = all[from..].iter().filter(|i| s.holds(i)).cloned().collect();
+        answer(&mut e, Time::ZERO, to, id, page(&ids, None, 400, Some(s)));
+    }
+    let r = read_outcome(&mut e, q);
+    assert_eq!((r.entries.len(), r.replicas, r.pages_failed), (400, 2, 0));
+    // Its first page, when it comes, brings nothing more to ask.
+    answer(&mut e, Time::ZERO, late, late_id, page(&all[..40], Some("w039"), 400, None));
+    assert!(sent_to(&mut e).iter().all(|(_, _, c)| !is_list(c)));
+}
+
+#[test]
+fn a_replica_that_reports_a_far_smaller_set_gets_a_stand_in_at_once() {
+    let all: Vec<String> = (0..100).map(|i| format!("w{i:03}")).collect();
+    let (mut e, q, lists) = start_read(|_| PeerKind::Extended, 2);
+    assert_eq!(lists.len(), 2);
+    let ((full, full_id, _), (short, short_id, _)) = (lists[0].clone(), lists[1].clone());
+    answer(&mut e, Time::ZERO, short, short_id, page(&all[..50], None, 50, None));
+    answer(&mut e, Time::ZERO, full, full_id, page(&all, None, 100, None));
+    let asked: Vec<_> = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).collect();
+    assert_eq!(asked.len(), 1, "one stand-in, asked before the round ends");
+    let (stand_in, id, _) = asked[0].clone();
+    assert!(stand_in != full && stand_in != short);
+    assert!(e.poll_event().is_none(), "the round waits for the stand-in, not for a second round");
+    answer(&mut e, Time::ZERO, stand_in, id, page(&all, None, 100, None));
+    let r = read_outcome(&mut e, q);
+    assert_eq!((r.entries.len(), r.rounds), (100, 1));
+}
+
+#[test]
+fn a_shard_of_a_replica_that_answered_is_asked_again_after_its_own_round_trips() {
+    let (mut e, _, lists) = start_read(|_| PeerKind::Extended, 1);
+    let (to, id, _) = lists[0].clone();
+    let all: Vec<String> = (0..400).map(|i| format!("w{i:03}")).collect();
+    let answered_at = Time::ZERO + Duration::from_millis(10);
+    answer(&mut e, answered_at, to, id, page(&all[..40], Some("w039"), 400, None));
+    let shards = sent_to(&mut e).len();
+    assert!(shards >= 9);
+    // Past this replica's own threshold (a few of its 10 ms round trips,
+    // at least 50 ms), well before the read's (200 ms at least).
+    let later = answered_at + Duration::from_millis(120);
+    assert!(later < Time::ZERO + small(0).lookup_stall_min);
+    e.handle_timeout(later);
+    let again = sent_to(&mut e).into_iter().filter(|(t, _, c)| *t == to && is_list(c)).count();
+    assert_eq!(again, shards, "every unanswered shard is asked again");
 }
