@@ -450,9 +450,18 @@ impl ProviderRead {
 
     /// Takes the next replica in line for each one not heard from within
     /// the stall threshold of its first page.
+    /// An early read with no one left to take the place of a silent
+    /// replica gives it up instead: the round then ends, and the whole
+    /// lookup finds others (waiting would hold the read for the extension
+    /// timeout).
     fn stand_in_for_silent(&mut self, cx: &mut Cx) {
         let now = cx.now;
-        self.stand_in(cx, StoodIn::Silent, |p| !p.heard && !p.done() && p.chains[0].asked_at + p.stall <= now);
+        let silent = move |p: &Replica| !p.heard && !p.done() && p.chains[0].asked_at + p.stall <= now;
+        self.stand_in(cx, StoodIn::Silent, silent);
+        let (true, Phase::Reading(r)) = (self.early, &mut self.phase) else { return };
+        for p in r.replicas.iter_mut().filter(|p| p.stood_in == StoodIn::No && silent(p)) {
+            p.give_up();
+        }
     }
 
     /// Asks the next replica in line in the stead of each one not stood in

@@ -446,3 +446,34 @@ fn a_shard_of_a_replica_that_answered_is_asked_again_after_its_own_round_trips()
     let again = sent_to(&mut e).into_iter().filter(|(t, _, c)| *t == to && is_list(c)).count();
     assert_eq!(again, shards, "every unanswered shard is asked again");
 }
+
+#[test]
+fn an_early_read_gives_up_a_silent_replica_nobody_can_stand_in_for_and_looks_up_others() {
+    let w1 = vec!["w1".to_string()];
+    let (mut e, q, lists) = early(PeerKind::Extended, 3);
+    assert_eq!(lists.len(), 3);
+    for (to, id, _) in &lists[..2] {
+        answer(&mut e, Time::ZERO, *to, *id, page(&w1, None, 1, None));
+    }
+    // Past the stall threshold, not the extension timeout: the whole
+    // lookup runs and the one of its k = 4 closest not asked yet is read.
+    let now = Time::ZERO + four().lookup_stall + Duration::from_millis(1);
+    e.handle_timeout(now);
+    let mut read = Vec::new();
+    for _ in 0..10 {
+        let sent = sent_to(&mut e);
+        if sent.is_empty() {
+            break;
+        }
+        for (to, id, c) in sent {
+            if matches!(c, Call::FindNode { .. }) {
+                answer(&mut e, now, to, id, Value::Array(vec![]));
+            } else if is_list(&c) && to != lists[2].0 {
+                read.push(to);
+                answer(&mut e, now, to, id, page(&w1, None, 1, None));
+            }
+        }
+    }
+    assert_eq!(read, [known(3).addr]);
+    assert_eq!(live(&read_outcome(&mut e, q)), w1);
+}

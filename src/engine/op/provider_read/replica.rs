@@ -120,6 +120,13 @@ impl Replica {
         self.blind = true;
     }
 
+    /// Ends every chain still being read, incomplete.
+    pub(super) fn give_up(&mut self) {
+        for c in self.chains.iter_mut().filter(|c| c.done.is_none()) {
+            c.done = Some(false);
+        }
+    }
+
     /// Its first page is the only request out, unanswered.
     pub(super) fn first_page_pending(&self) -> bool {
         !self.heard && !self.blind && self.chains.len() == 1 && self.chains[0].done.is_none()
