@@ -355,6 +355,28 @@ fn expired_page(ids: &[String]) -> Value {
     Value::Map(map)
 }
 
+/// Answers every `find_node` `e` sends with no contacts and every page
+/// request (except to `silent`) with a page of `ids`, until it sends
+/// nothing more; returns where the page requests went.
+fn look_up_and_read(e: &mut Engine, now: Time, ids: &[String], silent: Option<SocketAddr>) -> Vec<SocketAddr> {
+    let mut read = Vec::new();
+    for _ in 0..10 {
+        let sent = sent_to(e);
+        if sent.is_empty() {
+            break;
+        }
+        for (to, id, c) in sent {
+            if matches!(c, Call::FindNode { .. }) {
+                answer(e, now, to, id, Value::Array(vec![]));
+            } else if is_list(&c) && Some(to) != silent {
+                read.push(to);
+                answer(e, now, to, id, page(ids, None, 1, None));
+            }
+        }
+    }
+    read
+}
+
 #[test]
 fn an_early_read_that_meets_only_expired_entries_looks_up_the_closest_and_reads_them() {
     let w1 = vec!["w1".to_string()];
@@ -366,22 +388,7 @@ fn an_early_read_that_meets_only_expired_entries_looks_up_the_closest_and_reads_
     assert!(e.poll_event().is_none(), "replicas that all let a live entry expire were not the writers' closest");
     // The whole lookup runs (its queries answered with no new contacts),
     // and the one of its k = 4 closest not read yet is read.
-    let mut fresh = Vec::new();
-    for _ in 0..10 {
-        let sent = sent_to(&mut e);
-        if sent.is_empty() {
-            break;
-        }
-        for (to, id, c) in sent {
-            if matches!(c, Call::FindNode { .. }) {
-                answer(&mut e, Time::ZERO, to, id, Value::Array(vec![]));
-            } else if is_list(&c) {
-                fresh.push(to);
-                answer(&mut e, Time::ZERO, to, id, page(&w1, None, 1, None));
-            }
-        }
-    }
-    assert_eq!(fresh, [known(3).addr]);
+    assert_eq!(look_up_and_read(&mut e, Time::ZERO, &w1, None), [known(3).addr]);
     assert_eq!(live(&read_outcome(&mut e, q)), w1);
 }
 
@@ -459,21 +466,6 @@ fn an_early_read_gives_up_a_silent_replica_nobody_can_stand_in_for_and_looks_up_
     // lookup runs and the one of its k = 4 closest not asked yet is read.
     let now = Time::ZERO + four().lookup_stall + Duration::from_millis(1);
     e.handle_timeout(now);
-    let mut read = Vec::new();
-    for _ in 0..10 {
-        let sent = sent_to(&mut e);
-        if sent.is_empty() {
-            break;
-        }
-        for (to, id, c) in sent {
-            if matches!(c, Call::FindNode { .. }) {
-                answer(&mut e, now, to, id, Value::Array(vec![]));
-            } else if is_list(&c) && to != lists[2].0 {
-                read.push(to);
-                answer(&mut e, now, to, id, page(&w1, None, 1, None));
-            }
-        }
-    }
-    assert_eq!(read, [known(3).addr]);
+    assert_eq!(look_up_and_read(&mut e, now, &w1, Some(lists[2].0)), [known(3).addr]);
     assert_eq!(live(&read_outcome(&mut e, q)), w1);
 }
