@@ -378,7 +378,9 @@ impl ProviderRead {
 
     /// Takes the next replica in line for each one that reported a set
     /// more than a fiftieth smaller than the largest reported: it was not
-    /// among the writers' closest, and would bring a second round.
+    /// among the writers' closest, and would bring a second round. It is
+    /// still read to its end, so one that lies about a huge set costs
+    /// stand-ins, never the honest replicas' entries.
     fn stand_in_for_short(&mut self, cx: &mut Cx) {
         let Phase::Reading(r) = &self.phase else { return };
         let Some(max) = r.replicas.iter().filter_map(|p| p.live).max() else { return };

@@ -469,3 +469,44 @@ fn an_early_read_gives_up_a_silent_replica_nobody_can_stand_in_for_and_looks_up_
     assert_eq!(look_up_and_read(&mut e, now, &w1, Some(lists[2].0)), [known(3).addr]);
     assert_eq!(live(&read_outcome(&mut e, q)), w1);
 }
+
+#[test]
+fn a_replica_claiming_a_huge_set_costs_stand_ins_not_the_others_entries() {
+    // The honest replica alone holds `w400`; every other holds w000-w399.
+    let all: Vec<String> = (0..=400).map(|i| format!("w{i:03}")).collect();
+    let (mut e, q, lists) = start_read(|_| PeerKind::Extended, 2);
+    let ((honest, honest_id, _), (liar, liar_id, _)) = (lists[0].clone(), lists[1].clone());
+    answer(&mut e, Time::ZERO, liar, liar_id, page(&all[..1], None, 1_000_000, None));
+    answer(&mut e, Time::ZERO, honest, honest_id, page(&all[..40], Some("w039"), 401, None));
+    // The honest replica now looks short: a stand-in is asked (and, as the
+    // liar lacks most of the merge, a second round follows). The honest
+    // replica's shards are held back meanwhile.
+    let mut held = Vec::new();
+    let mut asked = sent_to(&mut e);
+    assert!(asked.iter().any(|(t, _, c)| *t != honest && *t != liar && is_list(c)), "a stand-in");
+    while !asked.is_empty() {
+        for (to, id, call) in asked {
+            if to == honest {
+                held.push((id, call));
+                continue;
+            }
+            let s = list_shard(&call);
+            let ids: Vec<String> = all[..400].iter().filter(|i| s.holds(i)).cloned().collect();
+            answer(&mut e, Time::ZERO, to, id, page(&ids, None, 400, Some(s)));
+        }
+        asked = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).collect();
+    }
+    assert!(e.poll_event().is_none(), "the read does not end with the honest replica's shards unread");
+    for (id, call) in held {
+        let s = list_shard(&call);
+        let ids: Vec<String> = all[40..].iter().filter(|i| s.holds(i)).cloned().collect();
+        answer(&mut e, Time::ZERO, honest, id, page(&ids, None, 401, Some(s)));
+    }
+    assert_eq!(read_outcome(&mut e, q).entries.len(), 401);
+}
+
+/// The shard a page request asks for.
+fn list_shard(call: &Call) -> Shard {
+    let Call::Other { args, .. } = call else { panic!("not a page request: {call:?}") };
+    Shard::parse(&args[4]).expect("a shard argument")
+}
