@@ -510,3 +510,28 @@ fn list_shard(call: &Call) -> Shard {
     let Call::Other { args, .. } = call else { panic!("not a page request: {call:?}") };
     Shard::parse(&args[4]).expect("a shard argument")
 }
+
+#[test]
+fn the_pages_of_a_far_replica_are_asked_twice_at_once_and_of_a_near_one_once() {
+    let all: Vec<String> = (0..400).map(|i| format!("w{i:03}")).collect();
+    let (mut e, _, lists) = start_read(|_| PeerKind::Extended, 2);
+    let ((near, _, _), (far, far_id, _)) = (lists[0].clone(), lists[1].clone());
+    // Its first page takes a second: its smoothed round trip passes 120 ms
+    // (the near one's lookup answer came at once).
+    answer(&mut e, Time::ZERO + Duration::from_secs(1), far, far_id, page(&all[..40], Some("w039"), 400, None));
+    let asked: Vec<_> = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).collect();
+    let copies = |to: SocketAddr| {
+        let mut n = std::collections::HashMap::new();
+        for (_, _, c) in asked.iter().filter(|(t, _, _)| *t == to) {
+            let s = list_shard(c);
+            *n.entry((s.index, s.bits)).or_insert(0) += 1;
+        }
+        n
+    };
+    let (far_copies, near_copies) = (copies(far), copies(near));
+    assert!(far_copies.len() >= 9 && near_copies.len() >= 9, "both read in shards: {far_copies:?} {near_copies:?}");
+    assert!(far_copies.values().all(|&n| n == 2), "each page of the far replica twice: {far_copies:?}");
+    assert!(near_copies.values().all(|&n| n == 1), "each page of the near one once: {near_copies:?}");
+    let ids: std::collections::HashSet<_> = asked.iter().filter(|(t, _, _)| *t == far).map(|(_, id, _)| *id).collect();
+    assert_eq!(ids.len(), 2 * far_copies.len(), "as separate requests");
+}
