@@ -272,17 +272,20 @@ impl ProviderRead {
         chain.asked_at = cx.now;
         // A page of a far replica is asked twice at once (a hedged
         // request): a read waits for every page of its slowest replica,
-        // and one lost there costs another of its long round trips.
+        // and one lost there costs another of its long round trips. The
+        // copy goes without the peer's id: its answer is matched by address
+        // (`on_reply`), and its loss is no strike (pages lost together
+        // time out together, and two strikes evict a live replica).
         let far = cx.svc.book.smoothed(&rep.contact.addr).is_some_and(|rtt| rtt >= HEDGE_RTT);
-        let mut sent = false;
-        for _ in 0..1 + usize::from(far) {
+        if far {
             self.out.pages_sent += 1;
-            // With the peer's id: a replica that does not answer is struck
-            // like any contact that times out (and checked by a ping), so
-            // the next reads and lookups stop waiting on it.
-            sent |= cx.send(rep.contact.addr, call.clone(), Some(rep.contact.id));
+            let _ = cx.send(rep.contact.addr, call.clone(), None);
         }
-        if !sent {
+        self.out.pages_sent += 1;
+        // With the peer's id: a replica that does not answer is struck
+        // like any contact that times out (and checked by a ping), so the
+        // next reads and lookups stop waiting on it.
+        if !cx.send(rep.contact.addr, call, Some(rep.contact.id)) {
             self.out.pages_failed += 1;
             chain.done = Some(false);
         }
@@ -564,7 +567,12 @@ impl Operation for ProviderRead {
                 let progress = s.on_reply(cx, reply);
                 self.on_progress(cx, progress)
             }
-            Phase::Reading(_) if reply.kind == RpcKind::Extension => self.on_page(cx, reply.peer, Some(&reply.body)),
+            Phase::Reading(r) if reply.kind == RpcKind::Extension => {
+                // A hedged copy's answer names no peer: its replica by address.
+                let at = |p: &&Replica| crate::rpc::same_endpoint(p.contact.addr, reply.to);
+                let peer = reply.peer.or_else(|| r.replicas.iter().find(at).map(|p| p.contact.id));
+                self.on_page(cx, peer, Some(&reply.body))
+            }
             Phase::Reading(_) => Step::Wait,
         }
     }
