@@ -74,7 +74,7 @@ const SHORT_BY: usize = 50;
 const PAGE_STALL_MIN: Duration = Duration::from_millis(50);
 /// Round trip from which a replica's pages are each asked twice at once.
 /// In the simulator's wide-area model (`simulations steady --seed 1..3`)
-/// this took discover p50 down by 12-18 % and p95 by 11-45 % for 19-24 %
+/// this took discover p50 down by 10-16 % and p95 by 9-36 % for 22-26 %
 /// more messages per discover; asking every page twice took p50 down by
 /// 25-32 % for twice the messages, and hedging only first pages gained
 /// nothing.
@@ -275,7 +275,7 @@ impl ProviderRead {
         // and one lost there costs another of its long round trips. The
         // copy goes without the peer's id: its answer is matched by address
         // (`on_reply`), and its loss is no strike (pages lost together
-        // time out together, and two strikes evict a live replica).
+        // time out together, and two strikes would evict a live replica).
         let far = cx.svc.book.smoothed(&rep.contact.addr).is_some_and(|rtt| rtt >= HEDGE_RTT);
         if far {
             self.out.pages_sent += 1;
