@@ -43,6 +43,15 @@
 //! nearest answer ends the read, instead of one replica per slot that the
 //! first hop's slower queries free. At most `2 * alpha` queries are then in
 //! flight, at most `alpha` of them to replicas.
+//!
+//! Replica width ([`Lookup::with_replica_width`]): under fan-out, up to this
+//! many replicas (at least `alpha`) are asked at once. Most replicas' round
+//! trips are unknown when they are first named, so the choice among them is
+//! close to random; asking more at once makes the first answer (which ends
+//! the read) come from the nearest of more of them. Not while a replica
+//! whose round trip was measured ([`Near::measured`]) is asked: it went
+//! first because it is nearer than a stranger, and its answer is expected
+//! first. At most `alpha` plus the width are in flight.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -80,6 +89,8 @@ pub enum Next {
 pub struct Near {
     /// Its smoothed round trip (or a stand-in), if anything is known.
     pub rtt: Option<Duration>,
+    /// Whether `rtt` is this contact's own measured round trip, not a stand-in.
+    pub measured: bool,
     /// How long a query to it may go unanswered; `None`: the lookup's own.
     pub stall: Option<Duration>,
 }
@@ -105,6 +116,8 @@ struct Candidate {
     rtt_us: u32,
     /// Its stall threshold in microseconds; 0: the lookup's own.
     stall_us: u32,
+    /// `rtt_us` is its own measurement (see [`Near::measured`]).
+    measured: bool,
 }
 
 /// The result of a finished lookup.
@@ -149,6 +162,8 @@ pub struct Lookup {
     rank_slack: usize,
     /// Queries below the cap's class stop counting once a replica is next.
     replica_fanout: bool,
+    /// Replica queries allowed in flight at once under fan-out (at least alpha).
+    replica_width: usize,
     candidates: BTreeMap<Distance, Candidate>,
     /// The candidates in `State::Waiting`, closest first, with when each
     /// stalls: at most `alpha`, so stall checks and the in-flight count need
@@ -177,6 +192,7 @@ impl Lookup {
             rank_cap: usize::MAX,
             rank_slack: 0,
             replica_fanout: false,
+            replica_width: 0,
             candidates: BTreeMap::new(),
             waiting: Vec::new(),
             copies: None,
@@ -239,6 +255,14 @@ impl Lookup {
         self
     }
 
+    /// Under fan-out, up to `n` replicas (at least `alpha`) are asked at
+    /// once instead of `alpha` (see the module docs). Without fan-out it
+    /// changes nothing.
+    pub fn with_replica_width(mut self, n: usize) -> Self {
+        self.replica_width = n;
+        self
+    }
+
     /// The class of a candidate at `d`: its rank, capped, and folded into
     /// `cap - slack` when it is within the slack below the cap.
     fn rank(&self, d: &Distance) -> usize {
@@ -269,7 +293,9 @@ impl Lookup {
         let micros = |t: Duration| u32::try_from(t.as_micros()).unwrap_or(u32::MAX);
         let rtt_us = near.rtt.map_or(u32::MAX, micros);
         let stall_us = near.stall.map_or(0, |t| micros(t).max(1));
-        self.candidates.entry(d).or_insert(Candidate { contact, state: State::NotContacted, hop, rtt_us, stall_us });
+        let candidate =
+            Candidate { contact, state: State::NotContacted, hop, rtt_us, stall_us, measured: near.measured };
+        self.candidates.entry(d).or_insert(candidate);
     }
 
     fn mark_stalled(&mut self, now: Time) {
@@ -333,10 +359,32 @@ impl Lookup {
             live_seen += 1;
         }
         match pick {
-            Some((d, rank, _)) if self.counted_in_flight(rank) < width => self.mark_waiting(&d, now),
+            Some((d, rank, _)) if self.counted_in_flight(rank) < self.width_for(rank, width) => {
+                self.mark_waiting(&d, now)
+            }
             Some(_) => Next::Wait,
             None if pending || in_flight >= width => Next::Wait,
             None => Next::Done,
+        }
+    }
+
+    /// Queries allowed in flight against a next query of `rank`: `width`,
+    /// or with fan-out and a replica next, the replica width if larger,
+    /// unless a replica whose round trip was measured is already asked:
+    /// replicas go nearest first, so that one is nearer than any stranger
+    /// and its answer is expected first.
+    fn width_for(&self, rank: usize, width: usize) -> usize {
+        if !self.replica_fanout || rank < self.rank_cap {
+            return width;
+        }
+        let measured_out = self
+            .waiting
+            .iter()
+            .any(|(d, _)| self.rank(d) >= self.rank_cap && self.candidates.get(d).is_some_and(|c| c.measured));
+        if measured_out {
+            width
+        } else {
+            width.max(self.replica_width)
         }
     }
 

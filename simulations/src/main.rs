@@ -75,6 +75,11 @@ struct Cli {
     /// lookups (core default on), 1 turns it on.
     #[arg(long)]
     replica_fanout: Option<u8>,
+    /// Engine override: replicas a find_value lookup asks at once under
+    /// fan-out (core default in `Config::lookup_replica_width`; 3, alpha,
+    /// is the behaviour before).
+    #[arg(long)]
+    replica_width: Option<usize>,
     /// Engine override: the least a lookup waits on a contact never
     /// measured before it asks another, ms (core default 200).
     #[arg(long)]
@@ -163,6 +168,7 @@ fn options(cli: &Cli) -> RunOptions {
         rank_slack: cli.rank_slack,
         bucket_widening: cli.bucket_widening,
         replica_fanout: cli.replica_fanout.map(|v| v != 0),
+        replica_width: cli.replica_width,
         lookup_stall_min: cli.lookup_stall_min_ms.map(Duration::from_millis),
         lost_recheck: cli.lost_recheck_s.map(Duration::from_secs_f64),
         max_wall: cli.max_wall_min.map(|m| Duration::from_secs_f64(m * 60.0)),

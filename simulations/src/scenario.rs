@@ -65,6 +65,8 @@ pub struct RunOptions {
     pub bucket_widening: Option<u32>,
     /// Overrides the engines' `lookup_replica_fanout`.
     pub replica_fanout: Option<bool>,
+    /// Overrides the engines' `lookup_replica_width`.
+    pub replica_width: Option<usize>,
     /// Overrides the engines' `lookup_stall_min`.
     pub lookup_stall_min: Option<Duration>,
     /// Overrides the engines' `lost_recheck_every`.
@@ -98,6 +100,7 @@ impl Default for RunOptions {
             rank_slack: None,
             bucket_widening: None,
             replica_fanout: None,
+            replica_width: None,
             lookup_stall_min: None,
             lost_recheck: None,
             max_wall: None,
@@ -165,6 +168,7 @@ impl Scenario {
         p.engine.lookup_rank_slack = o.rank_slack.unwrap_or(p.engine.lookup_rank_slack);
         p.engine.bucket_widening = o.bucket_widening.unwrap_or(p.engine.bucket_widening);
         p.engine.lookup_replica_fanout = o.replica_fanout.unwrap_or(p.engine.lookup_replica_fanout);
+        p.engine.lookup_replica_width = o.replica_width.unwrap_or(p.engine.lookup_replica_width);
         p.engine.lookup_stall_min = o.lookup_stall_min.unwrap_or(p.engine.lookup_stall_min);
         p.engine.lost_recheck_every = o.lost_recheck.unwrap_or(p.engine.lost_recheck_every);
         p.signed = o.signed;

@@ -18,7 +18,7 @@ fn id_at(prefix: usize, tail: u16) -> NodeId {
 }
 
 fn near(rtt_ms: u64) -> Near {
-    Near { rtt: Some(Duration::from_millis(rtt_ms)), stall: None }
+    Near { rtt: Some(Duration::from_millis(rtt_ms)), measured: true, stall: None }
 }
 
 /// A lookup over `(prefix, tail, rtt_ms)` candidates, every one allowed in flight.
@@ -87,7 +87,8 @@ fn within_the_slack_below_the_cap_the_nearest_goes_first_and_replicas_still_lead
 fn each_query_stalls_after_its_own_threshold() {
     let a = Contact::new(id_at(5, 1), addr(1));
     let b = Contact::new(id_at(4, 1), addr(2));
-    let own = |c: &Contact| Near { rtt: None, stall: (c.id == a.id).then(|| Duration::from_millis(60)) };
+    let own =
+        |c: &Contact| Near { rtt: None, measured: false, stall: (c.id == a.id).then(|| Duration::from_millis(60)) };
     let mut l = Lookup::new(TARGET, NodeId([0xff; 20]), LookupKind::FindNode, 20, 2, Duration::from_secs(1))
         .with_seeds_near([a, b], own);
     assert_eq!(picks(&mut l), vec![a.id, b.id]);
@@ -133,12 +134,18 @@ proptest! {
 
 /// A lookup with `alpha` 2 over `seeds` (prefix, tail, rtt_ms), cap 8, with or without fan-out.
 fn fanout_lookup(seeds: &[(usize, u16, u64)], fanout: bool) -> Lookup {
+    width_lookup(seeds, fanout, 0)
+}
+
+/// [`fanout_lookup`] with a replica width.
+fn width_lookup(seeds: &[(usize, u16, u64)], fanout: bool, width: usize) -> Lookup {
     let contacts: Vec<Contact> =
         seeds.iter().enumerate().map(|(i, &(p, t, _))| Contact::new(id_at(p, t), addr(i as u16 + 1))).collect();
     let rtt_of = |c: &Contact| RTTS.iter().chain(seeds).find(|&&(p, t, _)| id_at(p, t) == c.id).map_or(0, |x| x.2);
     Lookup::new(TARGET, NodeId([0xff; 20]), LookupKind::FindValue, 20, 2, Duration::from_secs(1))
         .with_rank_cap(8)
         .with_replica_fanout(fanout)
+        .with_replica_width(width)
         .with_seeds_near(contacts, |c| near(rtt_of(c)))
 }
 
@@ -166,16 +173,60 @@ fn with_fan_out_alpha_replicas_go_at_once_past_the_first_hops_still_in_flight() 
     assert_eq!(picks(&mut off), vec![id_at(10, 1)], "without it the slot (3, 1) holds waits");
 }
 
+/// The replicas of [`RTTS`], named by `from`, none of them measured: all at the same stand-in round trip.
+fn answer_with_strangers(l: &mut Lookup, from: NodeId) {
+    let replicas: Vec<Contact> =
+        RTTS.iter().enumerate().map(|(i, &(p, t, _))| Contact::new(id_at(p, t), addr(100 + i as u16))).collect();
+    l.on_nodes_near(&from, replicas, |_| Near { rtt: Some(Duration::from_millis(100)), measured: false, stall: None });
+}
+
+#[test]
+fn with_a_replica_width_that_many_unmeasured_replicas_go_at_once_and_never_more() {
+    let seeds = [(4, 1, 100), (3, 1, 100)];
+    let mut wide = width_lookup(&seeds, true, 3);
+    picks(&mut wide);
+    answer_with_strangers(&mut wide, id_at(4, 1));
+    // Alpha is 2, the width 3: all three replicas the answer named go, XOR-closest first.
+    assert_eq!(picks(&mut wide), vec![id_at(12, 1), id_at(10, 1), id_at(9, 1)]);
+    // The width never lets a lower class through: (3, 1) is still out and nothing else is known.
+    assert!(picks(&mut wide).is_empty());
+    // A width under alpha is alpha; without fan-out the width changes nothing.
+    let mut narrow = width_lookup(&seeds, true, 1);
+    picks(&mut narrow);
+    answer_with_strangers(&mut narrow, id_at(4, 1));
+    assert_eq!(picks(&mut narrow), vec![id_at(12, 1), id_at(10, 1)]);
+    let mut off = width_lookup(&seeds, false, 3);
+    picks(&mut off);
+    answer_with_strangers(&mut off, id_at(4, 1));
+    assert_eq!(picks(&mut off), vec![id_at(12, 1)]);
+}
+
+#[test]
+fn a_measured_replica_in_flight_keeps_the_replicas_asked_to_alpha() {
+    let seeds = [(4, 1, 100), (3, 1, 100)];
+    let mut l = width_lookup(&seeds, true, 3);
+    picks(&mut l);
+    answer_with_replicas(&mut l, id_at(4, 1));
+    // The measured 40 ms replica goes first; with it out, only alpha (2) replicas are asked.
+    assert_eq!(picks(&mut l), vec![id_at(10, 1), id_at(12, 1)]);
+    // Once it fails, the last replica takes its slot.
+    l.on_failure(&id_at(10, 1));
+    assert_eq!(picks(&mut l), vec![id_at(9, 1)]);
+}
+
 proptest! {
-    /// With fan-out, whatever answers: at most alpha queries to replicas
-    /// and 2 alpha in all are ever in flight, and the lookup terminates.
+    /// With fan-out, whatever answers: at most the replica width (or
+    /// alpha, if larger) queries to replicas and alpha more in all are ever
+    /// in flight, and the lookup terminates.
     #[test]
-    fn fan_out_keeps_replica_queries_within_alpha_and_all_within_twice(
+    fn fan_out_keeps_replica_queries_within_the_width_and_all_within_alpha_more(
         seeds in proptest::collection::btree_set((0usize..14, 0u16..4), 1..12),
         answers in proptest::collection::vec((0usize..16, 0usize..14, 0u16..4), 0..40),
+        width in 0usize..6,
     ) {
         let seeds: Vec<(usize, u16, u64)> = seeds.into_iter().map(|(p, t)| (p, t, 100)).collect();
-        let mut l = fanout_lookup(&seeds, true);
+        let mut l = width_lookup(&seeds, true, width);
+        let replica_slots = width.max(2);
         let mut out: Vec<NodeId> = picks(&mut l);
         for (who, p, t) in answers {
             if out.is_empty() { break; }
@@ -183,8 +234,8 @@ proptest! {
             l.on_nodes(&from, vec![Contact::new(id_at(p, t), addr(200 + p as u16 * 4 + t))]);
             out.extend(picks(&mut l));
             let replicas = out.iter().filter(|id| id.distance(&TARGET).leading_zeros() >= 8).count();
-            prop_assert!(replicas <= 2, "{} replica queries out", replicas);
-            prop_assert!(out.len() <= 4, "{} queries out", out.len());
+            prop_assert!(replicas <= replica_slots, "{} replica queries out", replicas);
+            prop_assert!(out.len() <= 2 + replica_slots, "{} queries out", out.len());
         }
         for id in out { l.on_failure(&id); }
         let mut steps = 0;

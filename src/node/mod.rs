@@ -457,8 +457,20 @@ async fn run(mut io: Io, mut engine: Engine, clock: Clock, mut rx: mpsc::Receive
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     let mut waiting: HashMap<QueryId, oneshot::Sender<Outcome>> = HashMap::new();
     let mut nat: Option<RecentPeers> = None;
+    // One timer for the node's life, moved only when the engine's deadline
+    // changes: a fresh `sleep_until` per datagram registered and removed a
+    // timer entry under the runtime's shared timer lock every time.
+    let timer = tokio::time::sleep_until(tokio::time::Instant::now());
+    tokio::pin!(timer);
+    let mut armed: Option<tokio::time::Instant> = None;
     loop {
         let wake = engine.poll_timeout().map(|t| clock.instant(t));
+        if wake != armed {
+            if let Some(t) = wake {
+                timer.as_mut().reset(t);
+            }
+            armed = wake;
+        }
         tokio::select! {
             r = recv(io.socket.as_deref(), &mut buf) => match r {
                 Ok((_, from)) if nat.as_ref().is_some_and(|n| !n.admits(from, clock.now())) => {}
@@ -484,7 +496,11 @@ async fn run(mut io: Io, mut engine: Engine, clock: Clock, mut rx: mpsc::Receive
                 }
                 None => return,
             },
-            _ = sleep_until(wake) => engine.handle_timeout(clock.now()),
+            _ = &mut timer, if armed.is_some() => {
+                // Fired: re-arm on the next pass even if the deadline is unchanged.
+                armed = None;
+                engine.handle_timeout(clock.now());
+            }
         }
         flush(&mut io, &mut engine, nat.as_mut(), clock.now()).await;
         while let Some(ev) = engine.poll_event() {
@@ -557,13 +573,6 @@ async fn on_relay(
 async fn recv(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
     match socket {
         Some(s) => s.recv_from(buf).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(wake: Option<tokio::time::Instant>) {
-    match wake {
-        Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
     }
 }
