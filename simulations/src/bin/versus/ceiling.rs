@@ -8,6 +8,11 @@
 //! a request and wait for its reply, again and again. The round trips per
 //! second that gives, divided by the RPCs one lookup sends, is the most
 //! lookups per second any implementation could do here with UDP and tokio.
+//!
+//! The same echo spread over as many sockets as there are nodes
+//! ([`measure_spread`]), each answered by its own task, is the ceiling of a
+//! process that hosts that many nodes: one echo socket drains many queued
+//! requests per wakeup, while each of a thousand nodes wakes for about one.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,25 +45,41 @@ pub struct Ceiling {
 /// Runs the echo on `host` for `secs` with `in_flight` clients; must be
 /// called inside a tokio runtime.
 pub async fn measure(host: std::net::IpAddr, in_flight: usize, secs: f64) -> Result<Ceiling, String> {
-    let server = UdpSocket::bind(SocketAddr::new(host, 0)).await.map_err(|e| format!("echo bind: {e}"))?;
-    let server_addr = server.local_addr().map_err(|e| e.to_string())?;
+    measure_spread(host, in_flight, secs, 1).await
+}
+
+/// [`measure`] with `servers` echo sockets, each on its own task; every
+/// client sends each next request to the next server in turn.
+pub async fn measure_spread(
+    host: std::net::IpAddr,
+    in_flight: usize,
+    secs: f64,
+    servers: usize,
+) -> Result<Ceiling, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
-    let echo = tokio::spawn(echo(server, Arc::clone(&stop)));
+    let mut echoes = JoinSet::new();
+    let mut addrs = Vec::new();
+    for _ in 0..servers.max(1) {
+        let server = UdpSocket::bind(SocketAddr::new(host, 0)).await.map_err(|e| format!("echo bind: {e}"))?;
+        addrs.push(server.local_addr().map_err(|e| e.to_string())?);
+        echoes.spawn(echo(server, Arc::clone(&stop)));
+    }
+    let addrs: Arc<[SocketAddr]> = addrs.into();
     let mut clients = JoinSet::new();
-    for _ in 0..in_flight.max(1) {
+    for i in 0..in_flight.max(1) {
         let socket = UdpSocket::bind(SocketAddr::new(host, 0)).await.map_err(|e| format!("client bind: {e}"))?;
-        clients.spawn(client(socket, server_addr, Arc::clone(&stop), Arc::clone(&done)));
+        clients.spawn(client(socket, (Arc::clone(&addrs), i), Arc::clone(&stop), Arc::clone(&done)));
     }
     let began = Instant::now();
     tokio::time::sleep(Duration::from_secs_f64(secs.max(0.01))).await;
     let count = done.load(Ordering::Relaxed);
     let elapsed = began.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    // Clients stop within one REPLY_WAIT; the echo is aborted (it may be
-    // parked in recv with nobody left to send).
+    // Clients stop within one REPLY_WAIT; the echoes are aborted (they may
+    // be parked in recv with nobody left to send).
     while clients.join_next().await.is_some() {}
-    echo.abort();
+    echoes.abort_all();
     Ok(Ceiling { round_trips_per_s: count as f64 / elapsed.max(1e-9), in_flight: in_flight.max(1), secs: elapsed })
 }
 
@@ -72,10 +93,19 @@ async fn echo(socket: UdpSocket, stop: Arc<AtomicBool>) {
     }
 }
 
-async fn client(socket: UdpSocket, server: SocketAddr, stop: Arc<AtomicBool>, done: Arc<AtomicU64>) {
+/// Sends to the servers in turn, starting at the `start`-th.
+async fn client(
+    socket: UdpSocket,
+    (servers, start): (Arc<[SocketAddr]>, usize),
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicU64>,
+) {
     let request = [1u8; REQUEST];
     let mut buf = [0u8; 2048];
+    let mut next = start;
     while !stop.load(Ordering::Relaxed) {
+        let server = servers[next % servers.len()];
+        next = next.wrapping_add(1);
         if socket.send_to(&request, server).await.is_err() {
             return;
         }
@@ -114,6 +144,19 @@ pub fn standing(gets: usize, wall_s: f64, rpcs: u64, requests: u64, ceiling: &Ce
     Standing { lookups_per_s, rpcs_per_lookup, requests_per_lookup, ceiling_lookups_per_s, fraction }
 }
 
+/// The lines `versus` prints about the spread ceiling: every request a
+/// node sends is one of its round trips, so requests of every kind per
+/// lookup are what it is divided by.
+pub fn report_spread(s: &Standing, c: &Ceiling, servers: usize) -> String {
+    let per_s = s.lookups_per_s * s.requests_per_lookup;
+    let share = if c.round_trips_per_s > 0.0 { per_s / c.round_trips_per_s } else { 0.0 };
+    format!(
+        "spread ceiling: {:.0} round trips/s over {servers} echo sockets (one per node); our requests of every \
+         kind made {per_s:.0} round trips/s, {share:.2} of it",
+        c.round_trips_per_s
+    )
+}
+
 /// The lines `versus` prints about the ceiling.
 pub fn report(s: &Standing, c: &Ceiling, threads: usize) -> String {
     format!(
@@ -146,6 +189,22 @@ mod tests {
         let none = standing(0, 0.0, 0, 0, &c);
         assert_eq!((none.lookups_per_s, none.rpcs_per_lookup, none.fraction), (0.0, 0.0, 0.0));
         assert!(report(&s, &c, 2).contains("we reach 0.50 of it"), "{}", report(&s, &c, 2));
+    }
+
+    #[test]
+    fn the_spread_share_counts_requests_of_every_kind() {
+        let c = Ceiling { round_trips_per_s: 100_000.0, in_flight: 20, secs: 2.0 };
+        let s = standing(2000, 0.2, 20_000, 50_000, &c);
+        let line = report_spread(&s, &c, 1000);
+        assert!(line.contains("made 250000 round trips/s, 2.50 of it"), "{line}");
+        assert!(line.contains("over 1000 echo sockets"), "{line}");
+    }
+
+    #[test]
+    fn a_spread_echo_completes_round_trips_on_loopback() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let c = rt.block_on(measure_spread("127.0.0.1".parse().unwrap(), 3, 0.2, 7)).unwrap();
+        assert!(c.round_trips_per_s > 100.0, "{c:?}");
     }
 
     #[test]

@@ -72,8 +72,8 @@ struct Args {
     /// Run the Rust side only (no Python needed); the table has one column.
     #[arg(long)]
     rust_only: bool,
-    /// Seconds of the loopback echo that measures the round-trip ceiling
-    /// (0 skips it).
+    /// Seconds of each loopback echo that measures a round-trip ceiling (on
+    /// one echo socket, then spread over one per node; 0 skips both).
     #[arg(long, default_value_t = 2.0)]
     ceiling_secs: f64,
 }
@@ -142,9 +142,10 @@ fn run(args: &Args) -> Result<(), String> {
         None => table::print_one(&plan, &rust),
     }
     println!();
-    if let Some(c) = ceiling {
+    if let Some((c, spread)) = ceiling {
         let s = ceiling::standing(rust.get_s.len(), rust.get_wall_s, rust.get_rpcs, rust.get_requests, &c);
         println!("{}", ceiling::report(&s, &c, args.threads));
+        println!("{}", ceiling::report_spread(&s, &spread, args.nodes));
         println!();
     }
     println!(
@@ -155,14 +156,12 @@ fn run(args: &Args) -> Result<(), String> {
     Ok(())
 }
 
-/// The Rust side and, first, on the same runtime, the loopback ceiling
+/// The loopback ceiling on one echo socket and spread over one per node.
+type Ceilings = Option<(ceiling::Ceiling, ceiling::Ceiling)>;
+
+/// The Rust side and, first, on the same runtime, the loopback ceilings
 /// (`None` when `--ceiling-secs 0`).
-fn run_rust(
-    args: &Args,
-    plan: Arc<Plan>,
-    seed: u64,
-    bound: Duration,
-) -> Result<(plan::SideResult, Option<ceiling::Ceiling>), String> {
+fn run_rust(args: &Args, plan: Arc<Plan>, seed: u64, bound: Duration) -> Result<(plan::SideResult, Ceilings), String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.threads)
         .enable_all()
@@ -170,7 +169,9 @@ fn run_rust(
         .map_err(|e| format!("cannot start the tokio runtime: {e}"))?;
     let ceiling = if args.ceiling_secs > 0.0 {
         let host = plan.host.parse().map_err(|_| format!("plan host {:?} is not an IP address", plan.host))?;
-        Some(rt.block_on(ceiling::measure(host, args.concurrency, args.ceiling_secs))?)
+        let one = rt.block_on(ceiling::measure(host, args.concurrency, args.ceiling_secs))?;
+        let spread = rt.block_on(ceiling::measure_spread(host, args.concurrency, args.ceiling_secs, args.nodes))?;
+        Some((one, spread))
     } else {
         None
     };
