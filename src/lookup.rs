@@ -162,8 +162,10 @@ pub struct Lookup {
     rank_slack: usize,
     /// Queries below the cap's class stop counting once a replica is next.
     replica_fanout: bool,
-    /// Replica queries allowed in flight at once under fan-out (at least alpha).
-    replica_width: usize,
+    /// Replica queries allowed in flight at once under fan-out (at least
+    /// alpha). Small: every operation in the engine's table is as large as
+    /// a `Lookup`.
+    replica_width: u16,
     candidates: BTreeMap<Distance, Candidate>,
     /// The candidates in `State::Waiting`, closest first, with when each
     /// stalls: at most `alpha`, so stall checks and the in-flight count need
@@ -259,7 +261,7 @@ impl Lookup {
     /// once instead of `alpha` (see the module docs). Without fan-out it
     /// changes nothing.
     pub fn with_replica_width(mut self, n: usize) -> Self {
-        self.replica_width = n;
+        self.replica_width = u16::try_from(n).unwrap_or(u16::MAX);
         self
     }
 
@@ -384,7 +386,7 @@ impl Lookup {
         if measured_out {
             width
         } else {
-            width.max(self.replica_width)
+            width.max(usize::from(self.replica_width))
         }
     }
 

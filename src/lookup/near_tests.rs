@@ -180,33 +180,33 @@ fn answer_with_strangers(l: &mut Lookup, from: NodeId) {
     l.on_nodes_near(&from, replicas, |_| Near { rtt: Some(Duration::from_millis(100)), measured: false, stall: None });
 }
 
+/// A width lookup over two first-hop seeds, both asked, after (4, 1)
+/// answered naming the replicas of [`RTTS`], measured or not.
+fn after_first_answer(fanout: bool, width: usize, measured: bool) -> Lookup {
+    let mut l = width_lookup(&[(4, 1, 100), (3, 1, 100)], fanout, width);
+    picks(&mut l);
+    match measured {
+        true => answer_with_replicas(&mut l, id_at(4, 1)),
+        false => answer_with_strangers(&mut l, id_at(4, 1)),
+    }
+    l
+}
+
 #[test]
 fn with_a_replica_width_that_many_unmeasured_replicas_go_at_once_and_never_more() {
-    let seeds = [(4, 1, 100), (3, 1, 100)];
-    let mut wide = width_lookup(&seeds, true, 3);
-    picks(&mut wide);
-    answer_with_strangers(&mut wide, id_at(4, 1));
+    let mut wide = after_first_answer(true, 3, false);
     // Alpha is 2, the width 3: all three replicas the answer named go, XOR-closest first.
     assert_eq!(picks(&mut wide), vec![id_at(12, 1), id_at(10, 1), id_at(9, 1)]);
     // The width never lets a lower class through: (3, 1) is still out and nothing else is known.
     assert!(picks(&mut wide).is_empty());
     // A width under alpha is alpha; without fan-out the width changes nothing.
-    let mut narrow = width_lookup(&seeds, true, 1);
-    picks(&mut narrow);
-    answer_with_strangers(&mut narrow, id_at(4, 1));
-    assert_eq!(picks(&mut narrow), vec![id_at(12, 1), id_at(10, 1)]);
-    let mut off = width_lookup(&seeds, false, 3);
-    picks(&mut off);
-    answer_with_strangers(&mut off, id_at(4, 1));
-    assert_eq!(picks(&mut off), vec![id_at(12, 1)]);
+    assert_eq!(picks(&mut after_first_answer(true, 1, false)), vec![id_at(12, 1), id_at(10, 1)]);
+    assert_eq!(picks(&mut after_first_answer(false, 3, false)), vec![id_at(12, 1)]);
 }
 
 #[test]
 fn a_measured_replica_in_flight_keeps_the_replicas_asked_to_alpha() {
-    let seeds = [(4, 1, 100), (3, 1, 100)];
-    let mut l = width_lookup(&seeds, true, 3);
-    picks(&mut l);
-    answer_with_replicas(&mut l, id_at(4, 1));
+    let mut l = after_first_answer(true, 3, true);
     // The measured 40 ms replica goes first; with it out, only alpha (2) replicas are asked.
     assert_eq!(picks(&mut l), vec![id_at(10, 1), id_at(12, 1)]);
     // Once it fails, the last replica takes its slot.
