@@ -72,6 +72,11 @@ fn a_host_without_any_udp_joins_registers_and_discovers_through_a_relay() {
     settle("alpha answering", || matches!(lab.get(ALPHA, "nothing"), Reply::Found(None)).then_some(()));
     lab.start_dhtd(BRAVO, &["alpha"]);
     lab.start_dhtd(CHARLIE, &["alpha"]);
+    // Delta joins a network that has settled a moment: alpha's answer to a
+    // client then leaves out the contacts it is checking, and delta, whom
+    // nobody asks anything, looks itself up again 5 s later (without that,
+    // it stayed at one peer).
+    settle("alpha knows bravo and charlie", || get(&lab, ALPHA, "/health").filter(|h| h["peers"].as_u64() >= Some(2)));
     if let Err(e) = lab.drop_all_udp(DELTA) {
         return eprintln!("skipping: no nftables: {e}");
     }

@@ -48,7 +48,17 @@ pub(super) struct Maintenance {
     /// Contacts evicted for timeouts, asked again one by one.
     lost: super::lost::Lost,
     next_recheck: Time,
+    /// When a client looks itself up again if its table is still thin (see
+    /// [`Maintenance::after_join`]), and the gap to the next time.
+    thin_recheck: Option<(Time, Duration)>,
 }
+
+/// First gap after a join before a client with a thin table looks itself
+/// up again; it doubles each time, up to [`THIN_RECHECK_MAX`].
+const THIN_RECHECK_MIN: Duration = Duration::from_secs(5);
+/// See [`THIN_RECHECK_MIN`]: in a network smaller than k it stays thin for
+/// good, and a look-up every 10 minutes is then the whole cost.
+const THIN_RECHECK_MAX: Duration = Duration::from_secs(600);
 
 impl Maintenance {
     pub(super) fn new(config: &Config, now: Time) -> Self {
@@ -65,7 +75,18 @@ impl Maintenance {
             max_active: config.max_maintenance_ops.max(1),
             lost: super::lost::Lost::default(),
             next_recheck: now,
+            thin_recheck: None,
         }
+    }
+
+    /// A join finished at `now`. A client may still know its seed alone:
+    /// in a young network every contact the seed holds is young, and its
+    /// answer to a client leaves out those its own settling checks are
+    /// pending on (`routing::freshness`). Nobody asks a client anything, so
+    /// nothing else would fill its table before the next bucket refresh, an
+    /// hour away; it looks itself up again while its table is thin.
+    pub(super) fn after_join(&mut self, now: Time) {
+        self.thin_recheck = Some((now + THIN_RECHECK_MIN, THIN_RECHECK_MIN));
     }
 
     /// Remembers a record we publish; its first republish is due after
@@ -103,6 +124,9 @@ impl Maintenance {
         let mut due = publish.map_or(self.next_sweep, |p| p.min(self.next_sweep));
         if !self.lost.is_empty() {
             due = due.min(self.next_recheck);
+        }
+        if let Some((at, _)) = self.thin_recheck {
+            due = due.min(at);
         }
         due
     }
@@ -201,7 +225,26 @@ impl Engine {
             self.sweep(now);
         }
         self.recheck_lost(now);
+        self.refill_thin_client(now);
         self.start_queued(now);
+    }
+
+    /// A client whose table holds fewer than k contacts looks itself up
+    /// again when [`Maintenance::after_join`]'s time comes, with a doubling gap.
+    fn refill_thin_client(&mut self, now: Time) {
+        let Some((at, gap)) = self.maintenance.thin_recheck else { return };
+        if now < at {
+            return;
+        }
+        let len = self.svc.routing.len();
+        if !self.svc.client || len == 0 || len >= self.svc.config.k {
+            self.maintenance.thin_recheck = None;
+            return;
+        }
+        self.svc.stats.thin_rejoins += 1;
+        self.maintenance.refresh_soon(self.svc.id);
+        let gap = (gap * 2).min(THIN_RECHECK_MAX);
+        self.maintenance.thin_recheck = Some((now + gap, gap));
     }
 
     /// Pings the lost contact whose turn it is (see [`super::lost`]); one

@@ -53,6 +53,7 @@ impl Engine {
                         if matches!(outcome, super::Outcome::Bootstrap(_)) {
                             // Joined: find out whether we can be reached.
                             self.reach.detector.schedule(now);
+                            self.maintenance.after_join(now);
                         }
                         // Provider writes batched into this one get its result too.
                         for other in self.provider_batches.followers(id) {

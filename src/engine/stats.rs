@@ -30,6 +30,9 @@ pub struct Stats {
     pub read_repairs: u64,
     /// Pings sent to contacts evicted for timeouts (`engine::lost`).
     pub lost_rechecks: u64,
+    /// Look-ups of our own id a client made because its table was still
+    /// thin after joining (`engine::maintenance`).
+    pub thin_rejoins: u64,
     /// Replies shortened (or a value answered with contacts) to fit the
     /// budget towards an address that has not answered us.
     pub replies_trimmed: u64,

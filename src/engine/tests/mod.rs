@@ -209,6 +209,7 @@ mod reach_silence;
 mod requests;
 mod serving;
 mod strangers;
+mod thin_client;
 mod tunnel;
 mod unpublish;
 
