@@ -49,9 +49,10 @@
 //! trips are unknown when they are first named, so the choice among them is
 //! close to random; asking more at once makes the first answer (which ends
 //! the read) come from the nearest of more of them. Not while a replica
-//! whose round trip was measured ([`Near::measured`]) is asked: it went
-//! first because it is nearer than a stranger, and its answer is expected
-//! first. At most `alpha` plus the width are in flight.
+//! whose round trip was measured ([`Near::measured`]) is asked: asked
+//! before the strangers, it is nearer than the network's smoothed round
+//! trip they count at, and its answer is expected first. At most `alpha`
+//! plus the width are in flight.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -372,9 +373,12 @@ impl Lookup {
 
     /// Queries allowed in flight against a next query of `rank`: `width`,
     /// or with fan-out and a replica next, the replica width if larger,
-    /// unless a replica whose round trip was measured is already asked:
-    /// replicas go nearest first, so that one is nearer than any stranger
-    /// and its answer is expected first.
+    /// unless a replica whose round trip was measured is already asked.
+    /// Replicas go nearest first and a stranger counts at the network's
+    /// smoothed round trip, so a measured replica asked before the
+    /// strangers is nearer than they are expected to be, and its answer is
+    /// expected first; one known to be slow is asked only once every
+    /// stranger the width allows is out.
     fn width_for(&self, rank: usize, width: usize) -> usize {
         if !self.replica_fanout || rank < self.rank_cap {
             return width;
