@@ -47,6 +47,23 @@ pub struct DiscoverStats {
     pub after_latency_ms: crate::metrics::Samples,
     /// Plain lookups issued in those 10 minutes: latency, ms.
     pub after_lookup_ms: crate::metrics::Samples,
+    /// Answered discovers issued while a partition cut the reader off from
+    /// some live providers (their refreshes cannot reach its side).
+    pub cut_done: u64,
+    /// ... that named every live provider, on both sides.
+    pub cut_complete: u64,
+    /// ... that named every live provider on the reader's side of the cut.
+    pub cut_near_complete: u64,
+}
+
+/// A live provider a discover should name, and whether an open partition
+/// separated it from the reader when the discover was issued.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Expected {
+    /// The worker's name.
+    pub name: String,
+    /// Across an open cut from the reader.
+    pub across: bool,
 }
 
 impl World {
@@ -57,11 +74,10 @@ impl World {
         self.schedule_in(Duration::from_millis(gap.round().max(1.0) as u64), Action::Discover);
         let Some(client) = self.joined.pick(&mut self.rng) else { return };
         let service = self.rng.gen_range(0..SERVICE_COUNT);
-        let expected: Vec<String> = (0..self.nodes.len() as u32)
+        let expected: Vec<Expected> = (0..self.nodes.len() as u32)
             .filter(|&s| service_of(s) == service && s != client)
-            .map(|s| &self.nodes[s as usize])
-            .filter(|n| n.provided && n.engine.is_some())
-            .map(|n| n.name.clone())
+            .filter(|&s| self.nodes[s as usize].provided && self.nodes[s as usize].engine.is_some())
+            .map(|s| Expected { name: self.nodes[s as usize].name.clone(), across: self.net.cut_between(client, s) })
             .collect();
         let (now, counted) = (self.now, self.window_open);
         let after = self.after_disruption(now);
@@ -79,8 +95,10 @@ impl World {
     }
 
     /// A discover answered.
-    pub(crate) fn on_discover(&mut self, issued: Time, after: bool, expected: &[String], r: &ProviderReadOutcome) {
-        let ok = expected.iter().all(|n| r.entries.get(n).is_some_and(|e| e.is_live()));
+    pub(crate) fn on_discover(&mut self, issued: Time, after: bool, expected: &[Expected], r: &ProviderReadOutcome) {
+        let named = |e: &Expected| r.entries.get(&e.name).is_some_and(|x| x.is_live());
+        let ok = expected.iter().all(named);
+        let near_ok = expected.iter().filter(|e| !e.across).all(named);
         let ms = self.event_time.saturating_since(issued).as_millis() as f64;
         let d = &mut self.stats.discover;
         d.done += 1;
@@ -89,6 +107,11 @@ impl World {
         d.messages.push((r.stats.queried + r.pages_sent) as f64);
         d.lookup_ms.push(r.stats.duration.as_millis() as f64);
         d.second_rounds += u64::from(r.rounds > 1);
+        if expected.iter().any(|e| e.across) {
+            d.cut_done += 1;
+            d.cut_complete += u64::from(ok);
+            d.cut_near_complete += u64::from(near_ok);
+        }
         if after {
             d.after_done += 1;
             d.after_complete += u64::from(ok);

@@ -159,6 +159,18 @@ fn discover_rows(w: &mut World, rows: &mut Rows) {
     push(rows, "discover success (named every live provider) %", f2(pct(d.complete, d.done)));
     push(rows, "discover latency p50 / p95 / p99 ms", p3(&mut d.latency_ms));
     push(rows, "... of which the lookup p50 / p95 / p99 ms", p3(&mut d.lookup_ms));
+    if d.cut_done > 0 {
+        // As for lookups: a provider across an open cut can refresh only
+        // the replicas on its own side, so these are split out.
+        let (done, complete) = (d.done - d.cut_done, d.complete - d.cut_complete);
+        push(rows, "... issued with the cut open: answered", d.cut_done.to_string());
+        push(
+            rows,
+            "... success %: every live provider / those on the reader's side",
+            format!("{} / {}", f2(pct(d.cut_complete, d.cut_done)), f2(pct(d.cut_near_complete, d.cut_done))),
+        );
+        push(rows, "... all other discovers: success %", f2(pct(complete, done)));
+    }
     push(rows, "... discovers that read a second round %", f2(pct(d.second_rounds, d.done)));
     push(
         rows,

@@ -49,7 +49,7 @@ pub enum Pending {
     Provide,
     /// A measured discover: `after` a disruption; `expected`: the live
     /// providers' names at issue.
-    Discover { issued: Time, counted: bool, after: bool, expected: Vec<String> },
+    Discover { issued: Time, counted: bool, after: bool, expected: Vec<crate::discover::Expected> },
 }
 
 /// A running measurement of one worker's key.
