@@ -14,6 +14,13 @@
 //! that answers is learned again (and learns us from the ping), and lookups
 //! through it find the rest of its side.
 //!
+//! One answering means a cut may just have healed, so every other lost
+//! contact is asked at once (at most every [`FLUSH_EVERY`]) and this node
+//! looks itself up: one at a time, a node relearned the other side over
+//! minutes while each side's publishers kept writing to their own, and
+//! discovers right after the heal in `simulations partition` missed
+//! providers whose entries across the former cut had run out.
+//!
 //! Pure bookkeeping: the engine sends the pings.
 
 use std::collections::VecDeque;
@@ -21,6 +28,9 @@ use std::time::Duration;
 
 use crate::contact::Contact;
 use crate::time::Time;
+
+/// Least time between two rounds of asking every lost contact at once.
+pub const FLUSH_EVERY: Duration = Duration::from_secs(300);
 
 /// Most lost contacts remembered; the oldest go first.
 pub const LOST_MAX: usize = 64;
@@ -56,6 +66,13 @@ impl Lost {
         let (c, at) = self.queue.pop_front()?;
         self.queue.push_back((c, at));
         Some(c)
+    }
+
+    /// Every contact lost within `keep` (older ones are forgotten), in
+    /// turn order.
+    pub(super) fn all(&mut self, now: Time, keep: Duration) -> Vec<Contact> {
+        self.queue.retain(|(_, at)| now.saturating_since(*at) < keep);
+        self.queue.iter().map(|(c, _)| *c).collect()
     }
 
     /// Whether there is anyone to ask.

@@ -48,6 +48,8 @@ pub(super) struct Maintenance {
     /// Contacts evicted for timeouts, asked again one by one.
     lost: super::lost::Lost,
     next_recheck: Time,
+    /// When a lost contact's answer may next make us ask all the others.
+    next_lost_flush: Time,
     /// When a client looks itself up again if its table is still thin (see
     /// [`Maintenance::after_join`]), and the gap to the next time.
     thin_recheck: Option<(Time, Duration)>,
@@ -75,6 +77,7 @@ impl Maintenance {
             max_active: config.max_maintenance_ops.max(1),
             lost: super::lost::Lost::default(),
             next_recheck: now,
+            next_lost_flush: now,
             thin_recheck: None,
         }
     }
@@ -261,8 +264,34 @@ impl Engine {
             m.lost.found(&c.id);
         } else {
             self.svc.stats.lost_rechecks += 1;
-            self.send_check(now, c);
+            self.send_lost_check(now, c);
         }
+    }
+
+    /// A lost contact answered again: a cut between us has likely healed.
+    /// Every other lost contact is asked now, and this node looks itself
+    /// up, so both sides relearn each other within a round trip or two
+    /// rather than one contact per `lost_recheck_every` (see [`super::lost`]).
+    pub(super) fn lost_answered(&mut self, now: Time, peer: NodeId) {
+        let m = &mut self.maintenance;
+        m.lost.found(&peer);
+        if now < m.next_lost_flush {
+            return;
+        }
+        m.next_lost_flush = now + super::lost::FLUSH_EVERY;
+        m.refresh_soon(self.svc.id);
+        let keep = self.svc.config.lost_keep;
+        for c in m.lost.all(now, keep) {
+            if !self.svc.routing.contains(&c.id) {
+                self.svc.stats.lost_rechecks += 1;
+                self.send_lost_check(now, c);
+            }
+        }
+    }
+
+    fn send_lost_check(&mut self, now: Time, c: Contact) {
+        let call = self.svc.ping();
+        self.svc.send_request(now, c.addr, call, super::services::ReplyTo::Lost { peer: c.id });
     }
 
     fn sweep(&mut self, now: Time) {

@@ -26,6 +26,15 @@ use crate::wire::{Call, Value};
 /// stock peer before it is asked again.
 pub const REPROBE_AFTER: Duration = Duration::from_secs(600);
 
+/// How many times a contact is sent `kadmesh_hello` before its silence makes
+/// it a stock peer. With one try, a datagram lost either way (1-6 % each in
+/// the simulator's wide-area model) took one of ours for a stock peer until
+/// [`REPROBE_AFTER`]: no provider writes or reads went to it, and in
+/// `simulations flash-crowd` a newcomer that lost its hellos to the three
+/// nodes closest to its service key was missing from every discover that
+/// read them, for ten minutes.
+pub const HELLO_TRIES: usize = 3;
+
 /// What a peer is known to speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerKind {
@@ -151,10 +160,14 @@ impl Engine {
         };
         if due {
             self.peers.probed.insert(contact.id, now);
-            let call = Call::Other { name: HELLO.into(), args: self.hello_args() };
-            return self.svc.send_request(now, contact.addr, call, ReplyTo::Hello { peer: contact.id });
+            return self.send_hello(now, contact, 1);
         }
         false
+    }
+
+    fn send_hello(&mut self, now: Time, contact: Contact, tries: u8) -> bool {
+        let call = Call::Other { name: HELLO.into(), args: self.hello_args() };
+        self.svc.send_request(now, contact.addr, call, ReplyTo::Hello { peer: contact.id, addr: contact.addr, tries })
     }
 
     /// `peer` answered our hello at `from`: it speaks kadmesh. An answer
@@ -181,18 +194,25 @@ impl Engine {
         }
     }
 
-    /// Our hello to `peer` went unanswered: a stock peer, or one of ours
-    /// that drops requests over UDP. If it never answered anything, it gets
-    /// the base check ping its hello stood in for (see `learn_contact`).
-    pub(super) fn hello_failed(&mut self, now: Time, peer: NodeId) {
-        // A peer that said hello itself meanwhile speaks kadmesh whatever became of our
-        // hello (a node behind a tunnel drops it when it came over UDP).
-        if self.peers.kind(&peer) != PeerKind::Extended {
-            self.peers.insert(peer, PeerKind::Base);
-        }
-        if !self.svc.routing.is_verified(&peer) {
+    /// Our hello to `peer` went unanswered: a stock peer, one of ours that
+    /// drops requests over UDP, or a lost datagram. It is asked up to
+    /// [`HELLO_TRIES`] times before it is taken for a stock peer. If it never
+    /// answered anything, it gets the base check ping its hello stood in for
+    /// (see `learn_contact`) at the first silence.
+    pub(super) fn hello_failed(&mut self, now: Time, contact: Contact, tries: u8) {
+        let peer = contact.id;
+        if tries == 1 && !self.svc.routing.is_verified(&peer) {
             self.send_verify(now, peer);
         }
+        // A peer that said hello itself meanwhile speaks kadmesh whatever became of our
+        // hello (a node behind a tunnel drops it when it came over UDP).
+        if self.peers.kind(&peer) == PeerKind::Extended {
+            return;
+        }
+        if usize::from(tries) < HELLO_TRIES && self.send_hello(now, contact, tries + 1) {
+            return;
+        }
+        self.peers.insert(peer, PeerKind::Base);
     }
 
     /// Counts a timeout; on a contact's first one, pings it. Until it answers, lookups

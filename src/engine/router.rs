@@ -97,10 +97,14 @@ impl Engine {
                 self.svc.routing.ping_answered(&peer, now);
                 self.learn_answered(now, Contact::new(peer, from));
             }
-            ReplyTo::Verify { peer } if wire::parse_ping_reply(&body).ok() != Some(peer) => {
+            ReplyTo::Verify { peer } | ReplyTo::Lost { peer } if wire::parse_ping_reply(&body).ok() != Some(peer) => {
                 self.verify_failed(now, peer)
             }
-            ReplyTo::Hello { peer } => self.on_hello_reply(now, peer, from, &body),
+            ReplyTo::Lost { peer } => {
+                self.learn_answered(now, Contact::new(peer, from));
+                self.lost_answered(now, peer);
+            }
+            ReplyTo::Hello { peer, .. } => self.on_hello_reply(now, peer, from, &body),
             ReplyTo::Fire { peer } | ReplyTo::Verify { peer } => self.learn_answered(now, Contact::new(peer, from)),
             ReplyTo::Tunnel { peer } => self.on_tunnel_ping(now, peer, pending.to, wire::parse_ping_reply(&body).ok()),
             ReplyTo::Reach => self.on_reach_reply(now, Some(&body)),
@@ -161,9 +165,9 @@ impl Engine {
                 self.with_op(now, op, |op, cx| op.on_failure(cx, peer, kind));
             }
             ReplyTo::Eviction { peer } => self.svc.routing.ping_failed(&peer, now),
-            ReplyTo::Hello { peer } => self.hello_failed(now, peer),
+            ReplyTo::Hello { peer, addr, tries } => self.hello_failed(now, Contact::new(peer, addr), tries),
             ReplyTo::Fire { peer } => self.contact_failed(now, peer),
-            ReplyTo::Verify { peer } => self.verify_failed(now, peer),
+            ReplyTo::Verify { peer } | ReplyTo::Lost { peer } => self.verify_failed(now, peer),
             ReplyTo::Tunnel { peer } => tracing::debug!(%peer, "announced tunnel URL did not answer"),
             ReplyTo::Reach => self.on_reach_reply(now, None),
             ReplyTo::Relay { requester, msg } => self.on_relay_done(requester, msg, None),

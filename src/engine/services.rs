@@ -31,13 +31,17 @@ pub(super) enum ReplyTo {
     Op { op: QueryId, peer: Option<NodeId> },
     /// The engine: checking the least-recently-seen contact of a full bucket.
     Eviction { peer: NodeId },
-    /// The engine: asking a new contact whether it speaks our extensions.
-    Hello { peer: NodeId },
+    /// The engine: asking a new contact (at `addr`) whether it speaks our
+    /// extensions; `tries` so far, this one included.
+    Hello { peer: NodeId, addr: SocketAddr, tries: u8 },
     /// Nobody waits for the answer (record handover, a get's cache copy).
     Fire { peer: NodeId },
     /// The engine: a contact just failed a request; is it gone, or was a
     /// datagram lost?
     Verify { peer: NodeId },
+    /// The engine: a contact evicted for silence, asked again
+    /// ([`super::lost`]); an answer means a cut between us may have healed.
+    Lost { peer: NodeId },
     /// The engine: `peer` announced a tunnel URL; does it answer there?
     Tunnel { peer: NodeId },
     /// The engine: a helper's answer to our `kadmesh_dialback`.

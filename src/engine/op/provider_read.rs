@@ -431,11 +431,11 @@ impl ProviderRead {
     /// lookup and reads again: its replicas may all have been deep but
     /// outside the k closest the writers wrote to.
     fn end(&mut self, cx: &mut Cx) -> Step {
-        // An entry whose time ran out at every replica read, though not
-        // removed, is rare where writes reach the closest (replicas drop
-        // what expired): its provider's refreshes went to other nodes, so
-        // these replicas were not among the writers' closest.
-        let stale = self.out.entries.values().any(|e| !e.gone && e.ttl.is_zero());
+        // An entry in its last second at every replica read (pages round
+        // the time left up, so 1 s) is rare where writes reach the closest:
+        // its provider's refreshes went to other nodes, so these replicas
+        // were not among the writers' closest. It still counts as live.
+        let stale = self.out.entries.values().any(|e| !e.gone && e.ttl <= Duration::from_secs(1));
         if !self.early || (!self.out.entries.is_empty() && !stale) {
             return self.finish();
         }

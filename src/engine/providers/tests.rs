@@ -152,6 +152,20 @@ fn malformed_provider_calls_get_no_reply() {
 }
 
 #[test]
+fn an_entry_in_its_last_second_is_read_as_live_not_expired() {
+    let mut e = Engine::new(NodeId([1; 20]), crate::engine::Config::default(), Time::ZERO);
+    let ends = |ms| ProviderEntry { expires_at: Time::from_millis(ms), ..entry("x", 1, 0, false) };
+    e.provider_upsert(Time::ZERO, key(), ends(400));
+    e.provider_upsert(Time::ZERO, key(), ProviderEntry { id: "y".into(), ..ends(3_000) });
+    let page = list(&mut e, Value::Nil, 256);
+    let seen = crate::engine::providers::client::parse_page(&page, &key()).unwrap().entries;
+    let ttl: Vec<_> = seen.iter().map(|s| (s.id.as_str(), s.ttl.as_secs(), s.is_live())).collect();
+    // 400 ms left is 1 s on the wire (rounded down it read as expired);
+    // whole seconds stay as they are.
+    assert_eq!(ttl, [("x", 1, true), ("y", 3, true)]);
+}
+
+#[test]
 fn the_largest_entries_are_as_the_spec_says() {
     let id = "x".repeat(MAX_ID_LEN);
     let mut e = ProviderEntry {

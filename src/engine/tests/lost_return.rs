@@ -62,3 +62,48 @@ fn a_lost_contact_that_turns_out_to_be_a_client_is_not_asked_again() {
     assert_eq!(e.stats().lost_rechecks, 0);
     assert!(!e.routing().contains(&peer));
 }
+
+/// An engine whose three contacts all timed out (a query, then the check
+/// ping) and were evicted, as when a partition cut them off; and when.
+fn with_three_lost() -> (Engine, Time) {
+    let mut e = engine_knowing(Config::default(), 3);
+    let timeout = e.config().rpc_timeout;
+    let _ = e.find_node(Time::ZERO, id_at(0, 0));
+    let _ = sent_to(&mut e);
+    e.handle_timeout(Time::ZERO + timeout);
+    let _ = sent_to(&mut e);
+    let evicted_at = Time::ZERO + timeout * 2;
+    e.handle_timeout(evicted_at);
+    assert_eq!(e.routing().len(), 0);
+    let _ = sent_to(&mut e);
+    (e, evicted_at)
+}
+
+#[test]
+fn a_lost_contact_that_answers_again_has_every_other_asked_at_once() {
+    let (mut e, evicted_at) = with_three_lost();
+    let every = e.config().lost_recheck_every;
+    // The first recheck asks one of them.
+    let recheck = evicted_at + every;
+    e.handle_timeout(recheck);
+    let sent = sent_to(&mut e);
+    let asked: Vec<_> = (1..=3).filter(|&i| !pings_to(&sent, addr(i)).is_empty()).collect();
+    assert_eq!(asked.len(), 1, "one recheck: {sent:?}");
+    let back = asked[0];
+    // It answers: the cut has healed. The other two are asked now, not one
+    // per recheck interval, and this node looks itself up.
+    let id = pings_to(&sent, addr(back))[0];
+    answer(&mut e, recheck, addr(back), id, Value::Bin(contact_id(back - 1).0.to_vec()));
+    e.handle_timeout(recheck);
+    let sent = sent_to(&mut e);
+    let others: Vec<_> = (1..=3).filter(|&i| i != back && !pings_to(&sent, addr(i)).is_empty()).collect();
+    assert_eq!(others.len(), 2, "{sent:?}");
+    let me = e.id();
+    assert!(sent.iter().any(|(_, _, c)| matches!(c, Call::FindNode { key, .. } if *key == me)), "{sent:?}");
+    // Another answer soon after asks nobody again.
+    let second = others[0];
+    let id = pings_to(&sent, addr(second))[0];
+    answer(&mut e, recheck, addr(second), id, Value::Bin(contact_id(second - 1).0.to_vec()));
+    let third = others[1];
+    assert!(pings_to(&sent_to(&mut e), addr(third)).is_empty(), "asked twice in one flush");
+}

@@ -342,10 +342,11 @@ fn a_read_starts_before_its_lookup_ends_once_enough_replicas_deep_enough_are_kno
     assert!(early(PeerKind::Base, 3).2.is_empty());
 }
 
-/// A page whose entries' time ran out (ttl 0), not removed.
-fn expired_page(ids: &[String]) -> Value {
+/// A page whose entries are in their last second: `ttl` 1 (pages round the
+/// time left up) or 0 (older kadmesh rounded it down).
+fn last_second_page(ids: &[String], ttl: i64) -> Value {
     let entry = |id: &String| {
-        Value::Array(vec![Value::from(id.as_str()), Value::Int(1), Value::Int(0), Value::Nil, Value::Bool(false)])
+        Value::Array(vec![Value::from(id.as_str()), Value::Int(1), Value::Int(ttl), Value::Nil, Value::Bool(false)])
     };
     let map = vec![
         (Value::from("entries"), Value::Array(ids.iter().map(entry).collect())),
@@ -378,18 +379,20 @@ fn look_up_and_read(e: &mut Engine, now: Time, ids: &[String], silent: Option<So
 }
 
 #[test]
-fn an_early_read_that_meets_only_expired_entries_looks_up_the_closest_and_reads_them() {
-    let w1 = vec!["w1".to_string()];
-    let (mut e, q, lists) = early(PeerKind::Extended, 3);
-    assert_eq!(lists.len(), 3);
-    for (to, id, _) in lists {
-        answer(&mut e, Time::ZERO, to, id, expired_page(&w1));
+fn an_early_read_that_meets_only_entries_in_their_last_second_looks_up_the_closest_and_reads_them() {
+    for ttl in [1, 0] {
+        let w1 = vec!["w1".to_string()];
+        let (mut e, q, lists) = early(PeerKind::Extended, 3);
+        assert_eq!(lists.len(), 3);
+        for (to, id, _) in lists {
+            answer(&mut e, Time::ZERO, to, id, last_second_page(&w1, ttl));
+        }
+        assert!(e.poll_event().is_none(), "replicas that all let a live entry run out were not the writers' closest");
+        // The whole lookup runs (its queries answered with no new contacts),
+        // and the one of its k = 4 closest not read yet is read.
+        assert_eq!(look_up_and_read(&mut e, Time::ZERO, &w1, None), [known(3).addr]);
+        assert_eq!(live(&read_outcome(&mut e, q)), w1);
     }
-    assert!(e.poll_event().is_none(), "replicas that all let a live entry expire were not the writers' closest");
-    // The whole lookup runs (its queries answered with no new contacts),
-    // and the one of its k = 4 closest not read yet is read.
-    assert_eq!(look_up_and_read(&mut e, Time::ZERO, &w1, None), [known(3).addr]);
-    assert_eq!(live(&read_outcome(&mut e, q)), w1);
 }
 
 #[test]
