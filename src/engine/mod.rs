@@ -109,6 +109,9 @@ pub struct Engine {
     /// Our own bootstrap is running: our table is too thin to judge who is
     /// among the k closest to a key, so no records are handed over.
     joining: bool,
+    /// When our last bootstrap ended: provider writes in the minute after
+    /// it are written again (`op::provider_write`).
+    joined_at: Option<Time>,
     ops: HashMap<QueryId, Box<dyn Operation>>,
     next_op: u64,
     events: VecDeque<Event>,
@@ -149,6 +152,7 @@ impl Engine {
             put_targets: PutTargets::default(),
             provider_batches: op::provider_write::Batches::default(),
             joining: false,
+            joined_at: None,
             ops: HashMap::default(),
             next_op: 0,
             events: VecDeque::new(),

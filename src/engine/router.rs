@@ -54,6 +54,7 @@ impl Engine {
                             // Joined: find out whether we can be reached.
                             self.reach.detector.schedule(now);
                             self.maintenance.after_join(now);
+                            self.joined_at = Some(now);
                         }
                         // Provider writes batched into this one get its result too.
                         for other in self.provider_batches.followers(id) {
@@ -62,6 +63,7 @@ impl Engine {
                         self.emit(id, outcome)
                     }
                     Finished::Task => self.maintenance.op_finished(),
+                    Finished::Quiet => {}
                 }
             }
         }

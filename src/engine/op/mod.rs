@@ -133,6 +133,8 @@ pub(super) enum Finished {
     Report(Outcome),
     /// A maintenance task ended; its slot in the queue is free.
     Task,
+    /// Work the engine started for itself ended; nobody waits for it.
+    Quiet,
 }
 
 /// One operation's state machine.

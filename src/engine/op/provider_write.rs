@@ -11,6 +11,14 @@
 //! known either way get each request once and are not waited for (their
 //! late answers find the operation gone and are dropped); stock peers get
 //! nothing (they do not know the procedures).
+//!
+//! A node's view of a key's neighbourhood is thin for a while after it
+//! joins, so a write's lookup can end short of the key's closest nodes,
+//! the very ones readers read first. Writes launched within [`YOUNG`] of
+//! our join are therefore written again, once, [`REWRITE_AFTER`] later, by
+//! a fresh lookup. (In `simulations flash-crowd`, seed 4, a newcomer's
+//! first write missed the key's three closest nodes, and 55 discovers
+//! missed it until its next heartbeat two minutes later.)
 
 use std::time::Duration;
 
@@ -28,6 +36,10 @@ use crate::wire::Call;
 
 /// How many times a kadmesh peer is sent each write request.
 pub(in crate::engine) const TRIES: usize = 3;
+/// Writes launched this soon after our join are written again.
+pub const YOUNG: Duration = Duration::from_secs(60);
+/// How long after a young write its repeat runs.
+pub const REWRITE_AFTER: Duration = Duration::from_secs(30);
 
 impl Engine {
     /// Adds `items` to (or, with `remove`, tombstones them in) the provider
@@ -45,18 +57,22 @@ impl Engine {
         let id = self.alloc_op();
         let Some(items) = self.provider_batches.join(key, remove, items, id) else { return id };
         if window.is_zero() {
-            self.launch(now, id, Box::new(ProviderWrite::new(key, items, remove)));
+            self.launch_write(now, id, key, items, remove);
         } else {
-            self.provider_batches.open.push(Batch {
-                key,
-                remove,
-                leader: id,
-                due: now + window,
-                items,
-                followers: Vec::new(),
-            });
+            self.provider_batches.open.push(Batch::new(key, remove, id, now + window, items, false));
         }
         id
+    }
+
+    /// Runs a batch's write; one launched soon after our join is also
+    /// queued to run again (see the module docs).
+    fn launch_write(&mut self, now: Time, id: QueryId, key: Key, items: Vec<Announce>, remove: bool) {
+        if self.joined_at.is_some_and(|j| now < j + YOUNG) {
+            let again = self.alloc_op();
+            let batch = Batch::new(key, remove, again, now + REWRITE_AFTER, items.clone(), true);
+            self.provider_batches.open.push(batch);
+        }
+        self.launch(now, id, Box::new(ProviderWrite::new(key, items, remove, false)));
     }
 
     /// Starts the batches whose window has closed, oldest first.
@@ -66,7 +82,11 @@ impl Engine {
             if !b.followers.is_empty() {
                 self.provider_batches.followers.insert(b.leader, b.followers);
             }
-            self.launch(now, b.leader, Box::new(ProviderWrite::new(b.key, b.items, b.remove)));
+            if b.quiet {
+                self.launch(now, b.leader, Box::new(ProviderWrite::new(b.key, b.items, b.remove, true)));
+            } else {
+                self.launch_write(now, b.leader, b.key, b.items, b.remove);
+            }
         }
     }
 }
@@ -88,13 +108,21 @@ struct Batch {
     due: Time,
     items: Vec<Announce>,
     followers: Vec<QueryId>,
+    /// A young write's repeat: nobody waits for it, and no write joins it.
+    quiet: bool,
+}
+
+impl Batch {
+    fn new(key: Key, remove: bool, leader: QueryId, due: Time, items: Vec<Announce>, quiet: bool) -> Self {
+        Batch { key, remove, leader, due, items, followers: Vec::new(), quiet }
+    }
 }
 
 impl Batches {
     /// Adds write `id` to the open batch for `(key, remove)`; gives the
     /// items back when there is none (`id` then leads a new one).
     fn join(&mut self, key: Key, remove: bool, items: Vec<Announce>, id: QueryId) -> Option<Vec<Announce>> {
-        match self.open.iter_mut().find(|b| b.key == key && b.remove == remove) {
+        match self.open.iter_mut().find(|b| b.key == key && b.remove == remove && !b.quiet) {
             Some(b) => {
                 b.items.extend(items);
                 b.followers.push(id);
@@ -137,6 +165,8 @@ struct ProviderWrite {
     key: Key,
     items: Vec<Announce>,
     remove: bool,
+    /// A repeat nobody waits for: it reports nothing.
+    quiet: bool,
     phase: Phase,
     out: ProviderWriteOutcome,
 }
@@ -160,8 +190,8 @@ struct Writer {
 }
 
 impl ProviderWrite {
-    fn new(key: Key, items: Vec<Announce>, remove: bool) -> ProviderWrite {
-        ProviderWrite { key, items, remove, phase: Phase::Start, out: ProviderWriteOutcome::default() }
+    fn new(key: Key, items: Vec<Announce>, remove: bool, quiet: bool) -> ProviderWrite {
+        ProviderWrite { key, items, remove, quiet, phase: Phase::Start, out: ProviderWriteOutcome::default() }
     }
 
     fn on_progress(&mut self, cx: &mut Cx, progress: Progress) -> Step {
@@ -259,6 +289,9 @@ impl ProviderWrite {
         let Phase::Writing(writers) = &self.phase else { return Step::Wait };
         if writers.iter().any(|w| w.done.is_none()) {
             return Step::Wait;
+        }
+        if self.quiet {
+            return Step::Done(Finished::Quiet);
         }
         Step::Done(Finished::Report(Outcome::ProviderWrite(self.out)))
     }

@@ -552,3 +552,27 @@ fn the_pages_of_a_far_replica_are_asked_twice_at_once_and_either_answer_serves()
     }
     assert_eq!(live(&read_outcome(&mut e, q)), all);
 }
+
+#[test]
+fn a_write_soon_after_joining_is_written_again_and_reaches_a_replica_the_first_missed() {
+    use crate::engine::op::provider_write::{REWRITE_AFTER, YOUNG};
+    for joined_long_ago in [false, true] {
+        let mut net = Net::new(20, small);
+        net.bootstrap_all();
+        if joined_long_ago {
+            net.advance(YOUNG);
+        }
+        // Node 19 joined last. The key's closest other node is down while
+        // it writes, as if the writer's thin table had not found it.
+        let closest = by_distance(&net).into_iter().find(|&i| i != 19).unwrap();
+        net.down.insert(closest);
+        let w = write(&mut net, 19, vec![item("w1", 1)], false);
+        assert!(w.acked >= 1);
+        net.down.remove(&closest);
+        let reported = net.events.len();
+        net.advance(REWRITE_AFTER + Duration::from_secs(10));
+        let holds = net.nodes[closest].providers().range(&KEY, None, net.now).any(|p| p.id == "w1");
+        assert_eq!(holds, !joined_long_ago, "joined long ago: {joined_long_ago}");
+        assert!(net.events[reported..].iter().all(|(n, _)| *n != 19), "the repeat reports nothing");
+    }
+}
