@@ -26,8 +26,8 @@ use crate::wire::{Call, Value};
 /// stock peer before it is asked again.
 pub const REPROBE_AFTER: Duration = Duration::from_secs(600);
 
-/// How many times a contact is sent `kadmesh_hello` before its silence makes
-/// it a stock peer. With one try, a datagram lost either way (1-6 % each in
+/// How many times a contact that answers us is sent `kadmesh_hello` before
+/// its silence makes it a stock peer (one that never answered gets one). With one try, a datagram lost either way (1-6 % each in
 /// the simulator's wide-area model) took one of ours for a stock peer until
 /// [`REPROBE_AFTER`]: no provider writes or reads went to it, and in
 /// `simulations flash-crowd` a newcomer that lost its hellos to the three
@@ -195,13 +195,14 @@ impl Engine {
     }
 
     /// Our hello to `peer` went unanswered: a stock peer, one of ours that
-    /// drops requests over UDP, or a lost datagram. It is asked up to
-    /// [`HELLO_TRIES`] times before it is taken for a stock peer. If it never
-    /// answered anything, it gets the base check ping its hello stood in for
-    /// (see `learn_contact`) at the first silence.
+    /// drops requests over UDP, or a lost datagram. A contact that answered
+    /// us is asked up to [`HELLO_TRIES`] times before it is taken for a stock
+    /// peer. If it never answered anything, it gets the base check ping its
+    /// hello stood in for (see `learn_contact`) at the first silence.
     pub(super) fn hello_failed(&mut self, now: Time, contact: Contact, tries: u8) {
         let peer = contact.id;
-        if tries == 1 && !self.svc.routing.is_verified(&peer) {
+        let verified = self.svc.routing.is_verified(&peer);
+        if tries == 1 && !verified {
             self.send_verify(now, peer);
         }
         // A peer that said hello itself meanwhile speaks kadmesh whatever became of our
@@ -209,7 +210,9 @@ impl Engine {
         if self.peers.kind(&peer) == PeerKind::Extended {
             return;
         }
-        if usize::from(tries) < HELLO_TRIES && self.send_hello(now, contact, tries + 1) {
+        // Asked again only once it answered us: an address that never did
+        // (a stranger's forged source, say) gets no more than one hello.
+        if verified && usize::from(tries) < HELLO_TRIES && self.send_hello(now, contact, tries + 1) {
             return;
         }
         self.peers.insert(peer, PeerKind::Base);

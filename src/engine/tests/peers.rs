@@ -1,31 +1,21 @@
-//! Which peers speak our extensions: `kadmesh_hello`, asked again later when
-//! it went unanswered.
+//! Which peers speak our extensions: `kadmesh_hello`, asked again while a
+//! contact that answers us stays silent to it, and again later.
 
+use super::hand::*;
 use super::*;
 use crate::engine::peers::HELLO_TRIES;
 
-#[test]
-fn a_silent_hello_is_asked_again_later_not_never() {
-    let mut e = Engine::new(NodeId([1; 20]), small(0), Time::ZERO);
-    let peer = NodeId([2; 20]);
-    let ping_from_peer = |e: &mut Engine, now: Time| {
-        let call = Call::Ping { sender: peer };
-        let d = Datagram::Request { id: MessageId([now.as_secs() as u8; 20]), call }.encode().unwrap();
-        e.handle_datagram(now, addr(2), &d);
-        let mut hellos = 0;
-        while let Some(t) = e.poll_transmit() {
-            if let Ok(Datagram::Request { call: Call::Other { name, .. }, .. }) = crate::wire::decode(&t.payload) {
-                hellos += usize::from(name == HELLO);
+/// The `kadmesh_hello`s `e` has queued: where each went and its message id.
+fn hellos(e: &mut Engine) -> Vec<(SocketAddr, MessageId)> {
+    let mut out = Vec::new();
+    while let Some(t) = e.poll_transmit() {
+        if let Ok(Datagram::Request { id, call: Call::Other { name, .. } }) = crate::wire::decode(&t.payload) {
+            if name == HELLO {
+                out.push((t.to, id));
             }
         }
-        hellos
-    };
-    assert_eq!(ping_from_peer(&mut e, Time::ZERO), 1, "first contact is asked");
-    let silent = silent_hellos(&mut e, Time::ZERO);
-    assert_eq!(silent, HELLO_TRIES - 1, "asked again while silent");
-    assert_eq!(e.peer_kind(&peer), PeerKind::Base);
-    assert_eq!(ping_from_peer(&mut e, Time::from_secs(60)), 0, "not asked again so soon");
-    assert_eq!(ping_from_peer(&mut e, Time::from_secs(60) + REPROBE_AFTER), 1, "asked again later");
+    }
+    out
 }
 
 /// Lets every hello in flight time out, one timeout after another from
@@ -35,45 +25,57 @@ fn silent_hellos(e: &mut Engine, from: Time) -> usize {
     for _ in 0..10 {
         now = now + Duration::from_secs(3);
         e.handle_timeout(now);
-        let mut hellos = 0;
-        while let Some(t) = e.poll_transmit() {
-            if let Ok(Datagram::Request { call: Call::Other { name, .. }, .. }) = crate::wire::decode(&t.payload) {
-                hellos += usize::from(name == HELLO);
-            }
-        }
-        if hellos == 0 {
+        let n = hellos(e).len();
+        if n == 0 {
             break;
         }
-        sent += hellos;
+        sent += n;
     }
     sent
 }
 
 #[test]
-fn one_lost_hello_does_not_make_one_of_ours_a_stock_peer() {
-    let mut e = Engine::new(NodeId([1; 20]), small(0), Time::ZERO);
-    let (peer, at) = (NodeId([2; 20]), addr(2));
-    let d = Datagram::Request { id: MessageId([7; 20]), call: Call::Ping { sender: peer } }.encode().unwrap();
-    e.handle_datagram(Time::ZERO, at, &d);
-    let hello_ids = |e: &mut Engine| {
-        let mut ids = Vec::new();
-        while let Some(t) = e.poll_transmit() {
-            if let Ok(Datagram::Request { id, call: Call::Other { name, .. } }) = crate::wire::decode(&t.payload) {
-                if name == HELLO {
-                    ids.push(id);
-                }
-            }
-        }
-        ids
+fn a_silent_hello_is_asked_again_later_not_never() {
+    // Contact 0 (at addr(1)) answered our queries; its hello went out then.
+    let mut e = engine_knowing(Config::default(), 1);
+    let peer = contact_id(0);
+    let ping_from_peer = |e: &mut Engine, now: Time| {
+        let call = Call::Ping { sender: peer };
+        let d = Datagram::Request { id: MessageId([now.as_secs() as u8; 20]), call }.encode().unwrap();
+        e.handle_datagram(now, addr(1), &d);
+        hellos(e).len()
     };
-    assert_eq!(hello_ids(&mut e).len(), 1);
+    assert_eq!(silent_hellos(&mut e, Time::ZERO), HELLO_TRIES - 1, "asked again while silent");
+    assert_eq!(e.peer_kind(&peer), PeerKind::Base);
+    assert_eq!(ping_from_peer(&mut e, Time::from_secs(60)), 0, "not asked again so soon");
+    assert_eq!(ping_from_peer(&mut e, Time::from_secs(60) + REPROBE_AFTER), 1, "asked again later");
+}
+
+#[test]
+fn one_lost_hello_does_not_make_one_of_ours_a_stock_peer() {
+    let mut e = engine_knowing(Config::default(), 1);
+    let peer = contact_id(0);
     // The first hello (or its answer) is lost: the peer is asked again, not
     // taken for a stock peer.
     e.handle_timeout(Time::from_secs(3));
     assert_eq!(e.peer_kind(&peer), PeerKind::Unknown);
-    let again = hello_ids(&mut e);
+    let again = hellos(&mut e);
     assert_eq!(again.len(), 1, "asked again");
-    let answer = Datagram::Response { id: again[0], body: crate::engine::inbound::hello_body(peer) };
-    e.handle_datagram(Time::from_secs(3), at, &answer.encode().unwrap());
+    let (to, id) = again[0];
+    let answer = Datagram::Response { id, body: crate::engine::inbound::hello_body(peer) };
+    e.handle_datagram(Time::from_secs(3), to, &answer.encode().unwrap());
     assert_eq!(e.peer_kind(&peer), PeerKind::Extended);
+}
+
+#[test]
+fn an_address_that_never_answered_gets_one_hello() {
+    // A stranger's ping (its source may be forged): one hello and the check
+    // ping go back; neither is answered, and no second hello follows.
+    let mut e = Engine::new(NodeId([1; 20]), small(0), Time::ZERO);
+    let stranger = NodeId([2; 20]);
+    let d = Datagram::Request { id: MessageId([7; 20]), call: Call::Ping { sender: stranger } }.encode().unwrap();
+    e.handle_datagram(Time::ZERO, addr(2), &d);
+    assert_eq!(hellos(&mut e).len(), 1);
+    assert_eq!(silent_hellos(&mut e, Time::ZERO), 0);
+    assert_eq!(e.peer_kind(&stranger), PeerKind::Base);
 }
