@@ -35,6 +35,10 @@ pub const REPROBE_AFTER: Duration = Duration::from_secs(600);
 /// read them, for ten minutes.
 pub const HELLO_TRIES: usize = 3;
 
+/// How soon after a contact's unanswered hello its answered check ping
+/// gets it asked again ([`Engine::hello_again_if_lost`]).
+const HELLO_AGAIN_WITHIN: Duration = Duration::from_secs(10);
+
 /// What a peer is known to speak.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PeerKind {
@@ -216,6 +220,18 @@ impl Engine {
             return;
         }
         self.peers.insert(peer, PeerKind::Base);
+    }
+
+    /// `contact` answered its check ping just after its one hello went
+    /// unanswered (it had not answered us before, so the hello was not
+    /// asked again): it does answer, so the hello may have been lost, and
+    /// it gets the tries left.
+    pub(super) fn hello_again_if_lost(&mut self, now: Time, contact: Contact) {
+        let just_asked = self.peers.probed.peek(&contact.id).is_some_and(|&at| now < at + HELLO_AGAIN_WITHIN);
+        if self.peers.kind(&contact.id) == PeerKind::Base && just_asked {
+            self.peers.probed.insert(contact.id, now);
+            self.send_hello(now, contact, 2);
+        }
     }
 
     /// Counts a timeout; on a contact's first one, pings it. Until it answers, lookups

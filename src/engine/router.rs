@@ -107,7 +107,11 @@ impl Engine {
                 self.lost_answered(now, peer);
             }
             ReplyTo::Hello { peer, .. } => self.on_hello_reply(now, peer, from, &body),
-            ReplyTo::Fire { peer } | ReplyTo::Verify { peer } => self.learn_answered(now, Contact::new(peer, from)),
+            ReplyTo::Fire { peer } => self.learn_answered(now, Contact::new(peer, from)),
+            ReplyTo::Verify { peer } => {
+                self.learn_answered(now, Contact::new(peer, from));
+                self.hello_again_if_lost(now, Contact::new(peer, from));
+            }
             ReplyTo::Tunnel { peer } => self.on_tunnel_ping(now, peer, pending.to, wire::parse_ping_reply(&body).ok()),
             ReplyTo::Reach => self.on_reach_reply(now, Some(&body)),
             ReplyTo::Relay { requester, msg } => self.on_relay_done(requester, msg, Some(&body)),

@@ -79,3 +79,31 @@ fn an_address_that_never_answered_gets_one_hello() {
     assert_eq!(silent_hellos(&mut e, Time::ZERO), 0);
     assert_eq!(e.peer_kind(&stranger), PeerKind::Base);
 }
+
+#[test]
+fn a_requester_whose_hello_was_lost_but_who_answers_the_check_is_asked_again() {
+    // One of ours (the node mark) asks us something: its hello is the check.
+    let mut e = engine_knowing(Config::default(), 1);
+    let newcomer = contact_id(1);
+    let first = hellos_in(&marked_ping_from(&mut e, Time::from_secs(1), 1));
+    assert_eq!(first.len(), 1);
+    // The hello is lost: the check ping follows, and it is answered.
+    let now = Time::from_secs(1) + e.config().extension_timeout;
+    e.handle_timeout(now);
+    let sent = sent_to(&mut e);
+    assert!(hellos_in(&sent).is_empty(), "an address that never answered is not asked again yet");
+    let (check, body) = check_of(&sent, 1);
+    answer(&mut e, now, addr(2), check, body);
+    // It answers, so the hello may have been lost: it is asked again.
+    let again = hellos_in(&sent_to(&mut e));
+    assert_eq!(again.len(), 1);
+    let answer_hello = Datagram::Response { id: again[0], body: crate::engine::inbound::hello_body(newcomer) };
+    e.handle_datagram(now, addr(2), &answer_hello.encode().unwrap());
+    assert_eq!(e.peer_kind(&newcomer), PeerKind::Extended);
+}
+
+/// The hellos among `sent` to the newcomer (contact 1, at `addr(2)`).
+fn hellos_in(sent: &[(SocketAddr, MessageId, Call)]) -> Vec<MessageId> {
+    let hello = |c: &Call| matches!(c, Call::Other { name, .. } if name == HELLO);
+    sent.iter().filter(|(to, _, c)| *to == addr(2) && hello(c)).map(|(_, id, _)| *id).collect()
+}
