@@ -12,15 +12,23 @@ fn pings_to(sent: &[(SocketAddr, MessageId, Call)], to: SocketAddr) -> Vec<Messa
 /// the check ping) and is evicted, remembered as lost; returns the engine
 /// and when it was evicted.
 fn with_contact_0_lost() -> (Engine, Time) {
-    let mut e = engine_knowing(Config::default(), 1);
+    with_lost(1)
+}
+
+/// An engine whose `n` contacts all time out twice (a query, then the check
+/// ping) and are evicted, as when a partition cut them off; and when.
+fn with_lost(n: usize) -> (Engine, Time) {
+    let mut e = engine_knowing(Config::default(), n);
     let timeout = e.config().rpc_timeout;
     let _ = e.find_node(Time::ZERO, id_at(0, 0));
     let _ = sent_to(&mut e);
     e.handle_timeout(Time::ZERO + timeout);
-    assert_eq!(pings_to(&sent_to(&mut e), addr(1)).len(), 1, "the check ping");
+    let sent = sent_to(&mut e);
+    assert!((1..=n).all(|i| pings_to(&sent, addr(i)).len() == 1), "the check pings: {sent:?}");
     let evicted_at = Time::ZERO + timeout * 2;
     e.handle_timeout(evicted_at);
-    assert!(!e.routing().contains(&contact_id(0)));
+    assert_eq!(e.routing().len(), 0);
+    let _ = sent_to(&mut e);
     (e, evicted_at)
 }
 
@@ -63,25 +71,9 @@ fn a_lost_contact_that_turns_out_to_be_a_client_is_not_asked_again() {
     assert!(!e.routing().contains(&peer));
 }
 
-/// An engine whose three contacts all timed out (a query, then the check
-/// ping) and were evicted, as when a partition cut them off; and when.
-fn with_three_lost() -> (Engine, Time) {
-    let mut e = engine_knowing(Config::default(), 3);
-    let timeout = e.config().rpc_timeout;
-    let _ = e.find_node(Time::ZERO, id_at(0, 0));
-    let _ = sent_to(&mut e);
-    e.handle_timeout(Time::ZERO + timeout);
-    let _ = sent_to(&mut e);
-    let evicted_at = Time::ZERO + timeout * 2;
-    e.handle_timeout(evicted_at);
-    assert_eq!(e.routing().len(), 0);
-    let _ = sent_to(&mut e);
-    (e, evicted_at)
-}
-
 #[test]
 fn a_lost_contact_that_answers_again_has_every_other_asked_at_once() {
-    let (mut e, evicted_at) = with_three_lost();
+    let (mut e, evicted_at) = with_lost(3);
     let every = e.config().lost_recheck_every;
     // The first recheck asks one of them.
     let recheck = evicted_at + every;
