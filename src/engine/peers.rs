@@ -27,12 +27,13 @@ use crate::wire::{Call, Value};
 pub const REPROBE_AFTER: Duration = Duration::from_secs(600);
 
 /// How many times a contact that answers us is sent `kadmesh_hello` before
-/// its silence makes it a stock peer (one that never answered gets one). With one try, a datagram lost either way (1-6 % each in
-/// the simulator's wide-area model) took one of ours for a stock peer until
+/// its silence makes it a stock peer (an address that never answered gets
+/// one). With one try, a datagram lost either way (1-6 % each in the
+/// simulator's wide-area model) took one of ours for a stock peer until
 /// [`REPROBE_AFTER`]: no provider writes or reads went to it, and in
 /// `simulations flash-crowd` a newcomer that lost its hellos to the three
 /// nodes closest to its service key was missing from every discover that
-/// read them, for ten minutes.
+/// read them.
 pub const HELLO_TRIES: usize = 3;
 
 /// How soon after a contact's unanswered hello its answered check ping
