@@ -62,7 +62,7 @@ impl Lost {
     /// The contact to ask now: the front one lost within `keep` (older ones
     /// are forgotten), moved to the back so the others get their turn.
     pub(super) fn next(&mut self, now: Time, keep: Duration) -> Option<Contact> {
-        self.queue.retain(|(_, at)| now.saturating_since(*at) < keep);
+        self.forget_older(now, keep);
         let (c, at) = self.queue.pop_front()?;
         self.queue.push_back((c, at));
         Some(c)
@@ -71,8 +71,12 @@ impl Lost {
     /// Every contact lost within `keep` (older ones are forgotten), in
     /// turn order.
     pub(super) fn all(&mut self, now: Time, keep: Duration) -> Vec<Contact> {
-        self.queue.retain(|(_, at)| now.saturating_since(*at) < keep);
+        self.forget_older(now, keep);
         self.queue.iter().map(|(c, _)| *c).collect()
+    }
+
+    fn forget_older(&mut self, now: Time, keep: Duration) {
+        self.queue.retain(|(_, at)| now.saturating_since(*at) < keep);
     }
 
     /// Whether there is anyone to ask.

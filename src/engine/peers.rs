@@ -223,10 +223,11 @@ impl Engine {
         self.peers.insert(peer, PeerKind::Base);
     }
 
-    /// `contact` answered its check ping just after its one hello went
-    /// unanswered (it had not answered us before, so the hello was not
-    /// asked again): it does answer, so the hello may have been lost, and
-    /// it gets the tries left.
+    /// `contact` answered us for the first time (its check ping) just after
+    /// its one hello went unanswered (the hello was not asked again, since
+    /// it had not answered us before): it does answer, so the hello may
+    /// have been lost, and it gets the tries left. Called only on a first
+    /// answer, so a contact that used up its tries gets no more.
     pub(super) fn hello_again_if_lost(&mut self, now: Time, contact: Contact) {
         let just_asked = self.peers.probed.peek(&contact.id).is_some_and(|&at| now < at + HELLO_AGAIN_WITHIN);
         if self.peers.kind(&contact.id) == PeerKind::Base && just_asked {

@@ -109,8 +109,11 @@ impl Engine {
             ReplyTo::Hello { peer, .. } => self.on_hello_reply(now, peer, from, &body),
             ReplyTo::Fire { peer } => self.learn_answered(now, Contact::new(peer, from)),
             ReplyTo::Verify { peer } => {
+                let first_answer = !self.svc.routing.is_verified(&peer);
                 self.learn_answered(now, Contact::new(peer, from));
-                self.hello_again_if_lost(now, Contact::new(peer, from));
+                if first_answer {
+                    self.hello_again_if_lost(now, Contact::new(peer, from));
+                }
             }
             ReplyTo::Tunnel { peer } => self.on_tunnel_ping(now, peer, pending.to, wire::parse_ping_reply(&body).ok()),
             ReplyTo::Reach => self.on_reach_reply(now, Some(&body)),

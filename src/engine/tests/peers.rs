@@ -107,3 +107,19 @@ fn hellos_in(sent: &[(SocketAddr, MessageId, Call)]) -> Vec<MessageId> {
     let hello = |c: &Call| matches!(c, Call::Other { name, .. } if name == HELLO);
     sent.iter().filter(|(to, _, c)| *to == addr(2) && hello(c)).map(|(_, id, _)| *id).collect()
 }
+
+#[test]
+fn a_peer_that_used_up_its_hellos_gets_no_more_for_answering_a_check() {
+    // Contact 0 answered us, then stayed silent to all its hellos: stock.
+    let mut e = engine_knowing(Config::default(), 1);
+    let peer = contact_id(0);
+    assert_eq!(silent_hellos(&mut e, Time::ZERO), HELLO_TRIES - 1);
+    assert_eq!(e.peer_kind(&peer), PeerKind::Base);
+    // It answers a check ping soon after: nothing new about its kind.
+    let now = Time::from_millis(9_500);
+    e.send_check(now, known(0));
+    let sent = sent_to(&mut e);
+    let (check, body) = check_of(&sent, 0);
+    answer(&mut e, now, addr(1), check, body);
+    assert!(hellos(&mut e).is_empty(), "a stock peer was asked again");
+}
