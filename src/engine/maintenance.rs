@@ -269,9 +269,9 @@ impl Engine {
     }
 
     /// A lost contact answered again: a cut between us has likely healed.
-    /// Every other lost contact is asked now, and this node looks itself
-    /// up, so both sides relearn each other within a round trip or two
-    /// rather than one contact per `lost_recheck_every` (see [`super::lost`]).
+    /// Every other lost contact is asked now, so both sides relearn each
+    /// other within a round trip rather than one contact per
+    /// `lost_recheck_every` (see [`super::lost`]).
     pub(super) fn lost_answered(&mut self, now: Time, peer: NodeId) {
         let m = &mut self.maintenance;
         m.lost.found(&peer);
@@ -279,7 +279,6 @@ impl Engine {
             return;
         }
         m.next_lost_flush = now + super::lost::FLUSH_EVERY;
-        m.refresh_soon(self.svc.id);
         let keep = self.svc.config.lost_keep;
         for c in m.lost.all(now, keep) {
             if !self.svc.routing.contains(&c.id) {
