@@ -77,6 +77,7 @@ use crate::wire::Datagram;
 use maintenance::Maintenance;
 use op::targets::PutTargets;
 use op::Operation;
+use op::ReadMemory;
 use peers::Peers;
 use services::Services;
 
@@ -106,6 +107,8 @@ pub struct Engine {
     peers: Peers,
     maintenance: Maintenance,
     put_targets: PutTargets,
+    /// Where provider sets were read lately (a repeat read skips the lookup).
+    read_memory: ReadMemory,
     /// Our own bootstrap is running: our table is too thin to judge who is
     /// among the k closest to a key, so no records are handed over.
     joining: bool,
@@ -150,6 +153,7 @@ impl Engine {
             inbound_node: false,
             svc: Services::new(id, config, now),
             put_targets: PutTargets::default(),
+            read_memory: ReadMemory::default(),
             provider_batches: op::provider_write::Batches::default(),
             joining: false,
             joined_at: None,

@@ -129,6 +129,13 @@ pub struct ProviderReadOutcome {
     pub pages_failed: usize,
     /// Read rounds (a second one when the first round's replicas disagreed).
     pub rounds: usize,
+    /// It began at the replicas an earlier read's lookup found, without a
+    /// lookup of its own (`stats.queried` > 0: it fell back to one).
+    pub remembered: bool,
+    /// Replicas a read from memory added because the nearest replica named
+    /// nodes closer to the key than every remembered one (the next read
+    /// then runs the lookup).
+    pub newcomers: usize,
     /// How the node lookup went (its duration covers every lookup the read
     /// ran, from the read's start to its first page request).
     pub stats: LookupStats,

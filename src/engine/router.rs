@@ -29,10 +29,11 @@ impl Engine {
     /// Runs `f` on operation `id` with the services lent to it, then
     /// carries out the step it returns.
     pub(super) fn with_op(&mut self, now: Time, id: QueryId, f: impl FnOnce(&mut dyn Operation, &mut Cx) -> Step) {
-        let Engine { svc, store, providers, peers, maintenance, put_targets, joining, ops, .. } = self;
+        let Engine { svc, store, providers, peers, maintenance, put_targets, read_memory, joining, ops, .. } = self;
         let Some(op) = ops.get_mut(&id) else { return };
         let learned = Vec::new();
-        let mut cx = Cx { now, op: id, svc, store, providers, peers, maintenance, put_targets, joining, learned };
+        let mut cx =
+            Cx { now, op: id, svc, store, providers, peers, maintenance, put_targets, read_memory, joining, learned };
         let step = f(op.as_mut(), &mut cx);
         let learned = cx.learned;
         self.settle(now, id, step, learned);

@@ -18,7 +18,7 @@
 //! | [`targets`] | where a publisher's re-puts go without a lookup |
 //! | [`bootstrap`] | seed pings, then a lookup of our own id |
 //! | [`single`] | one request: `ping`, `stun`, `call` |
-//! | [`provider_read`] | a provider set: lookup (read begins once replicas deep enough are known), sharded reads from the nearest replicas, merge, stand-ins, second round |
+//! | [`provider_read`] | a provider set: lookup (read begins once replicas deep enough are known; none within two minutes of the last), sharded reads from the nearest replicas, merge, stand-ins, second round |
 //! | [`provider_write`] | provider adds or removes: a batch's lookup, local copy, writes with retries |
 
 /// `search` and `on_nodes` of an operation that drives a lookup in a
@@ -65,6 +65,7 @@ use crate::rpc::RpcKind;
 use crate::store::RecordStore;
 use crate::time::Time;
 use crate::wire::{Call, Value};
+pub(super) use provider_read::memory::ReadMemory;
 use search::Search;
 use targets::PutTargets;
 
@@ -82,6 +83,8 @@ pub(super) struct Cx<'a> {
     /// Read-only: which keys this node publishes.
     pub(super) maintenance: &'a Maintenance,
     pub(super) put_targets: &'a mut PutTargets,
+    /// Where provider sets were read lately.
+    pub(super) read_memory: &'a mut ReadMemory,
     /// Our own bootstrap is running (no records are handed over meanwhile).
     pub(super) joining: &'a mut bool,
     /// Contacts that answered, to learn once the operation returns.

@@ -35,7 +35,13 @@
 //! the next in line, at once; the round then neither waits for it (a
 //! replica that left would hold it for the 5 s extension timeout) nor
 //! reads a second round for it.
+//!
+//! A read of a key read within two minutes skips the lookup: it asks the
+//! replicas the last lookup found, with the set's size known, so every
+//! replica's shards go at once (see [`memory`]).
 
+pub(in crate::engine) mod memory;
+mod recall;
 mod replica;
 
 use std::collections::VecDeque;
@@ -52,6 +58,7 @@ use crate::id::{Key, NodeId};
 use crate::lookup::LookupKind;
 use crate::rpc::RpcKind;
 use crate::time::Time;
+use memory::Remembered;
 use replica::{cut_bits, Chain, Hint, Replica, StoodIn, PAGE_TRIES};
 
 /// Most pages read from one replica (a full set of 10,000 short ids takes
@@ -82,6 +89,10 @@ const HEDGE_RTT: Duration = Duration::from_millis(120);
 /// Bits past the lookup's rank cap a contact must share with the key to be
 /// read before the lookup ends.
 const EARLY_DEPTH: usize = 2;
+/// Bits past the rank cap of the contacts an early read remembers for the
+/// next read (besides those it read): about the key's closest half, a wider
+/// choice of near replicas than the few the early read needed.
+const MEMORY_DEPTH: usize = 1;
 impl Engine {
     /// Reads the provider set under `key` from up to `replicas` of the
     /// closest extension nodes (a second round as many more when they
@@ -93,6 +104,7 @@ impl Engine {
         let out = ProviderReadOutcome::default();
         let want = replicas.max(1);
         let lookup_k = (LOOKUP_PER_REPLICA * want).min(svc.config.k);
+        let memory = self.read_memory.recall(&key, now);
         let read = ProviderRead {
             key,
             want,
@@ -100,7 +112,12 @@ impl Engine {
             lookup_k,
             early: true,
             started: now,
-            hint: None,
+            hint: memory.as_ref().and_then(|m| m.hint),
+            memory,
+            found_at: None,
+            pool: Vec::new(),
+            known: Vec::new(),
+            probe: None,
             asked: Vec::new(),
             phase: Phase::Start,
             out,
@@ -127,8 +144,20 @@ struct ProviderRead {
     early: bool,
     /// When the read began: the lookup part of its time is reported.
     started: Time,
-    /// The set's size from the largest first page so far.
+    /// The set's size from the largest first page so far (or remembered).
     hint: Option<Hint>,
+    /// The last read of the key, taken at the start: read without a lookup
+    /// when it holds replicas.
+    memory: Option<Remembered>,
+    /// When this read's lookup found its replicas (none: it ran none).
+    found_at: Option<Time>,
+    /// Contacts the lookup found among the key's closest, remembered for
+    /// the next read besides the replicas read.
+    pool: Vec<Contact>,
+    /// A read from memory: the replicas remembered, and the one asked for
+    /// its closest to the key, until it answers.
+    known: Vec<NodeId>,
+    probe: Option<NodeId>,
     /// Replicas asked so far (a read after an early one skips them).
     asked: Vec<NodeId>,
     phase: Phase,
@@ -163,12 +192,14 @@ impl ProviderRead {
         }
         // A read after the whole lookup is final, whatever it finds.
         self.early = false;
+        self.found_at = Some(cx.now);
         let peers = cx.peers;
         let pick = |k: PeerKind| r.closest.iter().filter(move |c| peers.kind(&c.id) == k).copied();
         // Extension peers first, then peers not known either way: a
         // reader new to the key's neighbourhood knows few kinds yet, and
         // one replica alone cannot show what it lacks.
-        let order = pick(PeerKind::Extended).chain(pick(PeerKind::Unknown)).collect();
+        let order: Vec<Contact> = pick(PeerKind::Extended).chain(pick(PeerKind::Unknown)).collect();
+        self.pool.clone_from(&order);
         self.start_reading(cx, order, stats)
     }
 
@@ -192,6 +223,8 @@ impl ProviderRead {
         deep.sort_by_key(|(c, rtt)| (peers.kind(&c.id) != PeerKind::Extended, rtt.unwrap_or(Duration::MAX)));
         let order: Vec<Contact> = deep.into_iter().map(|(c, _)| c).collect();
         let stats = s.stats_so_far(cx.now);
+        self.found_at = Some(cx.now);
+        self.pool = s.deep(MEMORY_DEPTH).map(|(c, _)| c).filter(usable).collect();
         self.out.stats.queried += stats.queried;
         self.out.stats.failed += stats.failed;
         self.start_reading(cx, order, stats)
@@ -437,6 +470,7 @@ impl ProviderRead {
         // were not among the writers' closest. It still counts as live.
         let stale = self.out.entries.values().any(|e| !e.gone && e.ttl <= Duration::from_secs(1));
         if !self.early || (!self.out.entries.is_empty() && !stale) {
+            self.remember(cx);
             return self.finish();
         }
         self.fall_back(cx)
@@ -445,6 +479,9 @@ impl ProviderRead {
     /// Runs the whole lookup after an early read, and reads replicas it
     /// finds that were not read yet (what was merged stays).
     fn fall_back(&mut self, cx: &mut Cx) -> Step {
+        if self.found_at.is_none() {
+            cx.read_memory.forget(&self.key);
+        }
         self.early = false;
         self.start_search(cx)
     }
@@ -540,7 +577,10 @@ fn local_entries(cx: &Cx, key: &Key) -> Vec<SeenEntry> {
 impl Operation for ProviderRead {
     fn poll(&mut self, cx: &mut Cx) -> Step {
         match &mut self.phase {
-            Phase::Start => self.start_search(cx),
+            Phase::Start => match self.memory.take() {
+                Some(m) if !m.replicas.is_empty() => self.start_from_memory(cx, m),
+                _ => self.start_search(cx),
+            },
             Phase::Search(s) => {
                 let progress = s.drive(cx);
                 self.on_progress(cx, progress)
@@ -567,6 +607,11 @@ impl Operation for ProviderRead {
                 let progress = s.on_reply(cx, reply);
                 self.on_progress(cx, progress)
             }
+            Phase::Reading(_)
+                if reply.kind == RpcKind::FindNode && reply.peer.is_some_and(|p| self.probe == Some(p)) =>
+            {
+                self.on_probe(cx, &reply.body)
+            }
             Phase::Reading(r) if reply.kind == RpcKind::Extension => {
                 // A hedged copy's answer names no peer: its replica by address.
                 let at = |p: &&Replica| crate::rpc::same_endpoint(p.contact.addr, reply.to);
@@ -585,7 +630,10 @@ impl Operation for ProviderRead {
                 self.on_progress(cx, progress)
             }
             Phase::Reading(_) if kind == RpcKind::Extension => self.on_page(cx, peer, None),
-            Phase::Reading(_) => Step::Wait,
+            Phase::Reading(_) => {
+                self.probe = self.probe.filter(|p| Some(*p) != peer);
+                Step::Wait
+            }
         }
     }
 

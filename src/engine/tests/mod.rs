@@ -201,6 +201,7 @@ mod nearer;
 mod newest;
 mod op_failures;
 mod peers;
+mod provider_memory;
 mod provider_ops;
 mod providers;
 mod put_reuse;

@@ -8,11 +8,11 @@ use crate::engine::providers::wire::Shard;
 
 const KEY: Key = NodeId([0x5a; 20]);
 
-fn item(id: &str, version: u64) -> Announce {
+pub(super) fn item(id: &str, version: u64) -> Announce {
     Announce { id: id.into(), version, ttl: Duration::from_secs(600), load: None, signature: None }
 }
 
-fn write(net: &mut Net, node: usize, items: Vec<Announce>, remove: bool) -> ProviderWriteOutcome {
+pub(super) fn write(net: &mut Net, node: usize, items: Vec<Announce>, remove: bool) -> ProviderWriteOutcome {
     let f = |e: &mut Engine, now| e.provider_write(now, KEY, items, remove, Duration::ZERO);
     match net.run(node, f, Duration::from_secs(60)) {
         Outcome::ProviderWrite(w) => w,
@@ -20,14 +20,14 @@ fn write(net: &mut Net, node: usize, items: Vec<Announce>, remove: bool) -> Prov
     }
 }
 
-fn read(net: &mut Net, node: usize, replicas: usize) -> ProviderReadOutcome {
+pub(super) fn read(net: &mut Net, node: usize, replicas: usize) -> ProviderReadOutcome {
     match net.run(node, |e, now| e.provider_read(now, KEY, replicas), Duration::from_secs(60)) {
         Outcome::ProviderRead(r) => r,
         o => panic!("unexpected {o:?}"),
     }
 }
 
-fn live(r: &ProviderReadOutcome) -> Vec<String> {
+pub(super) fn live(r: &ProviderReadOutcome) -> Vec<String> {
     let mut ids: Vec<String> = r.entries.values().filter(|e| e.is_live()).map(|e| e.id.clone()).collect();
     ids.sort();
     ids
@@ -118,6 +118,9 @@ fn replicas_that_disagree_bring_a_second_round() {
     net.down.remove(&lost);
     let at_lost = |net: &Net, id: &str| net.nodes[lost].providers().range(&KEY, None, net.now).any(|p| p.id == id);
     assert!(at_lost(&net, "w1") && !at_lost(&net, "w2"));
+    // A cold read: what the first read remembered is dropped (a read from
+    // memory is tested below).
+    net.nodes[reader].read_memory.forget(&KEY);
     let r = read(&mut net, reader, 2);
     assert_eq!(live(&r), ["w1", "w2"]);
     assert_eq!(r.pages_sent, 4, "a replica that lacked a merged entry brings a second round");
@@ -138,7 +141,7 @@ fn a_replica_that_never_answers_fails_its_page_and_the_read_still_ends() {
 }
 
 /// A page as a replica sends it: `ids` live, version 1.
-fn page(ids: &[String], next: Option<&str>, live: u64, shard: Option<Shard>) -> Value {
+pub(super) fn page(ids: &[String], next: Option<&str>, live: u64, shard: Option<Shard>) -> Value {
     let entry = |id: &String| {
         Value::Array(vec![Value::from(id.as_str()), Value::Int(1), Value::Int(600), Value::Nil, Value::Bool(false)])
     };
@@ -151,14 +154,14 @@ fn page(ids: &[String], next: Option<&str>, live: u64, shard: Option<Shard>) -> 
     Value::Map(map)
 }
 
-fn is_list(c: &Call) -> bool {
+pub(super) fn is_list(c: &Call) -> bool {
     matches!(c, Call::Other { name, .. } if name == crate::engine::providers::LIST)
 }
 
 /// The hand-driven engine, its contacts of kind `kind(i)`, reading the set
 /// at `id_at(0, 0)` from `replicas`: answers its lookup (no new contacts)
 /// and returns the page requests it then sends.
-fn start_read(
+pub(super) fn start_read(
     kind: impl Fn(usize) -> PeerKind,
     replicas: usize,
 ) -> (Engine, QueryId, Vec<(SocketAddr, MessageId, Call)>) {
@@ -182,7 +185,7 @@ fn start_read(
     (e, q, lists)
 }
 
-fn read_outcome(e: &mut Engine, q: QueryId) -> ProviderReadOutcome {
+pub(super) fn read_outcome(e: &mut Engine, q: QueryId) -> ProviderReadOutcome {
     while let Some(ev) = e.poll_event() {
         if let (true, Outcome::ProviderRead(r)) = (ev.id == q, ev.outcome) {
             return r;
@@ -509,7 +512,7 @@ fn a_replica_claiming_a_huge_set_costs_stand_ins_not_the_others_entries() {
 }
 
 /// The shard a page request asks for.
-fn list_shard(call: &Call) -> Shard {
+pub(super) fn list_shard(call: &Call) -> Shard {
     let Call::Other { args, .. } = call else { panic!("not a page request: {call:?}") };
     Shard::parse(&args[4]).expect("a shard argument")
 }

@@ -54,9 +54,9 @@ pub(super) enum StoodIn {
 /// What the largest first page so far said of the set: its size and how
 /// many entries a page holds. Shards of other replicas are planned from it.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Hint {
-    pub(super) live: u64,
-    pub(super) per_page: usize,
+pub(in crate::engine) struct Hint {
+    pub(in crate::engine) live: u64,
+    pub(in crate::engine) per_page: usize,
 }
 
 /// The pages of one shard of a replica's set, one after the other.
