@@ -17,8 +17,9 @@ pub const LOOKUP_RANK_SLACK: usize = 4;
 /// Default of [`Config::lookup_replica_width`]. In the simulator (issue 17,
 /// 10,000 nodes, 1 h) widths 6 / 8 / 10 gave lookup p50 204 / 200 / 197 ms
 /// against 230 at alpha; at 2,000 nodes 8 cost 9 % more bandwidth per
-/// worker-hour, 10 cost 13 %.
-pub const LOOKUP_REPLICA_WIDTH: usize = 8;
+/// worker-hour, 10 cost 13 %. 10 since `0f8fadd` measured 201 ms at 8
+/// (the target is 200) and 197 ms at 10, for 1 % more bandwidth there.
+pub const LOOKUP_REPLICA_WIDTH: usize = 10;
 /// Default of [`Config::bucket_widening`].
 pub const BUCKET_WIDENING: u32 = 0;
 
