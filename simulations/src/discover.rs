@@ -47,6 +47,10 @@ pub struct DiscoverStats {
     pub after_latency_ms: crate::metrics::Samples,
     /// Plain lookups issued in those 10 minutes: latency, ms.
     pub after_lookup_ms: crate::metrics::Samples,
+    /// Discovers issued by routers (live coordinators).
+    pub routers: ReaderStats,
+    /// Discovers issued by random workers.
+    pub workers: ReaderStats,
     /// Answered discovers issued while a partition cut the reader off from
     /// some live providers (their refreshes cannot reach its side).
     pub cut_done: u64,
@@ -54,6 +58,19 @@ pub struct DiscoverStats {
     pub cut_complete: u64,
     /// ... that named every live provider on the reader's side of the cut.
     pub cut_near_complete: u64,
+}
+
+/// Discovers of one kind of reader.
+#[derive(Clone, Debug, Default)]
+pub struct ReaderStats {
+    /// Measured discovers answered.
+    pub done: u64,
+    /// ... that named every live provider.
+    pub complete: u64,
+    /// ... read from the replicas of an earlier read (no lookup).
+    pub remembered: u64,
+    /// Latency of each, ms.
+    pub latency_ms: crate::metrics::Samples,
 }
 
 /// A live provider a discover should name, and whether an open partition
@@ -72,7 +89,15 @@ impl World {
         let rate_per_ms = self.params.discovers_per_min / 60_000.0;
         let gap = -(1.0 - self.rng.gen::<f64>()).ln() / rate_per_ms;
         self.schedule_in(Duration::from_millis(gap.round().max(1.0) as u64), Action::Discover);
-        let Some(client) = self.joined.pick(&mut self.rng) else { return };
+        let router = self.rng.gen::<f64>() < self.params.router_share;
+        let routers: Vec<u32> = self.coordinators.iter().copied().filter(|&c| self.joined.contains(c)).collect();
+        let (client, router) = match (router, routers.is_empty()) {
+            (true, false) => (routers[self.rng.gen_range(0..routers.len())], true),
+            _ => match self.joined.pick(&mut self.rng) {
+                Some(c) => (c, false),
+                None => return,
+            },
+        };
         let service = self.rng.gen_range(0..SERVICE_COUNT);
         let expected: Vec<Expected> = (0..self.nodes.len() as u32)
             .filter(|&s| service_of(s) == service && s != client)
@@ -83,7 +108,7 @@ impl World {
         let after = self.after_disruption(now);
         let Some(engine) = self.engine(client) else { return };
         let q = engine.provider_read(now, provider_key(service), READ_REPLICAS);
-        self.pending.insert((client, q.0), Pending::Discover { issued: now, counted, after, expected });
+        self.pending.insert((client, q.0), Pending::Discover { issued: now, counted, after, router, expected });
         self.after_touch(client, None);
     }
 
@@ -94,8 +119,14 @@ impl World {
         t >= from && t < from + AFTER_DISRUPTION
     }
 
-    /// A discover answered.
-    pub(crate) fn on_discover(&mut self, issued: Time, after: bool, expected: &[Expected], r: &ProviderReadOutcome) {
+    /// A discover answered; `after` a disruption, by a `router`.
+    pub(crate) fn on_discover(
+        &mut self,
+        issued: Time,
+        (after, router): (bool, bool),
+        expected: &[Expected],
+        r: &ProviderReadOutcome,
+    ) {
         let named = |e: &Expected| r.entries.get(&e.name).is_some_and(|x| x.is_live());
         let ok = expected.iter().all(named);
         let near_ok = expected.iter().filter(|e| !e.across).all(named);
@@ -107,6 +138,11 @@ impl World {
         d.messages.push((r.stats.queried + r.pages_sent) as f64);
         d.lookup_ms.push(r.stats.duration.as_millis() as f64);
         d.second_rounds += u64::from(r.rounds > 1);
+        let by = if router { &mut d.routers } else { &mut d.workers };
+        by.done += 1;
+        by.complete += u64::from(ok);
+        by.remembered += u64::from(r.remembered);
+        by.latency_ms.push(ms);
         if expected.iter().any(|e| e.across) {
             d.cut_done += 1;
             d.cut_complete += u64::from(ok);

@@ -117,6 +117,11 @@ struct Cli {
     /// clients read it; the report gets discover rows.
     #[arg(long, default_value_t = 0.0)]
     discovers_per_min: f64,
+    /// Share of discovers issued by routers (live coordinators, reading the
+    /// same few services again and again); the rest by random workers.
+    /// Default 0.5.
+    #[arg(long, value_parser = share)]
+    router_share: Option<f64>,
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -176,6 +181,7 @@ fn options(cli: &Cli) -> RunOptions {
         no_limits: cli.no_limits,
         signed: cli.signed,
         discovers_per_min: cli.discovers_per_min,
+        router_share: cli.router_share,
     }
 }
 
@@ -219,4 +225,10 @@ fn summary(reports: &[Report]) -> String {
     out.extend(reports.iter().map(|r| format!(" {:.1} |", r.wall.as_secs_f64())));
     out.push('\n');
     out
+}
+
+/// A share between 0 and 1, for `--router-share`.
+fn share(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s}: {e}"))?;
+    (0.0..=1.0).contains(&v).then_some(v).ok_or_else(|| format!("{s}: a share is between 0 and 1"))
 }

@@ -17,6 +17,10 @@ pub enum SeedSource {
     Edge,
 }
 
+/// Share of discovers routers issue by default: the platform's routers
+/// read the DHT for every request they place, workers for peer discovery.
+pub const ROUTER_SHARE: f64 = 0.5;
+
 /// Parameters of one run.
 #[derive(Clone, Debug)]
 pub struct SimParams {
@@ -70,6 +74,12 @@ pub struct SimParams {
     /// provider set at every announcement, clients read the set
     /// ([`kadmesh::engine::Engine::provider_read`]).
     pub discovers_per_min: f64,
+    /// Share of discovers a router issues (a live coordinator; the
+    /// platform's routers read the DHT for every request they place), the
+    /// rest by a random worker. A router reads the same few services again
+    /// and again, so it reads from memory (see
+    /// [`kadmesh::engine::ProviderReadOutcome::remembered`]).
+    pub router_share: f64,
     /// Discovers issued in the 10 minutes from this far into the window
     /// (a disruption) are also counted apart.
     pub disrupted_at: Option<Duration>,
@@ -121,6 +131,7 @@ impl SimParams {
             signed: false,
             late_from: None,
             discovers_per_min: 0.0,
+            router_share: ROUTER_SHARE,
             disrupted_at: None,
             nat_share: 0.0,
             no_udp_share: 0.0,

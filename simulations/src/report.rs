@@ -159,6 +159,14 @@ fn discover_rows(w: &mut World, rows: &mut Rows) {
     push(rows, "discover success (named every live provider) %", f2(pct(d.complete, d.done)));
     push(rows, "discover latency p50 / p95 / p99 ms", p3(&mut d.latency_ms));
     push(rows, "... of which the lookup p50 / p95 / p99 ms", p3(&mut d.lookup_ms));
+    for (who, r) in [("routers", &mut d.routers), ("random workers", &mut d.workers)] {
+        if r.done == 0 {
+            continue;
+        }
+        let (done, ok, mem) = (r.done, f2(pct(r.complete, r.done)), f1(100.0 * r.remembered as f64 / r.done as f64));
+        push(rows, &format!("... by {who}: answered / success % / from memory %"), format!("{done} / {ok} / {mem}"));
+        push(rows, &format!("... by {who}: latency p50 / p95 / p99 ms"), p3(&mut r.latency_ms));
+    }
     if d.cut_done > 0 {
         // As for lookups: a provider across an open cut can refresh only
         // the replicas on its own side, so these are split out.

@@ -82,6 +82,8 @@ pub struct RunOptions {
     pub signed: bool,
     /// Discovers per minute (0: none; see [`SimParams::discovers_per_min`]).
     pub discovers_per_min: f64,
+    /// Share of discovers by routers (see [`SimParams::router_share`]).
+    pub router_share: Option<f64>,
 }
 
 impl Default for RunOptions {
@@ -108,6 +110,7 @@ impl Default for RunOptions {
             no_limits: false,
             signed: false,
             discovers_per_min: 0.0,
+            router_share: None,
         }
     }
 }
@@ -173,6 +176,7 @@ impl Scenario {
         p.engine.lost_recheck_every = o.lost_recheck.unwrap_or(p.engine.lost_recheck_every);
         p.signed = o.signed;
         p.discovers_per_min = o.discovers_per_min;
+        p.router_share = o.router_share.unwrap_or(p.router_share);
         if o.no_limits {
             p.engine.limits = kadmesh::limits::Limits::off();
         }

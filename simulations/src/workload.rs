@@ -49,7 +49,7 @@ pub enum Pending {
     Provide,
     /// A measured discover: `after` a disruption; `expected`: the live
     /// providers' names at issue.
-    Discover { issued: Time, counted: bool, after: bool, expected: Vec<crate::discover::Expected> },
+    Discover { issued: Time, counted: bool, after: bool, router: bool, expected: Vec<crate::discover::Expected> },
 }
 
 /// A running measurement of one worker's key.
@@ -209,8 +209,8 @@ impl World {
                 let node = &mut self.nodes[slot as usize];
                 node.provided |= w.acked > 0;
             }
-            (Pending::Discover { issued, counted: true, after, expected }, Outcome::ProviderRead(r)) => {
-                self.on_discover(issued, after, &expected, r);
+            (Pending::Discover { issued, counted: true, after, router, expected }, Outcome::ProviderRead(r)) => {
+                self.on_discover(issued, (after, router), &expected, r);
             }
             (Pending::Probe { id }, Outcome::Get(g)) => {
                 self.stats.gets_done += u64::from(self.window_open);
