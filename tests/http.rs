@@ -356,6 +356,9 @@ async fn list_bootstrap_topology_health_and_metrics_have_the_platform_shapes() {
     assert!(metric("kadmesh_rpcs_sent_total{kind=\"find_node\"}") > 0.0);
     assert!(metric("kadmesh_rpcs_received_total{kind=\"extension\"}") > 0.0);
     assert_eq!(metric("kadmesh_routing_table_size"), 3.0);
+    // A first discover reads the set after a lookup, not from memory.
+    assert!(metric("kadmesh_provider_sets_read_total") >= 1.0);
+    assert_eq!(metric("kadmesh_provider_sets_from_memory_total"), 0.0);
     for name in ["kadmesh_rpc_timeouts_total", "kadmesh_records_held", "kadmesh_bootstrap_url_fetches_total"] {
         metric(name);
     }

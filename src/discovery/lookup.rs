@@ -117,6 +117,8 @@ impl Discovery {
         let legacy = legacy?.value.map(|v| legacy_ids(&v)).unwrap_or_default();
         let m = &self.inner.metrics;
         m.provider_reads.fetch_add(read.pages_sent as u64, Ordering::Relaxed);
+        m.provider_sets_read.fetch_add(1, Ordering::Relaxed);
+        m.provider_sets_from_memory.fetch_add(u64::from(read.remembered && read.stats.queried == 0), Ordering::Relaxed);
         m.extension_failures.fetch_add(read.pages_failed as u64, Ordering::Relaxed);
         Ok(Providers { entries: read.entries, legacy, replicas: read.replicas })
     }

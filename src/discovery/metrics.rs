@@ -86,6 +86,11 @@ pub struct Metrics {
     pub provider_writes: AtomicU64,
     /// Provider pages requested (`kadmesh_providers`).
     pub provider_reads: AtomicU64,
+    /// Provider sets read.
+    pub provider_sets_read: AtomicU64,
+    /// ... of which from the replicas an earlier read found, without a
+    /// lookup (a repeat discover within 2 minutes).
+    pub provider_sets_from_memory: AtomicU64,
     /// Extension requests that got no answer.
     pub extension_failures: AtomicU64,
     /// Worker registrations accepted.

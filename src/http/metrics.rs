@@ -214,6 +214,12 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
         ("kadmesh_legacy_list_writes_total", &m.legacy_list_writes, "Legacy service: lists written."),
         ("kadmesh_provider_writes_total", &m.provider_writes, "Provider write requests sent."),
         ("kadmesh_provider_reads_total", &m.provider_reads, "Provider pages requested."),
+        ("kadmesh_provider_sets_read_total", &m.provider_sets_read, "Provider sets read."),
+        (
+            "kadmesh_provider_sets_from_memory_total",
+            &m.provider_sets_from_memory,
+            "Provider sets read from the replicas an earlier read found, without a lookup.",
+        ),
         ("kadmesh_extension_failures_total", &m.extension_failures, "Extension requests unanswered."),
         ("kadmesh_registrations_total", &m.registrations, "Worker registrations accepted."),
         ("kadmesh_heartbeats_total", &m.heartbeats, "Worker heartbeats accepted."),
