@@ -97,3 +97,20 @@ fn a_lost_contact_that_answers_again_has_every_other_asked_at_once() {
     let third = others[1];
     assert!(pings_to(&sent_to(&mut e), addr(third)).is_empty(), "asked twice in one flush");
 }
+
+#[test]
+fn a_lost_contact_that_answers_again_makes_the_next_provider_read_look_up() {
+    use crate::engine::op::provider_read::memory::Remembered;
+    let (mut e, evicted_at) = with_lost(1);
+    let key = id_at(0x40, 0);
+    let replica = Contact::new(id_at(0x40, 1), addr(9));
+    let recheck = evicted_at + e.config().lost_recheck_every;
+    e.handle_timeout(recheck);
+    let found = Remembered { replicas: vec![replica], hint: None, found_at: recheck, sized_at: recheck };
+    e.read_memory.remember(key, found);
+    assert!(e.read_memory.recall(&key, recheck).is_some(), "remembered while the cut is open");
+    let id = pings_to(&sent_to(&mut e), addr(1))[0];
+    answer(&mut e, recheck, addr(1), id, Value::Bin(contact_id(0).0.to_vec()));
+    // The cut healed: replicas found while it was open are not read from.
+    assert!(e.read_memory.recall(&key, recheck).is_none());
+}

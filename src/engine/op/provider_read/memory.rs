@@ -101,6 +101,16 @@ impl ReadMemory {
         }
     }
 
+    /// Drops the replicas remembered of every key (sizes stay): a contact
+    /// lost to silence answered again, so a cut between us and part of the
+    /// network may have healed, and replicas found while it was open are
+    /// all on our side of it.
+    pub(in crate::engine) fn forget_all(&mut self) {
+        for r in self.by_key.values_mut() {
+            r.replicas.clear();
+        }
+    }
+
     /// Drops the replicas remembered of `key` (a read from them fell back
     /// to a lookup); its size stays.
     pub(in crate::engine) fn forget(&mut self, key: &Key) {
@@ -152,6 +162,9 @@ mod tests {
         m.forget(&key);
         let r = m.recall(&key, t1).expect("the size stays");
         assert!(r.replicas.is_empty());
+        m.remember(key, found(t1));
+        m.forget_all();
+        assert!(m.recall(&key, t1).is_some_and(|r| r.replicas.is_empty() && r.hint.is_some()));
         m.resize(&key, None, t1);
         assert!(m.recall(&key, t1).is_none(), "nothing left to use");
     }
