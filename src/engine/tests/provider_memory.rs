@@ -1,7 +1,9 @@
 //! A provider read of a key read lately: straight to the replicas the last
 //! lookup found, every shard asked at once from the size it saw.
 
-use super::provider_ops::{is_list, item, list_shard, live, page, read, read_outcome, start_read, write};
+use super::provider_ops::{
+    answer_lookup, is_list, item, list_shard, live, page, read, read_outcome, start_read, write,
+};
 use super::*;
 use crate::engine::op::provider_read::memory::{REUSE_FOR, SIZE_FOR};
 
@@ -105,18 +107,7 @@ fn a_read_after_the_reuse_time_looks_the_key_up_again_and_asks_every_shard_at_on
     let _ = cold_read(&mut e, q, &lists, &all);
     let now = Time::ZERO + REUSE_FOR;
     let q = e.provider_read(now, KEY_AT, 1);
-    let mut pages = Vec::new();
-    for _ in 0..10 {
-        let (finds, other): (Vec<_>, Vec<_>) =
-            sent_to(&mut e).into_iter().partition(|(_, _, c)| matches!(c, Call::FindNode { .. }));
-        pages.extend(other.into_iter().filter(|(_, _, c)| is_list(c)));
-        if finds.is_empty() {
-            break;
-        }
-        for (to, id, _) in finds {
-            answer(&mut e, now, to, id, Value::Array(vec![]));
-        }
-    }
+    let pages = answer_lookup(&mut e, now);
     assert!(pages.len() >= 10, "{} pages asked at once", pages.len());
     assert!(pages.iter().all(|(_, _, c)| list_shard(c).bits > 0), "no first page: the size is still known");
     answer_pages(&mut e, now, &all, pages);

@@ -170,19 +170,26 @@ pub(super) fn start_read(
         e.peers.insert(contact_id(i), kind(i));
     }
     let q = e.provider_read(Time::ZERO, id_at(0, 0), replicas);
+    let lists = answer_lookup(&mut e, Time::ZERO);
+    (e, q, lists)
+}
+
+/// Answers a read's lookup queries at `now` with no new contacts until it
+/// sends no more; returns the page requests sent meanwhile.
+pub(super) fn answer_lookup(e: &mut Engine, now: Time) -> Vec<(SocketAddr, MessageId, Call)> {
     let mut lists = Vec::new();
     for _ in 0..10 {
         let (finds, other): (Vec<_>, Vec<_>) =
-            sent_to(&mut e).into_iter().partition(|(_, _, c)| matches!(c, Call::FindNode { .. }));
+            sent_to(e).into_iter().partition(|(_, _, c)| matches!(c, Call::FindNode { .. }));
         lists.extend(other.into_iter().filter(|(_, _, c)| is_list(c)));
         if finds.is_empty() {
             break;
         }
         for (to, id, _) in finds {
-            answer(&mut e, Time::ZERO, to, id, Value::Array(vec![]));
+            answer(e, now, to, id, Value::Array(vec![]));
         }
     }
-    (e, q, lists)
+    lists
 }
 
 pub(super) fn read_outcome(e: &mut Engine, q: QueryId) -> ProviderReadOutcome {
