@@ -146,6 +146,9 @@ pub struct ProviderReadOutcome {
 pub struct ProviderWriteOutcome {
     /// Replicas that acknowledged the whole batch, this node included.
     pub acked: usize,
+    /// This node keeps the batch itself (it counts in `acked`): it took
+    /// itself for one of the key's closest.
+    pub local: bool,
     /// Write requests sent (each try counts).
     pub sent: usize,
     /// Tries unanswered or refused by kadmesh peers.

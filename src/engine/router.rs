@@ -57,6 +57,9 @@ impl Engine {
                             self.maintenance.after_join(now);
                             self.joined_at = Some(now);
                         }
+                        if let super::Outcome::ProviderWrite(w) = &outcome {
+                            self.after_write(now, id, w);
+                        }
                         // Provider writes batched into this one get its result too.
                         for other in self.provider_batches.followers(id) {
                             self.emit(other, super::op::provider_write::for_follower(&outcome));

@@ -586,3 +586,21 @@ fn a_write_soon_after_joining_is_written_again_and_reaches_a_replica_the_first_m
         assert!(net.events[reported..].iter().all(|(n, _)| *n != 19), "the repeat reports nothing");
     }
 }
+
+#[test]
+fn a_young_write_no_other_node_acknowledged_is_written_again_within_seconds() {
+    use crate::engine::op::provider_write::UNHEARD_REWRITE_AFTER;
+    let mut net = Net::new(20, small);
+    net.bootstrap_all();
+    // Node 19 joined last. Every other node is down while it writes, so its
+    // lookup finds nobody and it keeps the only copy.
+    net.down.extend(0..19);
+    let w = write(&mut net, 19, vec![item("w1", 1)], false);
+    assert_eq!((w.acked, w.local), (1, true), "{w:?}");
+    net.down.clear();
+    let closest = by_distance(&net).into_iter().find(|&i| i != 19).unwrap();
+    let holds = |net: &Net| net.nodes[closest].providers().range(&KEY, None, net.now).any(|p| p.id == "w1");
+    assert!(!holds(&net));
+    net.advance(UNHEARD_REWRITE_AFTER + Duration::from_secs(3));
+    assert!(holds(&net), "written again long before the usual repeat");
+}
