@@ -272,6 +272,7 @@ impl Engine {
     /// Every other lost contact is asked now, so both sides relearn each
     /// other within a round trip rather than one contact per
     /// `lost_recheck_every` (see [`super::lost`]).
+    ///
     /// Provider sets read lately are read through a lookup again: the
     /// replicas remembered were found while the cut was open, all on our
     /// side of it (see [`super::op::ReadMemory`]).
