@@ -142,6 +142,11 @@ pub struct LookupResult {
     pub failed: usize,
     /// Rounds of referral from the first contacts to the answer.
     pub hops: u32,
+    /// Contacts asked that had neither answered nor failed when the lookup
+    /// ended, having waited past their stall threshold, and closer to the
+    /// target than the farthest of `closest` (all of them when `closest`
+    /// is short of k): slow, not known dead. A write sends to them too.
+    pub stalled: Vec<Contact>,
 }
 
 /// The copies a `find_value` lookup received: each with who sent it and its hop.
@@ -516,7 +521,11 @@ impl Lookup {
             Some((_, _, hop)) => *hop,
             None => closest.iter().map(|c| c.hop).max().unwrap_or(0),
         };
+        let bound = closest.get(self.k - 1).map(|far| far.contact.id.distance(&self.target));
+        let within = |d: &Distance| bound.is_none_or(|b| *d < b);
+        let stalled = self.candidates.iter().filter(|(d, c)| c.state == State::Stalled && within(d));
         LookupResult {
+            stalled: stalled.map(|(_, c)| c.contact).collect(),
             closest: closest.iter().map(|c| c.contact).collect(),
             value: first.map(|found| found.0.clone()),
             value_from,

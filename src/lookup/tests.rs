@@ -81,6 +81,41 @@ fn stalled_query_frees_a_slot_and_stops_blocking_termination() {
 }
 
 #[test]
+fn the_result_names_stalled_contacts_closer_than_the_farthest_that_answered() {
+    let at = |last: u8| {
+        let mut b = [0; 20];
+        b[19] = last;
+        contact(NodeId(b), u16::from(last))
+    };
+    // Distances 1 to 4 from the target; k = 2, stall after 1 s.
+    let all: Vec<Contact> = (1..=4).map(at).collect();
+    let start = || {
+        Lookup::new(NodeId([0; 20]), NodeId([0xff; 20]), LookupKind::FindNode, 2, ALPHA, Duration::from_secs(1))
+            .with_seeds(all.clone())
+    };
+    let ms = Time::from_millis;
+    // The closest stalls; the next two answer.
+    let mut l = start();
+    assert_eq!(drain(&mut l, ms(0)), vec![all[0], all[1]]);
+    l.on_nodes(&all[1].id, vec![]);
+    assert_eq!(drain(&mut l, ms(1000)), vec![all[2]]);
+    l.on_nodes(&all[2].id, vec![]);
+    assert_eq!(l.next(ms(1000)), Next::Done);
+    let r = l.finish();
+    assert_eq!((r.closest, r.stalled), (vec![all[1], all[2]], vec![all[0]]), "only slow, and closer");
+    // The closest answers late, after the third was asked; the third stalls:
+    // it is farther than the k that answered.
+    let mut l = start();
+    assert_eq!(drain(&mut l, ms(0)), vec![all[0], all[1]]);
+    l.on_nodes(&all[1].id, vec![]);
+    assert_eq!(drain(&mut l, ms(1000)), vec![all[2]]);
+    l.on_nodes(&all[0].id, vec![]);
+    assert_eq!(l.next(ms(2000)), Next::Done);
+    let r = l.finish();
+    assert_eq!((r.closest, r.stalled), (vec![all[0], all[1]], vec![]));
+}
+
+#[test]
 fn failures_are_excluded_and_counted() {
     let all = ids(4, 4);
     let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, all.clone());

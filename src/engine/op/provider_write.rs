@@ -10,7 +10,11 @@
 //! each request up to [`TRIES`] times and are waited for; peers not yet
 //! known either way get each request once and are not waited for (their
 //! late answers find the operation gone and are dropped); stock peers get
-//! nothing (they do not know the procedures).
+//! nothing (they do not know the procedures). Contacts the lookup asked
+//! that were closer than the k-th to answer but had not answered within
+//! their stall threshold ([`crate::lookup::LookupResult::stalled`]) get
+//! each request once too: the key's closest nodes are the ones every
+//! reader reads first, and so the busiest and the likeliest to be slow.
 //!
 //! A node's view of a key's neighbourhood is thin for a while after it
 //! joins, so a write's lookup can end short of the key's closest nodes,
@@ -219,11 +223,12 @@ impl ProviderWrite {
 
     fn on_progress(&mut self, cx: &mut Cx, progress: Progress) -> Step {
         let Progress::Found(r, _) = progress else { return Step::Wait };
-        self.start_writing(cx, &r.closest)
+        self.start_writing(cx, &r.closest, &r.stalled)
     }
 
-    /// The lookup is done: the local copy, then the writes.
-    fn start_writing(&mut self, cx: &mut Cx, closest: &[Contact]) -> Step {
+    /// The lookup is done: the local copy, then the writes to the closest
+    /// that answered and to those closer still that were only slow.
+    fn start_writing(&mut self, cx: &mut Cx, closest: &[Contact], stalled: &[Contact]) -> Step {
         let (key, me, k) = (self.key, cx.svc.id, cx.svc.config.k);
         let near = closest.len() < k || closest.last().is_some_and(|far| me.distance(&key) < far.id.distance(&key));
         if near {
@@ -239,15 +244,17 @@ impl ProviderWrite {
                 PeerKind::Extended => {
                     writers.push(Writer { peer: *c, calls: calls.clone(), next: 0, tries: 0, done: None })
                 }
-                // Once each, unwaited, and without the peer's id: a stock
-                // peer ignores the procedure and must not be struck for it.
-                PeerKind::Unknown => {
-                    for call in &calls {
-                        self.out.sent += 1;
-                        let _ = cx.send(c.addr, call.clone(), None);
-                    }
-                }
+                PeerKind::Unknown => self.send_once(cx, c, &calls),
             }
+        }
+        // The key's closest are the nodes every reader reads first and so
+        // the busiest; one slower than its stall threshold drops out of the
+        // lookup's result. In `simulations flash-crowd --seed 7` a newcomer's
+        // write left out the key's three closest that way, and every read of
+        // them missed it for 20 s. They get the write too, unwaited: one that
+        // has left costs a datagram, not the write's time.
+        for c in stalled.iter().filter(|c| cx.peers.kind(&c.id) != PeerKind::Base) {
+            self.send_once(cx, c, &calls);
         }
         self.phase = Phase::Writing(writers);
         let Phase::Writing(w) = &self.phase else { return Step::Wait };
@@ -255,6 +262,16 @@ impl ProviderWrite {
             self.send_next(cx, i);
         }
         self.finish_if_done()
+    }
+
+    /// Each request once, unwaited, and without the peer's id: a stock peer
+    /// (one of unknown kind may be) ignores the procedure and must not be
+    /// struck for it; a late answer finds the operation gone.
+    fn send_once(&mut self, cx: &mut Cx, c: &Contact, calls: &[Call]) {
+        for call in calls {
+            self.out.sent += 1;
+            let _ = cx.send(c.addr, call.clone(), None);
+        }
     }
 
     fn store_locally(&self, cx: &mut Cx) {

@@ -604,3 +604,34 @@ fn a_young_write_no_other_node_acknowledged_is_written_again_within_seconds() {
     net.advance(UNHEARD_REWRITE_AFTER + Duration::from_secs(3));
     assert!(holds(&net), "written again long before the usual repeat");
 }
+
+#[test]
+fn a_write_also_goes_to_a_closer_node_that_was_only_slow_in_its_lookup() {
+    let mut e = engine_with_contacts(Config { k: 3, ..small(0) });
+    for i in 0..CONTACTS.len() {
+        e.peers.insert(contact_id(i), PeerKind::Extended);
+    }
+    let _ = e.provider_write(Time::ZERO, id_at(0, 0), vec![item("w1", 1)], false, Duration::ZERO);
+    // The key's closest contact (0) is slow: its find_node is never
+    // answered before it stalls. The others answer at once.
+    let adds_to = |sent: &[(SocketAddr, MessageId, Call)]| -> Vec<SocketAddr> {
+        let add = |c: &Call| matches!(c, Call::Other { name, .. } if name == crate::engine::providers::ADD);
+        sent.iter().filter(|(_, _, c)| add(c)).map(|(to, _, _)| *to).collect()
+    };
+    let mut adds = Vec::new();
+    for now in [Time::ZERO, Time::from_millis(1500), Time::from_millis(1500)] {
+        e.handle_timeout(now);
+        let sent = sent_to(&mut e);
+        adds.extend(adds_to(&sent));
+        for (to, id, c) in sent {
+            if matches!(c, Call::FindNode { .. }) && to != addr(1) {
+                answer(&mut e, now, to, id, Value::Array(vec![]));
+            }
+        }
+        adds.extend(adds_to(&sent_to(&mut e)));
+    }
+    adds.sort();
+    adds.dedup();
+    assert_eq!(adds.len(), 4, "the 3 closest that answered and the slow one: {adds:?}");
+    assert_eq!(adds[..3], [addr(1), addr(2), addr(3)], "the key's three closest");
+}
