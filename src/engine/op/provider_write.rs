@@ -13,8 +13,8 @@
 //! nothing (they do not know the procedures). Contacts the lookup asked
 //! that were closer than the k-th to answer but had not answered within
 //! their stall threshold ([`crate::lookup::LookupResult::stalled`]) get
-//! each request once too: the key's closest nodes are the ones every
-//! reader reads first, and so the busiest and the likeliest to be slow.
+//! each request once too: readers read the key's closest first, and one of
+//! them that is far from the writer (or busy) must not be left out for it.
 //!
 //! A node's view of a key's neighbourhood is thin for a while after it
 //! joins, so a write's lookup can end short of the key's closest nodes,
@@ -247,12 +247,13 @@ impl ProviderWrite {
                 PeerKind::Unknown => self.send_once(cx, c, &calls),
             }
         }
-        // The key's closest are the nodes every reader reads first and so
-        // the busiest; one slower than its stall threshold drops out of the
-        // lookup's result. In `simulations flash-crowd --seed 7` a newcomer's
-        // write left out the key's three closest that way, and every read of
-        // them missed it for 20 s. They get the write too, unwaited: one that
-        // has left costs a datagram, not the write's time.
+        // A contact slower than its stall threshold (far from us, or busy)
+        // drops out of the lookup's result, however close to the key, and
+        // readers read the key's closest first. In `simulations flash-crowd
+        // --seed 7` a newcomer's write left out the key's three closest that
+        // way (each farther than the threshold its few round trips had set),
+        // and every read of them missed it for 20 s. They get the write too,
+        // unwaited: one that has left costs a datagram, not the write's time.
         for c in stalled.iter().filter(|c| cx.peers.kind(&c.id) != PeerKind::Base) {
             self.send_once(cx, c, &calls);
         }
