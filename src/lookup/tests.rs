@@ -94,25 +94,23 @@ fn the_result_names_stalled_contacts_closer_than_the_farthest_that_answered() {
             .with_seeds(all.clone())
     };
     let ms = Time::from_millis;
-    // The closest stalls; the next two answer.
-    let mut l = start();
-    assert_eq!(drain(&mut l, ms(0)), vec![all[0], all[1]]);
-    l.on_nodes(&all[1].id, vec![]);
-    assert_eq!(drain(&mut l, ms(1000)), vec![all[2]]);
-    l.on_nodes(&all[2].id, vec![]);
-    assert_eq!(l.next(ms(1000)), Next::Done);
-    let r = l.finish();
-    assert_eq!((r.closest, r.stalled), (vec![all[1], all[2]], vec![all[0]]), "only slow, and closer");
-    // The closest answers late, after the third was asked; the third stalls:
-    // it is farther than the k that answered.
-    let mut l = start();
-    assert_eq!(drain(&mut l, ms(0)), vec![all[0], all[1]]);
-    l.on_nodes(&all[1].id, vec![]);
-    assert_eq!(drain(&mut l, ms(1000)), vec![all[2]]);
-    l.on_nodes(&all[0].id, vec![]);
-    assert_eq!(l.next(ms(2000)), Next::Done);
-    let r = l.finish();
-    assert_eq!((r.closest, r.stalled), (vec![all[0], all[1]], vec![]));
+    // The closest has not answered when it stalls at 1 s, so the third is
+    // asked; then `answers` answers and the lookup ends at `end`.
+    let run = |answers: usize, end: Time| {
+        let mut l = start();
+        assert_eq!(drain(&mut l, ms(0)), vec![all[0], all[1]]);
+        l.on_nodes(&all[1].id, vec![]);
+        assert_eq!(drain(&mut l, ms(1000)), vec![all[2]]);
+        l.on_nodes(&all[answers].id, vec![]);
+        assert_eq!(l.next(end), Next::Done);
+        let r = l.finish();
+        (r.closest, r.stalled)
+    };
+    // The third answers: the closest was only slow, and is closer.
+    assert_eq!(run(2, ms(1000)), (vec![all[1], all[2]], vec![all[0]]));
+    // The closest answers late and the third stalls: it is farther than the
+    // k that answered.
+    assert_eq!(run(0, ms(2000)), (vec![all[0], all[1]], vec![]));
 }
 
 #[test]
