@@ -254,7 +254,9 @@ impl ProviderWrite {
         // way (each farther than the threshold its few round trips had set),
         // and every read of them missed it for 20 s. They get the write too,
         // unwaited: one that has left costs a datagram, not the write's time.
-        for c in stalled.iter().filter(|c| cx.peers.kind(&c.id) != PeerKind::Base) {
+        // At most k of them: replies naming many closer contacts that never
+        // answer must not multiply our writes (the lookup asked each once).
+        for c in stalled.iter().filter(|c| cx.peers.kind(&c.id) != PeerKind::Base).take(k) {
             self.send_once(cx, c, &calls);
         }
         self.phase = Phase::Writing(writers);

@@ -635,3 +635,42 @@ fn a_write_also_goes_to_a_closer_node_that_was_only_slow_in_its_lookup() {
     assert_eq!(adds.len(), 4, "the 3 closest that answered and the slow one: {adds:?}");
     assert_eq!(adds[..3], [addr(1), addr(2), addr(3)], "the key's three closest");
 }
+
+#[test]
+fn replies_naming_many_closer_nodes_that_never_answer_cost_at_most_k_extra_writes() {
+    let config = Config { k: 3, rpc_timeout: Duration::from_secs(30), ..small(0) };
+    let k = config.k;
+    let mut e = engine_with_contacts(config);
+    for i in 0..CONTACTS.len() {
+        e.peers.insert(contact_id(i), PeerKind::Extended);
+    }
+    // Contact 0 names ten nodes closer to the key than anyone; none exists.
+    let key = id_at(0, 0x80);
+    let fakes: Vec<Contact> =
+        (1..=10u8).map(|i| Contact::new(id_at(0, 0x80 ^ i), addr(100 + usize::from(i)))).collect();
+    let listed = Value::Array(
+        fakes
+            .iter()
+            .map(|c| {
+                Value::Array(vec![Value::Bin(c.id.0.to_vec()), Value::Str(c.addr.ip().to_string()), Value::Int(8468)])
+            })
+            .collect(),
+    );
+    let _ = e.provider_write(Time::ZERO, key, vec![item("w1", 1)], false, Duration::ZERO);
+    let mut to_fakes = 0;
+    for step in 0..12u64 {
+        let now = Time::from_millis(step * 1100);
+        e.handle_timeout(now);
+        for (to, id, c) in sent_to(&mut e) {
+            let is_fake = fakes.iter().any(|f| f.addr == to);
+            match c {
+                Call::FindNode { .. } if to == addr(1) => answer(&mut e, now, to, id, listed.clone()),
+                Call::FindNode { .. } if !is_fake => answer(&mut e, now, to, id, Value::Array(vec![])),
+                Call::Other { name, .. } if is_fake && name == crate::engine::providers::ADD => to_fakes += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(to_fakes >= 1, "slow nodes closer than the k that answered get the write");
+    assert!(to_fakes <= k, "{to_fakes} writes to nodes that never answered");
+}
