@@ -119,6 +119,9 @@ impl Engine {
         budget: ReplyBudget,
     ) -> Option<Value> {
         let extended = asker == Asker::Ours;
+        if !extended {
+            self.note_other_asker(now);
+        }
         let tunnels = &self.svc.tunnels;
         let skip = |c: &Contact| {
             crate::rpc::same_endpoint(c.addr, requester) || !super::tunnel::may_hand_out(tunnels, extended, c)

@@ -25,7 +25,8 @@
 //!   sets and their procedures; `peers`: peer kinds, learning contacts and
 //!   checking failed ones; `pns`: keeping nearer contacts when a bucket
 //!   has a choice; `maintenance`: the republish / replicate / refresh
-//!   schedule and handover to newcomers; `lost`: contacts evicted for
+//!   schedule and handover to newcomers; `settle`: checking young
+//!   contacts on time for stock askers; `lost`: contacts evicted for
 //!   timeouts, asked again so a healed partition rejoins; `tunnel`: URL contacts and
 //!   requests that came over HTTP; `dialback`: reachability detection and
 //!   client mode ([`crate::reach`]).
@@ -45,6 +46,7 @@ pub mod providers;
 mod relay;
 mod router;
 mod services;
+mod settle;
 mod stats;
 mod tunnel;
 
@@ -126,6 +128,8 @@ pub struct Engine {
     churn: crate::limits::ChurnGuard,
     /// Records owed to newly verified contacts, sent at a bounded pace.
     handover: handover::HandoverQueue,
+    /// Young contacts owed the check that settles them for stock askers.
+    settle: settle::SettleQueue,
     /// Reachability detection and the dial-back work done for others.
     reach: dialback::Reach,
     /// The request being answered carries the client mark: its sender must
@@ -148,6 +152,7 @@ impl Engine {
             limiter: crate::limits::RateLimiter::new(config.limits.rate.clone(), now),
             churn: crate::limits::ChurnGuard::new(config.limits.churn.clone()),
             handover: handover::HandoverQueue::new(config.limits.handover, now),
+            settle: settle::SettleQueue::default(),
             reach: dialback::Reach::new(&config.reach, now),
             inbound_client: false,
             inbound_node: false,
@@ -216,6 +221,7 @@ impl Engine {
             .flatten()
             .chain(self.providers.next_sweep())
             .chain(self.handover.next_due())
+            .chain(self.settle.next_due())
             .chain(self.reach.detector.next_deadline())
             .chain(self.provider_batches.next_due())
             .chain(ops)
@@ -235,6 +241,7 @@ impl Engine {
         self.poll_due_ops(now);
         self.run_maintenance(now);
         self.send_handover(now);
+        self.send_settle_checks(now);
         self.reach_tick(now);
     }
 

@@ -116,6 +116,7 @@ impl Engine {
             self.svc.routing.note_request(&contact, now);
         } else if self.svc.routing.mark_answered(&contact.id, now) {
             self.hand_over_records(now, contact);
+            self.settle_later(now, contact.id);
         }
         match outcome {
             InsertOutcome::Inserted if !answered => {

@@ -42,6 +42,7 @@ impl Engine {
         // Live now: verified like any contact that answers, records handed over.
         if swapped && self.svc.routing.mark_answered(&contact.id, now) {
             self.hand_over_records(now, contact);
+            self.settle_later(now, contact.id);
         }
     }
 }

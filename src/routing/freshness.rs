@@ -21,12 +21,19 @@
 //! - **settled**: it answered us at two moments at least [`SETTLE`] apart. A
 //!   short-lived client (a `dhtctl` run, a script asking one node) answers
 //!   the check its first request triggers and is gone a moment later; until
-//!   it has answered again a while later it stays out. Only when fewer than
-//!   k of the 2k closest candidates are settled (a network that has just
-//!   started, where every contact is young) do confirmed young ones fill the
-//!   rest of the reply, after the settled ones: a short reply would send the
+//!   it has answered again a while later it stays out. When fewer than k of
+//!   the 2k closest candidates are settled, farther settled contacts fill
+//!   the reply; only while the whole table knows fewer than k settled
+//!   contacts (a network that has just started, or a node that has just
+//!   joined, where every contact is young) do confirmed young ones fill it,
+//!   closest first, after the settled ones: a short reply would send the
 //!   asker's stores to nodes that are not the closest, and its later gets
-//!   would miss them.
+//!   would miss them. Past that, a settled node farther away is the better
+//!   guess: a young one may be a client that has just left (in
+//!   `tests/churn_clients.rs`, with k = 4, young fills let clients into
+//!   stock peers' tables, and gets then waited 5 s on them or missed), while
+//!   a record stored a little off the closest moves to them by handover
+//!   once they have settled.
 //!
 //! Our own nodes ([`Asker::Ours`]) get every good contact, young or being
 //! checked: a dead one costs their lookup one stall (`lookup_stall`, at most
@@ -43,7 +50,9 @@
 //!   first seen; a check resolves within the RPC timeout, so this only
 //!   repeats a lost one);
 //! - it is young and the asker is not one of ours: once [`SETTLE`] has
-//!   passed since its first answer, so the answer settles it;
+//!   passed since its first answer, so the answer settles it (a node that
+//!   answers such askers also sends this check on its own, on time, so
+//!   that hand-outs rarely have to: `engine::settle`);
 //! - [`recheck_gap`] has passed since it was last heard from. The gap grows
 //!   with how long the contact has been answering (Kademlia §2.2: the longer
 //!   a node has been up, the likelier it stays up): a quarter of that time,
@@ -380,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn young_contacts_fill_a_reply_to_a_stock_peer_only_after_the_settled_ones() {
+    fn young_contacts_fill_a_reply_to_a_stock_peer_only_after_the_settled_ones_in_a_young_table() {
         let (mut t, cs) = table(4);
         settled_neighbour(&mut t, &cs);
         // cs[0] and cs[2] young and confirmed, cs[3] never answered.
@@ -390,13 +399,38 @@ mod tests {
         let h = t.handout(&cs[0].id, 2, now, Asker::Other, |_| false);
         assert_eq!(h.contacts, vec![cs[1], cs[0]], "the settled one first, then the closest young one");
         assert_eq!(t.handout(&cs[0].id, 3, now, Asker::Other, |_| false).contacts, vec![cs[1], cs[0], cs[2]]);
-        // Only the 2n closest are candidates: for n = 1 those are cs[0] and
-        // cs[2], neither settled, so the closest young one fills the reply.
-        assert_eq!(t.handout(&cs[0].id, 1, now, Asker::Other, |_| false).contacts, vec![cs[0]]);
+        // For n = 1 the table knows n settled contacts: the settled one goes
+        // out though it is outside the 2n closest (cs[0] and cs[2]).
+        assert_eq!(t.handout(&cs[0].id, 1, now, Asker::Other, |_| false).contacts, vec![cs[1]]);
         // A young one whose check is pending does not fill anything.
         let h = t.handout(&cs[0].id, 2, Time::from_millis(101_500), Asker::Other, |_| false);
         assert_eq!(h.check, vec![cs[0], cs[2]], "cs[3]'s check went out at 100.1 s");
         assert_eq!(h.contacts, vec![cs[1]]);
+    }
+
+    #[test]
+    fn once_the_table_knows_k_settled_contacts_a_stock_peer_gets_no_young_one() {
+        let (mut t, cs) = table(8);
+        // cs[4..8] settled; cs[0..4], the closest to cs[0], young: one of
+        // them is a client that answered a moment ago and may have left.
+        for c in &cs[4..] {
+            answers(&mut t, c, &[secs(0), secs(90)]);
+        }
+        for c in &cs[..4] {
+            answers(&mut t, c, &[secs(100)]);
+        }
+        let now = Time::from_millis(100_100);
+        let h = t.handout(&cs[0].id, 2, now, Asker::Other, |_| false);
+        // By distance to cs[0]: cs[2], cs[1], cs[4], cs[3], cs[6], cs[5], cs[7].
+        assert_eq!(h.contacts, vec![cs[4], cs[6]], "the closest settled ones, one beyond the 4 closest");
+        assert!(h.check.is_empty());
+        // Our own nodes get the closest, young or not.
+        assert_eq!(t.handout(&cs[0].id, 2, now, Asker::Ours, |_| false).contacts, vec![cs[0], cs[2]]);
+        // With one settled contact left, k = 2 is not reached: young ones fill.
+        for c in &cs[5..] {
+            t.record_failure(&c.id, 3);
+        }
+        assert_eq!(t.handout(&cs[0].id, 2, now, Asker::Other, |_| false).contacts, vec![cs[4], cs[0]]);
     }
 
     #[test]

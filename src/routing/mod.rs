@@ -295,10 +295,11 @@ impl RoutingTable {
     }
 
     /// The `n` closest contacts we may hand to `asker` (see [`freshness`]), skipping those for
-    /// which `skip` holds (the requester): closest first, then, for a stock or unknown asker
-    /// when too few are settled, young ones to fill the reply. Contacts closer than the last
-    /// one considered that are due a check are listed in [`Handout::check`] and noted as
-    /// checked (a stock or unknown asker gets none of them until they answer).
+    /// which `skip` holds (the requester): closest first; for a stock or unknown asker, when
+    /// too few of the closest are settled, farther settled ones, or (while this table knows
+    /// fewer than `n` settled contacts at all) young ones to fill the reply. Contacts
+    /// considered that are due a check are listed in [`Handout::check`] and noted as checked
+    /// (a stock or unknown asker gets none of them until they answer).
     pub fn handout(
         &mut self,
         target: &NodeId,
@@ -308,8 +309,33 @@ impl RoutingTable {
         skip: impl Fn(&Contact) -> bool,
     ) -> Handout {
         // Twice n candidates: enough to fill n with good ones unless most are unverified.
-        let candidates = self.closest_answering(target, n.saturating_mul(2), skip);
+        let window = n.saturating_mul(2);
+        let candidates = self.closest_answering(target, window, &skip);
         let mut out = Handout::default();
+        let young = self.hand_out_from(candidates, n, now, asker, &mut out);
+        let room = n.saturating_sub(out.contacts.len());
+        if room == 0 || young.is_empty() {
+            return out;
+        }
+        if self.settled_count() < n {
+            out.contacts.extend(young.into_iter().take(room));
+        } else {
+            let farther = self.closest_answering(target, self.len(), &skip).into_iter().skip(window).collect();
+            self.hand_out_from(farther, n, now, asker, &mut out);
+        }
+        out
+    }
+
+    /// Adds to `out` those of `candidates` (closest first) that `asker` may have, until it
+    /// holds `n`, and lists those due a check; returns the young ones that could fill it.
+    fn hand_out_from(
+        &mut self,
+        candidates: Vec<Contact>,
+        n: usize,
+        now: Time,
+        asker: Asker,
+        out: &mut Handout,
+    ) -> Vec<Contact> {
         let mut young = Vec::new();
         let mut budget = self.check_budget;
         for c in candidates {
@@ -331,9 +357,13 @@ impl RoutingTable {
             }
         }
         self.check_budget = budget;
-        let room = n.saturating_sub(out.contacts.len());
-        out.contacts.extend(young.into_iter().take(room));
-        out
+        young
+    }
+
+    /// How many live contacts are settled ([`freshness`]): fewer than k only in a network
+    /// that has just started, or in a node that has just joined one.
+    fn settled_count(&self) -> usize {
+        self.buckets.iter().flat_map(KBucket::entries).filter(|e| e.answering() && e.settled()).count()
     }
 
     /// The live contact `id` answered one of our queries. True if it had never answered
@@ -356,6 +386,20 @@ impl RoutingTable {
         if let Some(entry) = self.bucket_of_mut(id).and_then(|b| b.entry_mut(id)) {
             entry.checked = Some(now);
         }
+    }
+
+    /// Live contacts that answered us but are not settled ([`freshness`]), with their first answer.
+    pub(crate) fn unsettled(&self) -> Vec<(NodeId, Time)> {
+        let entries = self.buckets.iter().flat_map(KBucket::entries);
+        let young = entries.filter(|e| e.answering() && !e.settled());
+        young.filter_map(|e| e.answered.map(|a| (e.contact.id, a.first))).collect()
+    }
+
+    /// This live contact, if a check now would settle it: it answered, is not settled, is not
+    /// failing and has no check pending.
+    pub(crate) fn settle_candidate(&self, id: &NodeId) -> Option<Contact> {
+        let e = self.bucket_of(id).and_then(|b| b.get(id))?;
+        (e.answering() && e.confirmed() && !e.settled()).then_some(e.contact)
     }
 
     /// Has this live contact ever answered one of our queries (from its current address)?

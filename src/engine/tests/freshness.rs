@@ -49,6 +49,56 @@ fn a_stock_peer_gets_a_requester_only_once_it_answered_again_a_while_later() {
     assert!(find_node_and_checks(&mut e, settle, contact_id(1)).0.contains(&contact_id(1)));
 }
 
+/// The pings `e` sends to `to` at `now`'s timers: their message ids.
+fn pings_at(e: &mut Engine, now: Time, to: SocketAddr) -> Vec<MessageId> {
+    e.handle_timeout(now);
+    let sent = sent_to(e).into_iter();
+    sent.filter(|(at, _, c)| *at == to && matches!(c, Call::Ping { .. })).map(|(_, id, _)| id).collect()
+}
+
+/// A node that answers stock or unknown askers settles a newcomer on its
+/// own, SETTLE after its first answer, so the next stock asker gets it with
+/// no check pending; a node that answers only our own nodes sends nothing.
+#[test]
+fn a_node_answering_stock_peers_settles_a_newcomer_on_time() {
+    let start = Time::from_secs(100);
+    let settle = start + crate::routing::freshness::SETTLE;
+    for stock_asked in [true, false] {
+        let mut e = engine_with_settled_contacts(start);
+        if stock_asked {
+            // Contact 0 has not answered `kadmesh_hello`: it may be a stock peer.
+            find_node_and_checks(&mut e, start, contact_id(3));
+        }
+        let (check, answer_body) = check_after_request(&mut e, start, 1);
+        answer(&mut e, start, addr(2), check, answer_body);
+        assert!(pings_at(&mut e, settle - Duration::from_millis(1), addr(2)).is_empty(), "checked early");
+        let pings = pings_at(&mut e, settle, addr(2));
+        if !stock_asked {
+            assert!(pings.is_empty(), "a node no stock peer asks settled a contact on its own");
+            continue;
+        }
+        assert_eq!(pings.len(), 1, "one settle check, SETTLE after its first answer");
+        answer(&mut e, settle, addr(2), pings[0], Value::Bin(contact_id(1).0.to_vec()));
+        let (listed, checks) = find_node_and_checks(&mut e, settle, contact_id(1));
+        assert!(listed.contains(&contact_id(1)) && checks.is_empty(), "{listed:?} {checks:?}");
+    }
+}
+
+/// When a node starts answering stock askers, the young contacts it already
+/// holds are settled on time too.
+#[test]
+fn young_contacts_held_before_the_first_stock_asker_are_settled_on_time() {
+    let start = Time::from_secs(100);
+    let mut e = engine_with_settled_contacts(start);
+    let (check, answer_body) = check_after_request(&mut e, start, 1);
+    answer(&mut e, start, addr(2), check, answer_body);
+    let asked = start + Duration::from_millis(500);
+    find_node_and_checks(&mut e, asked, contact_id(3));
+    let settle = start + crate::routing::freshness::SETTLE;
+    assert!(pings_at(&mut e, settle - Duration::from_millis(1), addr(2)).is_empty());
+    assert_eq!(pings_at(&mut e, settle, addr(2)).len(), 1);
+}
+
 #[test]
 fn a_requester_that_never_answers_gets_no_records_and_leaves_the_table() {
     let mut e = engine_knowing(Config::default(), 1);
