@@ -33,12 +33,19 @@ fn engine_with_settled_contacts(now: Time) -> Engine {
     e
 }
 
-#[test]
-fn a_stock_peer_gets_a_requester_only_once_it_answered_again_a_while_later() {
-    let start = Time::from_secs(100);
+/// [`engine_with_settled_contacts`], and contact 1, a newcomer that sent
+/// a request at `start` and answered the check it triggered.
+fn with_verified_newcomer(start: Time) -> Engine {
     let mut e = engine_with_settled_contacts(start);
     let (check, answer_body) = check_after_request(&mut e, start, 1);
     answer(&mut e, start, addr(2), check, answer_body);
+    e
+}
+
+#[test]
+fn a_stock_peer_gets_a_requester_only_once_it_answered_again_a_while_later() {
+    let start = Time::from_secs(100);
+    let mut e = with_verified_newcomer(start);
     // Contact 0 has not answered `kadmesh_hello`: it may be a stock peer.
     assert!(!find_node_and_checks(&mut e, start, contact_id(1)).0.contains(&contact_id(1)));
     let settle = start + crate::routing::freshness::SETTLE;
@@ -89,9 +96,7 @@ fn a_node_answering_stock_peers_settles_a_newcomer_on_time() {
 #[test]
 fn young_contacts_held_before_the_first_stock_asker_are_settled_on_time() {
     let start = Time::from_secs(100);
-    let mut e = engine_with_settled_contacts(start);
-    let (check, answer_body) = check_after_request(&mut e, start, 1);
-    answer(&mut e, start, addr(2), check, answer_body);
+    let mut e = with_verified_newcomer(start);
     let asked = start + Duration::from_millis(500);
     find_node_and_checks(&mut e, asked, contact_id(3));
     let settle = start + crate::routing::freshness::SETTLE;
@@ -119,9 +124,7 @@ fn a_requester_that_never_answers_gets_no_records_and_leaves_the_table() {
 #[test]
 fn a_short_lived_client_that_answered_once_is_never_handed_to_a_stock_peer() {
     let start = Time::from_secs(100);
-    let mut e = engine_with_settled_contacts(start);
-    let (check, answer_body) = check_after_request(&mut e, start, 1);
-    answer(&mut e, start, addr(2), check, answer_body);
+    let mut e = with_verified_newcomer(start);
     // It stops 300 ms later. Whenever someone asks for its neighbourhood, up
     // to its eviction, it is not listed; the hand-out after SETTLE checks it.
     let timeout = e.config().rpc_timeout;
