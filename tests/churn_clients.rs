@@ -142,19 +142,25 @@ async fn come_and_go(seeds: Vec<SocketAddr>, stop: tokio::sync::watch::Receiver<
     }
 }
 
-/// Lets the mixed network run past [`SETTLE`], its stock peers looking
-/// around first, before any client comes: our nodes, asked by stock peers,
-/// settle their contacts on time (`engine::settle`), and from then on their
-/// replies to stock peers hold only settled ones. Before that every contact
-/// is young and those replies are filled with young ones (see
-/// `routing::freshness`), where a client that has just come is as good as a
-/// node that has just joined. The issue's case is clients coming and going
-/// around a running network.
-async fn settle(stock: &PyNode) {
+/// Lets the mixed network settle before any client comes: stock peers look
+/// around (so our nodes, asked by stock peers, settle their contacts on
+/// time: `engine::settle`), until each of our nodes knows k settled
+/// contacts; from then on their replies to stock peers hold only settled
+/// ones. Before that every contact is young and those replies are filled
+/// with young ones (see `routing::freshness`), where a client that has just
+/// come is as good as a node that has just joined. The issue's case is
+/// clients coming and going around a running network.
+async fn settle(net: &Testnet, stock: &PyNode) {
     let started = Instant::now();
     let around: Vec<String> = (0..8).map(|i| format!("settle-{i}")).collect();
     stock.get_many(&around).await;
-    tokio::time::sleep_until(started + SETTLE + Duration::from_millis(500)).await;
+    tokio::time::sleep_until(started + SETTLE).await;
+    for d in &net.nodes {
+        while d.node().with_engine(|e, _| e.routing().settled_count()).await.unwrap() < MIXED_K {
+            assert!(started.elapsed() < Duration::from_secs(10), "our node never settled k contacts");
+            sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// Issue 11: a mixed network of 10 kadmesh and 10 stock nodes where 3
@@ -182,7 +188,7 @@ async fn stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and
         d.node().bootstrap(vec![stock.addr(i)]).await.unwrap();
     }
     let ours: Vec<SocketAddr> = (0..10).map(|i| net.addr(i).unwrap()).collect();
-    settle(&stock).await;
+    settle(&net, &stock).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let visits = Arc::new(AtomicUsize::new(0));
     let clients: Vec<_> = (0..3)

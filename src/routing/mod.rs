@@ -362,7 +362,7 @@ impl RoutingTable {
 
     /// How many live contacts are settled ([`freshness`]): fewer than k only in a network
     /// that has just started, or in a node that has just joined one.
-    fn settled_count(&self) -> usize {
+    pub fn settled_count(&self) -> usize {
         self.buckets.iter().flat_map(KBucket::entries).filter(|e| e.answering() && e.settled()).count()
     }
 
