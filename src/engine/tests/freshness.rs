@@ -91,6 +91,25 @@ fn a_node_answering_stock_peers_settles_a_newcomer_on_time() {
     }
 }
 
+/// Attack: a stranger asking find_node over and over (each request a stock
+/// or unknown asker) costs one settle check per young contact, not one per
+/// request.
+#[test]
+fn a_stranger_asking_again_and_again_costs_one_settle_check_per_contact() {
+    let start = Time::from_secs(100);
+    let mut e = with_verified_newcomer(start);
+    for ms in (0..900).step_by(9) {
+        find_node_and_checks(&mut e, start + Duration::from_millis(ms), id_at(0, ms as u8));
+    }
+    let settle = start + crate::routing::freshness::SETTLE;
+    e.handle_timeout(settle - Duration::from_millis(1));
+    sent_to(&mut e);
+    e.handle_timeout(settle);
+    let pings: Vec<SocketAddr> =
+        sent_to(&mut e).into_iter().filter(|(_, _, c)| matches!(c, Call::Ping { .. })).map(|(to, _, _)| to).collect();
+    assert_eq!(pings, vec![addr(2)], "100 requests, one young contact: one settle check");
+}
+
 /// When a node starts answering stock askers, the young contacts it already
 /// holds are settled on time too.
 #[test]
