@@ -32,8 +32,8 @@
 //!   guess: a young one may be a client that has just left (in
 //!   `tests/churn_clients.rs`, with k = 4, young fills let clients into
 //!   stock peers' tables, and gets then waited 5 s on them or missed), while
-//!   a record stored a little off the closest moves to them by handover
-//!   once they have settled.
+//!   a record stored a little off the closest reaches them with the next
+//!   hourly replication (`replicate_interval`) or the publisher's republish.
 //!
 //! Our own nodes ([`Asker::Ours`]) get every good contact, young or being
 //! checked: a dead one costs their lookup one stall (`lookup_stall`, at most
