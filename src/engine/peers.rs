@@ -115,8 +115,7 @@ impl Engine {
         if !answered {
             self.svc.routing.note_request(&contact, now);
         } else if self.svc.routing.mark_answered(&contact.id, now) {
-            self.hand_over_records(now, contact);
-            self.settle_later(now, contact.id);
+            self.on_verified(now, contact);
         }
         match outcome {
             InsertOutcome::Inserted if !answered => {
@@ -277,6 +276,13 @@ impl Engine {
 
     /// A base `ping` (every peer answers it, stock or ours) to find out
     /// whether `c` can be reached; the answer makes it good, silence a strike.
+    /// `contact` has just answered us for the first time: it is owed the
+    /// records it is now responsible for, and (for stock askers) a settle check.
+    pub(super) fn on_verified(&mut self, now: Time, contact: Contact) {
+        self.hand_over_records(now, contact);
+        self.settle_later(now, contact.id);
+    }
+
     pub(super) fn send_check(&mut self, now: Time, c: Contact) {
         let call = self.svc.ping();
         self.svc.send_request(now, c.addr, call, ReplyTo::Verify { peer: c.id });

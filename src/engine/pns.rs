@@ -41,8 +41,7 @@ impl Engine {
         let swapped = far_rtt > near.saturating_mul(PNS_FACTOR) && self.svc.routing.swap_in(&contact.id, &far);
         // Live now: verified like any contact that answers, records handed over.
         if swapped && self.svc.routing.mark_answered(&contact.id, now) {
-            self.hand_over_records(now, contact);
-            self.settle_later(now, contact.id);
+            self.on_verified(now, contact);
         }
     }
 }
