@@ -14,10 +14,14 @@
 //! The result keeps the current list's order, appends newcomers, is capped to
 //! fit a value a stock peer accepts ([`MAX_LIST_BYTES`]), and is written with
 //! an ordinary `store` to the k closest nodes only when its members changed.
-//! Their read-modify-write racing with ours can drop entries, but every
-//! rebuild puts back whatever is alive, so nobody's workers are missing for
-//! longer than one refresh interval. Entries of workers that are gone leave
-//! the list at the next rebuild.
+//! Before writing, the list is read once more, and ids in it that this
+//! rebuild did not judge stay: a rebuild whose first read waited seconds on
+//! a slow peer must not write its stale view over the complete lists other
+//! nodes wrote meanwhile (seen in `tests/platform.rs`: one late rebuild
+//! undid three). Their read-modify-write racing with ours can drop entries,
+//! but every rebuild puts back whatever is alive, so nobody's workers are
+//! missing for longer than one refresh interval. Entries of workers that are
+//! gone leave the list at the next rebuild.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
@@ -152,14 +156,25 @@ impl Discovery {
                 && (r.services.is_empty() || r.services.iter().any(|s| s == service))
         };
         let alive_others: HashSet<String> =
-            self.fetch_records(others, None, healthy).await.into_iter().map(|r| r.worker_id).collect();
+            self.fetch_records(others.clone(), None, healthy).await.into_iter().map(|r| r.worker_id).collect();
         self.inner.legacy.keep_only(service, &alive_others);
         let members: HashSet<String> = live_ours.iter().cloned().chain(alive_others.iter().cloned()).collect();
         let mut added = live_ours;
         added.extend(alive_others.iter().cloned());
-        let list = build_list(&found.legacy, &added, &members);
-        let old: HashSet<&String> = found.legacy.iter().collect();
-        if old.len() == list.len() && list.iter().all(|id| old.contains(id)) {
+        if same_members(&found.legacy, &build_list(&found.legacy, &added, &members)) {
+            return Ok(false);
+        }
+        // The read above may be seconds old (a lookup that waited on a slow
+        // peer), and other writers, ours included, have written complete
+        // lists since: writing over theirs from it would drop what they put
+        // back. So read again right before writing, and keep every id of
+        // that list this rebuild did not judge (neither in the provider set
+        // nor among the ids whose records it fetched); the next rebuild
+        // judges them.
+        let current = self.node().get(key).await?.value.map(|v| super::lookup::legacy_ids(&v)).unwrap_or_default();
+        let judged: HashSet<&String> = found.entries.keys().chain(&others).collect();
+        let list = rebuilt_over(&current, &added, members, &judged);
+        if same_members(&current, &list) {
             return Ok(false);
         }
         let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned());
@@ -167,6 +182,25 @@ impl Discovery {
         self.node().put(key, Value::Str(json)).await?;
         Ok(true)
     }
+}
+
+/// The list to write over `current`, read just before: `members` (the ids
+/// this rebuild found alive) plus the ids of `current` it did not `judge`,
+/// in `current`'s order, then `added`.
+fn rebuilt_over(
+    current: &[String],
+    added: &[String],
+    mut members: HashSet<String>,
+    judged: &HashSet<&String>,
+) -> Vec<String> {
+    members.extend(current.iter().filter(|id| !judged.contains(id)).cloned());
+    build_list(current, added, &members)
+}
+
+/// Whether `list` names exactly the ids of `current` (order aside).
+fn same_members(current: &[String], list: &[String]) -> bool {
+    let old: HashSet<&String> = current.iter().collect();
+    old.len() == list.len() && list.iter().all(|id| old.contains(id))
 }
 
 #[cfg(test)]
@@ -182,6 +216,21 @@ mod tests {
         let members: HashSet<String> = ids(&["a", "c", "d", "e"]).into_iter().collect();
         let list = build_list(&ids(&["c", "b", "a"]), &ids(&["d", "a", "e", "d"]), &members);
         assert_eq!(list, ids(&["c", "a", "d", "e"]));
+    }
+
+    #[test]
+    fn a_rebuild_from_a_stale_read_keeps_what_others_wrote_since_and_drops_what_it_judged_gone() {
+        // Its first read saw one of theirs and our four; others have since
+        // written all eight, plus one of theirs this rebuild found dead.
+        let ours = ids(&["ours-0", "ours-1"]);
+        let current = ids(&["py-2", "ours-0", "ours-1", "py-0", "py-1", "py-dead"]);
+        let members: HashSet<String> = ids(&["ours-0", "ours-1", "py-2"]).into_iter().collect();
+        let judged_ids = ids(&["ours-0", "ours-1", "py-2", "py-dead"]);
+        let judged: HashSet<&String> = judged_ids.iter().collect();
+        let list = rebuilt_over(&current, &ours, members, &judged);
+        assert_eq!(list, ids(&["py-2", "ours-0", "ours-1", "py-0", "py-1"]));
+        assert!(same_members(&ids(&["py-1", "py-0", "ours-1", "ours-0", "py-2"]), &list));
+        assert!(!same_members(&current, &list));
     }
 
     #[test]

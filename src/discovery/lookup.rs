@@ -90,7 +90,7 @@ fn best_copy(mut copies: Vec<WorkerRecord>, bindings: &Bindings, now: f64) -> Op
 }
 
 /// Worker ids in a legacy `service:{type}` value (a JSON list as a string).
-fn legacy_ids(v: &crate::wire::Value) -> Vec<String> {
+pub(crate) fn legacy_ids(v: &crate::wire::Value) -> Vec<String> {
     let text = match v {
         crate::wire::Value::Str(s) => s.as_str(),
         crate::wire::Value::Bin(b) => std::str::from_utf8(b).unwrap_or(""),
