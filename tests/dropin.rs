@@ -129,3 +129,35 @@ async fn unregister_and_a_new_url_are_seen_by_every_node_within_a_second_cache_o
     }
     assert_eq!(c.net.nodes[0].local_worker_count(), 0, "node 0 let go of the worker that moved");
 }
+
+/// A worker of theirs that wrote only its `worker:{id}` record (its entry in
+/// the `service:` list lost to a racing read-modify-write) is announced into
+/// the provider set at the first refresher tick after its record arrives,
+/// not at the next full bridging pass a refresh interval later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_wrote_only_its_record_is_found_within_ticks_not_a_refresh_interval() {
+    // The refresher ticks every interval / 8: every 2 s here.
+    let interval = Duration::from_secs(16);
+    let cfg = DiscoveryConfig { refresh_interval: interval, cache_ttl: Duration::ZERO, ..DiscoveryConfig::default() };
+    let c = cluster(4, cfg).await;
+    // The first (full) pass runs at every node's first tick.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let theirs = json!({"worker_id": "py-late", "tunnel_url": "https://py-late.example-tunnel.net",
+        "services": ["ocr"], "status": "healthy", "last_seen": now});
+    let value = kadmesh::wire::Value::Str(theirs.to_string());
+    c.net.nodes[0].node().put(kadmesh::discovery::worker_key("py-late"), value).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let mut found = Vec::new();
+    while start.elapsed() < interval + Duration::from_secs(4) {
+        found = c.discover(3, "ocr", true).await;
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let took = start.elapsed();
+    assert_eq!(found.len(), 1, "never found after {took:?}: {found:?}");
+    assert_eq!(found[0].0, "py-late");
+    assert!(took < interval / 2, "found only {took:?} after its record was written (refresh interval {interval:?})");
+}

@@ -275,8 +275,8 @@ struct Inner {
     bindings: bindings::Bindings,
     liveness: liveness::Liveness,
     legacy: legacy::LegacyLists,
-    /// When held legacy worker records were last bridged (Unix seconds).
-    bridged_at: std::sync::Mutex<Option<f64>>,
+    /// Which held legacy worker records were bridged, and when.
+    bridging: bridge::Bridging,
     /// Tasks that may outlive their request, aborted at shutdown.
     background: background::Background,
     cache: cache::Cache<DiscoverAnswer>,
@@ -315,7 +315,7 @@ impl Discovery {
             registry: Registry::default(),
             liveness: liveness::Liveness::default(),
             legacy: legacy::LegacyLists::default(),
-            bridged_at: std::sync::Mutex::new(None),
+            bridging: bridge::Bridging::default(),
             background: background::Background::default(),
             coordinator,
             metrics: Metrics::default(),

@@ -385,23 +385,17 @@ impl Discovery {
         for r in join_all(refreshes).await {
             r?;
         }
-        self.bridge_if_due(now).await?;
+        self.bridge_held(now).await?;
         self.refresh_legacy_lists(now).await
     }
 
-    /// Once per refresh interval, announces the legacy worker records this
-    /// node holds (see `bridge`).
-    async fn bridge_if_due(&self, now: f64) -> Result<(), NodeError> {
-        {
-            let mut at = self.inner.bridged_at.lock().unwrap_or_else(|e| e.into_inner());
-            if !super::bridge::due(*at, now, self.inner.config.refresh_interval) {
-                return Ok(());
-            }
-            *at = Some(now);
-        }
-        let n = self.bridge_held_records().await?;
+    /// Announces the legacy worker records this node holds (see `bridge`):
+    /// all once per refresh interval, new ones at every tick between.
+    async fn bridge_held(&self, now: f64) -> Result<(), NodeError> {
+        let pass = self.inner.bridging.begin(now, self.inner.config.refresh_interval);
+        let n = self.bridge_held_records(pass).await?;
         if n > 0 {
-            tracing::debug!(workers = n, "announced workers that registered the old way");
+            tracing::debug!(workers = n, full = pass.full, "announced workers that registered the old way");
         }
         Ok(())
     }
