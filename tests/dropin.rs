@@ -142,9 +142,9 @@ async fn a_worker_that_wrote_only_its_record_is_found_within_ticks_not_a_refresh
     let c = cluster(4, cfg).await;
     // The first (full) pass runs at every node's first tick.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    // `last_seen` from their event loop's monotonic clock, as their workers write it.
     let theirs = json!({"worker_id": "py-late", "tunnel_url": "https://py-late.example-tunnel.net",
-        "services": ["ocr"], "status": "healthy", "last_seen": now});
+        "services": ["ocr"], "status": "healthy", "last_seen": 815.2});
     let value = kadmesh::wire::Value::Str(theirs.to_string());
     c.net.nodes[0].node().put(kadmesh::discovery::worker_key("py-late"), value).await.unwrap();
     let start = tokio::time::Instant::now();
