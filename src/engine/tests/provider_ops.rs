@@ -140,6 +140,37 @@ fn a_replica_that_never_answers_fails_its_page_and_the_read_still_ends() {
     assert_eq!(live(&r), ["w1"]);
 }
 
+#[test]
+fn a_replica_silent_through_every_try_with_nobody_to_stand_in_ends_the_read_before_its_timeout() {
+    // Three replicas and nobody else in line (the other contacts are
+    // stock); a stall threshold well under the 2 s extension timeout, as
+    // measured round trips give.
+    let cfg = Config { lookup_stall: Duration::from_millis(300), ..small(0) };
+    let mut e = engine_with_contacts(cfg.clone());
+    for i in 0..CONTACTS.len() {
+        e.peers.insert(contact_id(i), if i < 3 { PeerKind::Extended } else { PeerKind::Base });
+    }
+    let q = e.provider_read(Time::ZERO, id_at(0, 0), 3);
+    let lists = answer_lookup(&mut e, Time::ZERO);
+    assert_eq!(lists.len(), 3);
+    let w1 = vec!["w1".to_string()];
+    for (to, id, _) in &lists[..2] {
+        answer(&mut e, Time::ZERO, *to, *id, page(&w1, None, 1, None));
+    }
+    // The third never answers: it is asked again at each stall, and given
+    // up once its last try stalled too, before the first try's timeout.
+    let silent = lists[2].0;
+    let mut tries = 1;
+    for _ in 0..20 {
+        let Some(at) = e.poll_timeout().filter(|t| *t < Time::ZERO + cfg.extension_timeout) else { break };
+        e.handle_timeout(at);
+        tries += sent_to(&mut e).iter().filter(|(t, _, c)| *t == silent && is_list(c)).count();
+    }
+    let r = read_outcome(&mut e, q);
+    assert_eq!((live(&r), r.replicas), (w1, 2));
+    assert_eq!(tries, 3, "every try asked before giving up");
+}
+
 /// A page as a replica sends it: `ids` live, version 1.
 pub(super) fn page(ids: &[String], next: Option<&str>, live: u64, shard: Option<Shard>) -> Value {
     let entry = |id: &String| {

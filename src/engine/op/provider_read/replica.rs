@@ -83,6 +83,12 @@ impl Chain {
     pub(super) fn may_resend(&self) -> bool {
         self.done.is_none() && self.tries < PAGE_TRIES
     }
+
+    /// Still reading, every try of its page asked, the last one `stall` or
+    /// more ago at `now`: as good as failed.
+    pub(super) fn exhausted(&self, now: Time, stall: Duration) -> bool {
+        self.done.is_none() && self.tries >= PAGE_TRIES && self.asked_at + stall <= now
+    }
 }
 
 impl Replica {
