@@ -23,9 +23,9 @@
 //! are asked for all their shards at once, without waiting for their first
 //! page: one round trip each instead of two. Every reply answers one
 //! request. A page not answered within a few of its replica's own round
-//! trips is asked again, up to three times in all; one whose last try went
-//! unanswered as long ends incomplete then, not at the requests' timeout
-//! (2 s), like a failed one. Pages of a replica 120 ms or more away are each
+//! trips is asked again, up to three times in all; at a replica that never
+//! answered, one whose last try went unanswered as long ends incomplete
+//! then, not at the requests' timeout (2 s), like a failed one. Pages of a replica 120 ms or more away are each
 //! asked twice at once (hedged): the read ends with the last page of its
 //! slowest replica, and a lost one there would cost another long round
 //! trip.
@@ -491,11 +491,12 @@ impl ProviderRead {
     /// Asks again for the pages that stalled (their requests stay out: the
     /// first answer is used), and asks a stand-in for each replica whose
     /// first page stalled: one that has left would hold the round for the
-    /// extension timeout (5 s), then bring a second round. A page whose
-    /// last try stalled too ends incomplete now, not at its requests'
-    /// timeout: a stock peer not yet known as one, read when nobody else
-    /// was left in line, held reads for the whole 2 s timeout (seen on
-    /// loopback in `tests/platform.rs`, beside stock Python peers).
+    /// extension timeout (5 s), then bring a second round. A page of a
+    /// replica never heard from whose last try stalled too ends incomplete
+    /// now, not at its requests' timeout: a stock peer not yet known as
+    /// one, read when nobody else was left in line, held reads for the
+    /// whole 2 s timeout (seen on loopback in `tests/platform.rs`, beside
+    /// stock Python peers).
     fn resend_stalled(&mut self, cx: &mut Cx) -> Step {
         self.stand_in_for_silent(cx);
         self.give_up_exhausted(cx.now);
@@ -515,11 +516,15 @@ impl ProviderRead {
         self.round_done(cx)
     }
 
-    /// Ends incomplete every page asked [`PAGE_TRIES`] times whose last
-    /// try stalled too (a failure that later comes for it is ignored).
+    /// Ends incomplete every page of a replica never heard from that was
+    /// asked [`PAGE_TRIES`] times, its last try stalled too (a failure that
+    /// later comes for it is ignored). A replica that answered keeps
+    /// waiting for its pages: its threshold is its own few round trips, and
+    /// giving up on a late page there brought second rounds (discover p50
+    /// in the 10 min after `crash30-discover`'s crash 380 -> 468 ms).
     fn give_up_exhausted(&mut self, now: Time) {
         let Phase::Reading(r) = &mut self.phase else { return };
-        for p in &mut r.replicas {
+        for p in r.replicas.iter_mut().filter(|p| !p.heard) {
             let stall = p.stall;
             for c in p.chains.iter_mut().filter(|c| c.exhausted(now, stall)) {
                 c.done = Some(false);
@@ -613,10 +618,11 @@ impl Operation for ProviderRead {
         match &self.phase {
             Phase::Search(s) => s.next_stall(),
             Phase::Reading(r) => {
-                let chains = r.replicas.iter().flat_map(|p| p.chains.iter().map(move |c| (c, p.stall)));
-                // A page with tries left is asked again then; one without
-                // is given up then.
-                chains.filter(|(c, _)| c.done.is_none()).map(|(c, stall)| c.asked_at + stall).min()
+                // A page with tries left is asked again then; one of a
+                // replica never heard from without is given up then.
+                let due = |c: &Chain, heard: bool| c.may_resend() || (c.done.is_none() && !heard);
+                let chains = r.replicas.iter().flat_map(|p| p.chains.iter().map(move |c| (c, p.stall, p.heard)));
+                chains.filter(|(c, _, heard)| due(c, *heard)).map(|(c, stall, _)| c.asked_at + stall).min()
             }
             Phase::Start => None,
         }

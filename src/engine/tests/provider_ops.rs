@@ -171,6 +171,39 @@ fn a_replica_silent_through_every_try_with_nobody_to_stand_in_ends_the_read_befo
     assert_eq!(tries, 3, "every try asked before giving up");
 }
 
+#[test]
+fn a_replica_that_answered_keeps_its_late_page_until_the_timeout() {
+    // As above, but the third replica answers its first page (more to
+    // come) and then goes quiet: its next page is asked again, never given
+    // up early (its threshold is its own round trips; a late page must not
+    // bring a second round).
+    let cfg = Config { lookup_stall: Duration::from_millis(300), ..small(0) };
+    let mut e = engine_with_contacts(cfg.clone());
+    for i in 0..CONTACTS.len() {
+        e.peers.insert(contact_id(i), if i < 3 { PeerKind::Extended } else { PeerKind::Base });
+    }
+    let q = e.provider_read(Time::ZERO, id_at(0, 0), 3);
+    let lists = answer_lookup(&mut e, Time::ZERO);
+    let both = vec!["w1".to_string(), "w2".to_string()];
+    for (to, id, _) in &lists[..2] {
+        answer(&mut e, Time::ZERO, *to, *id, page(&both, None, 2, None));
+    }
+    answer(&mut e, Time::ZERO, lists[2].0, lists[2].1, page(&both[..1], Some("w1"), 2, None));
+    let mut ended = false;
+    for _ in 0..20 {
+        let Some(at) = e.poll_timeout().filter(|t| *t < Time::ZERO + cfg.extension_timeout) else { break };
+        e.handle_timeout(at);
+        let _ = sent_to(&mut e);
+        while let Some(ev) = e.poll_event() {
+            ended |= ev.id == q;
+        }
+    }
+    assert!(!ended, "the read ended before the late page's timeout");
+    e.handle_timeout(Time::ZERO + cfg.extension_timeout + Duration::from_millis(1));
+    let r = read_outcome(&mut e, q);
+    assert_eq!((live(&r), r.replicas), (both, 2));
+}
+
 /// A page as a replica sends it: `ids` live, version 1.
 pub(super) fn page(ids: &[String], next: Option<&str>, live: u64, shard: Option<Shard>) -> Value {
     let entry = |id: &String| {
