@@ -140,11 +140,10 @@ fn a_replica_that_never_answers_fails_its_page_and_the_read_still_ends() {
     assert_eq!(live(&r), ["w1"]);
 }
 
-#[test]
-fn a_replica_silent_through_every_try_with_nobody_to_stand_in_ends_the_read_before_its_timeout() {
-    // Three replicas and nobody else in line (the other contacts are
-    // stock); a stall threshold well under the 2 s extension timeout, as
-    // measured round trips give.
+/// A read of 3 replicas with nobody else in line (the other contacts are
+/// stock), its lookup answered, and a stall threshold well under the 2 s
+/// extension timeout, as measured round trips give; the page requests sent.
+fn three_replicas_and_nobody_else() -> (Engine, QueryId, Vec<(SocketAddr, MessageId, Call)>, Config) {
     let cfg = Config { lookup_stall: Duration::from_millis(300), ..small(0) };
     let mut e = engine_with_contacts(cfg.clone());
     for i in 0..CONTACTS.len() {
@@ -152,6 +151,12 @@ fn a_replica_silent_through_every_try_with_nobody_to_stand_in_ends_the_read_befo
     }
     let q = e.provider_read(Time::ZERO, id_at(0, 0), 3);
     let lists = answer_lookup(&mut e, Time::ZERO);
+    (e, q, lists, cfg)
+}
+
+#[test]
+fn a_replica_silent_through_every_try_with_nobody_to_stand_in_ends_the_read_before_its_timeout() {
+    let (mut e, q, lists, cfg) = three_replicas_and_nobody_else();
     assert_eq!(lists.len(), 3);
     let w1 = vec!["w1".to_string()];
     for (to, id, _) in &lists[..2] {
@@ -177,13 +182,7 @@ fn a_replica_that_answered_keeps_its_late_page_until_the_timeout() {
     // come) and then goes quiet: its next page is asked again, never given
     // up early (its threshold is its own round trips; a late page must not
     // bring a second round).
-    let cfg = Config { lookup_stall: Duration::from_millis(300), ..small(0) };
-    let mut e = engine_with_contacts(cfg.clone());
-    for i in 0..CONTACTS.len() {
-        e.peers.insert(contact_id(i), if i < 3 { PeerKind::Extended } else { PeerKind::Base });
-    }
-    let q = e.provider_read(Time::ZERO, id_at(0, 0), 3);
-    let lists = answer_lookup(&mut e, Time::ZERO);
+    let (mut e, q, lists, cfg) = three_replicas_and_nobody_else();
     let both = vec!["w1".to_string(), "w2".to_string()];
     for (to, id, _) in &lists[..2] {
         answer(&mut e, Time::ZERO, *to, *id, page(&both, None, 2, None));
