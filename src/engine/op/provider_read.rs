@@ -25,10 +25,10 @@
 //! request. A page not answered within a few of its replica's own round
 //! trips is asked again, up to three times in all; at a replica that never
 //! answered, one whose last try went unanswered as long ends incomplete
-//! then, not at the requests' timeout (2 s), like a failed one. Pages of a replica 120 ms or more away are each
-//! asked twice at once (hedged): the read ends with the last page of its
-//! slowest replica, and a lost one there would cost another long round
-//! trip.
+//! then, not at the requests' timeout (2 s), like a failed one. Pages of a
+//! replica 120 ms or more away are each asked twice at once (hedged): the
+//! read ends with the last page of its slowest replica, and a lost one
+//! there would cost another long round trip.
 //!
 //! When a replica's read fails, or it lacks more than a fiftieth of what
 //! the merge holds, as many more replicas are read once. A replica that
