@@ -86,8 +86,14 @@ async fn a_stopped_short_lived_client_is_left_out_within_one_ping_timeout_of_its
 /// k of the mixed network: far below its 20 nodes, so gets walk routing
 /// tables across both implementations instead of reading their own store.
 const MIXED_K: usize = 4;
-/// Sets, then gets, made through the stock peers.
+/// Sets made through the stock peers (each key is then read back).
 const MIXED_OPS: usize = 60;
+/// Gets made through the stock peers, each key read from several: enough
+/// that their p99 (nearest rank) is not their maximum. Over 60 gets it was,
+/// so a single get that met a client in the moment it left failed the test
+/// (1 of 60 in one full-suite run; one get in a few thousand over the
+/// loops in README), where the issue asks for p99 under 1 s.
+const MIXED_GETS: usize = 200;
 /// How long a short-lived client waits between two visits.
 const VISIT_GAP: Duration = Duration::from_millis(700);
 
@@ -216,9 +222,11 @@ async fn stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and
         sleep(Duration::from_secs(1)).await;
     }
     let (mut gets, mut missed, mut unasked) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, key) in keys.iter().enumerate() {
+    for i in 0..MIXED_GETS {
+        let key = &keys[i % MIXED_OPS];
         let t = Instant::now();
-        let (got, why) = stock.get_why((i + 5) % 10, key).await;
+        // Each pass over the keys asks them from other stock nodes.
+        let (got, why) = stock.get_why((i + 5 + i / MIXED_OPS) % 10, key).await;
         gets.push(t.elapsed());
         if why == Some(Nowhere::PackageTraversal) {
             unasked.push(key.clone());
@@ -235,7 +243,7 @@ async fn stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and
     eprintln!(
         "10 kadmesh + 10 stock nodes (k = {MIXED_K}), 3 short-lived clients visiting {visits} times in {:?}:\n  \
          {MIXED_OPS} stock sets, 20 at once ({stored} stored, {} never sent by the stock node's own \
-         table traversal): {}\n  {MIXED_OPS} stock gets one by one ({} never sent, likewise): {}",
+         table traversal): {}\n  {MIXED_GETS} stock gets one by one ({} never sent, likewise): {}",
         started.elapsed(),
         unsent.len(),
         figures(&sets),
@@ -244,7 +252,8 @@ async fn stock_peers_gets_stay_under_a_second_while_short_lived_clients_come_and
     );
     assert!(lost.is_empty(), "stock sets stored nowhere for another reason: {lost:?}");
     // The package's defect may excuse a few keys, never most of the test.
-    assert!(unsent.len() + unasked.len() < MIXED_OPS / 4, "{} sets, {} gets never sent", unsent.len(), unasked.len());
+    let never = unsent.len() + unasked.len();
+    assert!(never < (MIXED_OPS + MIXED_GETS) / 8, "{} sets, {} gets never sent", unsent.len(), unasked.len());
     assert!(missed.is_empty(), "stock gets that missed: {missed:?}");
     assert!(visits >= 6, "the short-lived clients came and went only {visits} times");
     assert!(quantile(&gets, 0.99) < Duration::from_secs(1), "stock peers' get p99: {}", figures(&gets));
