@@ -274,8 +274,6 @@ impl Engine {
         }
     }
 
-    /// A base `ping` (every peer answers it, stock or ours) to find out
-    /// whether `c` can be reached; the answer makes it good, silence a strike.
     /// `contact` has just answered us for the first time: it is owed the
     /// records it is now responsible for, and (for stock askers) a settle check.
     pub(super) fn on_verified(&mut self, now: Time, contact: Contact) {
@@ -283,6 +281,8 @@ impl Engine {
         self.settle_later(now, contact.id);
     }
 
+    /// A base `ping` (every peer answers it, stock or ours) to find out
+    /// whether `c` can be reached; the answer makes it good, silence a strike.
     pub(super) fn send_check(&mut self, now: Time, c: Contact) {
         let call = self.svc.ping();
         self.svc.send_request(now, c.addr, call, ReplyTo::Verify { peer: c.id });
