@@ -71,6 +71,56 @@ pub struct ReaderStats {
     pub remembered: u64,
     /// Latency of each, ms.
     pub latency_ms: crate::metrics::Samples,
+    /// The same discovers by how their read went ([`ReadPath`]).
+    pub by_path: [PathStats; 4],
+}
+
+/// How a discover's read went: it decides most of its time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadPath {
+    /// From the replicas an earlier read found, no lookup, one round.
+    Memory,
+    /// From memory, plus nodes closer to the key its probe named.
+    MemoryNewcomers,
+    /// A lookup first, one round.
+    Cold,
+    /// A second round (its first round's replicas disagreed).
+    SecondRound,
+}
+
+impl ReadPath {
+    /// Every path, in report order.
+    pub const ALL: [ReadPath; 4] = [ReadPath::Memory, ReadPath::MemoryNewcomers, ReadPath::Cold, ReadPath::SecondRound];
+
+    fn of(r: &ProviderReadOutcome) -> ReadPath {
+        match (r.rounds > 1, r.remembered, r.newcomers > 0) {
+            (true, _, _) => ReadPath::SecondRound,
+            (false, true, true) => ReadPath::MemoryNewcomers,
+            (false, true, false) => ReadPath::Memory,
+            (false, false, _) => ReadPath::Cold,
+        }
+    }
+
+    /// Its name in the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            ReadPath::Memory => "from memory",
+            ReadPath::MemoryNewcomers => "from memory, newcomers added",
+            ReadPath::Cold => "cold (a lookup first)",
+            ReadPath::SecondRound => "a second round",
+        }
+    }
+}
+
+/// Discovers whose read took one [`ReadPath`].
+#[derive(Clone, Debug, Default)]
+pub struct PathStats {
+    /// Latency, ms.
+    pub latency_ms: crate::metrics::Samples,
+    /// The lookup part of it, ms.
+    pub lookup_ms: crate::metrics::Samples,
+    /// Page requests sent.
+    pub pages: crate::metrics::Samples,
 }
 
 /// A live provider a discover should name, and whether an open partition
@@ -143,6 +193,10 @@ impl World {
         by.complete += u64::from(ok);
         by.remembered += u64::from(r.remembered);
         by.latency_ms.push(ms);
+        let path = &mut by.by_path[ReadPath::of(r) as usize];
+        path.latency_ms.push(ms);
+        path.lookup_ms.push(r.stats.duration.as_millis() as f64);
+        path.pages.push(r.pages_sent as f64);
         if expected.iter().any(|e| e.across) {
             d.cut_done += 1;
             d.cut_complete += u64::from(ok);
@@ -153,5 +207,21 @@ impl World {
             d.after_complete += u64::from(ok);
             d.after_latency_ms.push(ms);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_read_is_classed_by_its_second_round_first_then_memory_and_newcomers() {
+        let read =
+            |rounds, remembered, newcomers| ProviderReadOutcome { rounds, remembered, newcomers, ..Default::default() };
+        assert_eq!(ReadPath::of(&read(1, true, 0)), ReadPath::Memory);
+        assert_eq!(ReadPath::of(&read(1, true, 2)), ReadPath::MemoryNewcomers);
+        assert_eq!(ReadPath::of(&read(1, false, 0)), ReadPath::Cold);
+        assert_eq!(ReadPath::of(&read(2, true, 2)), ReadPath::SecondRound);
+        assert_eq!(ReadPath::of(&read(2, false, 0)), ReadPath::SecondRound);
     }
 }

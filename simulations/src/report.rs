@@ -166,6 +166,20 @@ fn discover_rows(w: &mut World, rows: &mut Rows) {
         let (done, ok, mem) = (r.done, f2(pct(r.complete, r.done)), f1(100.0 * r.remembered as f64 / r.done as f64));
         push(rows, &format!("... by {who}: answered / success % / from memory %"), format!("{done} / {ok} / {mem}"));
         push(rows, &format!("... by {who}: latency p50 / p95 / p99 ms"), p3(&mut r.latency_ms));
+        for path in crate::discover::ReadPath::ALL {
+            let s = &mut r.by_path[path as usize];
+            if s.latency_ms.is_empty() {
+                continue;
+            }
+            let (n, p50, p90) =
+                (s.latency_ms.len(), f0(s.latency_ms.percentile(50.0)), f0(s.latency_ms.percentile(90.0)));
+            let (lookup, pages) = (f0(s.lookup_ms.percentile(50.0)), f0(s.pages.percentile(50.0)));
+            push(
+                rows,
+                &format!("... by {who}, read {}: answered / p50 / p90 ms / lookup p50 ms / pages p50", path.label()),
+                format!("{n} / {p50} / {p90} / {lookup} / {pages}"),
+            );
+        }
     }
     if d.cut_done > 0 {
         // As for lookups: a provider across an open cut can refresh only
