@@ -77,6 +77,12 @@ impl Peers {
         self.kinds.peek(id).copied().unwrap_or(PeerKind::Unknown)
     }
 
+    /// Whether `id`'s kind is unknown and it was never asked: a hello to it
+    /// is due ([`Engine::probe_if_due`]).
+    pub(super) fn never_asked(&self, id: &NodeId) -> bool {
+        self.kind(id) == PeerKind::Unknown && self.probed.peek(id).is_none()
+    }
+
     /// Records what `id` speaks.
     pub(super) fn insert(&mut self, id: NodeId, kind: PeerKind) {
         self.kinds.insert(id, kind);
@@ -152,7 +158,7 @@ impl Engine {
     /// seen, and again after [`REPROBE_AFTER`] if it stayed silent, so one
     /// lost datagram does not brand one of ours a stock peer for good.
     /// True if a hello went out.
-    fn probe_if_due(&mut self, now: Time, contact: Contact) -> bool {
+    pub(super) fn probe_if_due(&mut self, now: Time, contact: Contact) -> bool {
         // Checked on every datagram: the common case (one of ours) costs one lookup.
         let kind = self.peers.kind(&contact.id);
         if kind == PeerKind::Extended {

@@ -31,18 +31,33 @@ impl Engine {
     pub(super) fn with_op(&mut self, now: Time, id: QueryId, f: impl FnOnce(&mut dyn Operation, &mut Cx) -> Step) {
         let Engine { svc, store, providers, peers, maintenance, put_targets, read_memory, joining, ops, .. } = self;
         let Some(op) = ops.get_mut(&id) else { return };
-        let learned = Vec::new();
-        let mut cx =
-            Cx { now, op: id, svc, store, providers, peers, maintenance, put_targets, read_memory, joining, learned };
+        let (learned, ask_kind) = (Vec::new(), Vec::new());
+        let mut cx = Cx {
+            now,
+            op: id,
+            svc,
+            store,
+            providers,
+            peers,
+            maintenance,
+            put_targets,
+            read_memory,
+            joining,
+            learned,
+            ask_kind,
+        };
         let step = f(op.as_mut(), &mut cx);
-        let learned = cx.learned;
-        self.settle(now, id, step, learned);
+        let (learned, ask_kind) = (cx.learned, cx.ask_kind);
+        self.settle(now, id, step, learned, ask_kind);
     }
 
     /// Carries out what operation `id` returned.
-    fn settle(&mut self, now: Time, id: QueryId, step: Step, learned: Vec<Contact>) {
+    fn settle(&mut self, now: Time, id: QueryId, step: Step, learned: Vec<Contact>, ask_kind: Vec<Contact>) {
         for c in learned {
             self.learn_answered(now, c);
+        }
+        for c in ask_kind {
+            self.probe_if_due(now, c);
         }
         match step {
             Step::Wait => {}

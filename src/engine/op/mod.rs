@@ -91,6 +91,9 @@ pub(super) struct Cx<'a> {
     /// Learning can send (hello, eviction ping, handover), so it happens in
     /// the engine, in the order the operation asked, before a [`Step::Poll`].
     pub(super) learned: Vec<Contact>,
+    /// Contacts whose kind the operation needs: each is asked
+    /// (`kadmesh_hello`) once the input is handled, if a hello is due.
+    pub(super) ask_kind: Vec<Contact>,
 }
 
 impl Cx<'_> {
@@ -104,6 +107,13 @@ impl Cx<'_> {
     /// queries, when this input is handled.
     pub(super) fn learn_answered(&mut self, contact: Contact) {
         self.learned.push(contact);
+    }
+
+    /// Asks the engine to find out what `contact` speaks, when this input
+    /// is handled (a contact outside the routing table is never asked
+    /// otherwise).
+    pub(super) fn ask_kind(&mut self, contact: Contact) {
+        self.ask_kind.push(contact);
     }
 }
 

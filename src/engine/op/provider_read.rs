@@ -4,6 +4,11 @@
 //! peers), merged with this node's own entries: a store lost at one
 //! replica loses nothing.
 //!
+//! When that lookup's few closest hold too few known to speak the
+//! extension, it looks up all k, and meanwhile asks the others what they
+//! speak: enough answers before that lookup ends start the read from the
+//! few (see [`kinds`]).
+//!
 //! The read does not wait for the lookup to end. Every one of the key's k
 //! closest holds the set, so once the lookup knows `replicas` usable
 //! contacts two bits deeper than its rank cap (see [`crate::lookup`]),
@@ -42,6 +47,7 @@
 //! replicas the last lookup found, with the set's size known, so every
 //! replica's shards go at once (see [`memory`]).
 
+mod kinds;
 pub(in crate::engine) mod memory;
 mod recall;
 mod replica;
@@ -57,9 +63,10 @@ use crate::engine::providers::wire::Shard;
 use crate::engine::providers::MAX_ENTRIES_PER_CALL;
 use crate::engine::{Engine, LookupStats, Outcome, PeerKind, ProviderReadOutcome, QueryId};
 use crate::id::{Key, NodeId};
-use crate::lookup::LookupKind;
+use crate::lookup::{LookupKind, LookupResult};
 use crate::rpc::RpcKind;
 use crate::time::Time;
+use kinds::Few;
 use memory::Remembered;
 use replica::{cut_bits, Chain, Hint, Replica, StoodIn, PAGE_TRIES};
 
@@ -121,6 +128,7 @@ impl Engine {
             known: Vec::new(),
             probe: None,
             asked: Vec::new(),
+            few: None,
             phase: Phase::Start,
             out,
         };
@@ -162,6 +170,9 @@ struct ProviderRead {
     probe: Option<NodeId>,
     /// Replicas asked so far (a read after an early one skips them).
     asked: Vec<NodeId>,
+    /// The few closest a first lookup found, too few of them known to speak
+    /// the extension, while the lookup of all k runs.
+    few: Option<Few>,
     phase: Phase,
     out: ProviderReadOutcome,
 }
@@ -184,16 +195,27 @@ impl ProviderRead {
         let Progress::Found(r, stats) = progress else { return self.read_early(cx) };
         self.out.stats.queried += stats.queried;
         self.out.stats.failed += stats.failed;
+        // The lookup of all k ended before the few closest were known.
+        self.few = None;
         let extended = r.closest.iter().filter(|c| cx.peers.kind(&c.id) == PeerKind::Extended).count();
         // Among stock peers the few closest may hold no extension peer at
         // all: then the lookup goes on to all k rather than reading from
-        // peers that may never answer.
+        // peers that may never answer. A reader new to the neighbourhood
+        // may only not know their kinds yet: they are asked meanwhile, and
+        // whichever comes first, enough answers or the lookup's end, starts
+        // the read (see `kinds`).
         if extended < self.want && self.lookup_k < cx.svc.config.k {
+            self.few = Some(Few::ask(cx, r, stats));
             self.lookup_k = cx.svc.config.k;
             return self.start_search(cx);
         }
         // A read after the whole lookup is final, whatever it finds.
         self.early = false;
+        self.read_found(cx, &r, stats)
+    }
+
+    /// Reads from the closest a finished lookup found.
+    fn read_found(&mut self, cx: &mut Cx, r: &LookupResult, stats: LookupStats) -> Step {
         self.found_at = Some(cx.now);
         let peers = cx.peers;
         let pick = |k: PeerKind| r.closest.iter().filter(move |c| peers.kind(&c.id) == k).copied();
@@ -211,6 +233,9 @@ impl ProviderRead {
     /// rounds, which wait for the slowest of the k closest, are not waited
     /// for.
     fn read_early(&mut self, cx: &mut Cx) -> Step {
+        if let Some(step) = self.read_few_if_known(cx) {
+            return step;
+        }
         let Phase::Search(s) = &self.phase else { return Step::Wait };
         if !self.early {
             return Step::Wait;

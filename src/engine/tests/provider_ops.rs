@@ -383,6 +383,35 @@ fn a_read_whose_few_closest_hold_no_extension_peer_looks_up_all_k() {
     assert_eq!(lookup_queries_before_reading(1, PeerKind::Unknown), 3 + four().k);
 }
 
+#[test]
+fn a_read_whose_few_closest_answer_their_hellos_reads_them_before_the_lookup_of_all_k_ends() {
+    // A reader new to the neighbourhood: the 3 closest are of unknown kind
+    // when its first lookup ends. It looks up all k, and asks them what
+    // they speak meanwhile (as each answered the lookup); their answers,
+    // not the end of that lookup, let the read begin.
+    let mut e = engine_with_contacts(four());
+    for i in 0..CONTACTS.len() {
+        e.peers.insert(contact_id(i), PeerKind::Unknown);
+        e.peers.probed.remove(&contact_id(i));
+    }
+    let _ = e.provider_read(Time::ZERO, id_at(0x40, 0), 1);
+    for (to, id, _) in sent_to(&mut e) {
+        answer(&mut e, Time::ZERO, to, id, Value::Array(vec![]));
+    }
+    let sent = sent_to(&mut e);
+    let is_hello = |c: &Call| matches!(c, Call::Other { name, .. } if name == HELLO);
+    let finds: Vec<_> = sent.iter().filter(|(_, _, c)| matches!(c, Call::FindNode { .. })).cloned().collect();
+    assert!(finds.len() >= 2, "the lookup of all k goes on meanwhile");
+    assert!(!sent.iter().any(|(_, _, c)| is_list(c)), "no page before any kind is known");
+    for (to, id, _) in sent.iter().filter(|(_, _, c)| is_hello(c)) {
+        let i = (0..CONTACTS.len()).find(|&i| known(i).addr == *to).expect("a known contact");
+        answer(&mut e, Time::ZERO, *to, *id, crate::engine::inbound::hello_body(contact_id(i)));
+    }
+    let (to, id, _) = &finds[0];
+    answer(&mut e, Time::ZERO, *to, *id, Value::Array(vec![]));
+    assert!(sent_to(&mut e).iter().any(|(_, _, c)| is_list(c)), "read after one more answer, not all k");
+}
+
 /// The hand-driven engine with k = 4, its contacts of kind `kind`, reading
 /// the set at `id_at(0, 0)`. Its rank cap is 0 (its 4th closest contact
 /// shares no leading bit with it), so the three `(0, i)` contacts, which
