@@ -77,12 +77,6 @@ impl Peers {
         self.kinds.peek(id).copied().unwrap_or(PeerKind::Unknown)
     }
 
-    /// Whether `id`'s kind is unknown and it was never asked: a hello to it
-    /// is due ([`Engine::probe_if_due`]).
-    pub(super) fn never_asked(&self, id: &NodeId) -> bool {
-        self.kind(id) == PeerKind::Unknown && self.probed.peek(id).is_none()
-    }
-
     /// Records what `id` speaks.
     pub(super) fn insert(&mut self, id: NodeId, kind: PeerKind) {
         self.kinds.insert(id, kind);

@@ -22,10 +22,11 @@ pub(super) struct Few {
 }
 
 impl Few {
-    /// Keeps `found` and asks those of its closest never asked what they
-    /// speak (the engine sends the hellos once this input is handled).
+    /// Keeps `found` and asks those of its closest of unknown kind what
+    /// they speak (the engine sends a hello where one is due: not to one
+    /// whose hello is in flight).
     pub(super) fn ask(cx: &mut Cx, found: Box<LookupResult>, stats: LookupStats) -> Few {
-        for c in found.closest.iter().filter(|c| cx.peers.never_asked(&c.id)) {
+        for c in found.closest.iter().filter(|c| cx.peers.kind(&c.id) == PeerKind::Unknown) {
             cx.ask_kind(*c);
         }
         Few { found, stats }
