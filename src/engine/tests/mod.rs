@@ -203,6 +203,7 @@ mod op_failures;
 mod peers;
 mod provider_memory;
 mod provider_ops;
+mod provider_spare;
 mod providers;
 mod put_reuse;
 mod reach;

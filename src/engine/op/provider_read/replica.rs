@@ -49,6 +49,10 @@ pub(super) enum StoodIn {
     /// It reported a set far smaller than another replica did: it was not
     /// among the writers' closest (a newcomer, or one at the edge).
     Short,
+    /// As many others as the round wanted read complete, in agreement,
+    /// before it did: the round ended without the rest of its pages
+    /// (see `ProviderRead::covered`).
+    Covered,
 }
 
 /// What the largest first page so far said of the set: its size and how
@@ -159,6 +163,7 @@ impl Replica {
             // Still read to its end (a replica that lied about its size
             // must not cut the others' reads short), just not compared.
             StoodIn::Short => self.done(),
+            StoodIn::Covered => true,
         }
     }
 

@@ -1,0 +1,89 @@
+//! The spare replica of a provider read's round
+//! ([`Config::provider_read_spare`]): one replica more is asked than the
+//! round wants, and the round ends once as many as it wants read complete
+//! and agree.
+
+use super::provider_ops::{is_list, live, page, read_outcome, start_read_with};
+use super::*;
+
+fn ids(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("w{i:03}")).collect()
+}
+
+#[test]
+fn a_round_asks_a_spare_and_ends_when_those_it_wants_read_complete_and_agree() {
+    let all = ids(50);
+    let (mut e, q, lists) = start_read_with(small(0), |_| PeerKind::Extended, 2);
+    assert_eq!(lists.len(), 3, "two replicas wanted, one spare");
+    for (to, id, _) in &lists[..2] {
+        answer(&mut e, Time::ZERO, *to, *id, page(&all, None, 50, None));
+    }
+    // The third has not answered: the read ends all the same, at once.
+    let r = read_outcome(&mut e, q);
+    assert_eq!((live(&r), r.replicas, r.rounds), (all, 2, 1));
+    assert!(sent_to(&mut e).iter().all(|(_, _, c)| !is_list(c)), "nothing asked again");
+}
+
+#[test]
+fn without_a_spare_the_round_waits_for_every_replica_it_asked() {
+    let cfg = Config { provider_read_spare: 0, ..small(0) };
+    let all = ids(50);
+    let (mut e, _, lists) = start_read_with(cfg, |_| PeerKind::Extended, 2);
+    assert_eq!(lists.len(), 2);
+    answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all, None, 50, None));
+    assert!(e.poll_event().is_none(), "the second replica is waited for");
+}
+
+#[test]
+fn a_replica_short_of_the_merge_does_not_count_and_the_spare_covers_it() {
+    let all = ids(100);
+    let (mut e, q, lists) = start_read_with(small(0), |_| PeerKind::Extended, 2);
+    assert_eq!(lists.len(), 3);
+    answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all, None, 100, None));
+    // Lacking 10 of 100 (more than a fiftieth): it does not agree.
+    answer(&mut e, Time::ZERO, lists[1].0, lists[1].1, page(&all[10..], None, 90, None));
+    let stand_ins = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).count();
+    assert!(e.poll_event().is_none(), "one complete replica in agreement is not enough");
+    answer(&mut e, Time::ZERO, lists[2].0, lists[2].1, page(&all, None, 100, None));
+    let r = read_outcome(&mut e, q);
+    assert_eq!((r.entries.len(), r.rounds), (100, 1), "the spare agrees: no second round");
+    assert!(stand_ins <= 1, "at most a stand-in for the short one: {stand_ins}");
+}
+
+#[test]
+fn a_complete_replica_that_disagrees_still_brings_a_second_round_when_too_few_agree() {
+    let all = ids(100);
+    let (mut e, _, lists) = start_read_with(small(0), |_| PeerKind::Extended, 2);
+    // Each lacks a different tenth: none holds the merge within a fiftieth.
+    for (n, (to, id, _)) in lists.iter().enumerate() {
+        let held: Vec<String> = all.iter().enumerate().filter(|(i, _)| i / 10 != n).map(|(_, w)| w.clone()).collect();
+        answer(&mut e, Time::ZERO, *to, *id, page(&held, None, 90, None));
+    }
+    let more = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).count();
+    assert!(more > 0, "more replicas are read");
+    assert!(e.poll_event().is_none());
+}
+
+#[test]
+fn a_round_with_a_silent_replica_reads_every_replica() {
+    let all = ids(50);
+    let (mut e, q, lists) = start_read_with(small(0), |_| PeerKind::Extended, 2);
+    assert_eq!(lists.len(), 3);
+    let first: Vec<SocketAddr> = lists.iter().map(|(t, _, _)| *t).collect();
+    answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all, None, 50, None));
+    // Past the stall, the two silent ones get stand-ins.
+    let now = Time::ZERO + small(0).lookup_stall + Duration::from_millis(1);
+    e.handle_timeout(now);
+    let stand_ins: Vec<_> = sent_to(&mut e).into_iter().filter(|(t, _, c)| is_list(c) && !first.contains(t)).collect();
+    assert!(!stand_ins.is_empty(), "stand-ins for the silent ones");
+    // One of them answers late: two agree, but a replica went silent, so
+    // the stand-ins are read too.
+    answer(&mut e, now, lists[1].0, lists[1].1, page(&all, None, 50, None));
+    assert!(e.poll_event().is_none(), "the stand-ins are waited for");
+    let more = ids(51);
+    for (to, id, _) in &stand_ins {
+        answer(&mut e, now, *to, *id, page(&more, None, 51, None));
+    }
+    let r = read_outcome(&mut e, q);
+    assert_eq!(live(&r), more, "the entry only the stand-ins hold");
+}
