@@ -32,8 +32,8 @@
 //! answered, one whose last try went unanswered as long ends incomplete
 //! then, not at the requests' timeout (2 s), like a failed one. Pages of a
 //! replica 120 ms or more away are each asked twice at once (hedged): the
-//! read ends with the last page of its slowest replica, and a lost one
-//! there would cost another long round trip.
+//! read ends with the last page of the slowest replica it waits for, and a
+//! lost one there would cost another long round trip.
 //!
 //! A round asks one replica more than it wants
 //! ([`Config::provider_read_spare`](crate::engine::Config)) and ends once
@@ -346,7 +346,7 @@ impl ProviderRead {
         chain.tries += 1;
         chain.asked_at = cx.now;
         // A page of a far replica is asked twice at once (a hedged
-        // request): a read waits for every page of its slowest replica,
+        // request): a read waits for every page of the replicas it ends with,
         // and one lost there costs another of its long round trips. The
         // copy goes without the peer's id: its answer is matched by address
         // (`on_reply`), and its loss is no strike (pages lost together
