@@ -3,7 +3,7 @@
 //! round wants, and the round ends once as many as it wants read complete
 //! and agree.
 
-use super::provider_ops::{is_list, live, page, read_outcome, start_read_with};
+use super::provider_ops::{is_list, live, no_spare, page, read_outcome, start_read_with};
 use super::*;
 
 fn ids(n: usize) -> Vec<String> {
@@ -26,9 +26,8 @@ fn a_round_asks_a_spare_and_ends_when_those_it_wants_read_complete_and_agree() {
 
 #[test]
 fn without_a_spare_the_round_waits_for_every_replica_it_asked() {
-    let cfg = Config { provider_read_spare: 0, ..small(0) };
     let all = ids(50);
-    let (mut e, _, lists) = start_read_with(cfg, |_| PeerKind::Extended, 2);
+    let (mut e, _, lists) = start_read_with(no_spare(0), |_| PeerKind::Extended, 2);
     assert_eq!(lists.len(), 2);
     answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all, None, 50, None));
     assert!(e.poll_event().is_none(), "the second replica is waited for");
