@@ -39,6 +39,8 @@ pub struct DiscoverStats {
     pub lookup_ms: crate::metrics::Samples,
     /// Answered discovers that read a second round.
     pub second_rounds: u64,
+    /// Answered discovers that asked some page again (it stalled or failed).
+    pub reasked: u64,
     /// The same three for discovers issued in the 10 minutes after a disruption.
     pub after_done: u64,
     /// ... complete.
@@ -188,6 +190,7 @@ impl World {
         d.messages.push((r.stats.queried + r.pages_sent) as f64);
         d.lookup_ms.push(r.stats.duration.as_millis() as f64);
         d.second_rounds += u64::from(r.rounds > 1);
+        d.reasked += u64::from(r.pages_reasked > 0);
         let by = if router { &mut d.routers } else { &mut d.workers };
         by.done += 1;
         by.complete += u64::from(ok);

@@ -194,6 +194,7 @@ fn discover_rows(w: &mut World, rows: &mut Rows) {
         push(rows, "... all other discovers: success %", f2(pct(complete, done)));
     }
     push(rows, "... discovers that read a second round %", f2(pct(d.second_rounds, d.done)));
+    push(rows, "... discovers that asked a page again %", f2(pct(d.reasked, d.done)));
     push(
         rows,
         "messages per discover mean / p95",

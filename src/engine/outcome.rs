@@ -127,6 +127,9 @@ pub struct ProviderReadOutcome {
     pub pages_sent: usize,
     /// Page requests unanswered or answered with something else than a page.
     pub pages_failed: usize,
+    /// Page requests that asked again for a page already asked (it stalled
+    /// or failed); hedged copies do not count.
+    pub pages_reasked: usize,
     /// Read rounds (a second one when the first round's replicas disagreed).
     pub rounds: usize,
     /// It began at the replicas an earlier read's lookup found, without a

@@ -343,6 +343,7 @@ impl ProviderRead {
         let chain = &mut rep.chains[j];
         let call = shard_call(cx.svc.id, self.key, chain.after.as_deref(), MAX_ENTRIES_PER_CALL, chain.shard);
         rep.pages += usize::from(chain.tries == 0);
+        self.out.pages_reasked += usize::from(chain.tries > 0);
         chain.tries += 1;
         chain.asked_at = cx.now;
         // A page of a far replica is asked twice at once (a hedged

@@ -559,7 +559,7 @@ fn a_replica_that_reports_a_far_smaller_set_gets_a_stand_in_at_once() {
 
 #[test]
 fn a_shard_of_a_replica_that_answered_is_asked_again_after_its_own_round_trips() {
-    let (mut e, _, lists) = start_read(|_| PeerKind::Extended, 1);
+    let (mut e, q, lists) = start_read(|_| PeerKind::Extended, 1);
     let (to, id, _) = lists[0].clone();
     let all: Vec<String> = (0..400).map(|i| format!("w{i:03}")).collect();
     let answered_at = Time::ZERO + Duration::from_millis(10);
@@ -571,8 +571,15 @@ fn a_shard_of_a_replica_that_answered_is_asked_again_after_its_own_round_trips()
     let later = answered_at + Duration::from_millis(120);
     assert!(later < Time::ZERO + small(0).lookup_stall_min);
     e.handle_timeout(later);
-    let again = sent_to(&mut e).into_iter().filter(|(t, _, c)| *t == to && is_list(c)).count();
-    assert_eq!(again, shards, "every unanswered shard is asked again");
+    let again: Vec<_> = sent_to(&mut e).into_iter().filter(|(t, _, c)| *t == to && is_list(c)).collect();
+    assert_eq!(again.len(), shards, "every unanswered shard is asked again");
+    for (to, id, call) in again {
+        let s = list_shard(&call);
+        let ids: Vec<String> = all[40..].iter().filter(|i| s.holds(i)).cloned().collect();
+        answer(&mut e, later, to, id, page(&ids, None, 400, Some(s)));
+    }
+    let r = read_outcome(&mut e, q);
+    assert_eq!((r.entries.len(), r.pages_sent, r.pages_reasked), (400, 1 + 2 * shards, shards));
 }
 
 #[test]
