@@ -10,6 +10,18 @@ fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("w{i:03}")).collect()
 }
 
+type Lists = Vec<(SocketAddr, MessageId, Call)>;
+
+/// A read wanting 2 replicas under `cfg`, `asked` of them asked, the first
+/// answered at once with the whole set of `n`.
+fn first_answered(cfg: Config, asked: usize, n: usize) -> (Engine, QueryId, Lists, Vec<String>) {
+    let all = ids(n);
+    let (mut e, q, lists) = start_read_with(cfg, |_| PeerKind::Extended, 2);
+    assert_eq!(lists.len(), asked);
+    answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all, None, n as u64, None));
+    (e, q, lists, all)
+}
+
 #[test]
 fn a_round_asks_a_spare_and_ends_when_those_it_wants_read_complete_and_agree() {
     let all = ids(50);
@@ -26,19 +38,13 @@ fn a_round_asks_a_spare_and_ends_when_those_it_wants_read_complete_and_agree() {
 
 #[test]
 fn without_a_spare_the_round_waits_for_every_replica_it_asked() {
-    let all = ids(50);
-    let (mut e, _, lists) = start_read_with(no_spare(0), |_| PeerKind::Extended, 2);
-    assert_eq!(lists.len(), 2);
-    answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all, None, 50, None));
+    let (mut e, ..) = first_answered(no_spare(0), 2, 50);
     assert!(e.poll_event().is_none(), "the second replica is waited for");
 }
 
 #[test]
 fn a_replica_short_of_the_merge_does_not_count_and_the_spare_covers_it() {
-    let all = ids(100);
-    let (mut e, q, lists) = start_read_with(small(0), |_| PeerKind::Extended, 2);
-    assert_eq!(lists.len(), 3);
-    answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all, None, 100, None));
+    let (mut e, q, lists, all) = first_answered(small(0), 3, 100);
     // Lacking 10 of 100 (more than a fiftieth): it does not agree.
     answer(&mut e, Time::ZERO, lists[1].0, lists[1].1, page(&all[10..], None, 90, None));
     let stand_ins = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).count();
@@ -65,11 +71,8 @@ fn a_complete_replica_that_disagrees_still_brings_a_second_round_when_too_few_ag
 
 #[test]
 fn a_round_with_a_silent_replica_reads_every_replica() {
-    let all = ids(50);
-    let (mut e, q, lists) = start_read_with(small(0), |_| PeerKind::Extended, 2);
-    assert_eq!(lists.len(), 3);
+    let (mut e, q, lists, all) = first_answered(small(0), 3, 50);
     let first: Vec<SocketAddr> = lists.iter().map(|(t, _, _)| *t).collect();
-    answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all, None, 50, None));
     // Past the stall, the two silent ones get stand-ins.
     let now = Time::ZERO + small(0).lookup_stall + Duration::from_millis(1);
     e.handle_timeout(now);
