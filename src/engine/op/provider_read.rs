@@ -306,13 +306,12 @@ impl ProviderRead {
         r.round += 1;
         self.out.rounds = r.round;
         // A spare: the round ends once `want` read complete and agree
-        // (see `covered`). In `simulations steady --seed 1` a cold read
-        // waited on its slowest replica, or on a page lost there, for a
-        // round trip or two more: three reads in four asked some page
-        // again, and in more than half the replica read last was one of
-        // them. Ending at two of three instead lost entries only the third
-        // held (partition seed 5: success 99.83 -> 99.16 %); three of four
-        // keeps every entry two of the four hold.
+        // (see `covered`). A read waited on its slowest replica, or on a
+        // page asked again there (four discovers in five in `simulations
+        // steady --seed 1`, its report's "asked a page again" row), for a
+        // round trip or two more. Ending at two of three instead lost
+        // entries only the third held (partition seed 5: success 99.83 ->
+        // 99.16 %); three of four keeps every entry two of the four hold.
         let take = (self.want + cx.svc.config.provider_read_spare).min(r.rest.len());
         let now = cx.now;
         let (stall, hint) = (self.stall, self.hint);
