@@ -27,6 +27,8 @@ use crate::wire::{Call, Value};
 enum Task {
     Republish(Key),
     Replicate(Key),
+    /// A replica our table no longer counts among the k closest.
+    Leave(Key),
     Refresh(NodeId),
 }
 
@@ -306,20 +308,23 @@ impl Engine {
             .iter()
             .filter(|r| r.stored_at <= stale && r.expires_at > now && !self.maintenance.published.contains_key(&r.key))
             .map(|r| r.key);
-        // Only the k closest re-replicate. A copy held by a node that has since
-        // dropped out of the k closest is old: pushing it would overwrite the
-        // publisher's newer value, and we no longer serve it, so it is dropped
-        // (under churn such leftovers grew to 3x the live records in 3 hours).
-        let (mut keep, mut drop): (Vec<Key>, Vec<Key>) =
+        // Only the k closest re-replicate: a copy elsewhere may be old, and
+        // pushing it would overwrite the publisher's newer one. But our table
+        // alone does not drop a copy: it may list dead contacts nearer the
+        // key, and if every holder dropped on such a word the record would be
+        // gone. A copy the table places outside the k closest leaves through
+        // `Put::leaving`: one request to the nearest contact, and a lookup
+        // only if that one lacks the key or is silent.
+        let (mut keep, mut leave): (Vec<Key>, Vec<Key>) =
             unrefreshed.partition(|key| self.svc.routing.would_be_among_closest(&self.svc.id, key, self.svc.config.k));
         // Sorted: HashMap order differs between processes and seeded runs must replay.
         keep.sort_unstable();
-        drop.sort_unstable();
-        for key in drop {
-            self.store.remove(&key);
-        }
+        leave.sort_unstable();
         for key in keep {
             self.maintenance.enqueue(Task::Replicate(key));
+        }
+        for key in leave {
+            self.maintenance.enqueue(Task::Leave(key));
         }
         for index in self.svc.routing.lonely_buckets(now, self.svc.config.refresh_interval) {
             let target = self.svc.routing.random_id_in_bucket(index, &mut self.svc.rng);
@@ -349,6 +354,17 @@ impl Engine {
                 // Another replica re-stored it while this task waited in the queue.
                 Some(r) if r.stored_at > now - self.svc.config.replicate_interval => return false,
                 Some(r) => Put::task(key, r.value.clone(), Some(r.expires_at.saturating_since(now))),
+                None => return false,
+            },
+            Task::Leave(key) => match self.store.get(&key, now) {
+                Some(r) if r.stored_at > now - self.svc.config.replicate_interval => return false,
+                Some(r) => {
+                    let ttl = Some(r.expires_at.saturating_since(now));
+                    match self.svc.routing.closest_unfailed(&key, 1).first() {
+                        Some(&nearest) => Put::leaving(key, r.value.clone(), ttl, nearest),
+                        None => Put::task(key, r.value.clone(), ttl),
+                    }
+                }
                 None => return false,
             },
             Task::Refresh(target) => FindNode::refresh(target),

@@ -25,6 +25,11 @@ pub struct Stats {
     pub handovers: u64,
     /// Records re-stored by the republisher.
     pub republished: u64,
+    /// Replicas dropped because a replication lookup found k nodes closer
+    /// to their key than this one (`engine::op::leave`).
+    pub records_dropped: u64,
+    /// Stores of such a leftover to those of the k closest that lacked it.
+    pub handed_down: u64,
     /// Newer copies a `get` stored back to holders that answered with an
     /// older one (read repair, `engine::op::find`).
     pub read_repairs: u64,

@@ -15,6 +15,7 @@
 //! | [`find`] | `get` (find_value collecting copies, then repair and a cache copy) and `find_node`, bucket refresh |
 //! | [`newest`] | which of a `get`'s copies is newest, and who holds older ones |
 //! | [`put`] | `put`, republish and replicate: a lookup (or reused targets), then stores |
+//! | [`leave`] | a replica whose lookup found k closer nodes: hands its copy to those lacking it, then drops it |
 //! | [`targets`] | where a publisher's re-puts go without a lookup |
 //! | [`bootstrap`] | seed pings, then a lookup of our own id |
 //! | [`single`] | one request: `ping`, `stun`, `call` |
@@ -44,6 +45,7 @@ pub(super) use search_phase;
 
 pub(super) mod bootstrap;
 pub(super) mod find;
+pub(super) mod leave;
 pub(super) mod newest;
 pub(super) mod provider_read;
 pub(super) mod provider_write;

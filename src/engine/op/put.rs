@@ -4,11 +4,13 @@
 //!
 //! A command's put reports its outcome; a maintenance put (republish,
 //! replicate) frees its slot in the maintenance queue instead, and a
-//! replica whose lookup found k nodes closer than us drops its copy rather
-//! than push a leftover over newer ones.
+//! replica whose lookup found k nodes closer than us leaves the key's
+//! neighbourhood ([`leave`](super::leave)): it hands its copy to those of
+//! them that lack the record, never over a copy they hold, then drops it.
 
 use std::time::Duration;
 
+use super::leave::{self, Leaving};
 use super::search::{Progress, Search};
 use super::{targets, Cx, Finished, Operation, Reply, Step};
 use crate::contact::Contact;
@@ -47,7 +49,7 @@ impl Engine {
             return op;
         }
         self.maintenance.publish(key, value.clone(), now, self.svc.config.republish_interval);
-        self.launch(now, op, Box::new(Put { key, value, report: true, ttl: None, phase: Phase::Start }));
+        self.launch(now, op, Box::new(Put { key, value, report: true, ttl: None, phase: Phase::Start, lacking: None }));
         op
     }
 }
@@ -86,12 +88,21 @@ pub(in crate::engine) struct Put {
     /// The lifetime extension peers are told; `None` is the default.
     ttl: Option<Duration>,
     phase: Phase,
+    /// A contact that answered our probe without the key.
+    lacking: Option<NodeId>,
 }
 
 enum Phase {
     Start,
+    /// A replica our table no longer counts among the k closest asks the
+    /// nearest contact for the key before anything else (see [`Put::leaving`]).
+    Probe {
+        nearest: Contact,
+        sent: bool,
+    },
     Search(Search),
     Storing(Storing),
+    Leaving(Leaving),
 }
 
 struct Storing {
@@ -107,7 +118,52 @@ struct Storing {
 impl Put {
     /// A republish (`ttl: None`) or replication of `key` for the maintenance queue.
     pub(in crate::engine) fn task(key: Key, value: Value, ttl: Option<Duration>) -> Box<dyn Operation> {
-        Box::new(Put { key, value, report: false, ttl, phase: Phase::Start })
+        Box::new(Put { key, value, report: false, ttl, phase: Phase::Start, lacking: None })
+    }
+
+    /// The replication of a copy our table says is no longer among the k
+    /// closest. The table may list dead contacts nearer the key, so it does
+    /// not decide alone: `nearest` (the closest contact not known to have
+    /// failed) is asked for the key first. If it holds it, the neighbourhood
+    /// has the record and ours is dropped after one request; otherwise (or
+    /// silence) the key is looked up as by any replica, and the lookup
+    /// decides whether we replicate or leave ([`leave`]).
+    pub(in crate::engine) fn leaving(
+        key: Key,
+        value: Value,
+        ttl: Option<Duration>,
+        nearest: Contact,
+    ) -> Box<dyn Operation> {
+        let phase = Phase::Probe { nearest, sent: false };
+        Box::new(Put { key, value, report: false, ttl, phase, lacking: None })
+    }
+
+    fn probe(&mut self, cx: &mut Cx) -> Step {
+        let Phase::Probe { nearest, sent } = &mut self.phase else { return Step::Wait };
+        if *sent {
+            return Step::Wait;
+        }
+        *sent = true;
+        let nearest = *nearest;
+        if cx.send(nearest.addr, Call::FindValue { sender: cx.svc.id, key: self.key }, Some(nearest.id)) {
+            return Step::Wait;
+        }
+        self.phase = Phase::Start;
+        self.start(cx)
+    }
+
+    /// The probe's answer (`None`: none came, or garbage).
+    fn on_probe(&mut self, cx: &mut Cx, peer: Option<NodeId>, holds: Option<bool>) -> Step {
+        if holds == Some(true) {
+            cx.svc.stats.records_dropped += 1;
+            cx.store.remove(&self.key);
+            return Step::Done(Finished::Task);
+        }
+        if holds == Some(false) {
+            self.lacking = peer;
+        }
+        self.phase = Phase::Start;
+        self.start(cx)
     }
 
     fn start(&mut self, cx: &mut Cx) -> Step {
@@ -141,11 +197,12 @@ impl Put {
         let near = closest.len() < k || closest.last().is_some_and(|far| id.distance(&key) < far.id.distance(&key));
         let published = cx.maintenance.is_published(&key);
         if !self.report && !near && !published {
-            // A replica's lookup found k nodes closer than us (our table was
-            // thin, e.g. just after a restart): ours is a leftover, and pushing
-            // it would overwrite their newer copies.
-            cx.store.remove(&key);
-            return Step::Done(Finished::Task);
+            // A replica's lookup found k nodes closer than us: ours is a
+            // leftover, handed to those of them that lack it, then dropped.
+            let leaving = Leaving::start(cx, key, closest, self.lacking);
+            let step = leaving.finish(cx, key, &self.value, self.ttl);
+            self.phase = Phase::Leaving(leaving);
+            return step;
         }
         // A replication that reached nobody must not refresh our copy's
         // stored_at: that would make an unreplicated record look just
@@ -224,6 +281,11 @@ impl Put {
         self.finish_if_done()
     }
 
+    fn leaving_step(&self, cx: &mut Cx) -> Step {
+        let Phase::Leaving(l) = &self.phase else { return Step::Wait };
+        l.finish(cx, self.key, &self.value, self.ttl)
+    }
+
     /// A store was answered (`took`: accepted) or failed.
     fn on_store(&mut self, cx: &mut Cx, peer: Option<NodeId>, took: bool) -> Step {
         let Phase::Storing(s) = &mut self.phase else { return Step::Wait };
@@ -243,6 +305,11 @@ impl Storing {
     }
 }
 
+/// Whether a reply or failure from `peer` of `kind` answers the probe sent to `nearest`.
+fn is_answer_of(nearest: &Contact, peer: Option<NodeId>, kind: RpcKind) -> bool {
+    kind == RpcKind::FindValue && peer == Some(nearest.id)
+}
+
 /// Whether a request of this kind is one of a put's stores (`store`, or the
 /// `kadmesh_store_ttl` extension). Other replies in the storing phase are
 /// late ones to the lookup.
@@ -254,17 +321,22 @@ impl Operation for Put {
     fn poll(&mut self, cx: &mut Cx) -> Step {
         match &mut self.phase {
             Phase::Start => self.start(cx),
+            Phase::Probe { .. } => self.probe(cx),
             Phase::Search(s) => {
                 let progress = s.drive(cx);
                 self.on_progress(cx, progress)
             }
-            Phase::Storing(_) => Step::Wait,
+            Phase::Storing(_) | Phase::Leaving(_) => Step::Wait,
         }
     }
 
     fn on_reply(&mut self, cx: &mut Cx, reply: Reply) -> Step {
         match &mut self.phase {
             Phase::Start => Step::Wait,
+            Phase::Probe { nearest, .. } if is_answer_of(nearest, reply.peer, reply.kind) => {
+                self.on_probe(cx, reply.peer, leave::holds(&reply.body))
+            }
+            Phase::Probe { .. } => Step::Wait,
             Phase::Search(s) => {
                 let progress = s.on_reply(cx, reply);
                 self.on_progress(cx, progress)
@@ -278,12 +350,19 @@ impl Operation for Put {
                 self.on_neighbourhood(cx, nodes)
             }
             Phase::Storing(_) => Step::Wait,
+            Phase::Leaving(l) if l.is_ask(reply.peer, reply.kind) => {
+                l.on_answer(cx, self.key, reply.peer, leave::holds(&reply.body));
+                self.leaving_step(cx)
+            }
+            Phase::Leaving(_) => Step::Wait,
         }
     }
 
     fn on_failure(&mut self, cx: &mut Cx, peer: Option<NodeId>, kind: RpcKind) -> Step {
         match &mut self.phase {
             Phase::Start => Step::Wait,
+            Phase::Probe { nearest, .. } if is_answer_of(nearest, peer, kind) => self.on_probe(cx, peer, None),
+            Phase::Probe { .. } => Step::Wait,
             Phase::Search(s) => {
                 let progress = s.on_failure(cx, peer);
                 self.on_progress(cx, progress)
@@ -291,6 +370,11 @@ impl Operation for Put {
             Phase::Storing(_) if is_store(kind) => self.on_store(cx, peer, false),
             Phase::Storing(s) if s.is_probe(peer, kind) => self.on_neighbourhood(cx, Vec::new()),
             Phase::Storing(_) => Step::Wait,
+            Phase::Leaving(l) if l.is_ask(peer, kind) => {
+                l.on_answer(cx, self.key, peer, None);
+                self.leaving_step(cx)
+            }
+            Phase::Leaving(_) => Step::Wait,
         }
     }
 

@@ -48,30 +48,76 @@ fn republished_record_survives_replacement_of_its_holders() {
     assert_eq!(net.get(reader, key), Some(Value::Str("alive".into())));
 }
 
-#[test]
-fn only_a_node_among_the_k_closest_re_replicates() {
+/// An engine with contacts holding `third` (we are third closest of k = 3)
+/// and `far` (three contacts closer) since t = 0; its sweep past
+/// `replicate_interval` has run. Returns what it sent.
+fn swept() -> (Engine, Key, Key, Vec<(SocketAddr, MessageId, Call)>) {
     let cfg = Config { k: 3, replicate_interval: Duration::from_secs(60), ..Config::default() };
     let mut e = engine_with_contacts(cfg);
-    // We are third closest to `third` (in the k = 3 closest) and fourth to
-    // `far` (3 contacts closer): both held since t = 0, neither published.
     let (third, far) = (id_at(0x80, 3), id_at(0, 0));
     for key in [third, far] {
         e.store.put(key, Value::Int(1), None, Time::ZERO, Duration::from_secs(3600)).unwrap();
     }
-    // Past replicate_interval: the sweep starts a replication lookup per eligible key.
     e.handle_timeout(Time::from_secs(61));
-    let looked_up: Vec<Key> = sent_requests(&mut e)
-        .into_iter()
-        .filter_map(|c| match c {
-            Call::FindNode { key, .. } => Some(key),
-            _ => None,
-        })
-        .collect();
-    assert!(looked_up.contains(&third), "the third closest must re-replicate: {looked_up:?}");
-    assert!(!looked_up.contains(&far), "a node with k closer contacts re-replicated");
-    // The far copy is dropped: we no longer serve it and must not spread it.
-    assert!(e.store().get(&far, Time::from_secs(61)).is_none());
+    let sent = sent_to(&mut e);
+    (e, third, far, sent)
+}
+
+fn key_of(call: &Call) -> Option<Key> {
+    match call {
+        Call::FindNode { key, .. } | Call::FindValue { key, .. } => Some(*key),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_replica_among_the_k_closest_re_replicates_and_one_outside_asks_the_nearest_first() {
+    let (e, third, far, sent) = swept();
+    let lookups: Vec<Key> =
+        sent.iter().filter(|(_, _, c)| matches!(c, Call::FindNode { .. })).filter_map(|(_, _, c)| key_of(c)).collect();
+    assert!(lookups.contains(&third), "the third closest must re-replicate: {lookups:?}");
+    assert!(!lookups.contains(&far), "the far copy was looked up before the nearest was asked");
+    // Our table alone does not drop the far copy (its closer contacts may
+    // be dead): the nearest contact, `0, 1`, is asked for the key.
+    let asks: Vec<SocketAddr> =
+        sent.iter().filter(|(_, _, c)| matches!(c, Call::FindValue { key, .. } if *key == far)).map(|s| s.0).collect();
+    assert_eq!(asks, vec![addr(1)]);
+    assert!(e.store().get(&far, Time::from_secs(61)).is_some());
     assert!(e.store().get(&third, Time::from_secs(61)).is_some());
+}
+
+#[test]
+fn a_copy_outside_the_k_closest_is_dropped_when_the_nearest_holds_it() {
+    let (mut e, _, far, sent) = swept();
+    let now = Time::from_secs(61);
+    let (to, id, _) = sent.iter().find(|(_, _, c)| matches!(c, Call::FindValue { key, .. } if *key == far)).unwrap();
+    answer(&mut e, now, *to, *id, crate::wire::found_value(&Value::Int(1)));
+    assert!(e.store().get(&far, now).is_none(), "the nearest holds it: ours must go");
+    assert_eq!(e.stats().records_dropped, 1);
+    // One request, no lookup and no store.
+    let after = sent_to(&mut e);
+    assert!(after.iter().all(|(_, _, c)| key_of(c) != Some(far) && !is_store(c)), "{after:?}");
+}
+
+#[test]
+fn a_copy_outside_the_k_closest_is_looked_up_when_the_nearest_lacks_it_or_is_silent() {
+    for silent in [false, true] {
+        let (mut e, _, far, sent) = swept();
+        let now = Time::from_secs(61);
+        let (to, id, _) =
+            sent.iter().find(|(_, _, c)| matches!(c, Call::FindValue { key, .. } if *key == far)).unwrap();
+        let later = if silent {
+            e.handle_timeout(now + Duration::from_secs(10));
+            now + Duration::from_secs(10)
+        } else {
+            answer(&mut e, now, *to, *id, crate::wire::contacts_value(&[]));
+            now
+        };
+        let after = sent_to(&mut e);
+        let looked_up = after.iter().any(|(_, _, c)| matches!(c, Call::FindNode { key, .. } if *key == far));
+        assert!(looked_up, "silent {silent}: no lookup after the nearest failed to confirm: {after:?}");
+        assert!(e.store().get(&far, later).is_some());
+    }
 }
 
 #[test]
@@ -140,10 +186,13 @@ fn a_replication_that_reaches_nobody_keeps_the_old_stored_at() {
     assert_eq!(e.store().get(&mine, later).map(|r| r.stored_at), Some(later));
 }
 
-#[test]
-fn a_replication_that_finds_k_closer_nodes_drops_our_copy_instead_of_pushing_it() {
-    // k = 3 and we know only contact 0, so our thin table says we are among
-    // the 3 closest to `key` (as after a restart): the sweep replicates.
+/// Drives the replication of `key` that `e`'s sweep at `now` starts, with
+/// our table knowing only contact 0 (so it counts us among k = 3): the
+/// lookup learns contacts 1 and 2, three nodes closer than us in all. Each
+/// `find_value` is answered with the value by the contacts in `holders`,
+/// with contacts by the others, by nobody if `silent`. Returns where stores
+/// went.
+fn leftover_replication(holders: &[usize], silent: bool) -> (Engine, Key, Vec<SocketAddr>) {
     let cfg = Config { k: 3, replicate_interval: Duration::from_secs(60), ..Config::default() };
     let mut e = engine_knowing(cfg, 1);
     let key = id_at(0, 0);
@@ -152,21 +201,54 @@ fn a_replication_that_finds_k_closer_nodes_drops_our_copy_instead_of_pushing_it(
     e.handle_timeout(now);
     let mut pending = sent_to(&mut e);
     assert_eq!(find_nodes_to(&pending), vec![addr(1)], "the sweep must start a replication lookup");
-    // The lookup learns of contacts 1 and 2: with contact 0, three nodes closer than us.
     let mut stores = Vec::new();
     while let Some((to, id, call)) = pending.pop() {
         match call {
             Call::FindNode { .. } => {
                 let others = if to == addr(1) { vec![known(1), known(2)] } else { vec![] };
                 answer(&mut e, now, to, id, crate::wire::contacts_value(&others));
-                pending.extend(sent_to(&mut e));
             }
-            Call::Store { .. } | Call::Other { .. } if !matches!(&call, Call::Other { name, .. } if name == crate::engine::inbound::HELLO) => {
-                stores.push(to)
+            Call::FindValue { .. } if silent => {}
+            Call::FindValue { .. } if holders.iter().any(|&h| addr(h + 1) == to) => {
+                answer(&mut e, now, to, id, crate::wire::found_value(&Value::Int(2)));
             }
+            Call::FindValue { .. } => answer(&mut e, now, to, id, crate::wire::contacts_value(&[])),
+            call if is_store(&call) => stores.push(to),
             _ => {}
         }
+        pending.extend(sent_to(&mut e));
     }
+    if silent {
+        // The asks time out.
+        e.handle_timeout(now + Duration::from_secs(10));
+    }
+    (e, key, stores)
+}
+
+#[test]
+fn a_leftover_whose_closer_nodes_all_hold_the_record_drops_it_without_pushing() {
+    let (e, key, stores) = leftover_replication(&[0, 1, 2], false);
+    // Theirs may be newer: a plain store of ours would overwrite it.
     assert!(stores.is_empty(), "a leftover copy was pushed to {stores:?}");
-    assert!(e.store().get(&key, now).is_none(), "the leftover copy must be dropped");
+    assert!(e.store().get(&key, Time::from_secs(61)).is_none(), "the leftover copy must be dropped");
+    assert_eq!((e.stats().records_dropped, e.stats().handed_down), (1, 0));
+}
+
+#[test]
+fn a_leftover_hands_its_copy_to_the_closer_nodes_that_lack_it_then_drops_it() {
+    // Contact 1 holds the record; contacts 0 and 2 (newcomers, say) do not.
+    let (e, key, mut stores) = leftover_replication(&[1], false);
+    stores.sort();
+    assert_eq!(stores, vec![addr(1), addr(3)], "stores must go to exactly those lacking it");
+    assert!(e.store().get(&key, Time::from_secs(61)).is_none(), "the leftover copy must be dropped");
+    assert_eq!((e.stats().records_dropped, e.stats().handed_down), (1, 2));
+}
+
+#[test]
+fn a_leftover_nobody_closer_answers_for_keeps_its_copy() {
+    let (e, key, stores) = leftover_replication(&[], true);
+    assert!(stores.is_empty());
+    let later = Time::from_secs(71);
+    assert!(e.store().get(&key, later).is_some(), "nobody is known to hold it: the copy must stay");
+    assert_eq!(e.stats().records_dropped, 0);
 }

@@ -195,6 +195,7 @@ mod freshness;
 mod hand;
 mod handover;
 mod joining;
+mod leftovers;
 mod lost_return;
 mod maintenance;
 mod nearer;
