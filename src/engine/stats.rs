@@ -25,8 +25,9 @@ pub struct Stats {
     pub handovers: u64,
     /// Records re-stored by the republisher.
     pub republished: u64,
-    /// Replicas dropped because a replication lookup found k nodes closer
-    /// to their key than this one (`engine::op::leave`).
+    /// Leftover copies dropped: the nearest contact to their key held it,
+    /// or a replication lookup found k nodes closer than this one and the
+    /// leftover was handed to those lacking it (`engine::op::leave`).
     pub records_dropped: u64,
     /// Stores of such a leftover to those of the k closest that lacked it.
     pub handed_down: u64,

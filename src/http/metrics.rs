@@ -186,6 +186,21 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     single(&mut out, "kadmesh_unmatched_replies_total", "counter", "Replies matching no request.", s.unmatched_replies);
     single(&mut out, "kadmesh_stores_accepted_total", "counter", "Values accepted by store.", s.stores_accepted);
     single(&mut out, "kadmesh_stores_refused_total", "counter", "Values refused by store.", s.stores_refused);
+    let (left, handed) = (s.records_dropped, s.handed_down);
+    single(
+        &mut out,
+        "kadmesh_records_left_total",
+        "counter",
+        "Leftover copies dropped once closer nodes had them.",
+        left,
+    );
+    single(
+        &mut out,
+        "kadmesh_records_handed_down_total",
+        "counter",
+        "Leftover copies stored to closer nodes lacking them.",
+        handed,
+    );
     single(&mut out, "kadmesh_routing_table_size", "gauge", "Contacts in the routing table.", e.routing);
     family(&mut out, "kadmesh_peers", "gauge", "Routing-table contacts by what they speak.");
     for (label, n) in ["kadmesh", "python", "unknown"].iter().zip(e.peers) {
@@ -305,8 +320,12 @@ mod tests {
         let m = Metrics::default();
         m.lookup(LookupResult::Dht);
         m.lookup_latency.observe(std::time::Duration::from_millis(3));
-        let text = render(&EngineSnapshot::default(), &m, 2);
+        let mut snap = EngineSnapshot::default();
+        (snap.stats.records_dropped, snap.stats.handed_down) = (3, 5);
+        let text = render(&snap, &m, 2);
         assert!(text.contains("kadmesh_lookups_total{result=\"dht\"} 1\n"));
+        assert!(text.contains("kadmesh_records_left_total 3\n"));
+        assert!(text.contains("kadmesh_records_handed_down_total 5\n"));
         assert!(text.contains("kadmesh_lookup_duration_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("kadmesh_lookup_duration_seconds_count 1\n"));
         assert!(text.contains("kadmesh_rpcs_sent_total{kind=\"find_value\"} 0\n"));
