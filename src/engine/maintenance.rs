@@ -314,7 +314,7 @@ impl Engine {
         // key, and if every holder dropped on such a word the record would be
         // gone. A copy the table places outside the k closest leaves through
         // `Put::leaving`: one request to the nearest contact, and a lookup
-        // only if that one lacks the key or is silent.
+        // only if that one answers without the key.
         let (mut keep, mut leave): (Vec<Key>, Vec<Key>) =
             unrefreshed.partition(|key| self.svc.routing.would_be_among_closest(&self.svc.id, key, self.svc.config.k));
         // Sorted: HashMap order differs between processes and seeded runs must replay.
@@ -360,8 +360,8 @@ impl Engine {
                 Some(r) if r.stored_at > now - self.svc.config.replicate_interval => return false,
                 Some(r) => {
                     let ttl = Some(r.expires_at.saturating_since(now));
-                    match self.svc.routing.closest_unfailed(&key, 1).first() {
-                        Some(&nearest) => Put::leaving(key, r.value.clone(), ttl, nearest),
+                    match self.leftover_nearest(&key) {
+                        Some(nearest) => Put::leaving(key, r.value.clone(), ttl, nearest),
                         None => Put::task(key, r.value.clone(), ttl),
                     }
                 }
@@ -372,6 +372,18 @@ impl Engine {
         let id = self.alloc_op();
         self.launch(now, id, op);
         true
+    }
+
+    /// The nearest contact to `key` if k contacts not known to have failed
+    /// are closer to it than we are (a copy of ours is then a leftover);
+    /// `None` if we are among the k closest once failed contacts are left
+    /// out, and our copy is re-replicated like any replica's.
+    fn leftover_nearest(&self, key: &Key) -> Option<Contact> {
+        let k = self.svc.config.k;
+        let mine = key.distance(&self.svc.id);
+        let closest = self.svc.routing.closest_unfailed(key, k);
+        let closer = closest.iter().filter(|c| key.distance(&c.id) < mine).count();
+        (closer >= k).then(|| closest[0])
     }
 
     /// Paper 2.5: a new contact gets the records it is now among the k

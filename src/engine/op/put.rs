@@ -125,9 +125,15 @@ impl Put {
     /// closest. The table may list dead contacts nearer the key, so it does
     /// not decide alone: `nearest` (the closest contact not known to have
     /// failed) is asked for the key first. If it holds it, the neighbourhood
-    /// has the record and ours is dropped after one request; otherwise (or
-    /// silence) the key is looked up as by any replica, and the lookup
-    /// decides whether we replicate or leave ([`leave`]).
+    /// has the record and ours is dropped after one request. If it answers
+    /// without it, the key is looked up as by any replica, and the lookup
+    /// decides whether we replicate or leave ([`leave`]). If it is silent,
+    /// the copy is kept as it is and asked about again at the next sweep,
+    /// when the silent contact, now failed, is no longer the nearest: a
+    /// lookup here would be the likeliest to come back short of k under
+    /// load, count us among the closest and re-replicate a leftover, and
+    /// on an overloaded loopback host that fed on itself (eight times the
+    /// replications).
     pub(in crate::engine) fn leaving(
         key: Key,
         value: Value,
@@ -148,22 +154,25 @@ impl Put {
         if cx.send(nearest.addr, Call::FindValue { sender: cx.svc.id, key: self.key }, Some(nearest.id)) {
             return Step::Wait;
         }
-        self.phase = Phase::Start;
-        self.start(cx)
+        // Not sent (no budget towards it): kept, and asked about again later.
+        Step::Done(Finished::Task)
     }
 
     /// The probe's answer (`None`: none came, or garbage).
     fn on_probe(&mut self, cx: &mut Cx, peer: Option<NodeId>, holds: Option<bool>) -> Step {
-        if holds == Some(true) {
-            cx.svc.stats.records_dropped += 1;
-            cx.store.remove(&self.key);
-            return Step::Done(Finished::Task);
+        match holds {
+            Some(true) => {
+                cx.svc.stats.records_dropped += 1;
+                cx.store.remove(&self.key);
+                Step::Done(Finished::Task)
+            }
+            Some(false) => {
+                self.lacking = peer;
+                self.phase = Phase::Start;
+                self.start(cx)
+            }
+            None => Step::Done(Finished::Task),
         }
-        if holds == Some(false) {
-            self.lacking = peer;
-        }
-        self.phase = Phase::Start;
-        self.start(cx)
     }
 
     fn start(&mut self, cx: &mut Cx) -> Step {
