@@ -29,6 +29,7 @@
 //! `RUST_LOG=tower_http=debug`).
 
 pub mod dht;
+pub mod drain;
 pub mod error;
 pub mod forward;
 pub mod health;
@@ -167,6 +168,7 @@ fn routes(
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(drain::drain_refused))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&guard), limits::request_timeout))
         .layer(Extension(guard))
         .with_state(state);
