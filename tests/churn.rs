@@ -138,6 +138,13 @@ async fn traffic(label: &str, nodes: &[NodeHandle]) {
     holders(label, nodes).await;
 }
 
+/// The indices of `nodes`, closest to record `r`'s key first.
+fn by_distance(nodes: &[NodeHandle], r: usize) -> Vec<usize> {
+    let mut ranked: Vec<usize> = (0..nodes.len()).collect();
+    ranked.sort_by_key(|&n| nodes[n].id().distance(&key(r)));
+    ranked
+}
+
 /// How many live nodes hold each record, and how many of its k closest
 /// live nodes do: a lookup ends at the k closest, so a record those lack is
 /// found only by lookups that pass a holder on the way.
@@ -149,8 +156,7 @@ async fn holders(label: &str, nodes: &[NodeHandle]) {
     }
     let (mut held, mut near): (Vec<usize>, Vec<usize>) = (0..RECORDS)
         .map(|r| {
-            let mut by_distance: Vec<usize> = (0..nodes.len()).collect();
-            by_distance.sort_by_key(|&n| nodes[n].id().distance(&key(r)));
+            let by_distance = by_distance(nodes, r);
             let holding = |n: &&usize| has[**n][r];
             (by_distance.iter().filter(holding).count(), by_distance.iter().take(20).filter(holding).count())
         })
@@ -192,10 +198,8 @@ async fn report(phase: &str, nodes: &[NodeHandle], misses: &[(usize, usize)], to
         // Ranks among live nodes by distance to the key (0 = closest): a
         // lookup ends at the k closest, so holders ranked past k, or missers
         // ranked among the closest, say where the record failed to move.
-        let mut by_distance: Vec<usize> = (0..nodes.len()).collect();
-        by_distance.sort_by_key(|&n| nodes[n].id().distance(&key(r)));
         let (mut holders, mut missers) = (Vec::new(), Vec::new());
-        for (rank, &n) in by_distance.iter().enumerate() {
+        for (rank, &n) in by_distance(nodes, r).iter().enumerate() {
             if nodes[n].with_engine(move |e, now| e.store().get(&key(r), now).is_some()).await.unwrap_or(false) {
                 holders.push(rank);
             }

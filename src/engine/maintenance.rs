@@ -350,28 +350,30 @@ impl Engine {
                 Some((value, _)) => Put::task(key, value.clone(), None),
                 None => return false,
             },
-            Task::Replicate(key) => match self.store.get(&key, now) {
-                // Another replica re-stored it while this task waited in the queue.
-                Some(r) if r.stored_at > now - self.svc.config.replicate_interval => return false,
-                Some(r) => Put::task(key, r.value.clone(), Some(r.expires_at.saturating_since(now))),
-                None => return false,
-            },
-            Task::Leave(key) => match self.store.get(&key, now) {
-                Some(r) if r.stored_at > now - self.svc.config.replicate_interval => return false,
-                Some(r) => {
-                    let ttl = Some(r.expires_at.saturating_since(now));
-                    match self.leftover_nearest(&key) {
-                        Some(nearest) => Put::leaving(key, r.value.clone(), ttl, nearest),
-                        None => Put::task(key, r.value.clone(), ttl),
-                    }
+            Task::Replicate(key) => {
+                let Some((value, ttl)) = self.unrefreshed(&key, now) else { return false };
+                Put::task(key, value, ttl)
+            }
+            Task::Leave(key) => {
+                let Some((value, ttl)) = self.unrefreshed(&key, now) else { return false };
+                match self.leftover_nearest(&key) {
+                    Some(nearest) => Put::leaving(key, value, ttl, nearest),
+                    None => Put::task(key, value, ttl),
                 }
-                None => return false,
-            },
+            }
             Task::Refresh(target) => FindNode::refresh(target),
         };
         let id = self.alloc_op();
         self.launch(now, id, op);
         true
+    }
+
+    /// Our copy of `key` and what is left of its lifetime, unless another
+    /// replica re-stored it while its task waited in the queue.
+    fn unrefreshed(&self, key: &Key, now: Time) -> Option<(Value, Option<Duration>)> {
+        let r = self.store.get(key, now)?;
+        let fresh = r.stored_at > now - self.svc.config.replicate_interval;
+        (!fresh).then(|| (r.value.clone(), Some(r.expires_at.saturating_since(now))))
     }
 
     /// The nearest contact to `key` if k contacts not known to have failed

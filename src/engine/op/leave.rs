@@ -109,10 +109,15 @@ impl Leaving {
             cx.svc.send_request(cx.now, c.addr, call, ReplyTo::Fire { peer: c.id });
         }
         cx.svc.stats.handed_down += self.lacking.len() as u64;
-        cx.svc.stats.records_dropped += 1;
-        cx.store.remove(&key);
-        Step::Done(Finished::Task)
+        drop_copy(cx, key)
     }
+}
+
+/// Drops our leftover copy of `key`; the task is done.
+pub(super) fn drop_copy(cx: &mut Cx, key: Key) -> Step {
+    cx.svc.stats.records_dropped += 1;
+    cx.store.remove(&key);
+    Step::Done(Finished::Task)
 }
 
 /// Whether a `find_value` reply body carries the value (`None`: garbage).

@@ -161,11 +161,7 @@ impl Put {
     /// The probe's answer (`None`: none came, or garbage).
     fn on_probe(&mut self, cx: &mut Cx, peer: Option<NodeId>, holds: Option<bool>) -> Step {
         match holds {
-            Some(true) => {
-                cx.svc.stats.records_dropped += 1;
-                cx.store.remove(&self.key);
-                Step::Done(Finished::Task)
-            }
+            Some(true) => leave::drop_copy(cx, self.key),
             Some(false) => {
                 self.lacking = peer;
                 self.phase = Phase::Start;

@@ -16,20 +16,17 @@ fn cfg(_: usize) -> Config {
     }
 }
 
-/// A joined network of 16 and a key; the nodes by distance to it.
-fn network(key: &Key) -> (Net, Vec<usize>) {
+/// A joined network of 16 in which only the nodes ranked k to 2k - 1 by
+/// distance to `key` hold `value`; the nodes by that distance.
+fn held_past_the_k_closest(key: Key, value: &Value) -> (Net, Vec<usize>) {
     let mut net = Net::new(16, cfg);
     net.bootstrap_all();
     let mut ranked: Vec<usize> = (0..16).collect();
-    ranked.sort_by_key(|&i| net.nodes[i].id().distance(key));
-    (net, ranked)
-}
-
-/// Gives `nodes` a copy of `key` stored at `net.now`, as replication would.
-fn hold(net: &mut Net, nodes: &[usize], key: Key, value: &Value) {
-    for &i in nodes {
+    ranked.sort_by_key(|&i| net.nodes[i].id().distance(&key));
+    for &i in &ranked[K..2 * K] {
         net.nodes[i].store.put(key, value.clone(), None, net.now, Duration::from_secs(86_400)).unwrap();
     }
+    (net, ranked)
 }
 
 fn holds(net: &Net, i: usize, key: &Key) -> bool {
@@ -40,11 +37,10 @@ fn holds(net: &Net, i: usize, key: &Key) -> bool {
 fn a_record_held_only_by_leftovers_reaches_the_k_closest_before_they_drop_it() {
     let key = NodeId::for_key("leftovers only");
     let value = Value::Str("still here".into());
-    let (mut net, ranked) = network(&key);
     // The k closest joined without a handover (say, a chain of newcomers
     // each nearer than every holder): only the next k hold the record.
+    let (mut net, ranked) = held_past_the_k_closest(key, &value);
     let (closest, leftovers) = (&ranked[..K], &ranked[K..2 * K]);
-    hold(&mut net, leftovers, key, &value);
     net.advance(Duration::from_secs(200));
     for &i in closest {
         assert!(holds(&net, i, &key), "node of rank {} lacks the record", ranked.iter().position(|&r| r == i).unwrap());
@@ -64,9 +60,8 @@ fn a_record_held_only_by_leftovers_reaches_the_k_closest_before_they_drop_it() {
 fn a_replica_whose_closer_contacts_are_dead_keeps_and_re_replicates_its_copy() {
     let key = NodeId::for_key("ghosts");
     let value = Value::Str("kept".into());
-    let (mut net, ranked) = network(&key);
+    let (mut net, ranked) = held_past_the_k_closest(key, &value);
     let (dead, holders) = (&ranked[..K], &ranked[K..2 * K]);
-    hold(&mut net, holders, key, &value);
     // The k closest die; the holders' tables still list them (each had
     // answered every holder: settled contacts, nothing to recheck).
     for &h in holders {
