@@ -74,6 +74,9 @@ pub fn client_config(rpc_timeout: Duration) -> Config {
         // lets the lookup try others sooner instead of waiting on dead peers.
         lookup_stall: CLIENT_LOOKUP_STALL.min(rpc_timeout),
         extension_timeout: defaults.extension_timeout.min(rpc_timeout).min(Duration::from_secs(1)),
+        // Its one command's lookup starts from the seed, which knows the
+        // network; lookups filling far buckets would only compete with it.
+        join_fill: 0,
         rng_seed: rand::random(),
         ..defaults
     }

@@ -11,6 +11,10 @@ use crate::store::StoreLimits;
 /// Default of [`Config::get_copies`]: copies a `get` collects.
 pub const GET_COPIES: usize = 4;
 
+/// Default of [`Config::join_fill`]: alpha's default, the contacts a lookup
+/// starts from towards a region.
+pub const JOIN_FILL: usize = 3;
+
 /// Default of [`Config::lookup_rank_slack`].
 pub const LOOKUP_RANK_SLACK: usize = 4;
 
@@ -123,6 +127,13 @@ pub struct Config {
     pub replicate_interval: Duration,
     /// Buckets untouched this long get a refresh lookup (paper: an hour).
     pub refresh_interval: Duration,
+    /// After a join, every bucket farther than our neighbourhood that holds
+    /// fewer than this many contacts gets a lookup of a random id in its
+    /// range, ending once that many of the closest it meets answered
+    /// (paper 2.3: the joiner "refreshes all k-buckets further away than its
+    /// closest neighbor"; see `Engine::fill_far_buckets`). 0: no such
+    /// lookups, only the own-id lookup.
+    pub join_fill: usize,
     /// How long the k closest nodes a put found for one of our keys are
     /// trusted: a re-put within this stores straight to them (plus closer
     /// contacts learned since) instead of looking the key up again. Zero
@@ -181,6 +192,7 @@ impl Default for Config {
             republish_interval: HOUR,
             replicate_interval: HOUR,
             refresh_interval: HOUR,
+            join_fill: JOIN_FILL,
             put_lookup_every: Duration::from_secs(600),
             max_maintenance_ops: 4,
             max_handover_per_contact: 256,

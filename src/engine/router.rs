@@ -70,6 +70,7 @@ impl Engine {
                             // Joined: find out whether we can be reached.
                             self.reach.detector.schedule(now);
                             self.maintenance.after_join(now);
+                            self.fill_far_buckets();
                             self.joined_at = Some(now);
                         }
                         if let super::Outcome::ProviderWrite(w) = &outcome {

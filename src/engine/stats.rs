@@ -39,6 +39,9 @@ pub struct Stats {
     /// Look-ups of our own id a client made because its table was still
     /// thin after joining (`engine::maintenance`).
     pub thin_rejoins: u64,
+    /// Lookups queued after a join to fill thin far buckets
+    /// (`Engine::fill_far_buckets`).
+    pub join_fills: u64,
     /// Replies shortened (or a value answered with contacts) to fit the
     /// budget towards an address that has not answered us.
     pub replies_trimmed: u64,

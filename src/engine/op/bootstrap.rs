@@ -1,6 +1,9 @@
 //! Joining the network: ping every seed, and as soon as one answers, look
 //! up our own id through it (paper 2.3), which fills the routing table with
-//! our neighbourhood and introduces us to it.
+//! our neighbourhood and introduces us to it. Once joined, each far bucket
+//! that lookup left thin gets a short lookup of its own, as the paper's join
+//! refreshes the buckets beyond the closest neighbour
+//! (`Engine::fill_far_buckets`, queued as maintenance, after the outcome).
 //!
 //! The lookup does not wait for the other seeds: a dead seed would cost a
 //! full request timeout. Seeds that answer later are still learned and

@@ -33,7 +33,7 @@ impl Engine {
     /// The k closest nodes to `target`.
     pub fn find_node(&mut self, now: Time, target: NodeId) -> QueryId {
         let op = self.alloc_op();
-        self.launch(now, op, Box::new(SearchOp::new(FindNode { target, report: true })));
+        self.launch(now, op, Box::new(SearchOp::new(FindNode { target, report: true, wanted: None })));
         op
     }
 }
@@ -90,18 +90,30 @@ impl Get {
 pub(in crate::engine) struct FindNode {
     target: NodeId,
     report: bool,
+    /// Ends once this many of the closest answered (`None`: k).
+    wanted: Option<usize>,
 }
 
 impl FindNode {
     /// A refresh lookup of `target` for the maintenance queue.
     pub(in crate::engine) fn refresh(target: NodeId) -> Box<dyn Operation> {
-        Box::new(SearchOp::new(FindNode { target, report: false }))
+        Box::new(SearchOp::new(FindNode { target, report: false, wanted: None }))
+    }
+
+    /// A refresh that only needs `wanted` contacts near `target` (a join's
+    /// fill of a thin far bucket), not its k closest.
+    pub(in crate::engine) fn fill(target: NodeId, wanted: usize) -> Box<dyn Operation> {
+        Box::new(SearchOp::new(FindNode { target, report: false, wanted: Some(wanted) }))
     }
 }
 
 impl Then for FindNode {
     fn lookup(&self) -> (NodeId, LookupKind) {
         (self.target, LookupKind::FindNode)
+    }
+
+    fn wanted(&self) -> Option<usize> {
+        self.wanted
     }
 
     fn found(&mut self, _cx: &mut Cx, r: LookupResult, stats: LookupStats) -> Step {

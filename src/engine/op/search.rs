@@ -238,6 +238,10 @@ pub(super) fn parse_lookup_reply(kind: RpcKind, body: &Value) -> Option<FindValu
 pub(super) trait Then: Send {
     /// The target and kind of its lookup.
     fn lookup(&self) -> (NodeId, LookupKind);
+    /// How many of the closest must answer before it ends; `None`: k.
+    fn wanted(&self) -> Option<usize> {
+        None
+    }
     /// The lookup is done.
     fn found(&mut self, cx: &mut Cx, result: LookupResult, stats: LookupStats) -> Step;
 }
@@ -267,7 +271,10 @@ impl<T: Then> Operation for SearchOp<T> {
             Some(s) => s.drive(cx),
             None => {
                 let (target, kind) = self.then.lookup();
-                let (s, progress) = Search::start(cx, target, kind);
+                let (s, progress) = match self.then.wanted() {
+                    Some(n) => Search::start_sized(cx, target, kind, cx.svc.config.alpha, n),
+                    None => Search::start(cx, target, kind),
+                };
                 self.search = Some(s);
                 progress
             }

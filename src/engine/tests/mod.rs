@@ -194,6 +194,7 @@ mod fast_path;
 mod freshness;
 mod hand;
 mod handover;
+mod join_fill;
 mod joining;
 mod leftovers;
 mod lost_return;
