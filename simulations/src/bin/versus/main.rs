@@ -76,6 +76,14 @@ struct Args {
     /// one echo socket, then spread over one per node; 0 skips both).
     #[arg(long, default_value_t = 2.0)]
     ceiling_secs: f64,
+    /// Values carry `last_seen` = the time the plan is drawn (Unix seconds),
+    /// as the worker records kadmesh publishes do: a kadmesh get then ends
+    /// at its first copy (`get_fresh_for`). Without it values carry no
+    /// freshness, as the platform's Python workers' (a monotonic
+    /// `last_seen`) do not either, and each get collects `get_copies` (4)
+    /// copies to return the newest.
+    #[arg(long)]
+    last_seen: bool,
 }
 
 impl Args {
@@ -109,7 +117,11 @@ fn main() -> ExitCode {
 
 fn run(args: &Args) -> Result<(), String> {
     let seed = args.seed.unwrap_or_else(rand::random);
-    let plan = Arc::new(Plan::draw(args.nodes, args.sets, args.gets, args.concurrency, args.op_timeout, seed));
+    let mut plan = Plan::draw(args.nodes, args.sets, args.gets, args.concurrency, args.op_timeout, seed);
+    if args.last_seen {
+        plan = plan.with_last_seen(unix_now());
+    }
+    let plan = Arc::new(plan);
     let python = args.python.clone().unwrap_or_else(python_side::default_python);
     let bound = Duration::from_secs_f64(args.max_side_secs);
     eprintln!("versus: seed {seed}; Rust side first");
@@ -137,6 +149,15 @@ fn run(args: &Args) -> Result<(), String> {
         args.threads
     );
     println!();
+    println!(
+        "values: {}",
+        if args.last_seen {
+            "worker records with a current last_seen (--last-seen): a kadmesh get ends at its first copy"
+        } else {
+            "worker records without last_seen: a kadmesh get collects up to 4 copies to return the newest"
+        }
+    );
+    println!();
     match &py {
         Some(py) => table::print(&plan, &rust, py),
         None => table::print_one(&plan, &rust),
@@ -154,6 +175,12 @@ fn run(args: &Args) -> Result<(), String> {
         if py.is_some() { delta(drops1, drops2) } else { "n/a".into() }
     );
     Ok(())
+}
+
+/// Unix seconds now: a benchmark driver, like `src/node`, may read the clock.
+#[allow(clippy::disallowed_methods)]
+pub(crate) fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The loopback ceiling on one echo socket and spread over one per node.

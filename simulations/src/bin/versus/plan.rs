@@ -37,22 +37,36 @@ impl Plan {
     pub fn draw(nodes: usize, sets: usize, gets: usize, concurrency: usize, op_timeout_s: f64, seed: u64) -> Plan {
         let mut rng = SmallRng::seed_from_u64(seed);
         let keys: Vec<String> = (0..sets).map(|i| format!("worker:vs-{i:05}")).collect();
-        let values = (0..sets)
-            .map(|i| {
-                serde_json::json!({
-                    "worker_id": format!("vs-{i:05}"),
-                    "tunnel_url": format!("https://vs-{i:05}.tunnel.example"),
-                    "services": ["ocr"],
-                    "capabilities": {"has_gpu": i % 4 == 0, "cpu_cores": 2 + i % 14},
-                })
-                .to_string()
-            })
-            .collect();
+        let values = (0..sets).map(|i| value(i, None)).collect();
         let set_plan = (0..sets).map(|k| [rng.gen_range(0..nodes), k]).collect();
         let get_plan = (0..gets).map(|_| [rng.gen_range(0..nodes), rng.gen_range(0..sets)]).collect();
         let host = crate::isolate::run_address(seed).to_string();
         Plan { nodes, host, concurrency, op_timeout_s, keys, values, sets: set_plan, gets: get_plan }
     }
+}
+
+impl Plan {
+    /// The same plan with every value carrying `last_seen` (Unix seconds),
+    /// as the worker records kadmesh publishes do.
+    pub fn with_last_seen(mut self, last_seen: f64) -> Plan {
+        self.values = (0..self.values.len()).map(|i| value(i, Some(last_seen))).collect();
+        self
+    }
+}
+
+/// Key `i`'s value: a worker record in the platform's shape, with
+/// `last_seen` when given.
+fn value(i: usize, last_seen: Option<f64>) -> String {
+    let mut v = serde_json::json!({
+        "worker_id": format!("vs-{i:05}"),
+        "tunnel_url": format!("https://vs-{i:05}.tunnel.example"),
+        "services": ["ocr"],
+        "capabilities": {"has_gpu": i.is_multiple_of(4), "cpu_cores": 2 + i % 14},
+    });
+    if let (Some(t), Some(doc)) = (last_seen, v.as_object_mut()) {
+        doc.insert("last_seen".into(), t.into());
+    }
+    v.to_string()
 }
 
 /// What one side measured; times in seconds, memory in KiB.

@@ -22,6 +22,23 @@ fn rust_side_runs_a_small_plan() {
 }
 
 #[test]
+fn gets_of_records_with_a_current_last_seen_end_at_their_first_copy() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let now = crate::unix_now();
+    // Sixty nodes: most are not among a key's 20 closest, so most gets look it up.
+    let plan = || Plan::draw(60, 10, 40, 4, 10.0, 11);
+    let plain = rt.block_on(rust_side::run(Arc::new(plan()), 11)).unwrap();
+    let fresh = rt.block_on(rust_side::run(Arc::new(plan().with_last_seen(now)), 11)).unwrap();
+    assert_eq!((plain.get_ok, fresh.get_ok), (40, 40));
+    assert!(
+        fresh.get_rpcs < plain.get_rpcs,
+        "collecting copies asks more: {} find_value with last_seen, {} without",
+        fresh.get_rpcs,
+        plain.get_rpcs
+    );
+}
+
+#[test]
 fn python_side_runs_the_same_plan_where_kademlia_is_installed() {
     let python = python_side::default_python();
     if !python.exists() {
