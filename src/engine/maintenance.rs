@@ -48,6 +48,9 @@ pub(super) struct Maintenance {
     /// re-learned (a lossy link) is not sent them all again within
     /// `replicate_interval`. Pruned at every sweep.
     handed_over: HashMap<NodeId, Time>,
+    /// When each contact was last handed provider sets
+    /// (`engine::provider_handover`). Pruned at every sweep.
+    pub(super) providers_handed: HashMap<NodeId, Time>,
     active: usize,
     max_active: usize,
     /// Contacts evicted for timeouts, asked again one by one.
@@ -78,6 +81,7 @@ impl Maintenance {
             queue: VecDeque::new(),
             queued: HashSet::default(),
             handed_over: HashMap::default(),
+            providers_handed: HashMap::default(),
             active: 0,
             max_active: config.max_maintenance_ops.max(1),
             lost: super::lost::Lost::default(),
@@ -328,6 +332,8 @@ impl Engine {
     fn sweep(&mut self, now: Time) {
         let stale = now - self.svc.config.replicate_interval;
         self.maintenance.handed_over.retain(|_, at| *at > stale);
+        let handed = now - super::provider_handover::HANDED_AGAIN_AFTER;
+        self.maintenance.providers_handed.retain(|_, at| *at > handed);
         let unrefreshed = self
             .store
             .iter()

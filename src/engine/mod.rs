@@ -42,6 +42,7 @@ mod op;
 mod outcome;
 mod peers;
 mod pns;
+mod provider_handover;
 pub mod providers;
 mod relay;
 mod router;

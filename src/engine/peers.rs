@@ -184,8 +184,14 @@ impl Engine {
     pub(super) fn on_hello_reply(&mut self, now: Time, peer: NodeId, from: SocketAddr, body: &Value) {
         match hello_reply_id(body) {
             Some(id) if id == peer => {
+                let verified = self.svc.routing.is_verified(&peer);
                 self.peers.insert(peer, PeerKind::Extended);
                 self.learn_answered(now, Contact::new(peer, from));
+                if verified {
+                    // Verified before we knew it speaks the procedures: its
+                    // provider handover waited for this answer.
+                    self.hand_over_providers(now, Contact::new(peer, from));
+                }
             }
             Some(_) => self.verify_failed(now, peer),
             None => {
@@ -278,6 +284,7 @@ impl Engine {
     /// records it is now responsible for, and (for stock askers) a settle check.
     pub(super) fn on_verified(&mut self, now: Time, contact: Contact) {
         self.hand_over_records(now, contact);
+        self.hand_over_providers(now, contact);
         self.settle_later(now, contact.id);
     }
 

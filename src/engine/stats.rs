@@ -42,6 +42,9 @@ pub struct Stats {
     /// Lookups queued after a join to fill thin far buckets
     /// (`Engine::fill_far_buckets`).
     pub join_fills: u64,
+    /// Provider-set write requests sent to contacts that became one of a
+    /// set's k closest (`engine::provider_handover`).
+    pub provider_handovers: u64,
     /// Replies shortened (or a value answered with contacts) to fit the
     /// budget towards an address that has not answered us.
     pub replies_trimmed: u64,

@@ -201,6 +201,13 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
         "Leftover copies stored to closer nodes lacking them.",
         handed,
     );
+    single(
+        &mut out,
+        "kadmesh_provider_handovers_total",
+        "counter",
+        "Provider-set write requests sent to contacts that became one of a set's k closest.",
+        s.provider_handovers,
+    );
     single(&mut out, "kadmesh_routing_table_size", "gauge", "Contacts in the routing table.", e.routing);
     family(&mut out, "kadmesh_peers", "gauge", "Routing-table contacts by what they speak.");
     for (label, n) in ["kadmesh", "python", "unknown"].iter().zip(e.peers) {
@@ -321,11 +328,12 @@ mod tests {
         m.lookup(LookupResult::Dht);
         m.lookup_latency.observe(std::time::Duration::from_millis(3));
         let mut snap = EngineSnapshot::default();
-        (snap.stats.records_dropped, snap.stats.handed_down) = (3, 5);
+        (snap.stats.records_dropped, snap.stats.handed_down, snap.stats.provider_handovers) = (3, 5, 7);
         let text = render(&snap, &m, 2);
         assert!(text.contains("kadmesh_lookups_total{result=\"dht\"} 1\n"));
         assert!(text.contains("kadmesh_records_left_total 3\n"));
         assert!(text.contains("kadmesh_records_handed_down_total 5\n"));
+        assert!(text.contains("kadmesh_provider_handovers_total 7\n"));
         assert!(text.contains("kadmesh_lookup_duration_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("kadmesh_lookup_duration_seconds_count 1\n"));
         assert!(text.contains("kadmesh_rpcs_sent_total{kind=\"find_value\"} 0\n"));

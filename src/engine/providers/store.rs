@@ -145,6 +145,13 @@ impl ProviderStore {
             .filter(move |e| e.expires_at > now)
     }
 
+    /// The keys of the sets held, in key order (seeded runs must replay).
+    pub fn keys(&self) -> Vec<Key> {
+        let mut keys: Vec<Key> = self.sets.keys().copied().collect();
+        keys.sort_unstable();
+        keys
+    }
+
     /// Live (unexpired, not removed) providers under `key`.
     pub fn live(&self, key: &Key, now: Time) -> usize {
         self.range(key, None, now).filter(|e| !e.gone).count()

@@ -203,6 +203,7 @@ mod nearer;
 mod newest;
 mod op_failures;
 mod peers;
+mod provider_handover;
 mod provider_memory;
 mod provider_ops;
 mod provider_spare;

@@ -6,7 +6,7 @@ use super::*;
 use crate::engine::providers::client::Announce;
 use crate::engine::providers::wire::Shard;
 
-const KEY: Key = NodeId([0x5a; 20]);
+pub(super) const KEY: Key = NodeId([0x5a; 20]);
 
 pub(super) fn item(id: &str, version: u64) -> Announce {
     Announce { id: id.into(), version, ttl: Duration::from_secs(600), load: None, signature: None }
@@ -34,7 +34,7 @@ pub(super) fn live(r: &ProviderReadOutcome) -> Vec<String> {
 }
 
 /// Nodes holding `id` in the set under [`KEY`].
-fn holding(net: &Net, id: &str) -> usize {
+pub(super) fn holding(net: &Net, id: &str) -> usize {
     net.nodes.iter().filter(|e| e.providers().range(&KEY, None, net.now).any(|p| p.id == id)).count()
 }
 
