@@ -9,6 +9,24 @@ fn ids(prefix: &str, n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}{i:02}")).collect()
 }
 
+/// Twenty nodes that know each other, and `n` providers written to the set
+/// under [`KEY`] by node 3 (their ids returned).
+fn with_set(n: usize) -> (Net, Vec<String>) {
+    let mut net = Net::new(20, small);
+    net.bootstrap_all();
+    let ids = ids("w", n);
+    let w = write(&mut net, 3, ids.iter().map(|id| item(id, 1)).collect(), false);
+    assert!(w.acked >= 4);
+    (net, ids)
+}
+
+/// An id nearer [`KEY`] than any node's of [`with_set`].
+fn next_to_key() -> NodeId {
+    let mut id = KEY;
+    id.0[19] ^= 1;
+    id
+}
+
 /// Whether node `i` holds every id of `ids` in the set under [`KEY`].
 fn holds_all(net: &Net, i: usize, ids: &[String]) -> bool {
     let now = net.now;
@@ -17,14 +35,8 @@ fn holds_all(net: &Net, i: usize, ids: &[String]) -> bool {
 
 #[test]
 fn a_node_joining_next_to_the_key_is_handed_the_set() {
-    let mut net = Net::new(20, small);
-    net.bootstrap_all();
-    let ids = ids("w", 40);
-    let w = write(&mut net, 3, ids.iter().map(|id| item(id, 1)).collect(), false);
-    assert!(w.acked >= 4);
-    let mut id = KEY;
-    id.0[19] ^= 1;
-    let newcomer = net.add_with_id(id, small(0));
+    let (mut net, ids) = with_set(40);
+    let newcomer = net.add_with_id(next_to_key(), small(0));
     let seed = [addr(0)];
     let _ = net.run(newcomer, |e, now| e.bootstrap(now, &seed), Duration::from_secs(30));
     net.advance(Duration::from_secs(5));
@@ -34,16 +46,11 @@ fn a_node_joining_next_to_the_key_is_handed_the_set() {
 
 #[test]
 fn a_replica_back_from_an_outage_is_handed_what_was_written_meanwhile() {
-    let mut net = Net::new(20, small);
-    net.bootstrap_all();
-    let _ = write(&mut net, 3, vec![item("before", 1)], false);
+    let (mut net, before) = with_set(1);
     let mut replicas: Vec<usize> = (0..20).filter(|&i| i != 3).collect();
     replicas.sort_by_key(|&i| net.nodes[i].id().distance(&KEY));
     let away = replicas[0];
-    assert!(
-        holding(&net, "before") >= 4 && holds_all(&net, away, &["before".into()]),
-        "the key's closest is a replica"
-    );
+    assert!(holding(&net, &before[0]) >= 4 && holds_all(&net, away, &before), "the key's closest is a replica");
     net.down.insert(away);
     let later = ids("later", 12);
     let _ = write(&mut net, 3, later.iter().map(|id| item(id, 1)).collect(), false);
@@ -58,15 +65,11 @@ fn a_replica_back_from_an_outage_is_handed_what_was_written_meanwhile() {
 
 #[test]
 fn only_peers_that_speak_the_procedures_are_handed_sets_and_once_a_minute() {
-    let mut net = Net::new(20, small);
-    net.bootstrap_all();
-    let ids = ids("w", 10);
-    let _ = write(&mut net, 3, ids.iter().map(|id| item(id, 1)).collect(), false);
+    let (mut net, _) = with_set(10);
     let mut holders: Vec<usize> = (0..20).filter(|&i| net.nodes[i].providers().live(&KEY, net.now) > 0).collect();
     holders.sort_by_key(|&i| net.nodes[i].id().distance(&KEY));
     let r = holders[0];
-    let mut id = KEY;
-    id.0[19] ^= 1;
+    let id = next_to_key();
     let newcomer = Contact::new(id, SocketAddr::from(([10, 9, 9, 9], 8468)));
     let handed = |net: &mut Net| {
         let now = net.now;
