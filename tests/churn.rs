@@ -2,7 +2,11 @@
 //!
 //! 1. 30% of the nodes are killed abruptly (their tasks stop, nothing is
 //!    sent): every record must still be found from every survivor
-//!    (70 x 200 gets).
+//!    (70 x 200 gets), at least 99.9% at the first try and every get that
+//!    missed when asked again 2 s later. A full suite run beside two
+//!    simulations and a build once saw one node miss 3 records there, each
+//!    held by all of its 20 closest nodes: lookups that timed out on a
+//!    machine loaded three times over.
 //! 2. Then, every 450 ms, a random original node is killed and a fresh one
 //!    started (70 nodes throughout) until no original is left, with
 //!    republishing, replication and bucket refresh every 10 s. That replaces
@@ -49,9 +53,10 @@ const PARALLEL: usize = 48;
 /// Wait after the last replacement before the final check: one replication
 /// interval (see the module doc).
 const SETTLE: Duration = Duration::from_secs(10);
-/// The least fraction of the gets after the replacement found at the first
-/// try: a few may lose a race with replication (see the module doc), and
-/// are asked again after [`RETRY_AFTER`], when all must be found.
+/// The least fraction of a phase's gets found at the first try: a few may
+/// lose a race with replication or with a loaded machine's timeouts (see
+/// the module doc), and are asked again after [`RETRY_AFTER`], when all
+/// must be found.
 const MIN_FIRST_PASS: f64 = 0.999;
 const RETRY_AFTER: Duration = Duration::from_secs(2);
 /// Pause between two replacements.
@@ -284,7 +289,7 @@ async fn records_survive_abrupt_kills_and_complete_replacement() {
     let t = Instant::now();
     let misses = get_all(&nodes).await;
     let fraction = report("after killing 30%", &nodes, &misses, t.elapsed()).await;
-    assert_eq!(fraction, 1.0, "records lost after killing {KILLED} of {NODES} nodes (seed {seed})");
+    found_again("after killing 30%", &nodes, fraction, &misses, seed).await;
 
     let t = Instant::now();
     let nodes = replace_all(&mut rng, nodes).await;
@@ -299,19 +304,26 @@ async fn records_survive_abrupt_kills_and_complete_replacement() {
     let t = Instant::now();
     let misses = get_all(&nodes).await;
     let fraction = report("after replacing every original", &nodes, &misses, t.elapsed()).await;
-    assert!(fraction >= MIN_FIRST_PASS, "records lost after replacing every node (seed {seed})");
-    // A read that lost a race with replication is asked again, as a client
-    // would; a record that is gone, or out of reach of some node, misses again.
+    found_again("after replacing every original", &nodes, fraction, &misses, seed).await;
+    for n in &nodes {
+        n.shutdown().await;
+    }
+}
+
+/// At least [`MIN_FIRST_PASS`] of the gets found at the first try, and
+/// every one that missed found when asked again [`RETRY_AFTER`] later, as a
+/// client would ask: a read that lost a race (with replication, or with a
+/// loaded machine's timeouts) passes, a record that is gone or out of reach
+/// of some node misses again.
+async fn found_again(phase: &str, nodes: &[NodeHandle], fraction: f64, misses: &[(usize, usize)], seed: u64) {
+    assert!(fraction >= MIN_FIRST_PASS, "records lost {phase} (seed {seed})");
     tokio::time::sleep(RETRY_AFTER).await;
     let mut again = Vec::new();
-    for &(n, r) in &misses {
+    for &(n, r) in misses {
         if nodes[n].get(key(r)).await.unwrap().value != Some(value(r)) {
             again.push((n, r));
         }
     }
-    eprintln!("churn after replacing every original: {} of {} missed gets missed again", again.len(), misses.len());
-    assert!(again.is_empty(), "gets {again:?} (node, record) missed twice (seed {seed})");
-    for n in &nodes {
-        n.shutdown().await;
-    }
+    eprintln!("churn {phase}: {} of {} missed gets missed again", again.len(), misses.len());
+    assert!(again.is_empty(), "gets {again:?} (node, record) missed twice {phase} (seed {seed})");
 }
