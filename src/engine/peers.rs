@@ -280,8 +280,9 @@ impl Engine {
         }
     }
 
-    /// `contact` has just answered us for the first time: it is owed the
-    /// records it is now responsible for, and (for stock askers) a settle check.
+    /// `contact` has just answered us for the first time (or again, after
+    /// it was evicted): it is owed the records and provider sets it is now
+    /// responsible for, and (for stock askers) a settle check.
     pub(super) fn on_verified(&mut self, now: Time, contact: Contact) {
         self.hand_over_records(now, contact);
         self.hand_over_providers(now, contact);
