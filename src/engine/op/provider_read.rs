@@ -12,7 +12,8 @@
 //! The read does not wait for the lookup to end. Every one of the key's k
 //! closest holds the set, so once the lookup knows `replicas` usable
 //! contacts two bits deeper than its rank cap (see [`crate::lookup`]),
-//! they are read at once, nearest first, and the lookup is dropped: its
+//! the read starts at once, from the nearest of the contacts it knows in
+//! the key's closest half (one bit deeper), and the lookup is dropped: its
 //! last rounds wait for the slowest of the closest, about a second on a
 //! wide-area network. Such an early read falls back to the whole lookup
 //! when it runs out of replicas, finds nothing, or meets an entry whose
@@ -26,8 +27,10 @@
 //! at once. A shard that still has more is cut again the same way. Once one
 //! replica reported the size, the others (and every replica asked later)
 //! are asked for all their shards at once, without waiting for their first
-//! page: one round trip each instead of two. Every reply answers one
-//! request. A page not answered within a few of its replica's own round
+//! page: one round trip each instead of two. The size is also asked during
+//! the lookup, of the nearest extension peer it knows in the key's closest
+//! half (see [`sizer`]), so that a read often starts with it. Every reply
+//! answers one request. A page not answered within a few of its replica's own round
 //! trips is asked again, up to three times in all; at a replica that never
 //! answered, one whose last try went unanswered as long ends incomplete
 //! then, not at the requests' timeout (2 s), like a failed one. Pages of a
@@ -58,6 +61,7 @@ mod kinds;
 pub(in crate::engine) mod memory;
 mod recall;
 mod replica;
+mod sizer;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -76,6 +80,7 @@ use crate::time::Time;
 use kinds::Few;
 use memory::Remembered;
 use replica::{cut_bits, Chain, Hint, Replica, StoodIn, PAGE_TRIES};
+use sizer::Sizer;
 
 /// Most pages read from one replica (a full set of 10,000 short ids takes
 /// a few hundred).
@@ -102,13 +107,14 @@ const PAGE_STALL_MIN: Duration = Duration::from_millis(50);
 /// 25-32 % for twice the messages, and hedging only first pages gained
 /// nothing.
 const HEDGE_RTT: Duration = Duration::from_millis(120);
-/// Bits past the lookup's rank cap a contact must share with the key to be
-/// read before the lookup ends.
+/// Bits past the lookup's rank cap that as many contacts as replicas wanted
+/// must share with the key for the read to start before the lookup ends.
 const EARLY_DEPTH: usize = 2;
-/// Bits past the rank cap of the contacts an early read remembers for the
-/// next read (besides those it read): about the key's closest half, a wider
-/// choice of near replicas than the few the early read needed.
-const MEMORY_DEPTH: usize = 1;
+/// Bits past the rank cap of the contacts an early read takes its replicas
+/// from, nearest first, and remembers for the next read: about the key's
+/// closest half, a wider choice of near replicas than the few deep enough
+/// to start it (see README, "Replicas from the key's closest half").
+const CHOICE_DEPTH: usize = 1;
 impl Engine {
     /// Reads the provider set under `key` from up to `replicas` of the
     /// closest extension nodes (a second round as many more when they
@@ -134,6 +140,7 @@ impl Engine {
             pool: Vec::new(),
             known: Vec::new(),
             probe: None,
+            sizer: Sizer::Unsent,
             asked: Vec::new(),
             few: None,
             phase: Phase::Start,
@@ -175,6 +182,8 @@ struct ProviderRead {
     /// its closest to the key, until it answers.
     known: Vec<NodeId>,
     probe: Option<NodeId>,
+    /// The set's size asked during the lookup (see [`sizer`]).
+    sizer: Sizer,
     /// Replicas asked so far (a read after an early one skips them).
     asked: Vec<NodeId>,
     /// The few closest a first lookup found, too few of them known to speak
@@ -249,16 +258,20 @@ impl ProviderRead {
         }
         let peers = cx.peers;
         let usable = |c: &Contact| peers.kind(&c.id) != PeerKind::Base;
-        let mut deep: Vec<_> = s.deep(EARLY_DEPTH).filter(|(c, _)| usable(c)).collect();
-        if deep.len() < self.want {
+        if s.deep(EARLY_DEPTH).filter(|(c, _)| usable(c)).count() < self.want {
+            self.ask_size(cx);
             return Step::Wait;
         }
-        // Known extension peers first, then the rest; nearest first in each.
+        // The replicas from the key's closest half, not only those deep
+        // enough to start: the read waits for its third nearest, and a wider
+        // choice holds nearer ones. Known extension peers first, then the
+        // rest; nearest first in each.
+        let mut deep: Vec<_> = s.deep(CHOICE_DEPTH).filter(|(c, _)| usable(c)).collect();
         deep.sort_by_key(|(c, rtt)| (peers.kind(&c.id) != PeerKind::Extended, rtt.unwrap_or(Duration::MAX)));
         let order: Vec<Contact> = deep.into_iter().map(|(c, _)| c).collect();
         let stats = s.stats_so_far(cx.now);
+        self.pool = order.clone();
         self.found_at = Some(cx.now);
-        self.pool = s.deep(MEMORY_DEPTH).map(|(c, _)| c).filter(usable).collect();
         self.out.stats.queried += stats.queried;
         self.out.stats.failed += stats.failed;
         self.start_reading(cx, order, stats)
@@ -340,6 +353,12 @@ impl ProviderRead {
         let Phase::Reading(r) = &mut self.phase else { return };
         let rep = &mut r.replicas[i];
         let chain = &mut rep.chains[j];
+        let fresh = chain.tries == 0 && chain.after.is_none() && chain.shard == Shard::ALL;
+        if let Some(at) = fresh.then(|| self.sizer.adopt(rep.contact.id)).flatten() {
+            // Its answer is on the way already.
+            (rep.pages, chain.tries, chain.asked_at) = (rep.pages + 1, 1, at);
+            return;
+        }
         let call = shard_call(cx.svc.id, self.key, chain.after.as_deref(), MAX_ENTRIES_PER_CALL, chain.shard);
         rep.pages += usize::from(chain.tries == 0);
         self.out.pages_reasked += usize::from(chain.tries > 0);
@@ -715,6 +734,9 @@ impl Operation for ProviderRead {
     }
 
     fn on_reply(&mut self, cx: &mut Cx, reply: Reply) -> Step {
+        if reply.kind == RpcKind::Extension && self.is_sizer(reply.peer) {
+            return self.on_size(cx, Some(&reply.body));
+        }
         match &mut self.phase {
             Phase::Start => Step::Wait,
             Phase::Search(s) => {
@@ -737,6 +759,9 @@ impl Operation for ProviderRead {
     }
 
     fn on_failure(&mut self, cx: &mut Cx, peer: Option<NodeId>, kind: RpcKind) -> Step {
+        if kind == RpcKind::Extension && self.is_sizer(peer) {
+            return self.on_size(cx, None);
+        }
         match &mut self.phase {
             Phase::Start => Step::Wait,
             Phase::Search(s) => {

@@ -104,7 +104,7 @@ fn by_distance(net: &Net) -> Vec<usize> {
 }
 
 #[test]
-fn replicas_that_disagree_bring_a_second_round() {
+fn replicas_that_disagree_bring_another_read() {
     let mut net = Net::new(20, no_spare);
     net.bootstrap_all();
     let order = by_distance(&net);
@@ -123,7 +123,9 @@ fn replicas_that_disagree_bring_a_second_round() {
     net.nodes[reader].read_memory.forget(&KEY);
     let r = read(&mut net, reader, 2);
     assert_eq!(live(&r), ["w1", "w2"]);
-    assert_eq!(r.pages_sent, 4, "a replica that lacked a merged entry brings a second round");
+    // It reported a smaller set than the other: a stand-in is read at once
+    // (from the key's closest half the read chooses from).
+    assert_eq!(r.pages_sent, 3, "a replica that lacked a merged entry brings another's read");
 }
 
 #[test]
@@ -365,7 +367,10 @@ fn lookup_queries_before_reading(replicas: usize, kind: PeerKind) -> usize {
     let mut finds_sent = 0;
     for _ in 0..20 {
         let sent = sent_to(&mut e);
-        if sent.iter().any(|(_, _, c)| is_list(c)) {
+        // A page request beside the lookup's queries asks the set's size
+        // (see `provider_sizer`); the read's own come once it ended.
+        let finds = sent.iter().any(|(_, _, c)| matches!(c, Call::FindNode { .. }));
+        if !finds && sent.iter().any(|(_, _, c)| is_list(c)) {
             return finds_sent;
         }
         for (to, id, c) in sent {
