@@ -421,10 +421,8 @@ impl ProviderRead {
     /// gets a stand-in at once.
     fn on_chain_page(&mut self, cx: &mut Cx, i: usize, j: usize, page: Page) {
         let (live, per_page, more) = (page.live, page.entries.len(), page.next.is_some());
-        let first = self.take_page(cx, i, j, page);
-        if first && more && self.hint.is_none_or(|h| h.live < live) {
-            self.hint = Some(Hint { live, per_page });
-            self.shard_unheard(cx);
+        if self.take_page(cx, i, j, page) && more {
+            self.learn_size(cx, live, per_page);
         }
         self.stand_in_for_short(cx);
     }
@@ -471,6 +469,17 @@ impl ProviderRead {
             self.ask(cx, i, k);
         }
         first
+    }
+
+    /// A first page of a set larger than a page reported `live` entries,
+    /// `per_page` on it: the read's hint when larger than the last one, and
+    /// every replica whose first page is still on its way is asked for all
+    /// its shards at once.
+    fn learn_size(&mut self, cx: &mut Cx, live: u64, per_page: usize) {
+        if self.hint.is_none_or(|h| h.live < live) {
+            self.hint = Some(Hint { live, per_page });
+            self.shard_unheard(cx);
+        }
     }
 
     /// Asks every replica whose first page is still on its way for all its

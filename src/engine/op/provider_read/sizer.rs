@@ -18,7 +18,6 @@
 
 use std::time::Duration;
 
-use super::replica::Hint;
 use super::{Phase, ProviderRead, CHOICE_DEPTH};
 use crate::engine::op::{Cx, Step};
 use crate::engine::providers::client::{parse_page, shard_call};
@@ -78,19 +77,15 @@ impl ProviderRead {
     }
 
     /// The size request's answer (`None`: it failed): a set larger than a
-    /// page sets the hint, and replicas whose first page is still on its
-    /// way are asked for all their shards at once.
+    /// page is learnt as a replica's first page would be.
     pub(super) fn on_size(&mut self, cx: &mut Cx, body: Option<&Value>) -> Step {
         self.sizer = Sizer::Done;
         let Some(page) = body.and_then(|v| parse_page(v, &self.key)) else {
             self.out.pages_failed += 1;
             return Step::Wait;
         };
-        let (live, per_page) = (page.live, page.entries.len());
-        let larger = self.hint.is_none_or(|h| h.live < live);
-        if page.shard.is_none() && page.next.is_some() && per_page > 0 && larger {
-            self.hint = Some(Hint { live, per_page });
-            self.shard_unheard(cx);
+        if page.shard.is_none() && page.next.is_some() && !page.entries.is_empty() {
+            self.learn_size(cx, page.live, page.entries.len());
         }
         Step::Wait
     }
