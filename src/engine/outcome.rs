@@ -121,7 +121,8 @@ pub struct ProviderReadOutcome {
     /// Merged provider entries by worker id, tombstones included.
     pub entries: std::collections::HashMap<String, crate::engine::providers::client::SeenEntry>,
     /// Replicas whose sets were read completely (this node counts when it
-    /// holds entries).
+    /// holds entries); a round that ended once every shard was read
+    /// complete at as many replicas as it needed counts that many.
     pub replicas: usize,
     /// Page requests sent.
     pub pages_sent: usize,

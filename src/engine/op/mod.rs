@@ -19,7 +19,7 @@
 //! | [`targets`] | where a publisher's re-puts go without a lookup |
 //! | [`bootstrap`] | seed pings, then a lookup of our own id |
 //! | [`single`] | one request: `ping`, `stun`, `call` |
-//! | [`provider_read`] | a provider set: lookup (the set's size asked meanwhile; read begins once replicas deep enough are known; none within two minutes of the last), sharded reads from the nearest replicas, merge, stand-ins, second round |
+//! | [`provider_read`] | a provider set: lookup (the set's size asked meanwhile; read begins once replicas deep enough are known; none within two minutes of the last), sharded reads from the nearest replicas (a round ends once each shard came from enough), merge, stand-ins, second round |
 //! | [`provider_write`] | provider adds or removes: a batch's lookup, local copy, writes with retries |
 
 /// `search` and `on_nodes` of an operation that drives a lookup in a

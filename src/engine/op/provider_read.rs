@@ -40,7 +40,8 @@
 //!
 //! A round asks one replica more than it wants
 //! ([`Config::provider_read_spare`](crate::engine::Config)) and ends once
-//! as many as it wants read complete, each within a fiftieth of the merge:
+//! as many as it wants read complete, each within a fiftieth of the merge,
+//! or once every shard was read to its end at as many (see [`quorum`]):
 //! the slowest replica, or one whose page was lost (another of its round
 //! trips), is not waited for. What its pages brought so far stays merged.
 //! A round in which a replica was silent reads them all.
@@ -59,6 +60,7 @@
 
 mod kinds;
 pub(in crate::engine) mod memory;
+mod quorum;
 mod recall;
 mod replica;
 mod sizer;
@@ -440,6 +442,7 @@ impl ProviderRead {
         rep.live = Some(page.live);
         rep.stall = page_stall(cx, &rep.contact, self.stall);
         for e in page.entries {
+            rep.hashes.push(Shard::hash(&e.id));
             merge(&mut self.out.entries, e);
         }
         let pages = rep.pages;
@@ -529,7 +532,9 @@ impl ProviderRead {
         let short = |p: &Replica| !p.complete() || p.seen + merged / SHORT_BY < merged;
         // As many as wanted agree: one short or failed beside them is covered.
         let disagree = !covered && r.replicas.iter().filter(|p| !p.replaced()).any(short);
-        self.out.replicas += complete;
+        // A round that ended on shards read each from as many replicas as
+        // it needed counts those, though no single one read to its end.
+        self.out.replicas += if covered { complete.max(self.needed()) } else { complete };
         if disagree {
             self.next_round(cx)
         } else {
@@ -539,7 +544,9 @@ impl ProviderRead {
 
     /// Whether as many replicas as the round wants read complete, each
     /// holding all that is merged but a fiftieth (the rule that decides a
-    /// second round): the others' unread pages may then be left. An entry
+    /// second round), or every shard of the set did at as many (a page lost
+    /// at one replica covered by another's, see [`quorum`]): the others'
+    /// unread pages may then be left. An entry
     /// is missed only if it is on one of those pages and every complete
     /// replica lacks it. Newcomers a read from memory added count against
     /// it: a writer leaves out a remembered replica for each node nearer
@@ -559,9 +566,27 @@ impl ProviderRead {
         let merged = self.out.entries.len();
         let agree = |p: &&Replica| p.complete() && p.seen + merged / SHORT_BY >= merged;
         let short_unread = r.replicas.iter().any(|p| p.stood_in == StoodIn::Short && !p.done());
-        let needed = self.want.max(self.out.newcomers + 1);
+        let needed = self.needed();
         let silent = r.replicas.iter().any(|p| p.stood_in == StoodIn::Silent);
-        !short_unread && !silent && r.replicas.iter().filter(agree).count() >= needed
+        if short_unread || silent {
+            return false;
+        }
+        r.replicas.iter().filter(agree).count() >= needed || self.shards_covered(needed)
+    }
+
+    /// Replicas that must agree for a round to end (see `covered`).
+    fn needed(&self) -> usize {
+        self.want.max(self.out.newcomers + 1)
+    }
+
+    /// Whether every shard of the set, cut as the largest size reported
+    /// plans it, was read to its end at `needed` replicas that agree there
+    /// (see [`quorum`]).
+    fn shards_covered(&self, needed: usize) -> bool {
+        let (Phase::Reading(r), Some(hint)) = (&self.phase, self.hint) else { return false };
+        let bits = cut_bits(hint.live, 0, 0, hint.per_page);
+        let merged: Vec<u32> = self.out.entries.keys().map(|id| Shard::hash(id)).collect();
+        quorum::covered(&r.replicas, &merged, bits, needed, SHORT_BY)
     }
 
     /// Ends the reads of the replicas still being read: the complete ones

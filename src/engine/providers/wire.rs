@@ -117,7 +117,13 @@ impl Shard {
         if self.bits == 0 {
             return true;
         }
-        fnv1a(id.as_bytes()) >> (32 - self.bits) == self.index
+        Shard::hash(id) >> (32 - self.bits) == self.index
+    }
+
+    /// Where worker id `id` falls: the 32-bit hash whose leading bits are
+    /// the index of the shard that holds it, at any length.
+    pub fn hash(id: &str) -> u32 {
+        fnv1a(id.as_bytes())
     }
 
     /// The `2^more` shards this one splits into.

@@ -3,7 +3,7 @@
 //! round wants, and the round ends once as many as it wants read complete
 //! and agree.
 
-use super::provider_ops::{is_list, live, no_spare, page, read_outcome, start_read_with};
+use super::provider_ops::{is_list, list_shard, live, no_spare, page, read_outcome, start_read_with};
 use super::*;
 
 fn ids(n: usize) -> Vec<String> {
@@ -88,4 +88,55 @@ fn a_round_with_a_silent_replica_reads_every_replica() {
     }
     let r = read_outcome(&mut e, q);
     assert_eq!(live(&r), more, "the entry only the stand-ins hold");
+}
+
+/// A read wanting 2 replicas of a 400-entry set, 3 asked: the first
+/// answers its first page (40 entries, more to come), so it is asked the
+/// rest in shards after its cursor and the other two all their shards at
+/// once. Every shard request is then answered but those of plan shard
+/// `lost[r]` (of four bits) at replica `r`. Returns the engine, the read,
+/// every entry and the replicas' addresses.
+fn shards_lost_at(lost: [Option<u32>; 3]) -> (Engine, QueryId, Vec<String>, Vec<SocketAddr>) {
+    let all = ids(400);
+    let (mut e, q, lists) = start_read_with(small(0), |_| PeerKind::Extended, 2);
+    assert_eq!(lists.len(), 3);
+    answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all[..40], Some("w039"), 400, None));
+    let replica = |to: SocketAddr| lists.iter().position(|(t, _, _)| *t == to).expect("a replica");
+    for (to, id, call) in sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)) {
+        let s = list_shard(&call);
+        assert!(s.bits >= 4, "shards of at least four bits: {s:?}");
+        if lost[replica(to)] == Some(s.index >> (s.bits - 4)) {
+            continue;
+        }
+        let Call::Other { args, .. } = &call else { unreachable!() };
+        let after = args[2].as_str().unwrap_or("");
+        let held: Vec<String> = all.iter().filter(|w| w.as_str() > after && s.holds(w)).cloned().collect();
+        answer(&mut e, Time::ZERO, to, id, page(&held, None, 400, Some(s)));
+    }
+    (e, q, all, lists.iter().map(|(t, _, _)| *t).collect())
+}
+
+#[test]
+fn a_page_lost_at_each_replica_is_covered_by_the_others_copies_of_its_shard() {
+    // No replica reads complete, but every shard came from two of them.
+    let (mut e, q, all, _) = shards_lost_at([Some(0), Some(1), Some(2)]);
+    let r = read_outcome(&mut e, q);
+    assert_eq!((live(&r), r.rounds, r.replicas), (all, 1, 2), "two replicas' worth, shard by shard");
+    assert_eq!(r.pages_reasked, 0, "no lost page waited for");
+    assert!(sent_to(&mut e).iter().all(|(_, _, c)| !is_list(c)), "nothing asked again");
+}
+
+#[test]
+fn a_shard_lost_at_two_replicas_of_three_is_waited_for() {
+    let (mut e, ..) = shards_lost_at([Some(5), Some(5), None]);
+    assert!(e.poll_event().is_none(), "shard 5 came from one replica only");
+}
+
+#[test]
+fn replicas_a_round_left_once_their_shards_were_covered_are_remembered() {
+    let (mut e, q, _, replicas) = shards_lost_at([Some(0), Some(1), Some(2)]);
+    let _ = read_outcome(&mut e, q);
+    let m = e.read_memory.recall(&id_at(0, 0), Time::ZERO).expect("the read is remembered");
+    let kept: Vec<SocketAddr> = m.replicas.iter().map(|c| c.addr).collect();
+    assert!(replicas.iter().all(|r| kept.contains(r)), "every replica that answered: {kept:?}");
 }

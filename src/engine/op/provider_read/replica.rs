@@ -24,6 +24,9 @@ pub(super) struct Replica {
     pub(super) pages: usize,
     /// Entries it reported (merged as they arrive).
     pub(super) seen: usize,
+    /// Their [`Shard::hash`]es: what it holds in each shard (see
+    /// [`super::quorum`]).
+    pub(super) hashes: Vec<u32>,
     /// A page of it arrived.
     pub(super) heard: bool,
     /// Whether another replica was asked in its stead, and why.
@@ -105,6 +108,7 @@ impl Replica {
             chains,
             pages: 0,
             seen: 0,
+            hashes: Vec::new(),
             heard: false,
             stood_in: StoodIn::No,
             blind: false,
@@ -165,6 +169,13 @@ impl Replica {
             StoodIn::Short => self.done(),
             StoodIn::Covered => true,
         }
+    }
+
+    /// Left by a round that others covered (see `ProviderRead::covered`)
+    /// after it answered: its pages lost or still on their way, it holds
+    /// the set all the same, and a later read may ask it again.
+    pub(super) fn left_answering(&self) -> bool {
+        self.stood_in == StoodIn::Covered && self.heard
     }
 
     /// The chain a page of `shard` answers, or (`None`: a failure, which
