@@ -6,7 +6,7 @@
 //! [`Lookup::on_nodes`], [`Lookup::on_value`] or [`Lookup::on_failure`].
 //!
 //! Invariants: at most `alpha` queries count as in flight at once (once a
-//! first copy arrived, one more per copy still wanted); a query that
+//! first copy arrived, as many as copies still wanted if more); a query that
 //! has waited longer than its contact's stall threshold stops counting (and
 //! stops blocking termination), so one dead contact delays a lookup by that
 //! threshold, not by a full RPC timeout; the lookup is done when the `k`
@@ -475,15 +475,19 @@ impl Lookup {
     }
 
     /// Queries allowed in flight: `alpha`, and once a first copy arrived,
-    /// one more for each copy still wanted. The copies sit at the replicas
-    /// around the one that answered, all known by now, so asking them at
-    /// once costs one round trip instead of a round per `alpha` of them.
+    /// as many as copies still wanted when that is more. The copies sit at
+    /// the replicas around the one that answered, all known by now and most
+    /// of them already asked, so the queries in flight bring them. Allowing
+    /// alpha plus one per copy still wanted, as before, sent queries whose
+    /// answers came after the lookup had its copies: in `versus` (1,000
+    /// nodes, 4 copies) 11.1 lookup RPCs per get against 9.1, for the same
+    /// gets found (see README, "Copies of a get").
     fn width(&self) -> usize {
         let held = self.copies_held();
         if held == 0 {
             return self.alpha;
         }
-        self.alpha + usize::from(self.wanted_copies).saturating_sub(held)
+        self.alpha.max(usize::from(self.wanted_copies).saturating_sub(held))
     }
 
     /// Candidates at least `extra` bits deeper than the rank cap (so

@@ -153,10 +153,11 @@ fn collecting_copies_goes_past_the_first_value_and_keeps_each_holder() {
     let mut l = new_lookup(target, LookupKind::FindValue, all.clone()).with_copies(3);
     let sent = drain(&mut l, Time::ZERO);
     l.on_value(&sent[1].id, Value::Str("old".into()));
-    // One copy of three: the lookup goes on and widens to alpha plus the two
-    // copies still wanted (5 in flight), so the 3 candidates left are asked at once.
+    // One copy of three: the lookup goes on with alpha in flight (the two
+    // copies still wanted fit in it), so one of the 3 candidates left is
+    // asked, not all: those in flight are near the holder and likely hold it.
     let more = drain(&mut l, Time::ZERO);
-    assert_eq!(more.len(), 3);
+    assert_eq!(more.len(), 1);
     l.on_nodes(&sent[0].id, vec![]);
     l.on_value(&sent[2].id, Value::Str("new".into()));
     assert_ne!(l.next(Time::ZERO), Next::Done);
@@ -168,6 +169,17 @@ fn collecting_copies_goes_past_the_first_value_and_keeps_each_holder() {
     assert_eq!((r.value, r.value_from), (Some(Value::Str("old".into())), Some(sent[1].id)));
     // The cache copy goes to the closest that answered without the value.
     assert_eq!(r.store_at, Some(sent[0]));
+}
+
+#[test]
+fn collecting_more_copies_than_alpha_holds_asks_as_many_at_once() {
+    let all = ids(12, 5);
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindValue, all).with_copies(7);
+    let sent = drain(&mut l, Time::ZERO);
+    assert_eq!(sent.len(), ALPHA);
+    l.on_value(&sent[0].id, Value::Int(1));
+    // Six copies still wanted, two queries in flight: four more go at once.
+    assert_eq!(drain(&mut l, Time::ZERO).len(), 4);
 }
 
 #[test]
