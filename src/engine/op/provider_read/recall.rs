@@ -75,8 +75,7 @@ impl ProviderRead {
     /// Keeps where the set was read and its size for the next read: the
     /// replicas that read complete or answered until the round ended
     /// without them, then the lookup's others among the key's closest not
-    /// asked. A read without a lookup updates only the
-    /// size.
+    /// asked. A read without a lookup updates only the size.
     pub(super) fn remember(&self, cx: &mut Cx) {
         let Phase::Reading(r) = &self.phase else { return };
         // The largest size reported this time (pages of every shard report
@@ -87,7 +86,7 @@ impl ProviderRead {
             cx.read_memory.resize(&self.key, hint, cx.now);
             return;
         };
-        let good = r.replicas.iter().filter(|p| p.complete() && p.stood_in == StoodIn::No || p.left_answering());
+        let good = r.replicas.iter().filter(|p| (p.complete() && p.stood_in == StoodIn::No) || p.left_answering());
         let good = good.map(|p| p.contact);
         let unasked = self.pool.iter().filter(|c| !self.asked.contains(&c.id)).copied();
         let replicas: Vec<Contact> = good.chain(unasked).collect();
