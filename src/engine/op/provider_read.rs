@@ -585,8 +585,8 @@ impl ProviderRead {
     fn shards_covered(&self, needed: usize) -> bool {
         let (Phase::Reading(r), Some(hint)) = (&self.phase, self.hint) else { return false };
         let bits = cut_bits(hint.live, 0, 0, hint.per_page);
-        let merged: Vec<u32> = self.out.entries.keys().map(|id| Shard::hash(id)).collect();
-        quorum::covered(&r.replicas, &merged, bits, needed, SHORT_BY)
+        let merged = self.out.entries.keys().map(|id| Shard::hash(id));
+        quorum::covered(&r.replicas, merged, bits, needed, SHORT_BY)
     }
 
     /// Ends the reads of the replicas still being read: the complete ones

@@ -23,9 +23,16 @@ use super::replica::Replica;
 
 /// Whether every shard of `bits` bits is covered by `needed` replicas of
 /// `replicas` that read it to its end and agree, given the merged entries'
-/// hashes `merged` (see [`Replica::hashes`]) and `short_by` (a replica may
-/// lack one entry in `short_by` of the merge where it counts).
-pub(super) fn covered(replicas: &[Replica], merged: &[u32], bits: u32, needed: usize, short_by: usize) -> bool {
+/// hashes `merged` (see [`Replica::hashes`]; only drawn when enough shards
+/// were read at all, as it hashes every merged id) and `short_by` (a
+/// replica may lack one entry in `short_by` of the merge where it counts).
+pub(super) fn covered(
+    replicas: &[Replica],
+    merged: impl IntoIterator<Item = u32>,
+    bits: u32,
+    needed: usize,
+    short_by: usize,
+) -> bool {
     if bits == 0 {
         return false;
     }
@@ -35,7 +42,7 @@ pub(super) fn covered(replicas: &[Replica], merged: &[u32], bits: u32, needed: u
     if read.iter().flatten().filter(|&&r| r).count() < needed * n {
         return false;
     }
-    let in_merge = histogram(merged.iter().copied(), bits);
+    let in_merge = histogram(merged.into_iter(), bits);
     let mut counts = vec![0usize; n];
     for (p, read) in replicas.iter().zip(&read) {
         if !agrees(p, read, &in_merge, bits, short_by) {
@@ -143,7 +150,7 @@ mod tests {
             replica([true, true, false, true]),
             replica([true, true, true, false]),
         ];
-        assert!(covered(&reps, &all(), BITS, 3, 50));
+        assert!(covered(&reps, all(), BITS, 3, 50));
     }
 
     #[test]
@@ -154,18 +161,18 @@ mod tests {
             replica([true, true, true, true]),
             replica([true, true, true, true]),
         ];
-        assert!(!covered(&reps, &all(), BITS, 3, 50));
-        assert!(covered(&reps, &all(), BITS, 2, 50));
+        assert!(!covered(&reps, all(), BITS, 3, 50));
+        assert!(covered(&reps, all(), BITS, 2, 50));
     }
 
     #[test]
     fn a_replica_lacking_entries_in_its_shards_does_not_count() {
         let mut reps =
             [replica([true, true, true, true]), replica([true, true, true, true]), replica([true, true, true, true])];
-        assert!(covered(&reps, &all(), BITS, 3, 50));
+        assert!(covered(&reps, all(), BITS, 3, 50));
         // It read its shards to their end but lacks a tenth of the merge.
         reps[2].hashes.truncate(180);
-        assert!(!covered(&reps, &all(), BITS, 3, 50));
+        assert!(!covered(&reps, all(), BITS, 3, 50));
     }
 
     #[test]
@@ -195,7 +202,7 @@ mod tests {
     #[test]
     fn sets_within_one_page_are_left_to_the_whole_rule() {
         let reps = [replica([true, true, true, true])];
-        assert!(covered(&reps, &all(), BITS, 1, 50));
-        assert!(!covered(&reps, &all(), 0, 1, 50));
+        assert!(covered(&reps, all(), BITS, 1, 50));
+        assert!(!covered(&reps, all(), 0, 1, 50));
     }
 }
