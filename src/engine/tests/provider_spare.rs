@@ -97,23 +97,36 @@ fn a_round_with_a_silent_replica_reads_every_replica() {
 /// `lost[r]` (of four bits) at replica `r`. Returns the engine, the read,
 /// every entry and the replicas' addresses.
 fn shards_lost_at(lost: [Option<u32>; 3]) -> (Engine, QueryId, Vec<String>, Vec<SocketAddr>) {
+    shards_answered(lost, None)
+}
+
+/// [`shards_lost_at`], replica `empty` (if any) answering every shard with
+/// no entries though it reports the set's 400.
+fn shards_answered(lost: [Option<u32>; 3], empty: Option<usize>) -> (Engine, QueryId, Vec<String>, Vec<SocketAddr>) {
     let all = ids(400);
     let (mut e, q, lists) = start_read_with(small(0), |_| PeerKind::Extended, 2);
     assert_eq!(lists.len(), 3);
     answer(&mut e, Time::ZERO, lists[0].0, lists[0].1, page(&all[..40], Some("w039"), 400, None));
-    let replica = |to: SocketAddr| lists.iter().position(|(t, _, _)| *t == to).expect("a replica");
+    let replicas: Vec<SocketAddr> = lists.iter().map(|(t, _, _)| *t).collect();
     for (to, id, call) in sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)) {
+        let r = replicas.iter().position(|t| *t == to).expect("a replica");
         let s = list_shard(&call);
         assert!(s.bits >= 4, "shards of at least four bits: {s:?}");
-        if lost[replica(to)] == Some(s.index >> (s.bits - 4)) {
+        if lost[r] == Some(s.index >> (s.bits - 4)) {
             continue;
         }
-        let Call::Other { args, .. } = &call else { unreachable!() };
-        let after = args[2].as_str().unwrap_or("");
-        let held: Vec<String> = all.iter().filter(|w| w.as_str() > after && s.holds(w)).cloned().collect();
+        let held = if empty == Some(r) { Vec::new() } else { shard_entries(&all, &call) };
         answer(&mut e, Time::ZERO, to, id, page(&held, None, 400, Some(s)));
     }
-    (e, q, all, lists.iter().map(|(t, _, _)| *t).collect())
+    (e, q, all, replicas)
+}
+
+/// The entries of `all` a page request asks for: its shard, after its cursor.
+fn shard_entries(all: &[String], call: &Call) -> Vec<String> {
+    let s = list_shard(call);
+    let Call::Other { args, .. } = call else { unreachable!() };
+    let after = args[2].as_str().unwrap_or("");
+    all.iter().filter(|w| w.as_str() > after && s.holds(w)).cloned().collect()
 }
 
 #[test]
@@ -139,4 +152,20 @@ fn replicas_a_round_left_once_their_shards_were_covered_are_remembered() {
     let m = e.read_memory.recall(&id_at(0, 0), Time::ZERO).expect("the read is remembered");
     let kept: Vec<SocketAddr> = m.replicas.iter().map(|c| c.addr).collect();
     assert!(replicas.iter().all(|r| kept.contains(r)), "every replica that answered: {kept:?}");
+}
+
+#[test]
+fn a_replica_that_answers_its_shards_empty_covers_nothing_and_the_lost_pages_are_asked_again() {
+    // The two honest replicas each lost a different shard; the third
+    // answered every shard at once, empty, though it reports 400.
+    let (mut e, q, all, _) = shards_answered([Some(0), Some(1), None], Some(2));
+    assert!(e.poll_event().is_none(), "an empty replica does not stand for the lost shards");
+    let at = e.poll_timeout().expect("the lost pages' stall");
+    e.handle_timeout(at);
+    let again: Vec<_> = sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)).collect();
+    assert!(!again.is_empty(), "the lost pages are asked again");
+    for (to, id, call) in again {
+        answer(&mut e, at, to, id, page(&shard_entries(&all, &call), None, 400, Some(list_shard(&call))));
+    }
+    assert_eq!(live(&read_outcome(&mut e, q)), all, "every honest entry");
 }
