@@ -104,6 +104,7 @@ impl Discovery {
     /// (waiting up to `publish_wait`); the record as published.
     pub(super) async fn install(&self, record: WorkerRecord, now: f64) -> (WorkerRecord, Option<PublishReport>) {
         let id = record.worker_id.clone();
+        let mut left = Vec::new();
         if let Some(old) = self.inner.registry.insert(record.clone()) {
             // Services dropped by a re-registration must stop naming it.
             let gone: Vec<String> = old.services.into_iter().filter(|s| !record.services.contains(s)).collect();
@@ -112,12 +113,13 @@ impl Discovery {
                 self.inner.cache.invalidate(&s);
                 let item = self.tombstone(&id, version, &s);
                 self.start_announce(service_key(&s), item, true).await;
+                left.push(s);
             }
         }
         bump(&self.inner.metrics.registrations);
         let report = self.publish_bounded(&id).await;
         let record = self.inner.registry.get(&id).unwrap_or(record);
-        self.legacy_lists_changed(record.services.clone());
+        self.legacy_lists_changed(&id, record.services.clone(), left);
         (record, report)
     }
 
@@ -327,7 +329,7 @@ impl Discovery {
         };
         let (written, _) = tokio::join!(record_written, join_all(announces));
         written?;
-        self.legacy_lists_changed(record.services.clone());
+        self.legacy_lists_changed(&record.worker_id, Vec::new(), record.services.clone());
         Ok(())
     }
 
@@ -413,14 +415,15 @@ impl Discovery {
         Ok(())
     }
 
-    /// Rebuilds the legacy lists of `services` in the background, now that
-    /// their provider sets changed.
-    fn legacy_lists_changed(&self, services: Vec<String>) {
-        let me = self.clone();
+    /// Updates the legacy lists in the background now that worker `id`
+    /// registered here joined `joined` and left `left` (see `legacy`).
+    fn legacy_lists_changed(&self, id: &str, joined: Vec<String>, left: Vec<String>) {
+        let (me, id) = (self.clone(), id.to_owned());
         self.inner.background.spawn(async move {
-            for s in services {
-                if let Err(e) = me.refresh_legacy_list(&s).await {
-                    tracing::debug!(service = %s, error = %e, "legacy list not rebuilt");
+            let services = joined.iter().map(|s| (s, None)).chain(left.iter().map(|s| (s, Some(id.as_str()))));
+            for (s, leaving) in services {
+                if let Err(e) = me.update_legacy_list(s, leaving).await {
+                    tracing::debug!(service = %s, error = %e, "legacy list not updated");
                 }
             }
         });
