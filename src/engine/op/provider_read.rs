@@ -44,7 +44,9 @@
 //! or once every shard was read to its end at as many (see [`quorum`]):
 //! the slowest replica, or one whose page was lost (another of its round
 //! trips), is not waited for. What its pages brought so far stays merged.
-//! A round in which a replica was silent reads them all.
+//! A round in which a replica was silent reads them all. When a replica in
+//! line was never measured, the nearest-first choice cannot tell how far it
+//! is, so the round asks one more.
 //!
 //! When a replica's read fails, or it lacks more than a fiftieth of what
 //! the merge holds, as many more replicas are read once. A replica that
@@ -339,9 +341,6 @@ impl ProviderRead {
         let now = cx.now;
         let (stall, hint) = (self.stall, self.hint);
         r.replicas = r.rest.drain(..take).map(|contact| Replica::new(contact, now, stall, hint)).collect();
-        if let Some(last) = r.replicas.last_mut().filter(|_| take > self.want + spare) {
-            last.extra = true;
-        }
         self.asked.extend(r.replicas.iter().map(|p| p.contact.id));
         for i in 0..r.replicas.len() {
             self.ask_all(cx, i);
@@ -692,12 +691,6 @@ impl ProviderRead {
     fn stand_in_for_silent(&mut self, cx: &mut Cx) {
         let now = cx.now;
         let silent = move |p: &Replica| !p.heard && !p.done() && p.chains[0].asked_at + p.stall <= now;
-        if let Phase::Reading(r) = &mut self.phase {
-            for p in r.replicas.iter_mut().filter(|p| p.extra && p.stood_in == StoodIn::No && silent(p)) {
-                p.give_up();
-                p.stood_in = StoodIn::Left;
-            }
-        }
         self.stand_in(cx, StoodIn::Silent, silent);
         let (true, Phase::Reading(r)) = (self.early, &mut self.phase) else { return };
         for p in r.replicas.iter_mut().filter(|p| p.stood_in == StoodIn::No && silent(p)) {

@@ -36,9 +36,6 @@ pub(super) struct Replica {
     pub(super) blind: bool,
     /// The set's size it reported last.
     pub(super) live: Option<u64>,
-    /// Asked beyond the round's spare because a replica in line was never
-    /// measured (see `ProviderRead::next_round`).
-    pub(super) extra: bool,
     /// How long its pages may take before they are asked again: from its
     /// own measured round trips once it answered (a lost shard of a near
     /// replica then costs a few of its round trips, not the network-wide
@@ -59,11 +56,6 @@ pub(super) enum StoodIn {
     /// before it did: the round ended without the rest of its pages
     /// (see `ProviderRead::covered`).
     Covered,
-    /// An extra replica silent past its stall: given up, and the round
-    /// goes on as if it had not been asked. A round without it would not
-    /// have seen its silence, so it is no sign that writes missed the
-    /// replicas read (the rule for silent ones), nor worth a stand-in.
-    Left,
 }
 
 /// What the largest first page so far said of the set: its size and how
@@ -119,7 +111,6 @@ impl Replica {
             hashes: Vec::new(),
             heard: false,
             stood_in: StoodIn::No,
-            extra: false,
             blind: false,
             live: None,
             stall,
@@ -176,7 +167,7 @@ impl Replica {
             // Still read to its end (a replica that lied about its size
             // must not cut the others' reads short), just not compared.
             StoodIn::Short => self.done(),
-            StoodIn::Covered | StoodIn::Left => true,
+            StoodIn::Covered => true,
         }
     }
 
