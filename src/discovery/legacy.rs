@@ -204,12 +204,28 @@ impl Discovery {
             .filter(|r| r.services.iter().any(|s| s == service) && r.health(now, window) == Health::Healthy)
             .map(|r| r.worker_id)
             .collect();
-        let current = self.node().get(key).await?.value.map(|v| super::lookup::legacy_ids(&v)).unwrap_or_default();
+        let current = self.read_legacy_list(key).await?;
         let list = patched(&current, &ours, &leaving);
-        if same_members(&current, &list) {
+        self.write_legacy_list(key, &current, &list).await
+    }
+
+    /// The ids in the legacy list under `key` now (none: no list).
+    async fn read_legacy_list(&self, key: crate::id::Key) -> Result<Vec<String>, NodeError> {
+        Ok(self.node().get(key).await?.value.map(|v| super::lookup::legacy_ids(&v)).unwrap_or_default())
+    }
+
+    /// Writes `list` under `key` unless it names the members of `current`,
+    /// read just before; true if it wrote.
+    async fn write_legacy_list(
+        &self,
+        key: crate::id::Key,
+        current: &[String],
+        list: &[String],
+    ) -> Result<bool, NodeError> {
+        if same_members(current, list) {
             return Ok(false);
         }
-        let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned());
+        let json = serde_json::to_string(list).unwrap_or_else(|_| "[]".to_owned());
         super::metrics::bump(&self.inner.metrics.legacy_list_writes);
         self.node().put(key, Value::Str(json)).await?;
         Ok(true)
@@ -244,16 +260,10 @@ impl Discovery {
         // that list this rebuild did not judge (neither in the provider set
         // nor among the ids whose records it fetched); the next rebuild
         // judges them.
-        let current = self.node().get(key).await?.value.map(|v| super::lookup::legacy_ids(&v)).unwrap_or_default();
+        let current = self.read_legacy_list(key).await?;
         let judged: HashSet<&String> = found.entries.keys().chain(&others).collect();
         let list = rebuilt_over(&current, &added, members, &judged);
-        if same_members(&current, &list) {
-            return Ok(false);
-        }
-        let json = serde_json::to_string(&list).unwrap_or_else(|_| "[]".to_owned());
-        super::metrics::bump(&self.inner.metrics.legacy_list_writes);
-        self.node().put(key, Value::Str(json)).await?;
-        Ok(true)
+        self.write_legacy_list(key, &current, &list).await
     }
 }
 
