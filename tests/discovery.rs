@@ -66,7 +66,7 @@ async fn five_hundred_simultaneous_announcements_through_twenty_nodes_lose_none(
         assert!(report.provider_replicas >= 1 && report.record_replicas >= 1, "{report:?}");
     }
     let registered = started.elapsed();
-    let (pages, sets) = provider_reads(&net).await;
+    let (pages, sets) = provider_reads(&net);
     // A registration updates the legacy list from the list itself; only the
     // refresher's rebuild (at most one per node here) reads the provider set.
     assert!(sets <= 20, "{sets} provider sets read ({pages} page requests) for 500 registrations");
@@ -93,7 +93,7 @@ async fn five_hundred_simultaneous_announcements_through_twenty_nodes_lose_none(
 }
 
 /// Provider page requests sent and provider sets read, over all nodes.
-async fn provider_reads(net: &Testnet) -> (u64, u64) {
+fn provider_reads(net: &Testnet) -> (u64, u64) {
     use std::sync::atomic::Ordering::Relaxed;
     let m = net.nodes.iter().map(|d| d.metrics());
     m.fold((0, 0), |(p, s), m| (p + m.provider_reads.load(Relaxed), s + m.provider_sets_read.load(Relaxed)))
