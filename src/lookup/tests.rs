@@ -81,6 +81,29 @@ fn stalled_query_frees_a_slot_and_stops_blocking_termination() {
 }
 
 #[test]
+fn a_lookup_nobody_answered_waits_for_its_stalled_queries() {
+    let all = ids(2, 3);
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, all[..1].to_vec());
+    assert_eq!(drain(&mut l, Time::ZERO), vec![all[0]]);
+    // Past its stall, with nothing else to ask: not done while it may answer.
+    assert_eq!(l.next(Time::from_millis(1000)), Next::Wait);
+    assert_eq!(l.take_stalled(), vec![all[0].id]);
+    // Its late answer goes on as any answer would.
+    l.on_nodes(&all[0].id, vec![all[1]]);
+    assert_eq!(drain(&mut l, Time::from_millis(1100)), vec![all[1]]);
+    l.on_nodes(&all[1].id, vec![]);
+    assert_eq!(l.next(Time::from_millis(1200)), Next::Done);
+    assert_eq!(l.finish().closest.len(), 2);
+    // The same lookup whose only query then times out ends, empty.
+    let mut l = new_lookup(NodeId([0; 20]), LookupKind::FindNode, all[..1].to_vec());
+    drain(&mut l, Time::ZERO);
+    assert_eq!(l.next(Time::from_millis(1000)), Next::Wait);
+    l.on_failure(&all[0].id);
+    assert_eq!(l.next(Time::from_millis(2000)), Next::Done);
+    assert!(l.finish().closest.is_empty());
+}
+
+#[test]
 fn the_result_names_stalled_contacts_closer_than_the_farthest_that_answered() {
     let at = |last: u8| {
         let mut b = [0; 20];
@@ -253,7 +276,8 @@ proptest! {
     }
 
     /// Whatever mix of answers, failures and silences, a lookup never has more
-    /// than alpha live queries and always terminates.
+    /// than alpha live queries and always terminates (a silent query times
+    /// out in the end, as the engine's requests do).
     #[test]
     fn lookup_terminates_and_respects_alpha(seed in any::<u64>(), n in 1usize..80) {
         let all = ids(n, seed);
@@ -262,6 +286,7 @@ proptest! {
         let mut l = new_lookup(target, LookupKind::FindNode, all[..n.min(3)].to_vec());
         let mut now = Time::ZERO;
         let mut waiting: Vec<Contact> = Vec::new();
+        let mut silent: Vec<Contact> = Vec::new();
         for _ in 0..10_000 {
             match l.next(now) {
                 Next::Query(c) => { waiting.push(c); continue; }
@@ -275,12 +300,15 @@ proptest! {
             prop_assert_eq!(&l.waiting, &waiting_by_state(&l));
             if waiting.is_empty() || rng.gen_bool(0.1) {
                 now = now + Duration::from_millis(1100);
+                if waiting.is_empty() {
+                    silent.drain(..).for_each(|c| l.on_failure(&c.id));
+                }
                 continue;
             }
             let c = waiting.swap_remove(rng.gen_range(0..waiting.len()));
             match rng.gen_range(0..3) {
                 0 => l.on_failure(&c.id),
-                1 => {}
+                1 => silent.push(c),
                 _ => { let k = rng.gen_range(0..8); l.on_nodes(&c.id, closest_of(&all, &c.id, k)); }
             }
         }

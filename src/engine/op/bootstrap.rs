@@ -7,7 +7,8 @@
 //!
 //! The lookup does not wait for the other seeds: a dead seed would cost a
 //! full request timeout. Seeds that answer later are still learned and
-//! counted. While it runs the node is "joining" and hands no records over
+//! counted, and join the running lookup as starting contacts: when the first
+//! seed's find_node stalls or is lost, they are the only other way in. While it runs the node is "joining" and hands no records over
 //! (see `Engine::hand_over_records`).
 //!
 //! The own-id lookup keeps [`join_alpha`] queries in flight, not alpha: a
@@ -92,11 +93,12 @@ impl Bootstrap {
     }
 
     /// A seed's ping reply: learned and counted, whatever the phase.
-    fn on_seed(&mut self, cx: &mut Cx, reply: &Reply) -> bool {
-        let Ok(id) = wire::parse_ping_reply(&reply.body) else { return false };
+    fn on_seed(&mut self, cx: &mut Cx, reply: &Reply) -> Option<Contact> {
+        let id = wire::parse_ping_reply(&reply.body).ok()?;
         self.seeds_reached += 1;
-        cx.learn_answered(Contact::new(id, reply.to));
-        true
+        let seed = Contact::new(id, reply.to);
+        cx.learn_answered(seed);
+        Some(seed)
     }
 }
 
@@ -124,16 +126,19 @@ impl Operation for Bootstrap {
             Phase::Pinging => {
                 self.pending = self.pending.saturating_sub(1);
                 // The first seed that answers is enough to start the lookup.
-                if self.on_seed(cx, &reply) {
+                if self.on_seed(cx, &reply).is_some() {
                     self.phase = Phase::Ready;
                     return Step::Poll;
                 }
                 self.ready_if_done()
             }
-            // A seed answering after the lookup started.
+            // A seed answering after the lookup started is one more place to
+            // start from: the first seed's find_node may be slow or lost.
             Phase::Search(_) if reply.peer.is_none() && reply.kind == RpcKind::Ping => {
-                self.on_seed(cx, &reply);
-                Step::Wait
+                let Some(seed) = self.on_seed(cx, &reply) else { return Step::Wait };
+                let Phase::Search(s) = &mut self.phase else { return Step::Wait };
+                let progress = s.offer(cx, seed);
+                self.on_progress(cx, progress)
             }
             Phase::Search(s) => {
                 let progress = s.on_reply(cx, reply);

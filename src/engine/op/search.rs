@@ -173,6 +173,13 @@ impl Search {
         self.drive(cx)
     }
 
+    /// Adds `contact` as a starting contact (see [`Lookup::offer`]).
+    pub(super) fn offer(&mut self, cx: &mut Cx, contact: Contact) -> Progress {
+        let svc = &*cx.svc;
+        self.lookup.offer(contact, near(svc, &contact));
+        self.drive(cx)
+    }
+
     /// A request timed out; a query's if `peer` is known.
     pub(super) fn on_failure(&mut self, cx: &mut Cx, peer: Option<NodeId>) -> Progress {
         if let Some(p) = peer {

@@ -121,10 +121,11 @@ fn bootstrap_counts_late_seeds_and_survives_garbage_and_timeouts() {
     let (_, lookup_id, _) = sent.iter().find(|(a, _, c)| *a == addr(1) && matches!(c, Call::FindNode { .. })).unwrap();
     // The first seed names contacts 2 and 3: one answers garbage, one never answers.
     answer(&mut e, Time::from_millis(20), addr(1), *lookup_id, nodes(&[known(2), known(3)]));
-    // The second seed answers after the lookup started: counted all the same.
+    // The second seed answers after the lookup started: counted all the
+    // same, and asked too.
     answer(&mut e, Time::from_millis(30), addr(2), ping_id(addr(2)), Value::Bin(contact_id(1).0.to_vec()));
     let sent = sent_to(&mut e);
-    assert_eq!(sorted_addrs(find_nodes_to(&sent)), vec![addr(3), addr(4)]);
+    assert_eq!(sorted_addrs(find_nodes_to(&sent)), vec![addr(2), addr(3), addr(4)]);
     let (_, garbage_id, _) = sent.iter().find(|(a, _, c)| *a == addr(3) && matches!(c, Call::FindNode { .. })).unwrap();
     answer(&mut e, Time::from_millis(40), addr(3), *garbage_id, Value::Bool(true));
     assert!(event(&mut e).is_none(), "still waiting on contact 3");
@@ -135,6 +136,30 @@ fn bootstrap_counts_late_seeds_and_survives_garbage_and_timeouts() {
         Outcome::Bootstrap(b) => assert_eq!((b.seeds_reached, b.seeds_tried), (2, 3)),
         o => panic!("unexpected {o:?}"),
     }
+}
+
+#[test]
+fn a_join_whose_only_seed_stalls_waits_for_its_answer_and_goes_on_from_it() {
+    let stall = Duration::from_millis(100);
+    let cfg = Config {
+        rpc_timeout: Duration::from_secs(5),
+        lookup_stall: stall,
+        lookup_stall_min: stall,
+        contact_stall_min: stall,
+        ..Config::default()
+    };
+    let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), cfg, Time::ZERO);
+    e.bootstrap(Time::ZERO, &[addr(1)]);
+    let (_, ping, _) = sent_to(&mut e)[0].clone();
+    answer(&mut e, Time::from_millis(10), addr(1), ping, Value::Bin(contact_id(0).0.to_vec()));
+    let sent = sent_to(&mut e);
+    let (_, query, _) = sent.iter().find(|(a, _, c)| *a == addr(1) && matches!(c, Call::FindNode { .. })).unwrap();
+    // Long past the query's stall, nothing else to ask: still joining.
+    e.handle_timeout(Time::from_secs(1));
+    assert!(event(&mut e).is_none(), "the join ended with nobody answering");
+    // The seed answers late: the join goes on to the contacts it names.
+    answer(&mut e, Time::from_millis(1200), addr(1), *query, nodes(&[known(1), known(2)]));
+    assert_eq!(sorted_addrs(find_nodes_to(&sent_to(&mut e))), vec![addr(2), addr(3)]);
 }
 
 fn sorted_addrs(mut a: Vec<SocketAddr>) -> Vec<SocketAddr> {
