@@ -104,7 +104,8 @@ pub struct Config {
     /// round ends once as many as it wants read complete and agree, so the
     /// slowest (or one whose page was lost) is not waited for. 0 waits for
     /// every replica asked (the behaviour before). Each spare costs about
-    /// a third more pages per read of three replicas.
+    /// a third more pages per read of three replicas. With at least one,
+    /// a round whose replicas include one never measured asks one more.
     pub provider_read_spare: usize,
     /// Seconds from the Unix epoch to the engine's time origin, to compare
     /// `last_seen` (Unix seconds) with `now`. The tokio driver anchors time

@@ -39,7 +39,10 @@
 //! lost one there would cost another long round trip.
 //!
 //! A round asks one replica more than it wants
-//! ([`Config::provider_read_spare`](crate::engine::Config)) and ends once
+//! ([`Config::provider_read_spare`](crate::engine::Config)), two more when
+//! one of those it would ask has no measured round trip (replicas go
+//! nearest first, one never measured ranked at the node's round trip to
+//! everyone: the choice cannot tell how far it is), and ends once
 //! as many as it wants read complete, each within a fiftieth of the merge,
 //! or once every shard was read to its end at as many (see [`quorum`]):
 //! the slowest replica, or one whose page was lost (another of its round
@@ -267,9 +270,12 @@ impl ProviderRead {
         // The replicas from the key's closest half, not only those deep
         // enough to start: the read waits for its third nearest, and a wider
         // choice holds nearer ones. Known extension peers first, then the
-        // rest; nearest first in each.
+        // rest; nearest first in each, one never measured ranked at the
+        // node's round trip to everyone (it is a draw from that spread), not
+        // behind every measured one however far.
         let mut deep: Vec<_> = s.deep(CHOICE_DEPTH).filter(|(c, _)| usable(c)).collect();
-        deep.sort_by_key(|(c, rtt)| (peers.kind(&c.id) != PeerKind::Extended, rtt.unwrap_or(Duration::MAX)));
+        let typical = cx.svc.rtt.smoothed().unwrap_or(Duration::MAX);
+        deep.sort_by_key(|(c, rtt)| (peers.kind(&c.id) != PeerKind::Extended, rtt.unwrap_or(typical)));
         let order: Vec<Contact> = deep.into_iter().map(|(c, _)| c).collect();
         let stats = s.stats_so_far(cx.now);
         self.pool = order.clone();
@@ -327,7 +333,12 @@ impl ProviderRead {
         // round trip or two more. Ending at two of three instead lost
         // entries only the third held (partition seed 5: success 99.83 ->
         // 99.16 %); three of four keeps every entry two of the four hold.
-        let take = (self.want + cx.svc.config.provider_read_spare).min(r.rest.len());
+        // One more when a replica it would ask was never measured: the
+        // nearest-first choice cannot tell how far it is, and the round waits
+        // for the third fastest (random workers' cold reads mostly).
+        let spare = cx.svc.config.provider_read_spare;
+        let unmeasured = r.rest.iter().take(self.want + spare).any(|c| cx.svc.book.smoothed(&c.addr).is_none());
+        let take = (self.want + spare + usize::from(unmeasured && spare > 0)).min(r.rest.len());
         let now = cx.now;
         let (stall, hint) = (self.stall, self.hint);
         r.replicas = r.rest.drain(..take).map(|contact| Replica::new(contact, now, stall, hint)).collect();

@@ -169,3 +169,48 @@ fn a_replica_that_answers_its_shards_empty_covers_nothing_and_the_lost_pages_are
     }
     assert_eq!(live(&read_outcome(&mut e, q)), all, "every honest entry");
 }
+
+/// A read wanting 2 from memory of the key [`start_read_with`] reads, its
+/// replicas known contacts 0-3 (nearest the key first), those in `measured`
+/// with a 40 ms round trip and the node-wide one at 100 ms; returns the
+/// replicas asked, in the order asked.
+fn asked_from_memory(measured: &[(usize, u64)]) -> Vec<SocketAddr> {
+    use crate::engine::op::provider_read::memory::Remembered;
+    let mut e = engine_with_contacts(small(0));
+    for i in 0..CONTACTS.len() {
+        e.peers.insert(contact_id(i), PeerKind::Extended);
+    }
+    e.svc.rtt.observe(Duration::from_millis(100));
+    for &(i, ms) in measured {
+        e.svc.book.observe(known(i).addr, Duration::from_millis(ms));
+    }
+    let key = NodeId([0; 20]);
+    let replicas = (0..4).map(known).collect();
+    e.read_memory.remember(key, Remembered { replicas, hint: None, found_at: Time::ZERO, sized_at: Time::ZERO });
+    e.provider_read(Time::ZERO, key, 2);
+    let mut asked: Vec<SocketAddr> = Vec::new();
+    for (to, _, _) in sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)) {
+        if !asked.contains(&to) {
+            asked.push(to);
+        }
+    }
+    asked
+}
+
+#[test]
+fn a_round_asks_one_more_replica_when_one_it_would_ask_has_no_measured_round_trip() {
+    let all = [(0, 40), (1, 40), (2, 40), (3, 40)];
+    assert_eq!(asked_from_memory(&all).len(), 3, "all measured: two wanted and one spare");
+    assert_eq!(asked_from_memory(&all[..3]).len(), 3, "the one not measured is not among the three asked");
+    assert_eq!(asked_from_memory(&all[..2]).len(), 4, "one of the three unmeasured: one more");
+}
+
+#[test]
+fn a_replica_never_measured_is_ranked_at_the_node_wide_round_trip_not_last() {
+    // Contact 3 at 300 ms is slower than the node's 100 ms on the whole:
+    // contact 2, never measured, goes before it.
+    let asked = asked_from_memory(&[(0, 40), (1, 40), (3, 300)]);
+    let pos = |i: usize| asked.iter().position(|a| *a == known(i).addr);
+    assert!(pos(2).is_some_and(|p| pos(3).is_none_or(|q| p < q)), "{asked:?}");
+    assert_eq!(&asked[..2], &[known(0).addr, known(1).addr]);
+}

@@ -21,9 +21,8 @@ impl ProviderRead {
         self.out.remembered = true;
         let (peers, book) = (cx.peers, &cx.svc.book);
         let mut order: Vec<Contact> = m.replicas.into_iter().filter(|c| peers.kind(&c.id) != PeerKind::Base).collect();
-        order.sort_by_key(|c| {
-            (peers.kind(&c.id) != PeerKind::Extended, book.smoothed(&c.addr).unwrap_or(Duration::MAX))
-        });
+        let typical = cx.svc.rtt.smoothed().unwrap_or(Duration::MAX);
+        order.sort_by_key(|c| (peers.kind(&c.id) != PeerKind::Extended, book.smoothed(&c.addr).unwrap_or(typical)));
         self.known = order.iter().map(|c| c.id).collect();
         if let Some(first) = order.first() {
             let call = Call::FindNode { sender: cx.svc.id, key: self.key };
