@@ -7,9 +7,10 @@
 //!
 //! The lookup does not wait for the other seeds: a dead seed would cost a
 //! full request timeout. Seeds that answer later are still learned and
-//! counted, and join the running lookup as starting contacts: when the first
-//! seed's find_node stalls or is lost, they are the only other way in. While it runs the node is "joining" and hands no records over
-//! (see `Engine::hand_over_records`).
+//! counted, and join the running lookup as starting contacts: when the
+//! first seed's find_node stalls or is lost, they are the only other way
+//! in. While it runs the node is "joining" and hands no records over (see
+//! `Engine::hand_over_records`).
 //!
 //! The own-id lookup keeps [`join_alpha`] queries in flight, not alpha: a
 //! find_node lookup ends only when all k closest have answered, so with 3 in
