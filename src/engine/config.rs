@@ -107,6 +107,12 @@ pub struct Config {
     /// a third more pages per read of three replicas. With at least one,
     /// a round whose replicas include one never measured asks one more.
     pub provider_read_spare: usize,
+    /// Replicas never measured that a provider read's round asks beyond
+    /// those (spares included) for their first page only, to race the
+    /// round's replicas: one that answers before as many of those as the
+    /// round needs were heard from is nearer than one of them and is read
+    /// to its end too. 0: no racers.
+    pub provider_read_racers: usize,
     /// Seconds from the Unix epoch to the engine's time origin, to compare
     /// `last_seen` (Unix seconds) with `now`. The tokio driver anchors time
     /// at the epoch (0); the simulator sets its own origin.
@@ -184,6 +190,7 @@ impl Default for Config {
             cache_ttl: Duration::from_secs(60),
             get_copies: GET_COPIES,
             provider_read_spare: 1,
+            provider_read_racers: 2,
             get_fresh_for: Duration::from_secs(150),
             unix_offset: Duration::ZERO,
             lost_recheck_every: Duration::from_secs(10),

@@ -207,6 +207,7 @@ mod provider_choice;
 mod provider_handover;
 mod provider_memory;
 mod provider_ops;
+mod provider_racers;
 mod provider_sizer;
 mod provider_spare;
 mod providers;

@@ -237,7 +237,7 @@ pub(super) fn start_read(
 /// it wants, as the tests of one round's workings (shards, stand-ins,
 /// second rounds) assume. The spare has tests of its own.
 pub(super) fn no_spare(seed: usize) -> Config {
-    Config { provider_read_spare: 0, ..small(seed) }
+    Config { provider_read_spare: 0, provider_read_racers: 0, ..small(seed) }
 }
 
 /// [`start_read`] on an engine configured by `cfg`.

@@ -122,7 +122,7 @@ fn shards_answered(lost: [Option<u32>; 3], empty: Option<usize>) -> (Engine, Que
 }
 
 /// The entries of `all` a page request asks for: its shard, after its cursor.
-fn shard_entries(all: &[String], call: &Call) -> Vec<String> {
+pub(super) fn shard_entries(all: &[String], call: &Call) -> Vec<String> {
     let s = list_shard(call);
     let Call::Other { args, .. } = call else { unreachable!() };
     let after = args[2].as_str().unwrap_or("");
@@ -176,7 +176,8 @@ fn a_replica_that_answers_its_shards_empty_covers_nothing_and_the_lost_pages_are
 /// replicas asked, in the order asked.
 fn asked_from_memory(measured: &[(usize, u64)]) -> Vec<SocketAddr> {
     use crate::engine::op::provider_read::memory::Remembered;
-    let mut e = engine_with_contacts(small(0));
+    // No racers: this is the choice of the round's own replicas.
+    let mut e = engine_with_contacts(Config { provider_read_racers: 0, ..small(0) });
     for i in 0..CONTACTS.len() {
         e.peers.insert(contact_id(i), PeerKind::Extended);
     }

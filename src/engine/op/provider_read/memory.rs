@@ -27,7 +27,7 @@
 use foldhash::HashMap;
 use std::time::Duration;
 
-use super::replica::Hint;
+pub(in crate::engine) use super::replica::Hint;
 use crate::contact::Contact;
 use crate::id::Key;
 use crate::time::Time;

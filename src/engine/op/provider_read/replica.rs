@@ -41,6 +41,10 @@ pub(super) struct Replica {
     /// replica then costs a few of its round trips, not the network-wide
     /// threshold), the read's threshold before.
     pub(super) stall: Duration,
+    /// Asked only its first page, in a race for a near replica (see
+    /// `ProviderRead::add_racers`): the round neither waits for it nor
+    /// counts it short until its answer makes it a replica like the others.
+    pub(super) racer: bool,
 }
 
 /// Why another replica was asked in one's stead.
@@ -114,6 +118,7 @@ impl Replica {
             blind: false,
             live: None,
             stall,
+            racer: false,
         };
         if let Some(h) = hint {
             rep.chains.clear();
@@ -134,6 +139,11 @@ impl Replica {
         self.blind = true;
     }
 
+    /// A racer at `now`: its first page only, whatever the set's size.
+    pub(super) fn racer(contact: Contact, now: Time, stall: Duration) -> Replica {
+        Replica { racer: true, ..Replica::new(contact, now, stall, None) }
+    }
+
     /// Ends every chain still being read, incomplete.
     pub(super) fn give_up(&mut self) {
         for c in self.chains.iter_mut().filter(|c| c.done.is_none()) {
@@ -143,7 +153,7 @@ impl Replica {
 
     /// Its first page is the only request out, unanswered.
     pub(super) fn first_page_pending(&self) -> bool {
-        !self.heard && !self.blind && self.chains.len() == 1 && self.chains[0].done.is_none()
+        !self.heard && !self.blind && !self.racer && self.chains.len() == 1 && self.chains[0].done.is_none()
     }
 
     pub(super) fn done(&self) -> bool {
@@ -157,6 +167,9 @@ impl Replica {
     /// A replica whose stand-in covers it: the round neither waits for it
     /// nor counts its failure.
     pub(super) fn replaced(&self) -> bool {
+        if self.racer {
+            return true;
+        }
         match self.stood_in {
             StoodIn::No => false,
             // Not one still being read after it answered after all.
