@@ -52,7 +52,8 @@
 //! [`Config::provider_read_racers`](crate::engine::Config) never-measured
 //! ones further in line, asked their first page only: one that answers
 //! before the round heard from as many replicas as it needs is nearer
-//! than one of them and is read to its end too (see `take_racers`).
+//! than one of them and is read to its end too (see `take_racers`); one
+//! silent past its stall is given up, and the round reads them all.
 //!
 //! When a replica's read fails, or it lacks more than a fiftieth of what
 //! the merge holds, as many more replicas are read once. A replica that
@@ -690,9 +691,12 @@ impl ProviderRead {
         self.give_up_exhausted(cx.now);
         let Phase::Reading(r) = &mut self.phase else { return Step::Wait };
         let now = cx.now;
-        // A racer not heard from within the stall lost its race.
+        // A racer not heard from within the stall lost its race; silent,
+        // it says what a silent replica says (see `covered`): the round
+        // reads every replica.
         for p in r.replicas.iter_mut().filter(|p| p.racer && p.chains[0].asked_at + p.stall <= now) {
             p.give_up();
+            p.stood_in = StoodIn::Silent;
         }
         let stalled: Vec<(usize, usize)> = r
             .replicas

@@ -118,3 +118,26 @@ fn a_silent_racer_gets_no_stand_in_and_is_not_asked_again() {
     }
     assert!(!later.contains(&3) && !later.contains(&4), "racers asked once: {later:?}");
 }
+
+#[test]
+fn a_racer_silent_past_its_stall_makes_the_round_read_every_replica() {
+    let all = ids(100);
+    let (mut e, q, asked) = read_with_racers(small(0), 100);
+    // Replica 0 reads complete, 1 all but its last shard, 2 one shard.
+    answer_all(&mut e, 0, &asked[0], &all);
+    let (last, rest) = asked[1].split_last().expect("shards");
+    answer_all(&mut e, 1, rest, &all);
+    answer_all(&mut e, 2, &asked[2][..1], &all);
+    // Past the racers' stall (at most the lookup stall): they lost their race, silent.
+    let past = Time::ZERO + small(0).lookup_stall + Duration::from_millis(100);
+    while let Some(at) = e.poll_timeout().filter(|t| *t <= past) {
+        e.handle_timeout(at);
+        let _ = sent_to(&mut e);
+    }
+    // Two now agree, but a racer was silent (across a cut, or gone): the
+    // third replica is read too.
+    answer_all(&mut e, 1, std::slice::from_ref(last), &all);
+    assert!(e.poll_event().is_none(), "the round waits for its third replica");
+    answer_all(&mut e, 2, &asked[2][1..], &all);
+    assert_eq!(live(&read_outcome(&mut e, q)), all);
+}
