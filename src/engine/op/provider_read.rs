@@ -418,6 +418,7 @@ impl ProviderRead {
         let page = body.and_then(|v| parse_page(v, &key));
         let shard = page.as_ref().map(|p| p.shard.unwrap_or(Shard::ALL));
         let Some(j) = r.replicas[i].chain_for(shard) else { return Step::Wait };
+        let racer = r.replicas[i].racer;
         let chain = &mut r.replicas[i].chains[j];
         // An answer to an earlier try of a page already read (its entries
         // are not after the cursor): the current page is still coming.
@@ -426,10 +427,14 @@ impl ProviderRead {
         }
         let Some(page) = page else {
             self.out.pages_failed += 1;
-            if body.is_none() && chain.tries < PAGE_TRIES {
+            // A racer is asked once: a request that failed is its silence.
+            if body.is_none() && chain.tries < PAGE_TRIES && !racer {
                 self.ask(cx, i, j);
             } else {
                 chain.done = Some(false);
+                if racer && body.is_none() {
+                    r.replicas[i].stood_in = StoodIn::Silent;
+                }
             }
             return self.round_done(cx);
         };
@@ -781,7 +786,8 @@ impl ProviderRead {
 /// (never-measured replicas only raced, not read at once) cost a second
 /// round trip more than it saved (`simulations steady`, seeds 1-5, discover
 /// p50 186 / 192 / 159 / 168 / 165 ms against 179 / 175 / 140 / 146 / 156
-/// with racers beside the round).
+/// with racers beside the round, both before the silent rule of
+/// `resend_stalled`).
 fn take_racers(rest: &mut VecDeque<Contact>, racers: usize, book: &RttBook) -> Vec<Contact> {
     let mut race = Vec::new();
     rest.retain(|c| {

@@ -141,3 +141,19 @@ fn a_racer_silent_past_its_stall_makes_the_round_read_every_replica() {
     answer_all(&mut e, 2, &asked[2][1..], &all);
     assert_eq!(live(&read_outcome(&mut e, q)), all);
 }
+
+#[test]
+fn a_racer_whose_request_fails_before_its_stall_is_not_asked_again() {
+    // Requests time out (100 ms) before the read's stall (at least 500 ms).
+    let ms = Duration::from_millis;
+    let cfg = Config { extension_timeout: ms(100), lookup_stall_min: ms(500), ..small(0) };
+    let (mut e, _, asked) = read_with_racers(cfg, 100);
+    assert!(asked[3].len() == 1 && asked[4].len() == 1, "two racers");
+    let mut later = Vec::new();
+    while let Some(at) = e.poll_timeout().filter(|t| *t < Time::ZERO + ms(400)) {
+        e.handle_timeout(at);
+        later.extend(by_replica(&mut e).into_iter().enumerate().filter(|(_, a)| !a.is_empty()).map(|(i, _)| i));
+    }
+    assert!(later.contains(&0), "a replica's failed page is asked again");
+    assert!(!later.contains(&3) && !later.contains(&4), "a racer's is not: {later:?}");
+}

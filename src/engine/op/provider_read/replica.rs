@@ -42,7 +42,7 @@ pub(super) struct Replica {
     /// threshold), the read's threshold before.
     pub(super) stall: Duration,
     /// Asked only its first page, in a race for a near replica (see
-    /// `ProviderRead::add_racers`): the round neither waits for it nor
+    /// `take_racers` in `provider_read.rs`): the round neither waits for it nor
     /// counts it short until its answer makes it a replica like the others.
     pub(super) racer: bool,
 }
