@@ -276,13 +276,9 @@ impl ProviderRead {
         }
         // The replicas from the key's closest half, not only those deep
         // enough to start: the read waits for its third nearest, and a wider
-        // choice holds nearer ones. Known extension peers first, then the
-        // rest; nearest first in each, one never measured ranked at the
-        // node's round trip to everyone (it is a draw from that spread), not
-        // behind every measured one however far.
+        // choice holds nearer ones.
         let mut deep: Vec<_> = s.deep(CHOICE_DEPTH).filter(|(c, _)| usable(c)).collect();
-        let typical = cx.svc.rtt.smoothed().unwrap_or(Duration::MAX);
-        deep.sort_by_key(|(c, rtt)| (peers.kind(&c.id) != PeerKind::Extended, rtt.unwrap_or(typical)));
+        deep.sort_by_key(|(c, rtt)| read_rank(cx, c, *rtt));
         let order: Vec<Contact> = deep.into_iter().map(|(c, _)| c).collect();
         let stats = s.stats_so_far(cx.now);
         self.pool = order.clone();
@@ -798,6 +794,15 @@ fn take_racers(rest: &mut VecDeque<Contact>, racers: usize, book: &RttBook) -> V
         !take
     });
     race
+}
+
+/// Where `c`, `rtt` away if measured, goes in the order replicas are read
+/// in: known extension peers first, then the rest; nearest first in each,
+/// one never measured ranked at the node's round trip to everyone (it is a
+/// draw from that spread), not behind every measured one however far.
+fn read_rank(cx: &Cx, c: &Contact, rtt: Option<Duration>) -> (bool, Duration) {
+    let typical = cx.svc.rtt.smoothed().unwrap_or(Duration::MAX);
+    (cx.peers.kind(&c.id) != PeerKind::Extended, rtt.unwrap_or(typical))
 }
 
 /// How long a page of a replica that answered may take before it is

@@ -4,32 +4,17 @@
 //! needs is read to its end, one that answers later is left.
 
 use super::provider_ops::{is_list, live, page, read_outcome};
-use super::provider_spare::shard_entries;
+use super::provider_spare::{ids, read_from_memory, shard_entries};
 use super::*;
-use crate::engine::op::provider_read::memory::{Hint, Remembered};
-
-fn ids(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("w{i:03}")).collect()
-}
+use crate::engine::op::provider_read::memory::Hint;
 
 /// A read wanting 2 from memory of a set of `n` (its size remembered),
 /// its replicas known contacts 0-4: 0-2 measured at 40 ms (two wanted and
 /// a spare), 3 and 4 never measured. Returns the engine, the read and the page
 /// requests sent, by replica.
 fn read_with_racers(cfg: Config, n: u64) -> (Engine, QueryId, Vec<Vec<(MessageId, Call)>>) {
-    let mut e = engine_with_contacts(cfg);
-    for i in 0..CONTACTS.len() {
-        e.peers.insert(contact_id(i), PeerKind::Extended);
-    }
-    e.svc.rtt.observe(Duration::from_millis(100));
-    for i in 0..3 {
-        e.svc.book.observe(known(i).addr, Duration::from_millis(40));
-    }
-    let key = id_at(0, 0);
-    let replicas = (0..5).map(known).collect();
     let hint = Some(Hint { live: n, per_page: 40 });
-    e.read_memory.remember(key, Remembered { replicas, hint, found_at: Time::ZERO, sized_at: Time::ZERO });
-    let q = e.provider_read(Time::ZERO, key, 2);
+    let (mut e, q) = read_from_memory(cfg, id_at(0, 0), &[(0, 40), (1, 40), (2, 40)], 5, hint);
     let asked = by_replica(&mut e);
     (e, q, asked)
 }

@@ -5,8 +5,9 @@
 
 use super::provider_ops::{is_list, list_shard, live, no_spare, page, read_outcome, start_read_with};
 use super::*;
+use crate::engine::op::provider_read::memory::{Hint, Remembered};
 
-fn ids(n: usize) -> Vec<String> {
+pub(super) fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("w{i:03}")).collect()
 }
 
@@ -170,14 +171,18 @@ fn a_replica_that_answers_its_shards_empty_covers_nothing_and_the_lost_pages_are
     assert_eq!(live(&read_outcome(&mut e, q)), all, "every honest entry");
 }
 
-/// A read wanting 2 from memory of the key [`start_read_with`] reads, its
-/// replicas known contacts 0-3 (nearest the key first), those in `measured`
-/// with a 40 ms round trip and the node-wide one at 100 ms; returns the
-/// replicas asked, in the order asked.
-fn asked_from_memory(measured: &[(usize, u64)]) -> Vec<SocketAddr> {
-    use crate::engine::op::provider_read::memory::Remembered;
-    // No racers: this is the choice of the round's own replicas.
-    let mut e = engine_with_contacts(Config { provider_read_racers: 0, ..small(0) });
+/// An engine configured by `cfg` whose contacts all speak the extension,
+/// its round trip to everyone 100 ms and to each contact `i` of `measured`
+/// the given ms, reading `key` (wanting 2) from memory: known contacts
+/// `0..replicas` (nearest the key first), the set's size `hint`.
+pub(super) fn read_from_memory(
+    cfg: Config,
+    key: Key,
+    measured: &[(usize, u64)],
+    replicas: usize,
+    hint: Option<Hint>,
+) -> (Engine, QueryId) {
+    let mut e = engine_with_contacts(cfg);
     for i in 0..CONTACTS.len() {
         e.peers.insert(contact_id(i), PeerKind::Extended);
     }
@@ -185,10 +190,19 @@ fn asked_from_memory(measured: &[(usize, u64)]) -> Vec<SocketAddr> {
     for &(i, ms) in measured {
         e.svc.book.observe(known(i).addr, Duration::from_millis(ms));
     }
-    let key = NodeId([0; 20]);
-    let replicas = (0..4).map(known).collect();
-    e.read_memory.remember(key, Remembered { replicas, hint: None, found_at: Time::ZERO, sized_at: Time::ZERO });
-    e.provider_read(Time::ZERO, key, 2);
+    let replicas = (0..replicas).map(known).collect();
+    e.read_memory.remember(key, Remembered { replicas, hint, found_at: Time::ZERO, sized_at: Time::ZERO });
+    let q = e.provider_read(Time::ZERO, key, 2);
+    (e, q)
+}
+
+/// A read wanting 2 from memory of its replicas known contacts 0-3, those
+/// in `measured` with their round trip (see [`read_from_memory`]), without
+/// racers (this is the choice of the round's own replicas); returns the
+/// replicas asked, in the order asked.
+fn asked_from_memory(measured: &[(usize, u64)]) -> Vec<SocketAddr> {
+    let cfg = Config { provider_read_racers: 0, ..small(0) };
+    let (mut e, _) = read_from_memory(cfg, NodeId([0; 20]), measured, 4, None);
     let mut asked: Vec<SocketAddr> = Vec::new();
     for (to, _, _) in sent_to(&mut e).into_iter().filter(|(_, _, c)| is_list(c)) {
         if !asked.contains(&to) {

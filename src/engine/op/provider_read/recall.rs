@@ -2,11 +2,9 @@
 //! check that the key's neighbourhood has not changed under it, and what
 //! a read leaves for the next one.
 
-use std::time::Duration;
-
 use super::memory::Remembered;
 use super::replica::{Hint, Replica, StoodIn};
-use super::{Phase, ProviderRead};
+use super::{read_rank, Phase, ProviderRead};
 use crate::contact::Contact;
 use crate::engine::op::{Cx, Step};
 use crate::engine::{LookupStats, PeerKind};
@@ -19,10 +17,9 @@ impl ProviderRead {
     /// for its closest to the key (see [`ProviderRead::on_probe`]).
     pub(super) fn start_from_memory(&mut self, cx: &mut Cx, m: Remembered) -> Step {
         self.out.remembered = true;
-        let (peers, book) = (cx.peers, &cx.svc.book);
+        let peers = cx.peers;
         let mut order: Vec<Contact> = m.replicas.into_iter().filter(|c| peers.kind(&c.id) != PeerKind::Base).collect();
-        let typical = cx.svc.rtt.smoothed().unwrap_or(Duration::MAX);
-        order.sort_by_key(|c| (peers.kind(&c.id) != PeerKind::Extended, book.smoothed(&c.addr).unwrap_or(typical)));
+        order.sort_by_key(|c| read_rank(cx, c, cx.svc.book.smoothed(&c.addr)));
         self.known = order.iter().map(|c| c.id).collect();
         if let Some(first) = order.first() {
             let call = Call::FindNode { sender: cx.svc.id, key: self.key };
