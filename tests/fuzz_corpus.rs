@@ -34,12 +34,12 @@ fn corpus_replays_without_panic_and_roundtrips() {
             let bytes = d.encode().unwrap_or_else(|e| panic!("{name}: re-encode: {e}"));
             assert_eq!(wire::decode(&bytes).as_ref(), Ok(&d), "{name}: datagram roundtrip");
         }
-        if let Some((id, contacts)) = wire::decode_nodes_response(&data) {
+        if let Some(wire::NodesReply { id, contacts, named }) = wire::decode_nodes_response(&data) {
             let Ok(wire::Datagram::Response { id: general_id, body }) = wire::decode(&data) else {
                 panic!("{name}: the find_node fast path took what decode refuses")
             };
-            let general = wire::parse_find_node_reply(&body);
-            assert_eq!((id, Ok(contacts)), (general_id, general), "{name}: fast and general paths");
+            let general = (general_id, wire::parse_find_node_reply(&body), wire::answering_node(&body));
+            assert_eq!((id, Ok(contacts), named), general, "{name}: fast and general paths");
         }
         if let Ok(v) = decode_value(&data) {
             values += 1;

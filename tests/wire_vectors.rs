@@ -134,11 +134,13 @@ fn every_python_vector_decodes_and_reencodes_exactly() {
 fn fast_nodes_path_agrees_on_python_vectors() {
     let mut taken = 0;
     for v in load() {
-        let Some((id, contacts)) = wire::decode_nodes_response(&v.bytes) else { continue };
+        let Some(wire::NodesReply { id, contacts, named }) = wire::decode_nodes_response(&v.bytes) else { continue };
         let Ok(Datagram::Response { id: general_id, body }) = wire::decode(&v.bytes) else {
             panic!("{}: fast path took what decode refuses", v.name)
         };
         assert_eq!((id, Ok(contacts)), (general_id, wire::parse_find_node_reply(&body)), "{}", v.name);
+        // A stock node names nobody after its contacts.
+        assert_eq!((named, wire::answering_node(&body)), (None, None), "{}", v.name);
         taken += 1;
     }
     assert!(taken >= 2, "fast path took only {taken} vectors");

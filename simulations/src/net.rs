@@ -269,7 +269,7 @@ impl Network {
     /// Counts the contacts a `find_node` / `find_value` reply hands out, and
     /// how many of them sit behind NAT.
     pub fn count_handout(&self, payload: &[u8], traffic: &mut Traffic) {
-        if let Some((_, contacts)) = kadmesh::wire::decode_nodes_response(payload) {
+        if let Some(kadmesh::wire::NodesReply { contacts, .. }) = kadmesh::wire::decode_nodes_response(payload) {
             traffic.handed_out += contacts.len() as u64;
             traffic.handed_unreachable += contacts.iter().filter(|c| self.natted_addr(c.addr)).count() as u64;
         }

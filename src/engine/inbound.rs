@@ -131,7 +131,10 @@ impl Engine {
             self.send_check(now, c);
         }
         let tunnels = &self.svc.tunnels;
-        let encode = |cs: &[Contact]| wire::encode_nodes_response_urls(id, cs, |c| tunnels.url(c.addr));
+        // A marked asker is one of ours (or says so): our id after the
+        // contacts tells it we speak the extensions (EXTENSIONS.md §7.1b).
+        let named = (self.inbound_node || self.inbound_client).then_some(&self.svc.id);
+        let encode = |cs: &[Contact]| wire::encode_nodes_response_urls(id, cs, |c| tunnels.url(c.addr), named);
         let fit = budget.longest_fitting(&handout.contacts, |cs| encode(cs).map_or(usize::MAX, |p| p.len()));
         let encoded = encode(&handout.contacts[..fit]);
         if fit < handout.contacts.len() {

@@ -205,6 +205,25 @@ impl Engine {
         }
     }
 
+    /// `contact` answered our lookup query and named `named` after the
+    /// contacts (EXTENSIONS.md §7.1b): when that is its own id, a contact
+    /// of unknown kind speaks kadmesh, learnt without a hello (a read of
+    /// its key's closest then need not wait for their kinds). Like a hello
+    /// answer, anyone at that address could send it: the kind only decides
+    /// how we ask, never what we accept. One taken for a stock peer (its
+    /// hellos went unanswered) stays one until it is asked again (see
+    /// `probe_if_due`). One verified before we knew it is one of ours gets
+    /// the provider handover that waited for its kind.
+    pub(super) fn on_named(&mut self, now: Time, contact: Contact, named: Option<NodeId>) {
+        if named != Some(contact.id) || self.peers.kind(&contact.id) != PeerKind::Unknown {
+            return;
+        }
+        self.peers.insert(contact.id, PeerKind::Extended);
+        if self.svc.routing.is_verified(&contact.id) {
+            self.hand_over_providers(now, contact);
+        }
+    }
+
     /// Our hello to `peer` went unanswered: a stock peer, one of ours that
     /// drops requests over UDP, or a lost datagram. A contact that answered
     /// us is asked up to [`HELLO_TRIES`] times before it is taken for a stock

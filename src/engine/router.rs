@@ -106,6 +106,9 @@ impl Engine {
         match pending.context {
             ReplyTo::Op { op, peer } => {
                 if let Some(p) = peer {
+                    if matches!(pending.kind, RpcKind::FindNode | RpcKind::FindValue) {
+                        self.on_named(now, Contact::new(p, pending.to), wire::answering_node(&body));
+                    }
                     self.learn_answered(now, Contact::new(p, pending.to));
                 }
                 let reply = Reply { peer, to: pending.to, kind: pending.kind, body, rtt };
@@ -164,11 +167,12 @@ impl Engine {
     /// contacts (see [`wire::decode_nodes_response`]). False, with nothing
     /// changed, for any other datagram: it then takes the general path.
     pub(super) fn on_lookup_nodes_fast(&mut self, now: Time, from: SocketAddr, data: &[u8]) -> bool {
-        let Some((id, contacts)) = wire::decode_nodes_response(data) else { return false };
+        let Some(wire::NodesReply { id, contacts, named }) = wire::decode_nodes_response(data) else { return false };
         let Some((op, peer)) = self.lookup_awaiting(&id, from) else { return false };
         let Some((pending, _)) = self.take_reply(now, from, &id) else { return false };
         // What on_response and the operation's on_reply do with this reply;
         // `fast_and_general_nodes_replies_act_alike` holds them together.
+        self.on_named(now, Contact::new(peer, pending.to), named);
         self.learn_answered(now, Contact::new(peer, pending.to));
         self.with_op(now, op, |op, cx| op.on_nodes(cx, peer, contacts));
         true

@@ -18,5 +18,5 @@ mod value;
 
 pub use message::*;
 pub use msgpack::{decode_value, encode_value, encoded_len, DecodeError, Value, MAX_DEPTH};
-pub use nodes::{decode_nodes_response, encode_nodes_response, encode_nodes_response_urls};
+pub use nodes::{decode_nodes_response, encode_nodes_response, encode_nodes_response_urls, NodesReply};
 pub use reply::*;

@@ -2,7 +2,8 @@
 //! written from and read into contacts directly; and the requests that
 //! carry only ids (`ping`, `find_node`, `find_value`) read without a tree.
 //!
-//! Each carries up to k `[id, ip, port]` triples; through a [`Value`] tree
+//! Each carries up to k `[id, ip, port]` triples (to an asker of ours, then
+//! the answering node's own id, `proto-spec/EXTENSIONS.md` §7.1b); through a [`Value`] tree
 //! that is three allocations and an IP string per contact on both sides, and
 //! in a 2000-node simulation the tree was the largest single cost.
 //!
@@ -10,8 +11,9 @@
 //! `Datagram::response(id, contacts_value(contacts)).encode()`.
 //! [`decode_nodes_response`] is a fast path, not a parser: it answers only
 //! for a response whose body is an array of well-formed IPv4 triples (the
-//! shape every peer sends), and then with exactly what `decode` followed by
-//! `parse_find_node_reply` gives. For anything else it answers `None` and
+//! shape every peer sends), maybe ending in the answering node's id, and
+//! then with exactly what `decode` followed by `parse_find_node_reply` and
+//! `answering_node` gives. For anything else it answers `None` and
 //! the caller takes the general path, which keeps every rejection and every
 //! skipped entry where it was.
 //!
@@ -27,19 +29,22 @@ use crate::id::{NodeId, ID_LEN};
 
 /// The find_node response datagram for `contacts`, without a `Value` tree.
 pub fn encode_nodes_response(id: MessageId, contacts: &[Contact]) -> Result<Vec<u8>, WireError> {
-    encode_nodes_response_urls(id, contacts, |_| None)
+    encode_nodes_response_urls(id, contacts, |_| None, None)
 }
 
 /// [`encode_nodes_response`] where a contact for which `url_of` gives a URL
-/// is written as the URL contact `[id, url, 0]` (see [`crate::tunnel`]).
+/// is written as the URL contact `[id, url, 0]` (see [`crate::tunnel`]), and
+/// `named` (the answering node's own id, for an asker of ours) follows the
+/// triples as a bare `bin 20` (`proto-spec/EXTENSIONS.md` §7.1b).
 pub fn encode_nodes_response_urls<'a>(
     id: MessageId,
     contacts: &[Contact],
     url_of: impl Fn(&Contact) -> Option<&'a str>,
+    named: Option<&NodeId>,
 ) -> Result<Vec<u8>, WireError> {
     // 42 bytes: array and bin headers, id, a 15-char IPv4 str, a uint16 port.
-    encode_response_with(id, 3 + 42 * contacts.len(), |out| {
-        encode_array_len(contacts.len(), out);
+    encode_response_with(id, 3 + 22 + 42 * contacts.len(), |out| {
+        encode_array_len(contacts.len() + usize::from(named.is_some()), out);
         for c in contacts {
             encode_array_len(3, out);
             encode_bin(&c.id.0, out);
@@ -54,13 +59,28 @@ pub fn encode_nodes_response_urls<'a>(
             }
             encode_unsigned(u64::from(c.addr.port()), out);
         }
+        if let Some(me) = named {
+            encode_bin(&me.0, out);
+        }
     })
 }
 
+/// A nodes reply read by [`decode_nodes_response`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodesReply {
+    /// The request it answers.
+    pub id: MessageId,
+    /// Its `[id, ip, port]` triples.
+    pub contacts: Vec<Contact>,
+    /// The id the answering node named after them (see [`answering_node`](super::answering_node)).
+    pub named: Option<NodeId>,
+}
+
 /// A response datagram's id and contacts, if `datagram` is a response whose
-/// body is an array of `[bin20, IPv4 str, port 1..=65535]` and nothing else;
-/// `None` sends the caller down the general path.
-pub fn decode_nodes_response(datagram: &[u8]) -> Option<(MessageId, Vec<Contact>)> {
+/// body is an array of `[bin20, IPv4 str, port 1..=65535]`, maybe ending in
+/// the answering node's `bin 20` id, and nothing else; `None` sends the
+/// caller down the general path.
+pub fn decode_nodes_response(datagram: &[u8]) -> Option<NodesReply> {
     if !(MIN_DATAGRAM..=MAX_DATAGRAM).contains(&datagram.len()) || datagram[0] != TYPE_RESPONSE {
         return None;
     }
@@ -71,15 +91,19 @@ pub fn decode_nodes_response(datagram: &[u8]) -> Option<(MessageId, Vec<Contact>
         0xdc => usize::from(u16::from_be_bytes(r.array()?)),
         _ => return None,
     };
-    // Each triple takes at least 32 bytes: a larger count is a lie.
-    if n > r.0.len() / 32 {
+    // Each element takes at least 22 bytes: a larger count is a lie.
+    if n > r.0.len() / 22 {
         return None;
     }
     let mut contacts = Vec::with_capacity(n);
-    for _ in 0..n {
-        contacts.push(r.contact()?);
+    let mut named = None;
+    for i in 0..n {
+        match r.0.first() {
+            Some(0xc4) if i + 1 == n => named = Some(r.named()?),
+            _ => contacts.push(r.contact()?),
+        }
     }
-    r.0.is_empty().then_some((id, contacts))
+    r.0.is_empty().then_some(NodesReply { id, contacts, named })
 }
 
 /// The call in a request body of exactly `["ping", [bin20]]`,
@@ -123,6 +147,12 @@ impl<'a> Cursor<'a> {
 
     fn byte(&mut self) -> Option<u8> {
         Some(self.array::<1>()?[0])
+    }
+
+    /// A bare `bin 20`: the answering node's id.
+    fn named(&mut self) -> Option<NodeId> {
+        let [0xc4, 20] = self.array()? else { return None };
+        self.array().map(NodeId)
     }
 
     /// `[bin20 id, fixstr IPv4, positive int port]`.

@@ -1,15 +1,22 @@
 //! The direct find_node encoder and decoder against the general path.
 use super::*;
-use crate::wire::{contacts_value, decode, parse_find_node_reply, Datagram};
+use crate::wire::{answering_node, contacts_value, decode, parse_find_node_reply, Datagram};
 use proptest::prelude::*;
 
 /// What the general path makes of `datagram`: decode, then parse the body
-/// as a find_node reply.
-fn general(datagram: &[u8]) -> Option<(MessageId, Vec<Contact>)> {
+/// as a find_node reply and read the name after it.
+fn general(datagram: &[u8]) -> Option<NodesReply> {
     match decode(datagram).ok()? {
-        Datagram::Response { id, body } => Some((id, parse_find_node_reply(&body).ok()?)),
+        Datagram::Response { id, body } => {
+            Some(NodesReply { id, contacts: parse_find_node_reply(&body).ok()?, named: answering_node(&body) })
+        }
         Datagram::Request { .. } => None,
     }
+}
+
+/// The reply a plain (unnamed) decode gives.
+fn plain(id: MessageId, contacts: Vec<Contact>) -> Option<NodesReply> {
+    Some(NodesReply { id, contacts, named: None })
 }
 
 /// The fast path may decline anything, but what it accepts it must read
@@ -71,7 +78,22 @@ proptest! {
     #[test]
     fn ipv4_replies_take_the_fast_path(contacts in prop::collection::vec(v4_contact(), 0..40), mid in any::<[u8; 20]>()) {
         let bytes = encode_nodes_response(MessageId(mid), &contacts).unwrap();
-        prop_assert_eq!(decode_nodes_response(&bytes), Some((MessageId(mid), contacts)));
+        prop_assert_eq!(decode_nodes_response(&bytes), plain(MessageId(mid), contacts));
+        agrees(&bytes)?;
+    }
+
+    /// A reply naming its sender after the triples takes the fast path, reads
+    /// the same contacts and the name, and agrees with the general path.
+    #[test]
+    fn named_replies_take_the_fast_path(contacts in prop::collection::vec(v4_contact(), 0..40), me in any::<[u8; 20]>()) {
+        let id = MessageId([9; 20]);
+        let bytes = encode_nodes_response_urls(id, &contacts, |_| None, Some(&NodeId(me))).unwrap();
+        let mut body = contacts_value(&contacts);
+        if let crate::wire::Value::Array(items) = &mut body {
+            items.push(crate::wire::Value::Bin(me.to_vec()));
+        }
+        prop_assert_eq!(Ok(bytes.clone()), Datagram::response(id, body).encode());
+        prop_assert_eq!(decode_nodes_response(&bytes), Some(NodesReply { id, contacts, named: Some(NodeId(me)) }));
         agrees(&bytes)?;
     }
 
@@ -80,16 +102,19 @@ proptest! {
         agrees(&encode_nodes_response(MessageId([3; 20]), &contacts).unwrap())?;
     }
 
-    /// Single-byte edits, cuts and additions of a valid reply reach every
-    /// branch of the fast path.
+    /// Single-byte edits, cuts and additions of a valid reply, named or
+    /// not, reach every branch of the fast path.
     #[test]
     fn damaged_replies_agree(
-        contacts in prop::collection::vec(v4_contact(), 1..5),
+        contacts in prop::collection::vec(v4_contact(), 0..5),
         at in any::<prop::sample::Index>(),
         byte in any::<u8>(),
         how in 0..4u8,
+        named in any::<bool>(),
     ) {
-        let mut bytes = encode_nodes_response(MessageId([3; 20]), &contacts).unwrap();
+        let me = NodeId([5; 20]);
+        let name = named.then_some(&me);
+        let mut bytes = encode_nodes_response_urls(MessageId([3; 20]), &contacts, |_| None, name).unwrap();
         let i = at.index(bytes.len());
         match how {
             0 => bytes[i] = byte,
@@ -163,7 +188,23 @@ fn unusual_entries_go_the_general_way() {
         agrees(&d).unwrap();
     }
     let array16 = response(&[0xdc, 0, 0]);
-    assert_eq!(decode_nodes_response(&array16), Some((MessageId([0xab; 20]), vec![])));
+    assert_eq!(decode_nodes_response(&array16), plain(MessageId([0xab; 20]), vec![]));
+}
+
+#[test]
+fn a_name_anywhere_but_last_or_of_another_length_goes_the_general_way() {
+    let mut named_first = vec![0x92, 0xc4, 20];
+    named_first.extend_from_slice(&[1; 20]);
+    named_first.extend_from_slice(&one_triple(&fixstr("1.2.3.4"), &[5])[22..]);
+    let short_name = response(&[0x91, 0xc4, 2, 1, 2]);
+    for d in [response(&named_first), short_name] {
+        assert_eq!(decode_nodes_response(&d), None, "{}", hex::encode(&d));
+        agrees(&d).unwrap();
+    }
+    // The general path skips the first as an entry that is not a contact.
+    let Ok(Datagram::Response { body, .. }) = decode(&response(&named_first)) else { panic!("a response") };
+    assert_eq!(parse_find_node_reply(&body).unwrap().len(), 1);
+    assert_eq!(answering_node(&body), None);
 }
 
 /// What the general path makes of a request body.

@@ -88,6 +88,16 @@ pub fn parse_find_node_reply(body: &Value) -> Result<Vec<Contact>, WireError> {
     Ok(entries.iter().filter_map(parse_contact).collect())
 }
 
+/// The id a kadmesh node names after the triples of its nodes reply (a
+/// `find_node` reply or a `find_value` miss) to a request carrying our mark
+/// (`proto-spec/EXTENSIONS.md` §7.1b): the body's last element, a bare
+/// `bin 20`. [`parse_find_node_reply`] skips it like any entry that is not a
+/// contact, so a kadmesh node that predates it reads the reply unchanged.
+pub fn answering_node(body: &Value) -> Option<NodeId> {
+    let last = body.as_array()?.last()?;
+    NodeId::from_slice(last.as_bytes()?)
+}
+
 /// One `[id, ip, port]` triple, or `None` when any part is unusable.
 fn parse_contact(entry: &Value) -> Option<Contact> {
     let [id, ip, port] = entry.as_array()? else {

@@ -116,7 +116,8 @@ fn url_contacts_roundtrip_and_reserved_addresses_are_refused() {
     let at = tunnel::addr_of(url);
     let contacts = vec![Contact::new(nid(1), "10.0.0.1:8468".parse().unwrap()), Contact::new(nid(2), at)];
     let id = super::super::MessageId([5; 20]);
-    let bytes = super::super::encode_nodes_response_urls(id, &contacts, |c| (c.addr == at).then_some(url)).unwrap();
+    let bytes =
+        super::super::encode_nodes_response_urls(id, &contacts, |c| (c.addr == at).then_some(url), None).unwrap();
     let Ok(super::super::Datagram::Response { body, .. }) = super::super::decode(&bytes) else { panic!() };
     assert_eq!(parse_find_node_reply(&body).unwrap(), contacts);
     assert_eq!(tunnel_urls(&body), vec![url]);

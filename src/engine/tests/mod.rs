@@ -199,6 +199,7 @@ mod joining;
 mod leftovers;
 mod lost_return;
 mod maintenance;
+mod named_replies;
 mod nearer;
 mod newest;
 mod op_failures;

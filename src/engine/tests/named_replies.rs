@@ -1,0 +1,110 @@
+//! Nodes replies that name their sender (EXTENSIONS.md §7.1b): a kadmesh
+//! node answers a marked `find_node` / `find_value` miss with its own id
+//! after the contacts, and the asker learns from it that the node speaks the
+//! extensions, without a hello.
+
+use std::net::SocketAddr;
+
+use super::hand::*;
+use super::*;
+use crate::reach::marker::{mark, mark_node};
+use crate::wire::{answering_node, parse_find_node_reply};
+
+/// Contact 0 sends `e` `call` with message id `msg`; returns the reply's body.
+fn reply_with_id(e: &mut Engine, msg: MessageId, call: Call) -> Value {
+    e.handle_datagram(Time::ZERO, addr(1), &Datagram::Request { id: msg, call }.encode().unwrap());
+    while let Some(t) = e.poll_transmit() {
+        if let Ok(Datagram::Response { id, body }) = crate::wire::decode(&t.payload) {
+            if id == msg {
+                return body;
+            }
+        }
+    }
+    panic!("no reply");
+}
+
+#[test]
+fn a_marked_asker_gets_our_id_after_the_contacts_and_a_stock_one_does_not() {
+    let mut e = engine_with_contacts(Config::default());
+    let me = e.id();
+    let key = id_at(0, 0);
+    let find_node = Call::FindNode { sender: contact_id(0), key };
+    let stock = reply_with_id(&mut e, MessageId([0xaa; 20]), find_node.clone());
+    let node = reply_with_id(&mut e, mark_node([0xab; 20]), find_node.clone());
+    let client = reply_with_id(&mut e, mark([0xac; 20]), find_node);
+    let miss = reply_with_id(&mut e, mark_node([0xad; 20]), Call::FindValue { sender: contact_id(0), key });
+    // A stock asker gets the plain list of triples Python's kademlia reads.
+    let Value::Array(plain) = &stock else { panic!("a list") };
+    assert!(!plain.is_empty() && plain.iter().all(|c| matches!(c, Value::Array(t) if t.len() == 3)));
+    assert_eq!(answering_node(&stock), None);
+    for body in [&node, &client, &miss] {
+        assert_eq!(answering_node(body), Some(me));
+        assert_eq!(parse_find_node_reply(body).unwrap(), parse_find_node_reply(&stock).unwrap());
+    }
+}
+
+/// A contact listed by contact 0, never heard from: `[0, ..., 0x10 + i]`.
+fn newcomer(i: u8) -> Contact {
+    Contact::new(id_at(0, 0x10 + i), addr(20 + usize::from(i)))
+}
+
+fn hello_went_to(sent: &[(SocketAddr, MessageId, Call)], to: SocketAddr) -> bool {
+    sent.iter().any(|(a, _, c)| *a == to && matches!(c, Call::Other { name, .. } if name == HELLO))
+}
+
+#[test]
+fn a_lookup_reply_naming_its_sender_makes_it_one_of_ours_without_a_hello() {
+    let mut e = engine_knowing(Config::default(), 1);
+    let now = Time::from_secs(1);
+    e.find_node(now, id_at(0, 0));
+    let sent = sent_to(&mut e);
+    let (_, first, _) = sent.iter().find(|(to, _, c)| *to == addr(1) && matches!(c, Call::FindNode { .. })).unwrap();
+    let listed: Vec<Contact> = (1..=4).map(newcomer).collect();
+    answer(&mut e, now, addr(1), *first, contacts_named(&listed, Some(contact_id(0))));
+    // Three in flight (alpha): 1 names itself, 2 names someone else, 3 no one.
+    let mut sent = sent_to(&mut e);
+    let asked = |sent: &[(SocketAddr, MessageId, Call)], c: &Contact| {
+        sent.iter().find(|(to, _, call)| *to == c.addr && matches!(call, Call::FindNode { .. })).map(|(_, id, _)| *id)
+    };
+    let names = [Some(newcomer(1).id), Some(NodeId([0x77; 20])), None];
+    for (c, name) in listed[..3].iter().zip(names) {
+        let id = asked(&sent, c).expect("asked");
+        // Fast path: IPv4 triples only.
+        answer(&mut e, now, c.addr, id, contacts_named(&[], name));
+    }
+    sent.extend(sent_to(&mut e));
+    // 4 names itself after an IPv6 contact, which the general path reads.
+    let v6 = Contact::new(id_at(0, 0x30), "[2001:db8::1]:8468".parse().unwrap());
+    let id = asked(&sent, &listed[3]).expect("the fourth asked once one answered");
+    answer(&mut e, now, listed[3].addr, id, contacts_named(&[v6], Some(newcomer(4).id)));
+    sent.extend(sent_to(&mut e));
+    assert_eq!(e.peer_kind(&contact_id(0)), PeerKind::Extended);
+    for (i, ours) in [(1, true), (2, false), (3, false), (4, true)] {
+        let c = newcomer(i);
+        assert_eq!(e.peer_kind(&c.id) == PeerKind::Extended, ours, "newcomer {i}");
+        assert_eq!(hello_went_to(&sent, c.addr), !ours, "hello to newcomer {i}");
+    }
+}
+
+/// A nodes reply body listing `contacts`, then `name` if any.
+fn contacts_named(contacts: &[Contact], name: Option<NodeId>) -> Value {
+    let mut body = crate::wire::contacts_value(contacts);
+    if let (Value::Array(items), Some(n)) = (&mut body, name) {
+        items.push(Value::Bin(n.0.to_vec()));
+    }
+    body
+}
+
+#[test]
+fn a_contact_taken_for_a_stock_peer_stays_one_whatever_its_reply_names() {
+    // Its hellos went unanswered: it is asked again later, not upgraded by
+    // a reply (the tests' stock peers are engines told to act as such).
+    let mut e = engine_knowing(Config::default(), 1);
+    e.peers.insert(contact_id(0), PeerKind::Base);
+    let now = Time::from_secs(1);
+    e.find_node(now, id_at(0, 0));
+    let sent = sent_to(&mut e);
+    let (_, id, _) = sent.iter().find(|(to, _, c)| *to == addr(1) && matches!(c, Call::FindNode { .. })).unwrap();
+    answer(&mut e, now, addr(1), *id, contacts_named(&[], Some(contact_id(0))));
+    assert_eq!(e.peer_kind(&contact_id(0)), PeerKind::Base);
+}
