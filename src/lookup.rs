@@ -522,6 +522,14 @@ impl Lookup {
             .map(|(_, c)| (c.contact, (c.rtt_us != u32::MAX).then(|| Duration::from_micros(u64::from(c.rtt_us)))))
     }
 
+    /// The candidates at least `extra` bits deeper than the rank cap that
+    /// answered, closest first.
+    pub fn answered_deep(&self, extra: usize) -> impl Iterator<Item = Contact> + '_ {
+        let depth = self.rank_cap.saturating_add(extra);
+        let deep = self.candidates.iter().take_while(move |(d, _)| d.leading_zeros() >= depth);
+        deep.filter(|(_, c)| c.state == State::Succeeded).map(|(_, c)| c.contact)
+    }
+
     /// The query to `from` timed out or its reply was unusable.
     pub fn on_failure(&mut self, from: &NodeId) {
         let d = from.distance(&self.target);

@@ -129,6 +129,10 @@ impl Search {
         self.lookup.deep(extra)
     }
 
+    pub(super) fn answered_deep(&self, extra: usize) -> impl Iterator<Item = Contact> + '_ {
+        self.lookup.answered_deep(extra)
+    }
+
     /// How it went so far, for a caller that stops it early.
     pub(super) fn stats_so_far(&self, now: Time) -> LookupStats {
         let r = self.lookup.finish();

@@ -13,8 +13,13 @@ const AROUND: [(u8, u8); 6] = [(0, 1), (0, 2), (0, 3), (0x40, 1), (0x80, 1), (0x
 /// The hand-driven engine at `LOCAL` (k = 4: its rank cap is 0) knowing
 /// `AROUND`, all extension peers, with these measured round trips.
 fn engine_around(rtt_ms: [u64; 6]) -> Engine {
+    engine_knowing_around(&AROUND, rtt_ms)
+}
+
+/// Like [`engine_around`], knowing `around` instead.
+fn engine_knowing_around(around: &[(u8, u8); 6], rtt_ms: [u64; 6]) -> Engine {
     let mut e = Engine::new(id_at(LOCAL.0, LOCAL.1), Config { k: 4, ..no_spare(0) }, Time::ZERO);
-    for (i, &(first, last)) in AROUND.iter().enumerate() {
+    for (i, &(first, last)) in around.iter().enumerate() {
         let id = id_at(first, last);
         e.learn_answered(Time::ZERO, Contact::new(id, addr(i + 1)));
         e.svc.routing.mark_answered(&id, Time::ZERO + crate::routing::freshness::SETTLE);
@@ -49,4 +54,31 @@ fn contacts_outside_the_keys_closest_half_are_never_read_early() {
     // with the key: not among its closest, so they hold no set.
     let to = first_read([100, 120, 90, 200, 5, 5]);
     assert!(!to.contains(&addr(5)) && !to.contains(&addr(6)), "{to:?}");
+}
+
+/// One contact deep enough to start a read of `id_at(0, 0)` (two bits past
+/// the cap), three more of its closest half (`0x40`: one bit), two next to
+/// the local node.
+const SPARSE: [(u8, u8); 6] = [(0, 1), (0x40, 1), (0x40, 2), (0x40, 3), (0x80, 1), (0x80, 2)];
+
+#[test]
+fn a_key_with_few_deep_contacts_is_read_once_one_of_its_closest_half_answered() {
+    // Two replicas wanted, one contact deep enough: the deep rule alone
+    // waited for the lookup's end. Four of the closest half (twice as many
+    // as wanted) start it, once one of them answered: its own view of the
+    // key's neighbourhood named nobody deeper.
+    let mut e = engine_knowing_around(&SPARSE, [100, 20, 30, 40, 5, 5]);
+    let _ = e.provider_read(Time::ZERO, id_at(0, 0), 2);
+    let sent = sent_to(&mut e);
+    let lists = |sent: &[(SocketAddr, MessageId, Call)]| sent.iter().filter(|(_, _, c)| is_list(c)).count();
+    assert!(lists(&sent) <= 1, "at most the size request before anyone answered: {sent:?}");
+    let half: Vec<SocketAddr> = (2..=4).map(addr).collect();
+    let (to, id, _) = sent.iter().find(|(to, _, c)| half.contains(to) && matches!(c, Call::FindNode { .. })).unwrap();
+    answer(&mut e, Time::ZERO, *to, *id, Value::Array(vec![]));
+    let after = sent_to(&mut e);
+    // The size request's peer is read as a replica (its request taken as
+    // its first page), and a second replica is asked.
+    let read: std::collections::BTreeSet<SocketAddr> =
+        sent.iter().chain(&after).filter(|(_, _, c)| is_list(c)).map(|(t, _, _)| *t).collect();
+    assert!(lists(&after) >= 1 && read.len() >= 2, "the read began: {after:?}");
 }
