@@ -26,6 +26,8 @@ fn get_caches_the_value_at_an_extended_peer_for_cache_ttl_only() {
 fn get_leaves_no_cached_copy_at_a_stock_peer() {
     let key = NodeId::for_key("not cached");
     let (mut net, holder, reader) = held_by_one(key, Value::Int(1));
+    // Their replies name nobody, as stock peers' do.
+    net.unnamed = true;
     // As if none of the reader's contacts had answered the kadmesh_hello
     // the reader sent them just now, so nothing asks them again yet.
     let set_all = |net: &mut Net, kind: PeerKind| {

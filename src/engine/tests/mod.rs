@@ -17,6 +17,23 @@ struct Net {
     events: Vec<(usize, Event)>,
     /// Nodes behind a reply-only NAT (see `reach`).
     nat: HashMap<usize, crate::reach::recent::RecentPeers>,
+    /// Nodes replies lose the name kadmesh adds after their contacts
+    /// (EXTENSIONS.md §7.1b), as stock peers' carry none: for tests where
+    /// a node takes the others for stock peers.
+    unnamed: bool,
+}
+
+/// `payload` without the name after a nodes reply's contacts, if it has one.
+fn without_name(payload: &[u8]) -> Vec<u8> {
+    match crate::wire::decode(payload) {
+        Ok(Datagram::Response { id, body: Value::Array(mut items) })
+            if items.last().is_some_and(|v| matches!(v, Value::Bin(b) if b.len() == 20)) =>
+        {
+            items.pop();
+            Datagram::Response { id, body: Value::Array(items) }.encode().unwrap_or_else(|_| payload.to_vec())
+        }
+        _ => payload.to_vec(),
+    }
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -38,6 +55,7 @@ impl Net {
             now: Time::ZERO,
             events: Vec::new(),
             nat: HashMap::new(),
+            unnamed: false,
         };
         for i in 0..n {
             net.add(config(i));
@@ -83,8 +101,9 @@ impl Net {
                 if self.nat.get(&to).is_some_and(|n| !n.admits(src, self.now)) {
                     continue;
                 }
+                let payload = if self.unnamed { without_name(&t.payload) } else { t.payload.to_vec() };
                 if !self.down.contains(&to) {
-                    self.nodes[to].handle_datagram(self.now, src, &t.payload);
+                    self.nodes[to].handle_datagram(self.now, src, &payload);
                 }
             }
         }

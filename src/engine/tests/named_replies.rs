@@ -96,9 +96,9 @@ fn contacts_named(contacts: &[Contact], name: Option<NodeId>) -> Value {
 }
 
 #[test]
-fn a_contact_taken_for_a_stock_peer_stays_one_whatever_its_reply_names() {
-    // Its hellos went unanswered: it is asked again later, not upgraded by
-    // a reply (the tests' stock peers are engines told to act as such).
+fn a_contact_taken_for_a_stock_peer_whose_reply_names_it_is_one_of_ours() {
+    // Its hellos went unanswered (lost across a partition, say): its named
+    // reply says it speaks kadmesh after all.
     let mut e = engine_knowing(Config::default(), 1);
     e.peers.insert(contact_id(0), PeerKind::Base);
     let now = Time::from_secs(1);
@@ -106,5 +106,5 @@ fn a_contact_taken_for_a_stock_peer_stays_one_whatever_its_reply_names() {
     let sent = sent_to(&mut e);
     let (_, id, _) = sent.iter().find(|(to, _, c)| *to == addr(1) && matches!(c, Call::FindNode { .. })).unwrap();
     answer(&mut e, now, addr(1), *id, contacts_named(&[], Some(contact_id(0))));
-    assert_eq!(e.peer_kind(&contact_id(0)), PeerKind::Base);
+    assert_eq!(e.peer_kind(&contact_id(0)), PeerKind::Extended);
 }

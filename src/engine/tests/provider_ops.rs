@@ -85,7 +85,8 @@ fn writes_within_the_window_travel_in_one_batch_and_all_get_its_result() {
 fn stock_peers_get_no_writes_and_are_never_read() {
     let mut net = Net::new(12, small);
     net.bootstrap_all();
-    // Node 0 takes everyone for a stock peer.
+    // Node 0 takes everyone for a stock peer (and their replies name nobody).
+    net.unnamed = true;
     let ids: Vec<NodeId> = net.nodes.iter().map(Engine::id).collect();
     for id in &ids {
         net.nodes[0].peers.insert(*id, PeerKind::Base);
