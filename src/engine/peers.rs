@@ -155,7 +155,12 @@ impl Engine {
     pub(super) fn probe_if_due(&mut self, now: Time, contact: Contact) -> bool {
         // Checked on every datagram: the common case (one of ours) costs one lookup.
         let kind = self.peers.kind(&contact.id);
-        if kind == PeerKind::Extended {
+        // A node reached by its URL still says hello once to one of ours
+        // whose kind it learnt otherwise (its nodes reply named it, §7.1b):
+        // the hello is what announces the URL (§6.3).
+        if kind == PeerKind::Extended
+            && (self.svc.config.tunnel_url.is_none() || self.peers.probed.peek(&contact.id).is_some())
+        {
             return false;
         }
         let due = match (kind, self.peers.probed.peek(&contact.id)) {

@@ -108,3 +108,30 @@ fn a_contact_taken_for_a_stock_peer_whose_reply_names_it_is_one_of_ours() {
     answer(&mut e, now, addr(1), *id, contacts_named(&[], Some(contact_id(0))));
     assert_eq!(e.peer_kind(&contact_id(0)), PeerKind::Extended);
 }
+
+#[test]
+fn a_node_reached_by_its_url_still_says_hello_once_to_a_named_contact() {
+    // The hello is what announces its URL (EXTENSIONS.md §6.3): knowing the
+    // contact's kind from its reply must not leave the URL unsaid.
+    let config = Config { tunnel_url: Some("https://me.tunnel.example".into()), ..Config::default() };
+    let mut e = engine_knowing(config, 1);
+    let now = Time::from_secs(1);
+    e.find_node(now, id_at(0, 0));
+    let sent = sent_to(&mut e);
+    let (_, first, _) = sent.iter().find(|(to, _, c)| *to == addr(1) && matches!(c, Call::FindNode { .. })).unwrap();
+    answer(&mut e, now, addr(1), *first, contacts_named(&[newcomer(1)], Some(contact_id(0))));
+    let sent = sent_to(&mut e);
+    let (_, id, _) =
+        sent.iter().find(|(to, _, c)| *to == newcomer(1).addr && matches!(c, Call::FindNode { .. })).unwrap();
+    answer(&mut e, now, newcomer(1).addr, *id, contacts_named(&[], Some(newcomer(1).id)));
+    let sent = sent_to(&mut e);
+    let hellos: Vec<&Call> = sent
+        .iter()
+        .filter(|(to, _, c)| *to == newcomer(1).addr && matches!(c, Call::Other { name, .. } if name == HELLO))
+        .map(|(_, _, c)| c)
+        .collect();
+    assert_eq!(e.peer_kind(&newcomer(1).id), PeerKind::Extended);
+    assert_eq!(hellos.len(), 1, "one hello to the named contact: {sent:?}");
+    let Call::Other { args, .. } = hellos[0] else { unreachable!() };
+    assert_eq!(args.get(1).and_then(Value::as_str), Some("https://me.tunnel.example"));
+}
