@@ -3,9 +3,10 @@
 //! carry only ids (`ping`, `find_node`, `find_value`) read without a tree.
 //!
 //! Each carries up to k `[id, ip, port]` triples (to an asker of ours, then
-//! the answering node's own id, `proto-spec/EXTENSIONS.md` §7.1b); through a [`Value`] tree
-//! that is three allocations and an IP string per contact on both sides, and
-//! in a 2000-node simulation the tree was the largest single cost.
+//! the answering node's own id, `proto-spec/EXTENSIONS.md` §7.1b); through
+//! a [`Value`] tree that is three allocations and an IP string per contact
+//! on both sides, and in a 2000-node simulation the tree was the largest
+//! single cost.
 //!
 //! Contract: [`encode_nodes_response`] writes exactly the bytes of
 //! `Datagram::response(id, contacts_value(contacts)).encode()`.

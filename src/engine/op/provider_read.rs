@@ -12,9 +12,10 @@
 //! The read does not wait for the lookup to end. Every one of the key's k
 //! closest holds the set, so once the lookup knows `replicas` usable
 //! contacts two bits deeper than its rank cap (see [`crate::lookup`]), or
-//! twice as many one bit deeper once one of those answered (around some
-//! keys fewer are that deep at all), the read starts at once, from the nearest of the contacts it knows in
-//! the key's closest half (one bit deeper), and the lookup is dropped: its
+//! twice as many one bit deeper once an extension peer among those
+//! answered (around some keys fewer are that deep at all), the read starts
+//! at once, from the nearest of the contacts it knows in the key's closest
+//! half (one bit deeper), and the lookup is dropped: its
 //! last rounds wait for the slowest of the closest, about a second on a
 //! wide-area network. Such an early read falls back to the whole lookup
 //! when it runs out of replicas, finds nothing, or meets an entry whose
