@@ -62,7 +62,11 @@ pub(super) fn ask_find_value(e: &mut Engine, now: Time, key: Key) -> crate::wire
 
 /// Contact `asker` sends `e` the request `call` at `now`; returns the body of `e`'s reply.
 pub(super) fn reply_to(e: &mut Engine, now: Time, asker: usize, call: Call) -> Value {
-    let msg = MessageId([0xaa; 20]);
+    reply_to_id(e, now, asker, MessageId([0xaa; 20]), call)
+}
+
+/// [`reply_to`] with the request's message id `msg` (a marked one, say).
+pub(super) fn reply_to_id(e: &mut Engine, now: Time, asker: usize, msg: MessageId, call: Call) -> Value {
     e.handle_datagram(now, addr(asker + 1), &Datagram::Request { id: msg, call }.encode().unwrap());
     while let Some(t) = e.poll_transmit() {
         if let Ok(Datagram::Response { id, body }) = crate::wire::decode(&t.payload) {

@@ -25,15 +25,12 @@ struct Net {
 
 /// `payload` without the name after a nodes reply's contacts, if it has one.
 fn without_name(payload: &[u8]) -> Vec<u8> {
-    match crate::wire::decode(payload) {
-        Ok(Datagram::Response { id, body: Value::Array(mut items) })
-            if items.last().is_some_and(|v| matches!(v, Value::Bin(b) if b.len() == 20)) =>
-        {
-            items.pop();
-            Datagram::Response { id, body: Value::Array(items) }.encode().unwrap_or_else(|_| payload.to_vec())
-        }
-        _ => payload.to_vec(),
-    }
+    let Ok(Datagram::Response { id, body }) = crate::wire::decode(payload) else { return payload.to_vec() };
+    let (Some(_), Value::Array(mut items)) = (crate::wire::answering_node(&body), body) else {
+        return payload.to_vec();
+    };
+    items.pop();
+    Datagram::Response { id, body: Value::Array(items) }.encode().unwrap_or_else(|_| payload.to_vec())
 }
 
 fn addr(i: usize) -> SocketAddr {

@@ -12,15 +12,7 @@ use crate::wire::{answering_node, parse_find_node_reply};
 
 /// Contact 0 sends `e` `call` with message id `msg`; returns the reply's body.
 fn reply_with_id(e: &mut Engine, msg: MessageId, call: Call) -> Value {
-    e.handle_datagram(Time::ZERO, addr(1), &Datagram::Request { id: msg, call }.encode().unwrap());
-    while let Some(t) = e.poll_transmit() {
-        if let Ok(Datagram::Response { id, body }) = crate::wire::decode(&t.payload) {
-            if id == msg {
-                return body;
-            }
-        }
-    }
-    panic!("no reply");
+    reply_to_id(e, Time::ZERO, 0, msg, call)
 }
 
 #[test]
