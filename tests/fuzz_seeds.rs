@@ -53,6 +53,13 @@ fn engine_requests() -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// `page` with the set's fingerprint `fp`.
+fn printed(page: Value, fp: Value) -> Value {
+    let Value::Map(mut map) = page else { unreachable!() };
+    map.push((Value::from("fp"), fp));
+    Value::Map(map)
+}
+
 fn provider_pages() -> Vec<(String, Vec<u8>)> {
     let page = |entries: Vec<Value>, next: Value| {
         Value::Map(vec![
@@ -69,6 +76,11 @@ fn provider_pages() -> Vec<(String, Vec<u8>)> {
         ("page_next".into(), page(vec![e("w-1", false)], Value::from("w-1")).to_msgpack()),
         ("page_bad_id".into(), page(vec![e("bad id", false)], Value::from("x y")).to_msgpack()),
         ("write_reply".into(), Value::Int(5).to_msgpack()),
+        (
+            "page_fp".into(),
+            printed(page(vec![e("w-1", false)], Value::Nil), Value::from_u64(u64::MAX - 7)).to_msgpack(),
+        ),
+        ("page_fp_negative".into(), printed(page(vec![e("w-1", false)], Value::Nil), Value::Int(-1)).to_msgpack()),
     ]
 }
 

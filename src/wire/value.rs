@@ -103,6 +103,15 @@ impl Value {
         }
     }
 
+    /// Any non-negative integer, `UInt` included.
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Value::Int(i) => u64::try_from(*i).ok(),
+            Value::UInt(u) => Some(*u),
+            _ => None,
+        }
+    }
+
     /// The flag of a `Bool`.
     pub fn as_bool(&self) -> Option<bool> {
         match self {

@@ -46,9 +46,14 @@
 //! nearest first, one never measured ranked at the node's round trip to
 //! everyone: the choice cannot tell how far it is), and ends once
 //! as many as it wants read complete, each within a fiftieth of the merge,
-//! or once every shard was read to its end at as many (see [`quorum`]):
-//! the slowest replica, or one whose page was lost (another of its round
-//! trips), is not waited for. What its pages brought so far stays merged.
+//! or once every shard was read to its end at as many (see [`quorum`]), or
+//! once as many reported the fingerprint of the providers merged (every
+//! page carries its replica's, `proto-spec/EXTENSIONS.md` §3.3; see
+//! `copies_of`): the slowest replica, or one whose page was lost (another
+//! of its round trips), is not waited for. What its pages brought so far
+//! stays merged. With fingerprints a replica's part is often one page: the
+//! read waits for the whole set from the nearest replicas, between them,
+//! and for any one page of the third, not for all of the third's pages.
 //! A round in which a replica was silent reads them all. Beside its
 //! replicas a round races up to
 //! [`Config::provider_read_racers`](crate::engine::Config) never-measured
@@ -76,14 +81,14 @@ mod recall;
 mod replica;
 mod sizer;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use super::search::{Progress, Search};
 use super::{Cx, Finished, Operation, Reply, Step};
 use crate::contact::Contact;
 use crate::engine::providers::client::{merge, parse_page, shard_call, Page, SeenEntry};
-use crate::engine::providers::wire::Shard;
+use crate::engine::providers::wire::{SetPrint, Shard};
 use crate::engine::providers::MAX_ENTRIES_PER_CALL;
 use crate::engine::{Engine, LookupStats, Outcome, PeerKind, ProviderReadOutcome, QueryId};
 use crate::id::{Key, NodeId};
@@ -163,6 +168,7 @@ impl Engine {
             few: None,
             phase: Phase::Start,
             out,
+            merged_print: SetPrint::default(),
         };
         self.launch(now, op, Box::new(read));
         op
@@ -209,6 +215,8 @@ struct ProviderRead {
     few: Option<Few>,
     phase: Phase,
     out: ProviderReadOutcome,
+    /// The fingerprint of the merged entries (see [`SetPrint`]).
+    merged_print: SetPrint,
 }
 
 enum Phase {
@@ -325,7 +333,7 @@ impl ProviderRead {
             let local = local_entries(cx, &self.key);
             self.out.replicas = usize::from(!local.is_empty());
             for e in local {
-                merge(&mut self.out.entries, e);
+                merge_printed(&mut self.out.entries, &mut self.merged_print, e);
             }
         }
         let asked = &self.asked;
@@ -483,9 +491,11 @@ impl ProviderRead {
         rep.heard = true;
         rep.live = Some(page.live);
         rep.stall = page_stall(cx, &rep.contact, self.stall);
+        rep.reported(page.print);
         for e in page.entries {
             rep.hashes.push(Shard::hash(&e.id));
-            merge(&mut self.out.entries, e);
+            rep.read_print.add(&e.id, e.gone, e.signer.as_ref());
+            merge_printed(&mut self.out.entries, &mut self.merged_print, e);
         }
         let pages = rep.pages;
         let chain = &mut rep.chains[j];
@@ -534,8 +544,9 @@ impl ProviderRead {
         }
         rep.heard = true;
         rep.live = Some(page.live);
+        rep.reported(page.print);
         for e in &page.entries {
-            merge(&mut self.out.entries, e.clone());
+            merge_printed(&mut self.out.entries, &mut self.merged_print, e.clone());
         }
         rep.give_up();
         rep.stood_in = StoodIn::Covered;
@@ -613,8 +624,10 @@ impl ProviderRead {
     /// Whether as many replicas as the round wants read complete, each
     /// holding all that is merged but a fiftieth (the rule that decides a
     /// second round), or every shard of the set did at as many (a page lost
-    /// at one replica covered by another's, see [`quorum`]): the others'
-    /// unread pages may then be left. An entry
+    /// at one replica covered by another's, see [`quorum`]), or as many
+    /// reported the fingerprint of what is merged or of one of them read
+    /// complete (see `copies_of`): the others' unread pages may then be
+    /// left. An entry
     /// is missed only if it is on one of those pages and every complete
     /// replica lacks it. Newcomers a read from memory added count against
     /// it: a writer leaves out a remembered replica for each node nearer
@@ -639,7 +652,10 @@ impl ProviderRead {
         if short_unread || silent {
             return false;
         }
-        r.replicas.iter().filter(agree).count() >= needed || self.shards_covered(needed)
+        r.replicas.iter().filter(agree).count() >= needed
+            || copies_agree(&r.replicas, agree, needed)
+            || copies_of(&r.replicas, self.merged_print) >= needed
+            || self.shards_covered(needed)
     }
 
     /// Replicas that must agree for a round to end (see `covered`).
@@ -811,6 +827,37 @@ fn take_racers(rest: &mut VecDeque<Contact>, racers: usize, book: &RttBook) -> V
         !take
     });
     race
+}
+
+/// Whether, for the fingerprint of some replica read to its end whose
+/// entries add up to it and that agrees with the merge (`agree`), as many
+/// as `needed` report it (see [`copies_of`]): though others brought more.
+fn copies_agree(replicas: &[Replica], agree: impl Fn(&&Replica) -> bool, needed: usize) -> bool {
+    let mut read = replicas.iter().filter(agree).filter_map(Replica::read_print);
+    read.any(|print| copies_of(replicas, print) >= needed)
+}
+
+/// Replicas that reported `print` for their whole set, not taken for
+/// short or silent. When it is the merge's own fingerprint, or that of a
+/// replica whose pages, all read, add up to it, each of them holds exactly
+/// those providers: their pages still on the way (or lost) bring nothing
+/// new, and any one of their pages tells it.
+fn copies_of(replicas: &[Replica], print: SetPrint) -> usize {
+    let copy = |p: &&Replica| !matches!(p.stood_in, StoodIn::Short | StoodIn::Silent) && p.print == Some(print);
+    replicas.iter().filter(copy).count()
+}
+
+/// Merges `e` into `into` (see [`merge`]), keeping `print` the fingerprint
+/// of what `into` holds.
+fn merge_printed(into: &mut HashMap<String, SeenEntry>, print: &mut SetPrint, e: SeenEntry) {
+    let id = e.id.clone();
+    if let Some(h) = into.get(&id) {
+        print.remove(&h.id, h.gone, h.signer.as_ref());
+    }
+    merge(into, e);
+    if let Some(h) = into.get(&id) {
+        print.add(&h.id, h.gone, h.signer.as_ref());
+    }
 }
 
 /// Where `c`, `rtt` away if measured, goes in the order replicas are read

@@ -16,7 +16,7 @@ use std::time::Duration;
 use ed25519_dalek::SigningKey;
 
 use crate::engine::providers::signature::{self, Signed};
-use crate::engine::providers::wire::{number, parse_signature, uint, write_entry, Shard};
+use crate::engine::providers::wire::{number, parse_signature, uint, write_entry, SetPrint, Shard};
 use crate::engine::providers::{valid_id, EntrySignature, ADD, LIST, MAX_ENTRIES_PER_CALL, MAX_PAGE_DATAGRAM, REMOVE};
 use crate::id::{Key, NodeId};
 use crate::wire::{Call, Value, HEADER_LEN};
@@ -89,6 +89,9 @@ pub struct Page {
     /// The shard the page is of, as the replica echoed it (`None`: the
     /// whole set, or a replica that does not shard).
     pub shard: Option<Shard>,
+    /// The whole set's fingerprint at the replica when it answered (see
+    /// [`SetPrint`]; `None` from a replica older than it).
+    pub print: Option<SetPrint>,
 }
 
 fn id_value(id: &NodeId) -> Value {
@@ -179,7 +182,8 @@ pub fn parse_page(v: &Value, key: &Key) -> Option<Page> {
         None => None,
         Some(s) => Some(Shard::parse(s)?),
     };
-    Some(Page { entries, next, live, shard })
+    let print = v.as_map_get("fp").and_then(Value::as_u64).map(SetPrint);
+    Some(Page { entries, next, live, shard, print })
 }
 
 /// Merges one replica's entry into `into` with the replicas' own order:

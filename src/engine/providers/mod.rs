@@ -61,8 +61,8 @@ pub const MAX_ENTRIES_PER_CALL: usize = 256;
 /// How often expired entries are dropped from memory.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// Bytes of a `LIST` reply outside its entries: header, map keys, the
-/// longest `next` cursor and the `live` count.
-const PAGE_OVERHEAD: usize = HEADER_LEN + 1 + 8 + 3 + 5 + 2 + MAX_ID_LEN + 5 + 9;
+/// longest `next` cursor, the `live` count and the `fp` fingerprint.
+const PAGE_OVERHEAD: usize = HEADER_LEN + 1 + 8 + 3 + 5 + 2 + MAX_ID_LEN + 5 + 9 + 3 + 9;
 
 /// Bounds of a [`ProviderStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

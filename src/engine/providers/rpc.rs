@@ -142,11 +142,12 @@ impl Engine {
             last = Some(&e.id);
             entries.push(v);
         }
-        let live = Value::from_u64(self.providers.live(key, now) as u64);
+        let (live, print) = self.providers.summary(key, now);
         let mut map = vec![
             (Value::from("entries"), Value::Array(entries)),
             (Value::from("next"), next),
-            (Value::from("live"), live),
+            (Value::from("live"), Value::from_u64(live as u64)),
+            (Value::from("fp"), Value::from_u64(print.0)),
         ];
         map.extend(echo);
         Some(Value::Map(map))

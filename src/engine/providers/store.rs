@@ -9,6 +9,7 @@ use std::ops::Bound;
 use foldhash::HashMap;
 
 use super::rules::{self, Verdict};
+use super::wire::SetPrint;
 use super::{valid_id, ProviderEntry, ProviderLimits, SWEEP_EVERY};
 use crate::id::Key;
 use crate::limits::{Quota, SourceQuota};
@@ -155,6 +156,18 @@ impl ProviderStore {
     /// Live (unexpired, not removed) providers under `key`.
     pub fn live(&self, key: &Key, now: Time) -> usize {
         self.range(key, None, now).filter(|e| !e.gone).count()
+    }
+
+    /// The live count and the fingerprint (see [`SetPrint`]) of the set
+    /// under `key`, tombstones included in the print: what a page reports.
+    pub fn summary(&self, key: &Key, now: Time) -> (usize, SetPrint) {
+        let mut print = SetPrint::default();
+        let mut live = 0;
+        for e in self.range(key, None, now) {
+            live += usize::from(!e.gone);
+            print.add(&e.id, e.gone, e.signature.as_ref().map(|s| &s.public_key));
+        }
+        (live, print)
     }
 
     /// Drops expired entries if a sweep is due at `now`; returns how many.

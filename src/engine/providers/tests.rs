@@ -233,3 +233,79 @@ fn shards_split_the_set_without_overlap_and_are_echoed() {
         assert_eq!(list_shard(&mut e, Value::Nil, bad), None, "a malformed shard gets no reply");
     }
 }
+
+/// The fingerprint a page of `e`'s set reports (read back as a reader does).
+fn page_print(e: &mut Engine, shard: Option<wire::Shard>) -> wire::SetPrint {
+    let page = match shard {
+        None => list(e, Value::Nil, 256),
+        Some(s) => list_shard(e, Value::Nil, s.to_value()).unwrap(),
+    };
+    client::parse_page(&page, &key()).expect("a page").print.expect("a fingerprint")
+}
+
+#[test]
+fn pages_report_a_fingerprint_of_the_set_that_only_its_ids_tombstones_and_signers_move() {
+    let node = |entries: &[ProviderEntry]| {
+        let mut e = Engine::new(NodeId([1; 20]), crate::engine::Config::default(), Time::ZERO);
+        for x in entries {
+            e.provider_upsert(Time::ZERO, key(), x.clone());
+        }
+        e
+    };
+    let ids: Vec<String> = (0..300).map(|i| format!("w{i}")).collect();
+    let set: Vec<ProviderEntry> = ids.iter().map(|id| entry(id, 1, 600, false)).collect();
+    let mut a = node(&set);
+    // Another replica: the same ids written in the other order, newer versions, other lifetimes.
+    let newer: Vec<ProviderEntry> = ids.iter().rev().map(|id| entry(id, 7, 900, false)).collect();
+    let mut b = node(&newer);
+    let print = page_print(&mut a, None);
+    assert_eq!(page_print(&mut b, None), print, "versions, lifetimes and order do not count");
+    // Every page, of any shard, reports the whole set's; it is the sum of the entries' prints.
+    let mut sum = wire::SetPrint::default();
+    for id in &ids {
+        sum.add(id, false, None);
+    }
+    assert_eq!(print, sum);
+    assert_eq!(page_print(&mut a, Some(wire::Shard { index: 3, bits: 3 })), print);
+    // One entry fewer, one more, a tombstone or a signer: another print.
+    let differ = |entries: Vec<ProviderEntry>| assert_ne!(page_print(&mut node(&entries), None), print);
+    differ(set[1..].to_vec());
+    differ([set.clone(), vec![entry("w999", 1, 600, false)]].concat());
+    differ([set[1..].to_vec(), vec![entry("w0", 2, 600, true)]].concat());
+    let mut signed = set.clone();
+    signed[0].signature = Some(EntrySignature { public_key: [1; 32], expires_at: u64::MAX, sig: [2; 64] });
+    let mut with_signer = wire::SetPrint::default();
+    for x in &signed {
+        with_signer.add(&x.id, x.gone, x.signature.as_ref().map(|s| &s.public_key));
+    }
+    assert_ne!(with_signer, print, "a signer's key counts");
+    // The spec's vectors (EXTENSIONS.md §3.3), computed apart from this code.
+    assert_eq!(wire::entry_print("w1", false, None), 0xe5c5_91bc_d96c_62ae);
+    assert_eq!(wire::entry_print("w1", true, None), 0x6a7a_a1ad_0d35_624a);
+    let mut two = wire::SetPrint::default();
+    two.add("w2", false, None);
+    two.add("w1", false, None);
+    assert_eq!(two, wire::SetPrint(0x33f7_252b_60b4_dd80));
+    // Taking an entry out undoes adding it.
+    let mut back = print;
+    back.add("w999", true, None);
+    back.remove("w999", true, None);
+    assert_eq!(back, print);
+}
+
+#[test]
+fn a_page_fingerprint_is_read_over_its_whole_range_and_a_bad_one_says_nothing() {
+    let with = |fp: Value| {
+        let page = Value::Map(vec![
+            (Value::from("entries"), Value::Array(Vec::new())),
+            (Value::from("next"), Value::Nil),
+            (Value::from("live"), Value::Int(0)),
+            (Value::from("fp"), fp),
+        ]);
+        client::parse_page(&page, &key()).expect("a page").print
+    };
+    assert_eq!(with(Value::from_u64(u64::MAX)), Some(wire::SetPrint(u64::MAX)), "above i64::MAX");
+    assert_eq!(with(Value::Int(5)), Some(wire::SetPrint(5)));
+    assert_eq!(with(Value::Int(-1)), None);
+    assert_eq!(with(Value::from("x")), None);
+}

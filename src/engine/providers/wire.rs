@@ -147,6 +147,52 @@ impl Shard {
     }
 }
 
+/// What an entry adds to its set's fingerprint (the `fp` of a page, see
+/// [`SetPrint`]): its id, whether it is a tombstone, and its signer's key,
+/// not its version, load or lifetime, which every refresh changes.
+pub fn entry_print(id: &str, gone: bool, signer: Option<&[u8; 32]>) -> u64 {
+    let h = fnv1a64(FNV64_BASIS, id.as_bytes());
+    let h = fnv1a64(h, &[0xff, u8::from(gone)]);
+    let h = signer.map_or(h, |k| fnv1a64(h, k));
+    mix64(h)
+}
+
+/// A set's fingerprint: the wrapping sum of its entries' [`entry_print`]s,
+/// so it does not depend on their order and two replicas holding the same
+/// ids (as live or as tombstones, signed by the same keys) report the
+/// same one, whatever versions they hold. A reader takes a replica whose
+/// fingerprint equals that of a replica it read to its end for a copy of
+/// it (`proto-spec/EXTENSIONS.md` §3.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetPrint(pub u64);
+
+impl SetPrint {
+    /// Adds one entry.
+    pub fn add(&mut self, id: &str, gone: bool, signer: Option<&[u8; 32]>) {
+        self.0 = self.0.wrapping_add(entry_print(id, gone, signer));
+    }
+
+    /// Takes one entry out.
+    pub fn remove(&mut self, id: &str, gone: bool, signer: Option<&[u8; 32]>) {
+        self.0 = self.0.wrapping_sub(entry_print(id, gone, signer));
+    }
+}
+
+const FNV64_BASIS: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// 64-bit FNV-1a of `bytes` continued from `h`.
+fn fnv1a64(h: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(h, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// The SplitMix64 finalizer: spreads FNV's weak high bits over the word, so
+/// sums of prints do not cancel in patterns.
+fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// 32-bit FNV-1a of `bytes` (offset basis 2166136261, prime 16777619).
 fn fnv1a(bytes: &[u8]) -> u32 {
     bytes.iter().fold(2_166_136_261u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(16_777_619))

@@ -224,6 +224,7 @@ mod provider_choice;
 mod provider_handover;
 mod provider_memory;
 mod provider_ops;
+mod provider_prints;
 mod provider_racers;
 mod provider_sizer;
 mod provider_spare;

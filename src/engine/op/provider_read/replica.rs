@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::contact::Contact;
-use crate::engine::providers::wire::Shard;
+use crate::engine::providers::wire::{SetPrint, Shard};
 use crate::time::Time;
 
 /// Tries of one page request: a page lost on the way (1% loss and twenty
@@ -45,6 +45,13 @@ pub(super) struct Replica {
     /// `take_racers` in `provider_read.rs`): the round neither waits for it nor
     /// counts it short until its answer makes it a replica like the others.
     pub(super) racer: bool,
+    /// The set's fingerprint its latest page reported.
+    pub(super) print: Option<SetPrint>,
+    /// Its pages reported different fingerprints (its set changed while
+    /// it was read): what it sent is no snapshot to compare others with.
+    pub(super) print_moved: bool,
+    /// The fingerprint of the entries it sent, summed as they arrive.
+    pub(super) read_print: SetPrint,
 }
 
 /// Why another replica was asked in one's stead.
@@ -119,6 +126,9 @@ impl Replica {
             live: None,
             stall,
             racer: false,
+            print: None,
+            print_moved: false,
+            read_print: SetPrint::default(),
         };
         if let Some(h) = hint {
             rep.chains.clear();
@@ -162,6 +172,23 @@ impl Replica {
 
     pub(super) fn complete(&self) -> bool {
         self.chains.iter().all(|c| c.done == Some(true))
+    }
+
+    /// Notes the fingerprint a page of it reported.
+    pub(super) fn reported(&mut self, print: Option<SetPrint>) {
+        if let Some(p) = print {
+            self.print_moved |= self.print.is_some_and(|had| had != p);
+            self.print = Some(p);
+        }
+    }
+
+    /// The fingerprint of its whole set, once it was read to its end and
+    /// what it sent adds up to what it reported all along: then a replica
+    /// reporting the same one holds the same providers (see
+    /// `ProviderRead::covered`).
+    pub(super) fn read_print(&self) -> Option<SetPrint> {
+        let p = self.print.filter(|_| !self.print_moved && self.complete())?;
+        (p == self.read_print).then_some(p)
     }
 
     /// A replica whose stand-in covers it: the round neither waits for it
