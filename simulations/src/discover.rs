@@ -49,6 +49,10 @@ pub struct DiscoverStats {
     pub after_latency_ms: crate::metrics::Samples,
     /// Plain lookups issued in those 10 minutes: latency, ms.
     pub after_lookup_ms: crate::metrics::Samples,
+    /// Those 10 minutes' discovers by routers, by how their read went.
+    pub after_routers: ReaderStats,
+    /// ... and by random workers.
+    pub after_workers: ReaderStats,
     /// Discovers issued by routers (live coordinators).
     pub routers: ReaderStats,
     /// Discovers issued by random workers.
@@ -75,6 +79,20 @@ pub struct ReaderStats {
     pub latency_ms: crate::metrics::Samples,
     /// The same discovers by how their read went ([`ReadPath`]).
     pub by_path: [PathStats; 4],
+}
+
+impl ReaderStats {
+    /// One answered discover: `ok` if it named every live provider, `ms` long.
+    fn count(&mut self, ok: bool, ms: f64, r: &ProviderReadOutcome) {
+        self.done += 1;
+        self.complete += u64::from(ok);
+        self.remembered += u64::from(r.remembered);
+        self.latency_ms.push(ms);
+        let path = &mut self.by_path[ReadPath::of(r) as usize];
+        path.latency_ms.push(ms);
+        path.lookup_ms.push(r.stats.duration.as_millis() as f64);
+        path.pages.push(r.pages_sent as f64);
+    }
 }
 
 /// How a discover's read went: it decides most of its time.
@@ -192,14 +210,11 @@ impl World {
         d.second_rounds += u64::from(r.rounds > 1);
         d.reasked += u64::from(r.pages_reasked > 0);
         let by = if router { &mut d.routers } else { &mut d.workers };
-        by.done += 1;
-        by.complete += u64::from(ok);
-        by.remembered += u64::from(r.remembered);
-        by.latency_ms.push(ms);
-        let path = &mut by.by_path[ReadPath::of(r) as usize];
-        path.latency_ms.push(ms);
-        path.lookup_ms.push(r.stats.duration.as_millis() as f64);
-        path.pages.push(r.pages_sent as f64);
+        by.count(ok, ms, r);
+        if after {
+            let by = if router { &mut d.after_routers } else { &mut d.after_workers };
+            by.count(ok, ms, r);
+        }
         if expected.iter().any(|e| e.across) {
             d.cut_done += 1;
             d.cut_complete += u64::from(ok);
@@ -226,5 +241,21 @@ mod tests {
         assert_eq!(ReadPath::of(&read(1, false, 0)), ReadPath::Cold);
         assert_eq!(ReadPath::of(&read(2, true, 2)), ReadPath::SecondRound);
         assert_eq!(ReadPath::of(&read(2, false, 0)), ReadPath::SecondRound);
+    }
+
+    #[test]
+    fn a_reader_counts_each_discover_once_under_its_path() {
+        let mut by = ReaderStats::default();
+        let memory = ProviderReadOutcome { rounds: 1, remembered: true, pages_sent: 9, ..Default::default() };
+        let cold = ProviderReadOutcome { rounds: 1, ..Default::default() };
+        by.count(true, 120.0, &memory);
+        by.count(false, 300.0, &cold);
+        assert_eq!((by.done, by.complete, by.remembered), (2, 1, 1));
+        let path = |p: ReadPath, by: &ReaderStats| by.by_path[p as usize].latency_ms.len();
+        assert_eq!(
+            (path(ReadPath::Memory, &by), path(ReadPath::Cold, &by), path(ReadPath::SecondRound, &by)),
+            (1, 1, 0)
+        );
+        assert_eq!(by.by_path[ReadPath::Memory as usize].pages.percentile(50.0), 9.0);
     }
 }

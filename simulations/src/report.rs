@@ -160,26 +160,7 @@ fn discover_rows(w: &mut World, rows: &mut Rows) {
     push(rows, "discover latency p50 / p95 / p99 ms", p3(&mut d.latency_ms));
     push(rows, "... of which the lookup p50 / p95 / p99 ms", p3(&mut d.lookup_ms));
     for (who, r) in [("routers", &mut d.routers), ("random workers", &mut d.workers)] {
-        if r.done == 0 {
-            continue;
-        }
-        let (done, ok, mem) = (r.done, f2(pct(r.complete, r.done)), f1(100.0 * r.remembered as f64 / r.done as f64));
-        push(rows, &format!("... by {who}: answered / success % / from memory %"), format!("{done} / {ok} / {mem}"));
-        push(rows, &format!("... by {who}: latency p50 / p95 / p99 ms"), p3(&mut r.latency_ms));
-        for path in crate::discover::ReadPath::ALL {
-            let s = &mut r.by_path[path as usize];
-            if s.latency_ms.is_empty() {
-                continue;
-            }
-            let (n, p50, p90) =
-                (s.latency_ms.len(), f0(s.latency_ms.percentile(50.0)), f0(s.latency_ms.percentile(90.0)));
-            let (lookup, pages) = (f0(s.lookup_ms.percentile(50.0)), f0(s.pages.percentile(50.0)));
-            push(
-                rows,
-                &format!("... by {who}, read {}: answered / p50 / p90 ms / lookup p50 ms / pages p50", path.label()),
-                format!("{n} / {p50} / {p90} / {lookup} / {pages}"),
-            );
-        }
+        reader_rows(rows, who, r);
     }
     if d.cut_done > 0 {
         // As for lookups: a provider across an open cut can refresh only
@@ -205,6 +186,36 @@ fn discover_rows(w: &mut World, rows: &mut Rows) {
         push(rows, "... success %", f2(pct(d.after_complete, d.after_done)));
         push(rows, "... discover latency p50 / p95 / p99 ms", p3(&mut d.after_latency_ms));
         push(rows, "... plain lookup latency p50 / p95 / p99 ms", p3(&mut d.after_lookup_ms));
+        for (who, r) in [("routers", &mut d.after_routers), ("random workers", &mut d.after_workers)] {
+            reader_rows(rows, &format!("{who} in those 10 min"), r);
+        }
+    }
+}
+
+/// The rows of one kind of reader's discovers (`who`): how many, how they
+/// went, and how long by the way their read went.
+fn reader_rows(rows: &mut Rows, who: &str, r: &mut crate::discover::ReaderStats) {
+    if r.done == 0 {
+        return;
+    }
+    let p3 = |s: &mut crate::metrics::Samples| {
+        format!("{} / {} / {}", f0(s.percentile(50.0)), f0(s.percentile(95.0)), f0(s.percentile(99.0)))
+    };
+    let (done, ok, mem) = (r.done, f2(pct(r.complete, r.done)), f1(100.0 * r.remembered as f64 / r.done as f64));
+    push(rows, &format!("... by {who}: answered / success % / from memory %"), format!("{done} / {ok} / {mem}"));
+    push(rows, &format!("... by {who}: latency p50 / p95 / p99 ms"), p3(&mut r.latency_ms));
+    for path in crate::discover::ReadPath::ALL {
+        let s = &mut r.by_path[path as usize];
+        if s.latency_ms.is_empty() {
+            continue;
+        }
+        let (n, p50, p90) = (s.latency_ms.len(), f0(s.latency_ms.percentile(50.0)), f0(s.latency_ms.percentile(90.0)));
+        let (lookup, pages) = (f0(s.lookup_ms.percentile(50.0)), f0(s.pages.percentile(50.0)));
+        push(
+            rows,
+            &format!("... by {who}, read {}: answered / p50 / p90 ms / lookup p50 ms / pages p50", path.label()),
+            format!("{n} / {p50} / {p90} / {lookup} / {pages}"),
+        );
     }
 }
 
