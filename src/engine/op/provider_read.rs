@@ -494,7 +494,7 @@ impl ProviderRead {
         rep.reported(page.print);
         for e in page.entries {
             rep.hashes.push(Shard::hash(&e.id));
-            rep.read_print.add(&e.id, e.gone, e.signer.as_ref());
+            rep.sent_print.add(&e.id, e.gone, e.signer.as_ref());
             merge_printed(&mut self.out.entries, &mut self.merged_print, e);
         }
         let pages = rep.pages;

@@ -51,7 +51,7 @@ pub(super) struct Replica {
     /// it was read): what it sent is no snapshot to compare others with.
     pub(super) print_moved: bool,
     /// The fingerprint of the entries it sent, summed as they arrive.
-    pub(super) read_print: SetPrint,
+    pub(super) sent_print: SetPrint,
 }
 
 /// Why another replica was asked in one's stead.
@@ -128,7 +128,7 @@ impl Replica {
             racer: false,
             print: None,
             print_moved: false,
-            read_print: SetPrint::default(),
+            sent_print: SetPrint::default(),
         };
         if let Some(h) = hint {
             rep.chains.clear();
@@ -188,7 +188,7 @@ impl Replica {
     /// `ProviderRead::covered`).
     pub(super) fn read_print(&self) -> Option<SetPrint> {
         let p = self.print.filter(|_| !self.print_moved && self.complete())?;
-        (p == self.read_print).then_some(p)
+        (p == self.sent_print).then_some(p)
     }
 
     /// A replica whose stand-in covers it: the round neither waits for it
