@@ -179,57 +179,67 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
     let mut out = String::with_capacity(4096);
     lookup_families(&mut out, m);
     rpc_families(&mut out, &e.stats);
+    engine_families(&mut out, e, workers);
+    limit_families(&mut out, &e.limits);
+    reach_families(&mut out, e);
+    tunnel_families(&mut out, &e.tunnel);
+    relay_families(&mut out, e, m);
+    join_families(&mut out, &m.joins);
+    discovery_families(&mut out, m);
+    out
+}
+
+/// The engine's own counters and what it holds.
+fn engine_families(out: &mut String, e: &EngineSnapshot, workers: usize) {
     let s = &e.stats;
-    single(&mut out, "kadmesh_rpc_timeouts_total", "counter", "Requests that got no reply in time.", s.timeouts);
-    single(&mut out, "kadmesh_datagrams_received_total", "counter", "Datagrams received.", s.datagrams_received);
-    single(&mut out, "kadmesh_malformed_datagrams_total", "counter", "Datagrams that did not decode.", s.malformed);
-    single(&mut out, "kadmesh_unmatched_replies_total", "counter", "Replies matching no request.", s.unmatched_replies);
-    single(&mut out, "kadmesh_stores_accepted_total", "counter", "Values accepted by store.", s.stores_accepted);
-    single(&mut out, "kadmesh_stores_refused_total", "counter", "Values refused by store.", s.stores_refused);
+    single(out, "kadmesh_rpc_timeouts_total", "counter", "Requests that got no reply in time.", s.timeouts);
+    single(out, "kadmesh_datagrams_received_total", "counter", "Datagrams received.", s.datagrams_received);
+    single(out, "kadmesh_malformed_datagrams_total", "counter", "Datagrams that did not decode.", s.malformed);
+    single(out, "kadmesh_unmatched_replies_total", "counter", "Replies matching no request.", s.unmatched_replies);
+    single(out, "kadmesh_stores_accepted_total", "counter", "Values accepted by store.", s.stores_accepted);
+    single(out, "kadmesh_stores_refused_total", "counter", "Values refused by store.", s.stores_refused);
     let (left, handed) = (s.records_dropped, s.handed_down);
+    single(out, "kadmesh_records_left_total", "counter", "Leftover copies dropped once closer nodes had them.", left);
     single(
-        &mut out,
-        "kadmesh_records_left_total",
-        "counter",
-        "Leftover copies dropped once closer nodes had them.",
-        left,
-    );
-    single(
-        &mut out,
+        out,
         "kadmesh_records_handed_down_total",
         "counter",
         "Leftover copies stored to closer nodes lacking them.",
         handed,
     );
     single(
-        &mut out,
+        out,
         "kadmesh_provider_handovers_total",
         "counter",
         "Provider-set write requests sent to contacts that became one of a set's k closest.",
         s.provider_handovers,
     );
-    single(&mut out, "kadmesh_routing_table_size", "gauge", "Contacts in the routing table.", e.routing);
-    family(&mut out, "kadmesh_peers", "gauge", "Routing-table contacts by what they speak.");
+    single(out, "kadmesh_routing_table_size", "gauge", "Contacts in the routing table.", e.routing);
+    family(out, "kadmesh_peers", "gauge", "Routing-table contacts by what they speak.");
     for (label, n) in ["kadmesh", "python", "unknown"].iter().zip(e.peers) {
         let _ = writeln!(out, "kadmesh_peers{{peer=\"{label}\"}} {n}");
     }
-    single(&mut out, "kadmesh_records_held", "gauge", "Records this node holds.", e.records);
-    single(&mut out, "kadmesh_record_bytes", "gauge", "Encoded bytes of records held.", e.record_bytes);
-    single(&mut out, "kadmesh_provider_sets", "gauge", "Provider sets this node holds.", e.provider_sets);
-    single(&mut out, "kadmesh_provider_entries", "gauge", "Provider entries held.", e.provider_entries);
-    single(&mut out, "kadmesh_operations_in_progress", "gauge", "Engine operations running.", e.ops);
-    single(&mut out, "kadmesh_workers_registered", "gauge", "Workers registered through this node.", workers);
-    limit_families(&mut out, &e.limits);
-    reach_families(&mut out, e);
-    tunnel_families(&mut out, &e.tunnel);
-    family(&mut out, "kadmesh_relay_requests_total", "counter", "POST /api/dht/relay requests served, by result.");
+    single(out, "kadmesh_records_held", "gauge", "Records this node holds.", e.records);
+    single(out, "kadmesh_record_bytes", "gauge", "Encoded bytes of records held.", e.record_bytes);
+    single(out, "kadmesh_provider_sets", "gauge", "Provider sets this node holds.", e.provider_sets);
+    single(out, "kadmesh_provider_entries", "gauge", "Provider entries held.", e.provider_entries);
+    single(out, "kadmesh_operations_in_progress", "gauge", "Engine operations running.", e.ops);
+    single(out, "kadmesh_workers_registered", "gauge", "Workers registered through this node.", workers);
+}
+
+/// Relay requests and bootstrap-URL fetches, by result.
+fn relay_families(out: &mut String, e: &EngineSnapshot, m: &Metrics) {
+    family(out, "kadmesh_relay_requests_total", "counter", "POST /api/dht/relay requests served, by result.");
     for r in crate::node::RelayResult::ALL {
         let _ = writeln!(out, "kadmesh_relay_requests_total{{result=\"{}\"}} {}", r.label(), e.relay.get(r));
     }
-    family(&mut out, "kadmesh_bootstrap_url_fetches_total", "counter", "Bootstrap-URL fetches, by result.");
+    family(out, "kadmesh_bootstrap_url_fetches_total", "counter", "Bootstrap-URL fetches, by result.");
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"ok\"}} {}", read(&m.bootstrap_url_ok));
     let _ = writeln!(out, "kadmesh_bootstrap_url_fetches_total{{result=\"error\"}} {}", read(&m.bootstrap_url_failed));
-    join_families(&mut out, &m.joins);
+}
+
+/// The discovery layer's counters.
+fn discovery_families(out: &mut String, m: &Metrics) {
     for (name, c, help) in [
         ("kadmesh_record_puts_total", &m.record_puts, "Worker records written to the DHT."),
         ("kadmesh_record_fetches_total", &m.record_fetches, "Worker records read from the DHT."),
@@ -247,9 +257,8 @@ pub fn render(e: &EngineSnapshot, m: &Metrics, workers: usize) -> String {
         ("kadmesh_heartbeats_total", &m.heartbeats, "Worker heartbeats accepted."),
         ("kadmesh_coordinator_errors_total", &m.coordinator_errors, "Failed coordinator fallbacks."),
     ] {
-        single(&mut out, name, "counter", help, read(c));
+        single(out, name, "counter", help, read(c));
     }
-    out
 }
 
 /// The DHT over HTTP: our POSTs to URL contacts by result, and the

@@ -47,10 +47,11 @@
 //! everyone: the choice cannot tell how far it is), and ends once
 //! as many as it wants read complete, each within a fiftieth of the merge,
 //! or once every shard was read to its end at as many (see [`quorum`]), or
-//! once as many reported the fingerprint of the providers merged (every
-//! page carries its replica's, `proto-spec/EXTENSIONS.md` §3.3; see
-//! `copies_of`): the slowest replica, or one whose page was lost (another
-//! of its round trips), is not waited for. What its pages brought so far
+//! once as many reported the fingerprint of the providers merged, or of
+//! all of them but some about to expire (every page carries its
+//! replica's, `proto-spec/EXTENSIONS.md` §3.3; see [`copies`]): the
+//! slowest replica, or one whose page was lost (another of its round
+//! trips), is not waited for. What its pages brought so far
 //! stays merged. With fingerprints a replica's part is often one page: the
 //! read waits for the whole set from the nearest replicas, between them,
 //! and for any one page of the third, not for all of the third's pages.
@@ -74,6 +75,7 @@
 //! replicas the last lookup found, with the set's size known, so every
 //! replica's shards go at once (see [`memory`]).
 
+mod copies;
 mod kinds;
 pub(in crate::engine) mod memory;
 mod quorum;
@@ -96,6 +98,7 @@ use crate::lookup::{LookupKind, LookupResult};
 use crate::proximity::RttBook;
 use crate::rpc::RpcKind;
 use crate::time::Time;
+use copies::{copies_agree, copies_of_merge};
 use kinds::Few;
 use memory::Remembered;
 use replica::{cut_bits, Chain, Hint, Replica, StoodIn, PAGE_TRIES};
@@ -625,9 +628,9 @@ impl ProviderRead {
     /// holding all that is merged but a fiftieth (the rule that decides a
     /// second round), or every shard of the set did at as many (a page lost
     /// at one replica covered by another's, see [`quorum`]), or as many
-    /// reported the fingerprint of what is merged or of one of them read
-    /// complete (see `copies_of`): the others' unread pages may then be
-    /// left. An entry
+    /// reported the fingerprint of what is merged (less, perhaps, entries
+    /// about to expire) or of one of them read complete (see [`copies`]):
+    /// the others' unread pages may then be left. An entry
     /// is missed only if it is on one of those pages and every complete
     /// replica lacks it. Newcomers a read from memory added count against
     /// it: a writer leaves out a remembered replica for each node nearer
@@ -654,7 +657,7 @@ impl ProviderRead {
         }
         r.replicas.iter().filter(agree).count() >= needed
             || copies_agree(&r.replicas, agree, needed)
-            || copies_of(&r.replicas, self.merged_print) >= needed
+            || copies_of_merge(&r.replicas, &self.out.entries, self.merged_print) >= needed
             || self.shards_covered(needed)
     }
 
@@ -685,15 +688,12 @@ impl ProviderRead {
         }
     }
 
-    /// Finishes; but an early read that found nothing runs the whole
+    /// Finishes; but an early read that found nothing, or whose replicas
+    /// look left by the writers (see [`left_by_writers`]), runs the whole
     /// lookup and reads again: its replicas may all have been deep but
     /// outside the k closest the writers wrote to.
     fn end(&mut self, cx: &mut Cx) -> Step {
-        // An entry in its last second at every replica read (pages round
-        // the time left up, so 1 s) is rare where writes reach the closest:
-        // its provider's refreshes went to other nodes, so these replicas
-        // were not among the writers' closest. It still counts as live.
-        let stale = self.out.entries.values().any(|e| !e.gone && e.ttl <= Duration::from_secs(1));
+        let stale = left_by_writers(&self.out.entries);
         if !self.early || (!self.out.entries.is_empty() && !stale) {
             self.remember(cx);
             return self.finish();
@@ -829,22 +829,23 @@ fn take_racers(rest: &mut VecDeque<Contact>, racers: usize, book: &RttBook) -> V
     race
 }
 
-/// Whether, for the fingerprint of some replica read to its end whose
-/// entries add up to it and that agrees with the merge (`agree`), as many
-/// as `needed` report it (see [`copies_of`]): though others brought more.
-fn copies_agree(replicas: &[Replica], agree: impl Fn(&&Replica) -> bool, needed: usize) -> bool {
-    let mut read = replicas.iter().filter(agree).filter_map(Replica::read_print);
-    read.any(|print| copies_of(replicas, print) >= needed)
-}
-
-/// Replicas that reported `print` for their whole set, not taken for
-/// short or silent. When it is the merge's own fingerprint, or that of a
-/// replica whose pages, all read, add up to it, each of them holds exactly
-/// those providers: their pages still on the way (or lost) bring nothing
-/// new, and any one of their pages tells it.
-fn copies_of(replicas: &[Replica], print: SetPrint) -> usize {
-    let copy = |p: &&Replica| !matches!(p.stood_in, StoodIn::Short | StoodIn::Silent) && p.print == Some(print);
-    replicas.iter().filter(copy).count()
+/// Whether the replicas an early read merged `entries` from look left by
+/// the writers: more than a fiftieth of the live entries are in their last
+/// second at every replica read (pages round the time left up, so 1 s).
+/// Where writers' refreshes arrive, only providers that stopped writing run
+/// out; where they stopped arriving, every entry runs out in turn, and the
+/// replicas, a second later, lack what a replica short by a fiftieth lacks
+/// (see `SHORT_BY`). Any one entry in its last second used to send the read
+/// to the whole lookup: after `simulations crash30-discover`'s crash the
+/// dead workers' entries ran out by the hundred, and the reads of the next
+/// ten minutes that merged one with 3 s or less left (353 of 1,940 at
+/// `--seed 2`, by a temporary print), most of them sent to the lookup, took
+/// 1.2 s at the median against 140 ms for the others. Such entries still
+/// count as live.
+fn left_by_writers(entries: &HashMap<String, SeenEntry>) -> bool {
+    let live = entries.values().filter(|e| !e.gone).count();
+    let last = entries.values().filter(|e| !e.gone && e.ttl <= Duration::from_secs(1)).count();
+    last > 0 && last * SHORT_BY > live
 }
 
 /// Merges `e` into `into` (see [`merge`]), keeping `print` the fingerprint

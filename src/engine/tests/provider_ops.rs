@@ -469,11 +469,16 @@ fn a_read_starts_before_its_lookup_ends_once_enough_replicas_deep_enough_are_kno
 /// A page whose entries are in their last second: `ttl` 1 (pages round the
 /// time left up) or 0 (older kadmesh rounded it down).
 fn last_second_page(ids: &[String], ttl: i64) -> Value {
-    let entry = |id: &String| {
-        Value::Array(vec![Value::from(id.as_str()), Value::Int(1), Value::Int(ttl), Value::Nil, Value::Bool(false)])
+    ttl_page(ids, |_| ttl)
+}
+
+/// A page of `ids`, the `i`th with `ttl(i)` seconds left.
+fn ttl_page(ids: &[String], ttl: impl Fn(usize) -> i64) -> Value {
+    let entry = |(i, id): (usize, &String)| {
+        Value::Array(vec![Value::from(id.as_str()), Value::Int(1), Value::Int(ttl(i)), Value::Nil, Value::Bool(false)])
     };
     let map = vec![
-        (Value::from("entries"), Value::Array(ids.iter().map(entry).collect())),
+        (Value::from("entries"), Value::Array(ids.iter().enumerate().map(entry).collect())),
         (Value::from("next"), Value::Nil),
         (Value::from("live"), Value::from_u64(0)),
     ];
@@ -516,6 +521,25 @@ fn an_early_read_that_meets_only_entries_in_their_last_second_looks_up_the_close
         // and the one of its k = 4 closest not read yet is read.
         assert_eq!(look_up_and_read(&mut e, Time::ZERO, &w1, None), [known(3).addr]);
         assert_eq!(live(&read_outcome(&mut e, q)), w1);
+    }
+}
+
+#[test]
+fn an_early_read_looks_up_the_closest_only_when_over_a_fiftieth_is_in_its_last_second() {
+    // Providers that died run out at every replica alike (after a crash, by
+    // the hundred); replicas the writers left let everything run out.
+    let ids: Vec<String> = (0..60).map(|i| format!("w{i:02}")).collect();
+    for (dying, falls_back) in [(1, false), (2, true)] {
+        let (mut e, q, lists) = early(PeerKind::Extended, 3);
+        for (to, id, _) in lists {
+            answer(&mut e, Time::ZERO, to, id, ttl_page(&ids, |i| if i < dying { 1 } else { 300 }));
+        }
+        let looked_up = sent_to(&mut e).iter().any(|(_, _, c)| matches!(c, Call::FindNode { .. }));
+        assert_eq!(looked_up, falls_back, "{dying} of 60 in their last second");
+        if !falls_back {
+            let r = read_outcome(&mut e, q);
+            assert_eq!((live(&r), r.stats.duration), (ids.clone(), Duration::ZERO));
+        }
     }
 }
 

@@ -38,6 +38,19 @@ fn read(
     prints: Prints,
     answers: impl Fn(usize, u32) -> bool,
 ) -> (Engine, QueryId, Vec<(SocketAddr, MessageId, Call)>) {
+    read_dying(held, prints, answers, "")
+}
+
+/// [`read`], `dying` (if held) in its last second at every replica.
+fn read_dying(
+    held: [&[String]; 3],
+    prints: Prints,
+    answers: impl Fn(usize, u32) -> bool,
+    dying: &str,
+) -> (Engine, QueryId, Vec<(SocketAddr, MessageId, Call)>) {
+    let page = |ids: &[String], next: Option<&str>, live: u64, shard: Option<Shard>| {
+        last_second(page(ids, next, live, shard), dying)
+    };
     let (mut e, q, lists) = start_read_with(small(0), |_| PeerKind::Extended, 2);
     assert_eq!(lists.len(), 3);
     let first = page(&held[0][..40], Some(held[0][39].as_str()), 400, None);
@@ -59,6 +72,21 @@ fn read(
         answer(&mut e, Time::ZERO, to, id, printed(body, prints[r]));
     }
     (e, q, left)
+}
+
+/// `page` with the entry `id`, if on it, in its last second.
+fn last_second(page: Value, id: &str) -> Value {
+    let Value::Map(mut map) = page else { unreachable!() };
+    for (k, v) in map.iter_mut() {
+        let (Value::Str(k), Value::Array(entries)) = (k, v) else { continue };
+        for e in entries.iter_mut().filter(|_| k == "entries") {
+            let Value::Array(fields) = e else { continue };
+            if fields[0] == Value::from(id) {
+                fields[2] = Value::Int(1);
+            }
+        }
+    }
+    Value::Map(map)
 }
 
 /// A set of 400, and the same with `w999` too.
@@ -141,4 +169,19 @@ fn a_copy_of_a_replica_read_to_its_end_counts_though_another_brought_more() {
     let r = read_outcome(&mut e, q);
     assert_eq!(r.entries.len(), 401, "what the third brought is merged");
     assert_eq!(r.rounds, 1);
+}
+
+#[test]
+fn a_replica_lacking_only_an_entry_in_its_last_second_is_a_copy_of_the_merge() {
+    let (all, more) = with_one_more();
+    // The first holds w999 still, in its last second; the second, read a
+    // moment later, no longer does: it answers one shard, the third nothing.
+    let answers = |r, i| r == 0 || (r == 1 && i == 0);
+    let prints = [print_of(&more), print_of(&all), None];
+    let (mut e, q, _) = read_dying([&more, &all, &all], prints, answers, "w999");
+    let r = read_outcome(&mut e, q);
+    assert_eq!((r.entries.len(), r.rounds), (401, 1), "w999 stays merged");
+    // An entry with ten minutes left that the second lacks is a write it missed.
+    let (mut e, ..) = read([&more, &all, &all], prints, answers);
+    assert!(e.poll_event().is_none(), "the second's pages are waited for");
 }

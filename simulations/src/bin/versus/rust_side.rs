@@ -20,15 +20,8 @@ use crate::plan::{Plan, SideResult};
 /// Runs `plan`; fails only when a node cannot be started.
 pub async fn run(plan: Arc<Plan>, seed: u64) -> Result<SideResult, String> {
     let base = ProcSample::now();
-    let host: IpAddr = plan.host.parse().map_err(|_| format!("plan host {:?} is not an IP address", plan.host))?;
     let timeout = Duration::from_secs_f64(plan.op_timeout_s);
-    let mut nodes = Vec::with_capacity(plan.nodes);
-    for i in 0..plan.nodes {
-        let config = Config { rng_seed: seed.wrapping_add(i as u64), ..Config::default() };
-        let node = Node::bind(SocketAddr::new(host, 0), config).await;
-        nodes.push(node.map_err(|e| format!("starting node {i} on {host}: {e}"))?);
-    }
-    let nodes = Arc::new(nodes);
+    let nodes = Arc::new(start_nodes(&plan, seed).await?);
     let (bootstrap_s, join_s) = join(&nodes, timeout).await;
     eprintln!("versus: rust: {} nodes joined in {bootstrap_s:.2} s", nodes.len());
 
@@ -83,6 +76,18 @@ pub async fn run(plan: Arc<Plan>, seed: u64) -> Result<SideResult, String> {
         rss_end_kib: end.rss_kib.unwrap_or_default(),
         label: format!("kadmesh {} (Rust)", env!("CARGO_PKG_VERSION")),
     })
+}
+
+/// Binds `plan.nodes` nodes on the plan's host, node i seeded `seed + i`.
+async fn start_nodes(plan: &Plan, seed: u64) -> Result<Vec<NodeHandle>, String> {
+    let host: IpAddr = plan.host.parse().map_err(|_| format!("plan host {:?} is not an IP address", plan.host))?;
+    let mut nodes = Vec::with_capacity(plan.nodes);
+    for i in 0..plan.nodes {
+        let config = Config { rng_seed: seed.wrapping_add(i as u64), ..Config::default() };
+        let node = Node::bind(SocketAddr::new(host, 0), config).await;
+        nodes.push(node.map_err(|e| format!("starting node {i} on {host}: {e}"))?);
+    }
+    Ok(nodes)
 }
 
 /// Indices of `find_node` and `find_value` in [`RPC_LABELS`]: a lookup's own requests.
