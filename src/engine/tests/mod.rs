@@ -232,6 +232,7 @@ mod providers;
 mod put_reuse;
 mod reach;
 mod reach_silence;
+mod relay;
 mod requests;
 mod serving;
 mod strangers;

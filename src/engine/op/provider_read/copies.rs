@@ -72,7 +72,7 @@ fn counts(p: &Replica) -> bool {
     !matches!(p.stood_in, StoodIn::Short | StoodIn::Silent)
 }
 
-/// The sums of the prints of every combination (the empty one first) of
+/// The sums of the prints of every combination (the empty one included) of
 /// the first [`NEAR_MAX`] merged entries to run out within [`NEAR_EXPIRY`],
 /// sorted: what a replica may lack of the merge and still hold the rest.
 fn near_expiry_sums(entries: &HashMap<String, SeenEntry>) -> Vec<u64> {
