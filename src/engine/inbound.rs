@@ -47,6 +47,8 @@ impl Engine {
         // The node mark (a hint anyone may forge) only gives young contacts too.
         let ours = self.inbound_node || sender.is_some_and(|s| self.peers.kind(&s) == PeerKind::Extended);
         let asker = if ours { Asker::Ours } else { Asker::Other };
+        let named = (self.inbound_node || self.inbound_client).then_some(self.svc.id);
+        let hit = |v: &Value| wire::found_value_named(v, named.as_ref());
         let reply = match call {
             Call::Ping { .. } => Some(Value::Bin(self.svc.id.0.to_vec())),
             Call::Store { sender, key, value } => {
@@ -56,10 +58,10 @@ impl Engine {
             Call::FindNode { key, .. } => self.send_neighbours(now, from, asker, id, &key, budget),
             Call::FindValue { key, .. } => match self.servable(&key, now) {
                 // A value too large for the budget: point at the closest
-                // nodes instead, as if we did not hold it.
-                Some(r) if budget.fits(HEADER_LEN + wire::encoded_len(&wire::found_value(&r.value))) => {
-                    Some(wire::found_value(&r.value))
-                }
+                // nodes instead, as if we did not hold it. A marked asker
+                // learns from the hit, as from a miss, that we speak the
+                // extensions (EXTENSIONS.md §7.1b): no hello to a holder.
+                Some(r) if budget.fits(HEADER_LEN + wire::encoded_len(&hit(&r.value))) => Some(hit(&r.value)),
                 Some(_) => {
                     self.svc.stats.replies_trimmed += 1;
                     self.send_neighbours(now, from, asker, id, &key, budget)
@@ -128,7 +130,7 @@ impl Engine {
         };
         let handout = self.svc.routing.handout(key, self.svc.config.k, now, asker, skip);
         for c in handout.check {
-            self.send_check(now, c);
+            self.check_before_handout(now, c);
         }
         let tunnels = &self.svc.tunnels;
         // A marked asker is one of ours (or says so): our id after the

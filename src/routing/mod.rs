@@ -343,9 +343,8 @@ impl RoutingTable {
                 break;
             }
             let Some(entry) = self.bucket_of_mut(&c.id).and_then(|b| b.entry_mut(&c.id)) else { continue };
-            // Only checks for our own nodes' hand-outs of contacts that
-            // answered before are budgeted (see `freshness`).
-            let budgeted = asker == Asker::Ours && entry.confirmed();
+            // Checks for our own nodes' hand-outs are budgeted (see `freshness`).
+            let budgeted = asker == Asker::Ours;
             if entry.check_due(now, asker) && (!budgeted || budget.take(now)) {
                 entry.checked = Some(now);
                 out.check.push(c);

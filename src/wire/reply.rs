@@ -50,7 +50,20 @@ pub(crate) fn ip_text(ip: IpAddr) -> String {
 
 /// The `find_value` hit: `{"value": value}`.
 pub fn found_value(value: &Value) -> Value {
-    Value::Map(vec![(Value::Str("value".to_owned()), value.clone())])
+    found_value_named(value, None)
+}
+
+/// The `find_value` hit, with `named` (our own id) under `"node"` for an
+/// asker carrying a mark (`proto-spec/EXTENSIONS.md` §7.1b), as a nodes
+/// reply names its sender after the contacts. A reader of the plain hit
+/// (Python's `response['value']`, [`parse_find_value_reply`]) takes only
+/// `"value"`.
+pub fn found_value_named(value: &Value, named: Option<&NodeId>) -> Value {
+    let mut map = vec![(Value::Str("value".to_owned()), value.clone())];
+    if let Some(id) = named {
+        map.push((Value::Str("node".to_owned()), Value::Bin(id.0.to_vec())));
+    }
+    Value::Map(map)
 }
 
 /// The `stun` reply: the caller's address as Python's socket reports it,
@@ -91,11 +104,15 @@ pub fn parse_find_node_reply(body: &Value) -> Result<Vec<Contact>, WireError> {
 /// The id a kadmesh node names after the triples of its nodes reply (a
 /// `find_node` reply or a `find_value` miss) to a request carrying our mark
 /// (`proto-spec/EXTENSIONS.md` §7.1b): the body's last element, a bare
-/// `bin 20`. [`parse_find_node_reply`] skips it like any entry that is not a
-/// contact, so a kadmesh node that predates it reads the reply unchanged.
+/// `bin 20`, or a value hit's `"node"` ([`found_value_named`]).
+/// [`parse_find_node_reply`] skips it like any entry that is not a contact,
+/// so a kadmesh node that predates it reads the reply unchanged.
 pub fn answering_node(body: &Value) -> Option<NodeId> {
-    let last = body.as_array()?.last()?;
-    NodeId::from_slice(last.as_bytes()?)
+    let name = match body {
+        Value::Map(_) => body.as_map_get("node")?,
+        _ => body.as_array()?.last()?,
+    };
+    NodeId::from_slice(name.as_bytes()?)
 }
 
 /// One `[id, ip, port]` triple, or `None` when any part is unusable.

@@ -23,14 +23,21 @@ struct Net {
     unnamed: bool,
 }
 
-/// `payload` without the name after a nodes reply's contacts, if it has one.
+/// `payload` without the name after a nodes reply's contacts, or a value
+/// hit's, if it has one.
 fn without_name(payload: &[u8]) -> Vec<u8> {
     let Ok(Datagram::Response { id, body }) = crate::wire::decode(payload) else { return payload.to_vec() };
-    let (Some(_), Value::Array(mut items)) = (crate::wire::answering_node(&body), body) else {
-        return payload.to_vec();
+    let body = match (crate::wire::answering_node(&body), body) {
+        (Some(_), Value::Array(mut items)) => {
+            items.pop();
+            Value::Array(items)
+        }
+        (Some(_), Value::Map(entries)) => {
+            Value::Map(entries.into_iter().filter(|(k, _)| k.as_str() != Some("node")).collect())
+        }
+        _ => return payload.to_vec(),
     };
-    items.pop();
-    Datagram::Response { id, body: Value::Array(items) }.encode().unwrap_or_else(|_| payload.to_vec())
+    Datagram::Response { id, body }.encode().unwrap_or_else(|_| payload.to_vec())
 }
 
 fn addr(i: usize) -> SocketAddr {
@@ -212,6 +219,7 @@ mod hand;
 mod handover;
 mod join_fill;
 mod joining;
+mod lazy_checks;
 mod leftovers;
 mod lost_return;
 mod maintenance;

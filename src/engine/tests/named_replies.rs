@@ -127,3 +127,46 @@ fn a_node_reached_by_its_url_still_says_hello_once_to_a_named_contact() {
     let Call::Other { args, .. } = hellos[0] else { unreachable!() };
     assert_eq!(args.get(1).and_then(Value::as_str), Some("https://me.tunnel.example"));
 }
+
+#[test]
+fn a_marked_asker_gets_our_id_beside_a_value_hit_and_a_stock_one_the_plain_map() {
+    let mut e = engine_with_contacts(Config::default());
+    let me = e.id();
+    let key = id_at(0, 0);
+    let store = Call::Store { sender: contact_id(0), key, value: Value::Str("v".into()) };
+    assert_eq!(reply_with_id(&mut e, MessageId([0xa0; 20]), store), Value::Bool(true));
+    let find = Call::FindValue { sender: contact_id(0), key };
+    let stock = reply_with_id(&mut e, MessageId([0xaa; 20]), find.clone());
+    let node = reply_with_id(&mut e, mark_node([0xab; 20]), find.clone());
+    let client = reply_with_id(&mut e, mark([0xac; 20]), find);
+    // Exactly the one-key map Python's kademlia returns.
+    assert_eq!(stock, crate::wire::found_value(&Value::Str("v".into())));
+    assert_eq!(answering_node(&stock), None);
+    for body in [&node, &client] {
+        assert_eq!(answering_node(body), Some(me));
+        let read = crate::wire::parse_find_value_reply(body).unwrap();
+        assert_eq!(read, crate::wire::FindValueReply::Value(Value::Str("v".into())));
+    }
+}
+
+#[test]
+fn a_value_hit_naming_its_holder_makes_it_one_of_ours_without_a_hello() {
+    for named in [true, false] {
+        let mut e = engine_knowing(Config::default(), 1);
+        let now = Time::from_secs(1);
+        e.get(now, id_at(0, 0));
+        let find_value_to = |sent: &[(SocketAddr, MessageId, Call)], to: SocketAddr| {
+            sent.iter().find(|(a, _, c)| *a == to && matches!(c, Call::FindValue { .. })).map(|(_, id, _)| *id)
+        };
+        let first = find_value_to(&sent_to(&mut e), addr(1)).expect("asked");
+        // Contact 0 points at a holder we never met.
+        let holder = newcomer(1);
+        answer(&mut e, now, addr(1), first, contacts_named(&[holder], Some(contact_id(0))));
+        let id = find_value_to(&sent_to(&mut e), holder.addr).expect("holder asked");
+        let name = named.then_some(holder.id);
+        answer(&mut e, now, holder.addr, id, crate::wire::found_value_named(&Value::Int(7), name.as_ref()));
+        let sent = sent_to(&mut e);
+        assert_eq!(e.peer_kind(&holder.id) == PeerKind::Extended, named);
+        assert_eq!(hello_went_to(&sent, holder.addr), !named, "named {named}: {sent:?}");
+    }
+}
