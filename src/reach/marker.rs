@@ -49,7 +49,7 @@ pub fn is_marked(id: &MessageId) -> bool {
 
 /// `random` with its last 4 bytes replaced by the node tag: what a kadmesh
 /// node that is not a client sends. Only a hint (anyone can forge it): it
-/// decides how a new requester is checked, never whether.
+/// decides how and when a new requester is checked, never whether.
 pub fn mark_node(random: [u8; 20]) -> MessageId {
     with_tag(NODE_DOMAIN, random)
 }

@@ -47,8 +47,9 @@
 //! would be handed out and:
 //! - it never answered, or a check of it is pending: at most every
 //!   [`UNVERIFIED_RECHECK`] (a new requester is checked as soon as it is
-//!   first seen; a check resolves within the RPC timeout, so this only
-//!   repeats a lost one);
+//!   first seen, unless the engine keeps it unchecked until now,
+//!   `Engine::check_later`, and then checks it with its hello; a check
+//!   resolves within the RPC timeout, so this only repeats a lost one);
 //! - it is young and the asker is not one of ours: once [`SETTLE`] has
 //!   passed since its first answer, so the answer settles it (a node that
 //!   answers such askers also sends this check on its own, on time, so
