@@ -164,9 +164,8 @@ impl Engine {
     /// ([`check_before_handout`](Self::check_before_handout)), as does a
     /// full bucket's eviction ping or a lookup of ours that asks it. Checked
     /// at once, every new pair of nodes cost a hello (2.6 per get in
-    /// `versus` at 1,000 nodes, of 16 requests), mostly to far contacts
-    /// never handed out before they were evicted or aged. A stock requester
-    /// (no mark) is checked at once: a stock peer is only learnt of this way.
+    /// `versus` at 1,000 nodes, of 16 requests). A stock requester (no
+    /// mark) is checked at once: a stock peer is only learnt of this way.
     fn check_later(&self, contact: &Contact) -> bool {
         let k = self.svc.config.k;
         self.inbound_node
