@@ -144,16 +144,32 @@ pub fn standing(gets: usize, wall_s: f64, rpcs: u64, requests: u64, ceiling: &Ce
     Standing { lookups_per_s, rpcs_per_lookup, requests_per_lookup, ceiling_lookups_per_s, fraction }
 }
 
+/// The most lookups per second nodes that did no work at all could reach
+/// at `s`'s requests per lookup, each request a round trip at the spread
+/// ceiling's rate, and that bound as a fraction of the one-socket ceiling
+/// (the fraction [`Standing::fraction`] is judged against).
+pub fn zero_work_bound(s: &Standing, spread: &Ceiling) -> (f64, f64) {
+    if s.requests_per_lookup <= 0.0 || s.ceiling_lookups_per_s <= 0.0 {
+        return (0.0, 0.0);
+    }
+    let lookups = spread.round_trips_per_s / s.requests_per_lookup;
+    (lookups, lookups / s.ceiling_lookups_per_s)
+}
+
 /// The lines `versus` prints about the spread ceiling: every request a
 /// node sends is one of its round trips, so requests of every kind per
-/// lookup are what it is divided by.
+/// lookup are what it is divided by. The second line bounds what any
+/// speed-up of our own code could bring, at these requests per lookup.
 pub fn report_spread(s: &Standing, c: &Ceiling, servers: usize) -> String {
     let per_s = s.lookups_per_s * s.requests_per_lookup;
     let share = if c.round_trips_per_s > 0.0 { per_s / c.round_trips_per_s } else { 0.0 };
+    let (bound, bound_fraction) = zero_work_bound(s, c);
     format!(
         "spread ceiling: {:.0} round trips/s over {servers} echo sockets (one per node); our requests of every \
-         kind made {per_s:.0} round trips/s, {share:.2} of it",
-        c.round_trips_per_s
+         kind made {per_s:.0} round trips/s, {share:.2} of it\n\
+         with no work in our code, {:.2} requests per lookup at the spread ceiling allow at most {bound:.0} \
+         lookups/s, {bound_fraction:.2} of the one-socket ceiling",
+        c.round_trips_per_s, s.requests_per_lookup
     )
 }
 
@@ -198,6 +214,22 @@ mod tests {
         let line = report_spread(&s, &c, 1000);
         assert!(line.contains("made 250000 round trips/s, 2.50 of it"), "{line}");
         assert!(line.contains("over 1000 echo sockets"), "{line}");
+    }
+
+    #[test]
+    fn the_zero_work_bound_divides_the_spread_ceiling_by_requests_per_lookup() {
+        let one = Ceiling { round_trips_per_s: 200_000.0, in_flight: 20, secs: 2.0 };
+        let spread = Ceiling { round_trips_per_s: 125_000.0, in_flight: 20, secs: 2.0 };
+        // 10 lookup RPCs and 12.5 requests per lookup: the one-socket ceiling is
+        // 20,000 lookups/s, the spread one allows 10,000 of them, half of it.
+        let s = standing(2000, 0.4, 20_000, 25_000, &one);
+        assert_eq!(zero_work_bound(&s, &spread), (10_000.0, 0.5));
+        let line = report_spread(&s, &spread, 1000);
+        assert!(
+            line.contains("12.50 requests per lookup at the spread ceiling allow at most 10000 lookups/s, 0.50 of"),
+            "{line}"
+        );
+        assert_eq!(zero_work_bound(&standing(0, 0.0, 0, 0, &one), &spread), (0.0, 0.0));
     }
 
     #[test]
